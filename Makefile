@@ -1,0 +1,43 @@
+# storecast: `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(wildcard proto/storecast/v1/*.proto)
+GENERATED := $(PROTOS:.proto=_pb2.py)
+DEV_DIR := .dev
+PKI_DIR := $(DEV_DIR)/pki
+export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
+
+.PHONY: run test bench proto pki clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# One protoc run regenerates every stub when any .proto changes.
+$(GENERATED) &: $(PROTOS) $(VENV)/.installed
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
+
+proto: $(GENERATED)
+
+$(PKI_DIR)/ca.cert.pem: | $(GENERATED)
+	$(BIN)/storecast pki --out $(PKI_DIR)
+
+pki: $(PKI_DIR)/ca.cert.pem
+
+run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
+	$(BIN)/storecast serve all
+
+test: $(GENERATED)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
+	$(BIN)/python tests/bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DEV_DIR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi

@@ -1,0 +1,77 @@
+"""API status codes of status.proto, and their trip through gRPC.
+
+A service raises `ApiFailure(ApiStatus.X, "detail")`; its gRPC server turns
+it into a gRPC status with an `ApiError` in the details (`to_rpc_status`);
+the gateway or any other caller reads it back with `from_rpc_status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+
+from storecast.v1 import status_pb2 as api_status_pb2
+
+ApiStatus = api_status_pb2.ApiStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    code: int
+    message: str
+    http_status: int
+    grpc_code: grpc.StatusCode
+
+
+def _load_status_table() -> dict[int, StatusInfo]:
+    grpc_codes = {code.value[0]: code for code in grpc.StatusCode}
+    table: dict[int, StatusInfo] = {}
+    for value in api_status_pb2.ApiStatus.DESCRIPTOR.values:
+        if value.number == 0:
+            continue
+        spec = value.GetOptions().Extensions[api_status_pb2.status]
+        table[value.number] = StatusInfo(value.number, spec.message, spec.http_status, grpc_codes[spec.grpc_code])
+    return table
+
+
+STATUS: dict[int, StatusInfo] = _load_status_table()
+
+
+class ApiFailure(Exception):
+    """A request refused with one of the contract's API status codes."""
+
+    def __init__(self, code: int, detail: str = "", http_status: int | None = None) -> None:
+        info = STATUS[code]
+        self.code = code
+        self.message = f"{info.message}: {detail}" if detail else info.message
+        self.http_status = http_status or info.http_status
+        super().__init__(self.message)
+
+    @classmethod
+    def with_message(cls, code: int, message: str) -> ApiFailure:
+        failure = cls(code)
+        failure.message = message
+        failure.args = (message,)
+        return failure
+
+
+def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
+    detail = any_pb2.Any()
+    detail.Pack(api_status_pb2.ApiError(status=failure.code, message=failure.message))
+    return status_pb2.Status(code=STATUS[failure.code].grpc_code.value[0], message=failure.message, details=[detail])
+
+
+def from_rpc_status(rpc_status: status_pb2.Status | None) -> ApiFailure | None:
+    """The ApiFailure carried in a gRPC status's details, if there is one."""
+    if rpc_status is None:
+        return None
+    for detail in rpc_status.details:
+        if detail.Is(api_status_pb2.ApiError.DESCRIPTOR):
+            error = api_status_pb2.ApiError()
+            detail.Unpack(error)
+            if error.status in STATUS:
+                return ApiFailure.with_message(error.status, error.message)
+    return None

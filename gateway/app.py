@@ -1,0 +1,165 @@
+"""The v1 REST/JSON API: each request is routed, authorized and translated into one gRPC call.
+
+Every error path ends in `error_response`; every response carries X-Request-Id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import params, routing
+from gateway.backends import Backends
+from gateway.config import GatewaySettings
+from gateway.permissions import Permissions
+from gateway.tls import client_common_name
+from storecast.status import STATUS, ApiFailure, ApiStatus
+from storecast.v1 import ingest_pb2, query_pb2, records_pb2
+
+log = logging.getLogger("storecast.gateway")
+
+JSON = "application/json"
+_CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_message": STATUS[ApiStatus.SUCCESS].message})
+
+
+def error_response(failure: ApiFailure) -> Response:
+    body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
+    return Response(body, status_code=failure.http_status, media_type=JSON)
+
+
+def results_response(records: records_pb2.Records) -> Response:
+    if records.HasField("next_from"):
+        head = b'{"status_code":1001,"status_message":"partial response","next_from":%d,"results":' % records.next_from
+        return Response(head + records.results_json + b"}", status_code=206, media_type=JSON)
+    head = b'{"status_code":1000,"status_message":"success","results":'
+    return Response(head + records.results_json + b"}", status_code=200, media_type=JSON)
+
+
+def request_id_of(scope: Scope) -> str:
+    return scope["state"]["request_id"]
+
+
+class V1Api:
+    """The /v1 tree: CONTRACT §3 order, then the category's handler."""
+
+    def __init__(self, settings: GatewaySettings, permissions: Permissions) -> None:
+        self._settings = settings
+        self._permissions = permissions
+        # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
+        self.backends: Backends
+        self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
+            ("production", "GET"): self.get_production,
+            ("production", "PUT"): self.put_production,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.handle(request)
+        except ApiFailure as failure:
+            response = error_response(failure)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
+        access = "read" if endpoint.method == "GET" else "write"
+        cn = client_common_name(request.scope)
+        if not self._permissions.allows(cn, endpoint.site_id, access):
+            who = f"certificate {cn!r}" if cn else "a request without a client certificate"
+            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{who} may not {access} site {endpoint.site_id}")
+        target = routing.check_target(endpoint)
+        handler = self._handlers.get((target.category, target.method))
+        if handler is None:
+            raise ApiFailure(ApiStatus.SERVER_ERROR)
+        return await handler(request, target)
+
+    async def read_json_body(self, request: Request) -> bytes:
+        """The body of a PUT: no query string, JSON content type, within the size limit."""
+        params.parse(request.scope["query_string"], (), "a PUT")
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != JSON:
+            raise ApiFailure(ApiStatus.INVALID_HEADER, f"Content-Type must be {JSON}, got {media_type or 'none'!r}")
+        limit = self._settings.max_body_bytes
+        too_large = ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body is larger than {limit} bytes", http_status=413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def get_production(self, request: Request, target: routing.Target) -> Response:
+        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION, "production")
+        call = query_pb2.GetProductionRequest(
+            site_id=target.site_id,
+            equipment_type=target.record_type.enum_value,
+            id=target.id,
+            range=params.interval(query, "from", "to"),
+            aggregation=params.aggregation(query),
+            period_ms=params.period_ms(query),
+        )
+        records = await self.backends.call(self.backends.query.GetProduction, call, request_id_of(request.scope))
+        return results_response(records)
+
+    async def put_production(self, request: Request, target: routing.Target) -> Response:
+        body = await self.read_json_body(request)
+        call = ingest_pb2.PutProductionRequest(
+            site_id=target.site_id, equipment_type=target.record_type.enum_value, body=body
+        )
+        await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
+        return Response(_CREATED, status_code=201, media_type=JSON)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, returns it as X-Request-Id, and turns any escaped error into 1500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("request_id=%s unexpected error", request_id)
+            if not started:
+                await error_response(ApiFailure(ApiStatus.SERVER_ERROR))(scope, receive, send_with_id)
+
+
+def create_app(settings: GatewaySettings) -> ASGIApp:
+    api = V1Api(settings, Permissions.load(settings.permissions))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        api.backends = Backends(settings)
+        yield
+        await api.backends.close()
+
+    app = Starlette(routes=[Mount("", app=api)], lifespan=lifespan)
+    return RequestIdMiddleware(app)

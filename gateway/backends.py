@@ -1,0 +1,49 @@
+"""The gateway's gRPC clients, and the way back from a gRPC status to an API error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import grpc
+from grpc_status import rpc_status
+
+from gateway.config import GatewaySettings
+from storecast.status import ApiFailure, ApiStatus, from_rpc_status
+from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc
+
+log = logging.getLogger("storecast.gateway")
+
+Reply = TypeVar("Reply")
+
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+class Backends:
+    """One channel per distinct target; in the monolithic mode all stubs share one."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._timeout = settings.grpc_timeout_s
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self.ingest = ingest_pb2_grpc.IngestStub(self._channel(settings.ingest_target))
+        self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
+
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        if target not in self._channels:
+            self._channels[target] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        return self._channels[target]
+
+    async def call(self, method: Any, request: Any, request_id: str) -> Any:
+        """Call a stub method; a refusal comes back as the service's ApiFailure."""
+        try:
+            return await method(request, timeout=self._timeout, metadata=(("x-request-id", request_id),))
+        except grpc.aio.AioRpcError as error:
+            failure = from_rpc_status(rpc_status.from_call(error))
+            if failure is not None:
+                raise failure from None
+            log.error("request_id=%s backend call failed: %s %s", request_id, error.code().name, error.details())
+            raise ApiFailure(ApiStatus.SERVER_ERROR) from None
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

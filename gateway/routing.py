@@ -1,0 +1,105 @@
+"""The v1 URL space, checked in the order of CONTRACT §3.
+
+    PUT /v1/<site_id>/production/<equipment_type>        GET .../<equipment_id>
+    PUT /v1/<site_id>/forecast/<forecast_type>           GET .../<forecast_id>
+    PUT /v1/<site_id>/commitment                         GET .../<commitment_id>
+    PUT /v1/<site_id>/tariff                             GET .../<tariff_id>
+
+`resolve` does steps 1-3 (endpoint shape 404, method 405, site_id 1104); the
+app checks the identity (403, step 4) and then calls `check_target` (1105,
+1106, 1107, step 5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from storecast.catalog import EQUIPMENT_TYPES, FORECAST_TYPES, UINT32_MAX, RecordType
+from storecast.status import ApiFailure, ApiStatus
+
+# Categories, and the types a typed category's second segment names.
+TYPED_CATEGORIES: dict[str, dict[str, RecordType]] = {"production": EQUIPMENT_TYPES, "forecast": FORECAST_TYPES}
+UNTYPED_CATEGORIES = ("commitment", "tariff")
+
+_UINT = re.compile(r"[0-9]{1,10}")
+_METHODS = {"GET": "GET", "HEAD": "GET", "PUT": "PUT"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str  # "GET" (HEAD included) or "PUT"
+    site_id: int
+    category: str
+    segments: tuple[str, ...]  # after the category, percent-decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    method: str
+    site_id: int
+    category: str
+    record_type: RecordType | None  # production and forecast only
+    id: int | None  # GET only
+
+
+def parse_uint32(text: str) -> int | None:
+    if not _UINT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= UINT32_MAX else None
+
+
+def _segment_counts(category: str) -> tuple[int, int] | None:
+    """(PUT, GET) numbers of segments after the category, or None if unknown."""
+    if category in TYPED_CATEGORIES:
+        return (1, 2)
+    if category in UNTYPED_CATEGORIES:
+        return (0, 1)
+    return None
+
+
+def resolve(method: str, raw_path: bytes) -> Endpoint:
+    raw_segments = raw_path.decode("latin-1").split("/")
+    # ["", "v1", site_id, category, ...]: 2 to 4 segments after v1, none empty.
+    if raw_segments[:2] != ["", "v1"] or not 4 <= len(raw_segments) <= 6 or "" in raw_segments[2:]:
+        raise ApiFailure(ApiStatus.INVALID_ENDPOINT, "no v1 endpoint has this path")
+    site_text, category, *rest = (unquote(s) for s in raw_segments[2:])
+    counts = _segment_counts(category)
+    if counts is not None and len(rest) not in counts:
+        raise ApiFailure(ApiStatus.INVALID_ENDPOINT, f"no {category} endpoint has this path")
+    verb = _METHODS.get(method)
+    if verb is None:
+        raise ApiFailure(ApiStatus.INVALID_METHOD, f"{method} is not allowed; use GET or PUT")
+    if counts is not None:
+        put_count, get_count = counts
+        if verb == "GET" and len(rest) == put_count:
+            raise ApiFailure(ApiStatus.INVALID_METHOD, f"this {category} endpoint takes PUT; GET needs an id")
+        if verb == "PUT" and len(rest) == get_count:
+            raise ApiFailure(ApiStatus.INVALID_METHOD, f"this {category} endpoint takes GET; PUT has no id")
+    site_id = parse_uint32(site_text)
+    if site_id is None:
+        raise ApiFailure(ApiStatus.INVALID_SITE_ID, f"site_id must be an unsigned 32-bit integer, got {site_text!r}")
+    return Endpoint(verb, site_id, category, tuple(rest))
+
+
+def check_target(endpoint: Endpoint) -> Target:
+    category, rest = endpoint.category, list(endpoint.segments)
+    counts = _segment_counts(category)
+    if counts is None:
+        known = ", ".join([*TYPED_CATEGORIES, *UNTYPED_CATEGORIES])
+        raise ApiFailure(ApiStatus.INVALID_CATEGORY, f"unknown category {category!r}; expected one of {known}")
+    record_type = None
+    if category in TYPED_CATEGORIES:
+        types = TYPED_CATEGORIES[category]
+        type_name = rest.pop(0)
+        record_type = types.get(type_name)
+        if record_type is None:
+            raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown {category} type {type_name!r}; expected one of {', '.join(types)}")
+    record_id = None
+    if rest:
+        record_id = parse_uint32(rest[0])
+        if record_id is None:
+            raise ApiFailure(ApiStatus.INVALID_ID, f"id must be an unsigned 32-bit integer, got {rest[0]!r}")
+    return Target(endpoint.method, endpoint.site_id, category, record_type, record_id)

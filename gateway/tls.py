@@ -1,0 +1,67 @@
+"""Client certificates: from the TLS connection into the ASGI scope, and out as a CN.
+
+uvicorn does not fill the ASGI TLS extension (scope["extensions"]["tls"]), so
+our HTTP protocol does: Python's ssl has already verified the certificate
+against the client CA during the handshake (CERT_OPTIONAL: an absent
+certificate passes, one that does not chain to the CA is refused), and the
+app reads the verified leaf from the scope, as the extension specifies.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class TlsHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that puts the ASGI TLS extension into every request scope."""
+
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        peer = ssl_object.getpeercert(binary_form=True)
+        self._tls = {
+            "server_cert": None,
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(peer)] if peer else [],
+            "client_cert_name": None,
+            "client_cert_error": None,
+            "tls_version": None,
+            "cipher_suite": None,
+        }
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}
+
+
+@lru_cache(maxsize=1024)
+def common_name(pem: str) -> str | None:
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def client_common_name(scope: dict[str, Any]) -> str | None:
+    """The CN of the verified client certificate, or None without one."""
+    chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+    return common_name(chain[0]) if chain else None
+
+
+def server_ssl_options(cert: str, key: str, client_ca: str) -> dict[str, Any]:
+    """uvicorn.Config TLS arguments: our certificate, client certificates optional but verified."""
+    return {
+        "ssl_certfile": cert,
+        "ssl_keyfile": key,
+        "ssl_ca_certs": client_ca,
+        "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+    }

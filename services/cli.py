@@ -1,0 +1,131 @@
+"""`storecast`: one binary, any component.
+
+    storecast serve all        ingest + query services and the gateway in one process
+                               (the embedded chDB store allows one process per directory)
+    storecast serve gateway    the REST/JSON gateway alone
+    storecast serve ingest     one gRPC service alone (likewise query)
+    storecast pki              a dev PKI and permissions file for `make run`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import grpc
+
+from services.lib.config import ServiceSettings, dev_dir
+from services.lib.rpc import Registration, serve
+from services.lib.schema import all_tables
+from services.lib.store import Store
+
+log = logging.getLogger("storecast")
+
+SERVICE_TARGETS = ("ingest", "query")
+
+# CLI flags override the environment variables of the same meaning.
+_FLAG_ENV = {
+    "store_url": "STORECAST_STORE_URL",
+    "grpc_host": "STORECAST_GRPC_HOST",
+    "grpc_port": "STORECAST_GRPC_PORT",
+    "http_host": "STORECAST_HTTP_HOST",
+    "http_port": "STORECAST_HTTP_PORT",
+    "max_records": "STORECAST_MAX_RECORDS",
+    "max_body_bytes": "STORECAST_MAX_BODY_BYTES",
+}
+
+
+def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
+    registrations = []
+    if "ingest" in targets:
+        from services.ingest.service import register as register_ingest
+
+        registrations.append(register_ingest(store))
+    if "query" in targets:
+        from services.query.service import register as register_query
+
+        registrations.append(register_query(store, settings.max_records))
+    return registrations
+
+
+def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
+    settings = ServiceSettings.from_env()
+    store = Store(settings.store_url, pool_size=settings.grpc_workers)
+    for table in all_tables():
+        store.apply(table.ddl(store.database))
+    server = serve(
+        f"{settings.grpc_host}:{settings.grpc_port}",
+        _registrations(targets, store, settings),
+        workers=settings.grpc_workers,
+        max_message_bytes=settings.max_body_bytes + 1024 * 1024,
+    )
+    return server, store
+
+
+def run_services(targets: tuple[str, ...]) -> None:
+    server, store = start_services(targets)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    log.info("draining in-flight calls")
+    server.stop(grace=30).wait()
+    store.close()
+
+
+def run_gateway(with_services: bool) -> None:
+    from gateway.config import GatewaySettings
+    from gateway.server import build_server
+
+    services = start_services(SERVICE_TARGETS) if with_services else None
+    settings = GatewaySettings.from_env()
+    log.info("gateway on https://%s:%d", settings.http_host, settings.http_port)
+    try:
+        # uvicorn drains in-flight requests on SIGTERM/SIGINT before returning.
+        asyncio.run(build_server(settings).serve())
+    finally:
+        if services is not None:
+            server, store = services
+            server.stop(grace=30).wait()
+            store.close()
+
+
+def create_pki(out: Path, permissions: Path) -> None:
+    from gateway.pki import create_dev_pki
+
+    create_dev_pki(out, permissions)
+    print(f"dev PKI in {out}, permissions in {permissions}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="storecast", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run a component")
+    serve_cmd.add_argument("target", choices=("all", "gateway", *SERVICE_TARGETS))
+    for flag in _FLAG_ENV:
+        serve_cmd.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+    pki_cmd = commands.add_parser("pki", help="create a dev PKI and permissions file")
+    pki_cmd.add_argument("--out", type=Path, default=None)
+    pki_cmd.add_argument("--permissions", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "pki":
+        create_pki(args.out or dev_dir() / "pki", args.permissions or dev_dir() / "permissions.yaml")
+        return
+    for flag, env in _FLAG_ENV.items():
+        if getattr(args, flag) is not None:
+            os.environ[env] = str(getattr(args, flag))
+    if args.target in SERVICE_TARGETS:
+        run_services((args.target,))
+    else:
+        run_gateway(with_services=args.target == "all")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The ingest service: validates and stores production records."""
+
+from __future__ import annotations
+
+import grpc
+import msgspec
+
+from services.lib import payload
+from services.lib.rpc import Registration
+from services.lib.columns import last_occurrences, take, to_columns
+from services.lib.schema import PRODUCTION_TABLES, Table
+from services.lib.store import Store
+from storecast.catalog import EQUIPMENT_BY_ENUM
+from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
+
+
+class _EquipmentWriter:
+    """Decoder and insert layout for one equipment type."""
+
+    def __init__(self, table: Table, decoder: msgspec.json.Decoder, fields: list[str]) -> None:
+        self.table = table
+        self.decoder = decoder
+        self.fields = fields
+        self.column_names = ["site_id", *fields]
+
+
+def _writers() -> dict[int, _EquipmentWriter]:
+    writers = {}
+    for enum_value, equipment in EQUIPMENT_BY_ENUM.items():
+        struct = payload.record_struct(
+            equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
+        )
+        fields = ["id", "timestamp", *(a.name for a in equipment.attributes)]
+        writers[enum_value] = _EquipmentWriter(
+            PRODUCTION_TABLES[equipment.name], payload.body_decoder(struct, equipment.table_suffix), fields
+        )
+    return writers
+
+
+class IngestService(ingest_pb2_grpc.IngestServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._writers = _writers()
+
+    def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
+        writer = self._writers.get(request.equipment_type)
+        if writer is None:
+            raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
+        records = payload.decode(writer.decoder, request.body)
+        columns = to_columns(records, writer.fields)
+        # Within one request the last occurrence of a key wins.
+        kept = last_occurrences(columns[0], columns[1])
+        if kept is not None:
+            columns = take(columns, kept)
+        rows = len(columns[0])
+        with self._store.client() as client:
+            client.insert(
+                self._store.table(writer.table.name),
+                [[request.site_id] * rows, *columns],
+                column_names=writer.column_names,
+                column_oriented=True,
+            )
+        return records_pb2.PutReply(stored=rows)
+
+
+def register(store: Store) -> Registration:
+    def add(server: grpc.Server) -> str:
+        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store), server)
+        return ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+
+    return add

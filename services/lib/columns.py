@@ -1,0 +1,30 @@
+"""Decoded records to insert columns, without touching each value twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+
+def to_columns(records: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]:
+    """One list per field, in order; one C-level attrgetter call per record."""
+    if len(fields) == 1:
+        return [[getattr(r, fields[0]) for r in records]]
+    return [list(column) for column in zip(*map(attrgetter(*fields), records))]
+
+
+def last_occurrences(*keys: list[int]) -> np.ndarray | None:
+    """Row indexes keeping only the last row of each key, or None when keys are unique."""
+    rows = len(keys[0])
+    table = np.rec.fromarrays([np.asarray(k, dtype=np.int64) for k in keys])
+    _, first_in_reversed = np.unique(table[::-1], return_index=True)
+    if len(first_in_reversed) == rows:
+        return None
+    return np.sort(rows - 1 - first_in_reversed)
+
+
+def take(columns: list[list[Any]], rows: np.ndarray) -> list[list[Any]]:
+    return [[column[i] for i in rows.tolist()] for column in columns]

@@ -1,0 +1,109 @@
+"""Decoding and validation of v1 PUT bodies, shared by every service that stores.
+
+msgspec decodes the JSON straight into typed structs built from the catalog,
+so every type, range and unknown-attribute rule is checked in C with the
+path of the offending value; this module only words the error the contract's
+way ("values[3].p: expected a number, got a string").
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
+
+from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Kind, RecordType
+from storecast.status import ApiFailure, ApiStatus
+
+Timestamp = Annotated[int, msgspec.Meta(ge=0, lt=TIMESTAMP_LIMIT_MS)]
+Uint32 = Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]
+Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+ATTRIBUTE_TYPES: dict[Kind, Any] = {Kind.FLOAT: Finite, Kind.UNSIGNED_INT: Uint32}
+
+_TYPE_WORDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a decimal number",
+    "bool": "a boolean",
+    "null": "null",
+    "array": "an array",
+    "object": "an object",
+}
+_EXPECTED_WORDS = {
+    "int": "a non-negative integer",
+    "float": "a number",
+    "float | null": "a number or null",
+    "int | null": "a non-negative integer or null",
+    "str": "a string",
+    "str | null": "a string or null",
+    "object": "an object",
+    "array": "an array",
+    "array | null": "an array",
+}
+_LOCATED = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
+_EXPECTED_GOT = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
+_CONSTRAINT = re.compile(r"^Expected `(?P<expected>[^`]+)` (?P<op>>=|<=|<|>) (?P<bound>\S+)$")
+_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]+)`$")
+
+
+def _constraint_words(expected: str, op: str, bound: str) -> str:
+    if expected.startswith("float"):
+        return "expected a finite number"
+    if bound == "0" and op == ">=":
+        return "expected a non-negative integer"
+    if bound in (str(TIMESTAMP_LIMIT_MS), str(TIMESTAMP_LIMIT_MS - 1)):
+        return f"expected a timestamp below {TIMESTAMP_LIMIT_MS} (2200-01-01T00:00:00Z)"
+    return f"expected an integer {op} {bound}"
+
+
+def describe(error: msgspec.ValidationError) -> str:
+    """"values[3].p: expected a number, got a string" from msgspec's wording."""
+    located = _LOCATED.match(str(error))
+    assert located is not None
+    what, path = located["what"], located["path"] or ""
+    if match := _EXPECTED_GOT.match(what):
+        expected = _EXPECTED_WORDS.get(match["expected"], match["expected"])
+        words = f"expected {expected}, got {_TYPE_WORDS.get(match['got'], match['got'])}"
+    elif match := _CONSTRAINT.match(what):
+        words = _constraint_words(match["expected"], match["op"], match["bound"])
+    elif match := _FIELD.match(what):
+        field = match["field"]
+        path = f"{path}.{field}" if path else field
+        words = "unknown attribute" if match["what"] == "contains unknown" else "missing required attribute"
+    elif what == "Number out of range":
+        words = "expected a finite number"
+    else:
+        words = what[0].lower() + what[1:] if what else "invalid value"
+    return f"{path}: {words}" if path else words
+
+
+def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
+    """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
+    if not body.strip():
+        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "the body is empty")
+    try:
+        decoded = decoder.decode(body)
+    except msgspec.ValidationError as error:
+        raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, describe(error)) from None
+    except msgspec.DecodeError as error:
+        raise ApiFailure(ApiStatus.PAYLOAD_ENCODING_ERROR, f"the body is not UTF-8 JSON ({error})") from None
+    if not decoded.values:
+        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
+    return decoded.values
+
+
+def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder:
+    body = msgspec.defstruct(
+        f"{name}_body", [("values", list[record_struct] | None, None)], forbid_unknown_fields=True
+    )
+    return msgspec.json.Decoder(body)
+
+
+def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: RecordType) -> type[msgspec.Struct]:
+    """A struct with the required key fields, then every attribute optional (absent = null)."""
+    attributes = [(a.name, ATTRIBUTE_TYPES[a.kind] | None, None) for a in record_type.attributes]
+    return msgspec.defstruct(name, key_fields + attributes, forbid_unknown_fields=True)

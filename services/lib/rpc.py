@@ -1,0 +1,84 @@
+"""The gRPC server every service runs in: API errors, request ids, health.
+
+Services raise `ApiFailure`; the interceptor here is the one place that turns
+it into a gRPC status carrying an `ApiError`, and any other exception into
+1500 with the cause logged under the caller's request id (never sent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from storecast.status import ApiFailure, ApiStatus, to_rpc_status
+
+log = logging.getLogger("storecast.rpc")
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def request_id_of(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata():
+        if key == REQUEST_ID_KEY:
+            return str(value)
+    return "-"
+
+
+class ApiErrorInterceptor(grpc.ServerInterceptor):
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+        method = handler_call_details.method
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return behavior(request, context)
+            except ApiFailure as failure:
+                context.abort_with_status(rpc_status.to_status(to_rpc_status(failure)))
+            except Exception:
+                log.exception("request_id=%s method=%s failed", request_id_of(context), method)
+                context.abort_with_status(rpc_status.to_status(to_rpc_status(ApiFailure(ApiStatus.SERVER_ERROR))))
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", -1),
+    ]
+
+
+# A registration adds one servicer to the server and names it for health checks.
+Registration = Callable[[grpc.Server], str]
+
+
+def serve(address: str, registrations: Iterable[Registration], *, workers: int, max_message_bytes: int) -> grpc.Server:
+    """Start a server with the given services, all reported SERVING."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=[ApiErrorInterceptor()],
+        options=message_size_options(max_message_bytes),
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [register(server) for register in registrations]
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    for name in names + [""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC %s listening on %s", ", ".join(names), address)
+    return server

@@ -1,0 +1,55 @@
+"""Validation of a read's time range and aggregation, shared by every reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storecast.catalog import TIMESTAMP_LIMIT_MS
+from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import records_pb2
+
+AGGREGATE_FUNCTIONS = {records_pb2.MIN: "min", records_pb2.MAX: "max", records_pb2.AVG: "avg"}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """[start, end[ (both None: unbounded), and the aggregation (None: raw records)."""
+
+    start: int | None
+    end: int | None
+    function: str | None
+    period_ms: int | None
+
+
+def check_timestamp(value: int, code: int, name: str) -> None:
+    if not 0 <= value < TIMESTAMP_LIMIT_MS:
+        raise ApiFailure(code, f"{name} must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}[, got {value}")
+
+
+def check_window(
+    range_: records_pb2.Interval | None, aggregation: int, period_ms: int | None
+) -> Window:
+    start = end = None
+    if range_ is not None:
+        check_timestamp(range_.start_ms, ApiStatus.INVALID_FROM, "from")
+        check_timestamp(range_.end_ms, ApiStatus.INVALID_TO, "to")
+        if range_.start_ms >= range_.end_ms:
+            raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "from must be lower than to")
+        start, end = range_.start_ms, range_.end_ms
+    if aggregation != records_pb2.AGGREGATION_UNSPECIFIED and aggregation not in AGGREGATE_FUNCTIONS:
+        raise ApiFailure(ApiStatus.INVALID_AGG, f"unknown aggregation {aggregation}")
+    if period_ms is not None and period_ms <= 0:
+        raise ApiFailure(ApiStatus.INVALID_PERIOD, "period must be positive")
+    function = AGGREGATE_FUNCTIONS.get(aggregation)
+    if function is not None:
+        if range_ is None:
+            raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "agg needs from and to")
+        if period_ms is None:
+            raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "agg needs period")
+    elif period_ms is not None:
+        raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "period needs agg")
+    return Window(start, end, function, period_ms)
+
+
+def record_limit(requested: int, cap: int) -> int:
+    return min(requested, cap) if requested else cap

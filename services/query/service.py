@@ -1,0 +1,95 @@
+"""The query service: production records over a range, raw or aggregated."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.lib.render import json_array, json_object, json_value
+from services.lib.rpc import Registration
+from services.lib.schema import PRODUCTION_TABLES
+from services.lib.store import Store
+from services.lib.window import Window, check_window, record_limit
+from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
+from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
+
+_KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
+_RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
+
+
+def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
+    """One JSON record per line, ascending by timestamp, at most `limit` lines."""
+    where = _KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
+    head = [("timestamp", "toString(timestamp)"), ("id", "toString(id)")]
+    if window.function is None:
+        record = json_object(head + [(a.name, json_value(f"`{a.name}`", a.kind)) for a in equipment.attributes])
+        return f"SELECT {record} FROM {table} FINAL WHERE {where} ORDER BY timestamp LIMIT {limit}"
+    # Buckets [k*period, (k+1)*period[ aligned to the epoch; avg of an integer is a float.
+    aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
+    record = json_object(
+        [("timestamp", "toString(bucket)"), ("id", "toString(record_id)")]
+        + [
+            (a.name, json_value(f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind))
+            for a in equipment.attributes
+        ]
+    )
+    return (
+        f"SELECT {record} FROM ("
+        f"SELECT intDiv(timestamp, {window.period_ms}) * {window.period_ms} AS bucket, any(id) AS record_id, {aggregates}"
+        f" FROM {table} FINAL WHERE {where} GROUP BY bucket ORDER BY bucket LIMIT {limit}"
+        f") ORDER BY bucket"
+    )
+
+
+def leading_timestamp(record_line: bytes) -> int:
+    """The timestamp of a rendered record, which always comes first: {"timestamp":N,...}."""
+    return int(record_line[record_line.index(b":") + 1 : record_line.index(b",")])
+
+
+class QueryService(query_pb2_grpc.QueryServicer):
+    def __init__(self, store: Store, max_records: int) -> None:
+        self._store = store
+        self._max_records = max_records
+
+    def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
+        if equipment is None:
+            raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
+        window = check_window(
+            request.range if request.HasField("range") else None,
+            request.aggregation,
+            request.period_ms if request.HasField("period_ms") else None,
+        )
+        limit = record_limit(request.max_records, self._max_records)
+        table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
+        parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
+        with self._store.client() as client:
+            # One row more than the limit tells whether the response is partial.
+            lines = client.raw_query(production_sql(table, equipment, window, limit + 1), parameters, fmt="TabSeparatedRaw")
+            count = lines.count(b"\n")
+            if count == 0:
+                self._check_id_known(client, table, request)
+        next_from = None
+        if count > limit:
+            cut = lines.rindex(b"\n", 0, len(lines) - 1) + 1
+            next_from = leading_timestamp(lines[cut:])
+            lines, count = lines[:cut], limit
+        return records_pb2.Records(results_json=json_array(lines), count=count, next_from=next_from)
+
+    @staticmethod
+    def _check_id_known(client, table: str, request: query_pb2.GetProductionRequest) -> None:
+        known = client.raw_query(
+            f"SELECT 1 FROM {table} WHERE {_KEY_FILTER} LIMIT 1",
+            {"site_id": request.site_id, "id": request.id},
+            fmt="TabSeparatedRaw",
+        )
+        if not known:
+            raise ApiFailure(ApiStatus.INVALID_ID, f"no record of id {request.id} was ever stored for this site and type")
+
+
+def register(store: Store, max_records: int) -> Registration:
+    def add(server: grpc.Server) -> str:
+        query_pb2_grpc.add_QueryServicer_to_server(QueryService(store, max_records), server)
+        return query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
+
+    return add

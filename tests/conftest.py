@@ -1,0 +1,187 @@
+"""A real storecast for the tests: `storecast serve all` as a subprocess, on the
+embedded ClickHouse engine, behind real TLS with certificates made here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from gateway import pki
+
+# Certificates the tests present, by name: (CN, sites, access) for those with permissions.
+CLIENTS = {
+    "admin": ("*", ["read", "write"]),
+    "reader": ("*", ["read"]),
+    "site100": ([100], ["read", "write"]),
+    "writer-only": ("*", ["write"]),
+}
+MAX_RECORDS = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Pki:
+    directory: Path
+    ca: Path
+
+    def cert(self, name: str) -> tuple[str, str]:
+        return str(self.directory / f"{name}.cert.pem"), str(self.directory / f"{name}.key.pem")
+
+
+@pytest.fixture(scope="session")
+def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = pki.new_ca("storecast test CA")
+    ca.write(directory, "ca")
+    pki.issue(ca, "localhost", client=False, server_names=("localhost", "127.0.0.1")).write(directory, "server")
+    for name in CLIENTS:
+        pki.issue(ca, name).write(directory, name)
+    # Known to nobody, though signed by the right CA.
+    pki.issue(ca, "stranger").write(directory, "stranger")
+    now = dt.datetime.now(dt.timezone.utc)
+    pki.issue(ca, "admin", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)).write(
+        directory, "expired-admin"
+    )
+    other_ca = pki.new_ca("another CA")
+    pki.issue(other_ca, "admin").write(directory, "other-ca-admin")
+    (directory / "permissions.yaml").write_text(pki.permissions_yaml(CLIENTS))
+    return Pki(directory, directory / "ca.cert.pem")
+
+
+@dataclass
+class Storecast:
+    base_url: str
+    grpc_target: str
+    pki: Pki
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def ssl_context(self, name: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki.ca))
+        if name is not None:
+            context.load_cert_chain(*self.pki.cert(name))
+        return context
+
+    def client(self, name: str | None = "admin") -> httpx.Client:
+        """An HTTPS client presenting the named certificate (None: no certificate)."""
+        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(name), timeout=60)
+
+
+def wait_until_serving(url: str, ca: Path, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"storecast exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url, verify=ssl.create_default_context(cafile=str(ca)), timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"storecast did not start in {timeout_s}s:\n{log.read_text()}")
+
+
+def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | None = None) -> Storecast:
+    http_port, grpc_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "STORECAST_STORE_URL": f"chdb://{directory / 'store'}",
+        "STORECAST_HTTP_PORT": str(http_port),
+        "STORECAST_GRPC_PORT": str(grpc_port),
+        "STORECAST_TLS_CERT": str(test_pki.directory / "server.cert.pem"),
+        "STORECAST_TLS_KEY": str(test_pki.directory / "server.key.pem"),
+        "STORECAST_TLS_CLIENT_CA": str(test_pki.ca),
+        "STORECAST_PERMISSIONS": str(test_pki.directory / "permissions.yaml"),
+        "STORECAST_MAX_RECORDS": str(MAX_RECORDS),
+        "STORECAST_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        **(extra_env or {}),
+    }
+    log = directory / "storecast.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "all"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"https://localhost:{http_port}"
+    wait_until_serving(base_url, test_pki.ca, process, log)
+    return Storecast(base_url, f"127.0.0.1:{grpc_port}", test_pki, process, log)
+
+
+def stop_storecast(storecast: Storecast) -> None:
+    storecast.process.terminate()
+    try:
+        storecast.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        storecast.process.kill()
+        storecast.process.wait()
+
+
+@pytest.fixture(scope="session")
+def storecast(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[Storecast]:
+    instance = start_storecast(tmp_path_factory.mktemp("storecast"), test_pki)
+    yield instance
+    stop_storecast(instance)
+    assert instance.process.returncode == 0, instance.log.read_text()
+
+
+@pytest.fixture(scope="session")
+def admin(storecast: Storecast) -> Iterator[httpx.Client]:
+    with storecast.client("admin") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def grpc_channel(storecast: Storecast) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(storecast.grpc_target) as channel:
+        yield channel
+
+
+_site_counter = iter(range(10_000, 4_000_000_000))
+
+
+@pytest.fixture
+def site() -> int:
+    """A site id no other test writes to, so tests share one server without sharing data."""
+    return next(_site_counter)
+
+
+def put(client: httpx.Client, path: str, values: list[dict]) -> httpx.Response:
+    return client.put(path, json={"values": values})
+
+
+def assert_error(response: httpx.Response, http_status: int, code: int, *fragments: str) -> None:
+    assert response.status_code == http_status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status_code"] == code, body
+    assert "results" not in body
+    for fragment in fragments:
+        assert fragment in body["status_message"], body
+
+
+OkCheck = Callable[[httpx.Response], dict]
+
+
+def ok(response: httpx.Response, http_status: int = 200) -> dict:
+    assert response.status_code == http_status, response.text
+    body = response.json()
+    assert body["status_code"] == (1000 if http_status in (200, 201) else 1001), body
+    return body

@@ -10,7 +10,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.tls import TlsHttpProtocol, server_ssl_options
+from gateway.tls import GatewayHttpProtocol, server_ssl_options
 
 
 class GatewayServer(uvicorn.Server):
@@ -33,7 +33,7 @@ def build_server(settings: GatewaySettings) -> uvicorn.Server:
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
-        http=TlsHttpProtocol,
+        http=GatewayHttpProtocol,
         lifespan="on",
         log_level="warning",
         access_log=False,

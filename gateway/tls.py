@@ -10,16 +10,22 @@ app reads the verified leaf from the scope, as the extension specifies.
 from __future__ import annotations
 
 import ssl
+import uuid
 from functools import lru_cache
 from typing import Any
 
+import httptools
+import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from storecast.status import STATUS, ApiStatus
 
-class TlsHttpProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that puts the ASGI TLS extension into every request scope."""
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that puts the ASGI TLS extension into every request scope,
+    and answers requests the HTTP parser refuses in the API's JSON envelope."""
 
     _tls: dict[str, Any] | None = None
 
@@ -42,6 +48,32 @@ class TlsHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._tls is not None:
             self.scope["extensions"] = {"tls": self._tls}
+
+    def data_received(self, data: bytes) -> None:
+        # As uvicorn's, but llhttp refuses methods it does not know (e.g. "FOO")
+        # before the app sees them, and the contract wants 405/1102 for those.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            method = data.split(b" ", 1)[0][:32]
+            named = method.decode("ascii") if method.isalpha() else "the request method"
+            self._refuse(ApiStatus.INVALID_METHOD, f"{named} is not allowed; use GET or PUT")
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()  # the API has no WebSocket
+        except httptools.HttpParserError:
+            self._refuse(ApiStatus.INVALID_HEADER, "malformed HTTP request")
+
+    def _refuse(self, code: int, detail: str) -> None:
+        info = STATUS[code]
+        body = msgspec.json.encode({"status_code": code, "status_message": f"{info.message}: {detail}"})
+        head = (
+            f"HTTP/1.1 {info.http_status} {'Method Not Allowed' if info.http_status == 405 else 'Bad Request'}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"x-request-id: {uuid.uuid4().hex}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("ascii") + body)
+        self.transport.close()
 
 
 @lru_cache(maxsize=1024)

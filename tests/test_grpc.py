@@ -1,0 +1,94 @@
+"""Internal callers over gRPC get the validation REST callers get, and health checks."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from storecast.status import from_rpc_status
+from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2
+
+T0 = 1_535_104_800_000
+
+
+def api_error(call: object) -> tuple[grpc.StatusCode, int, str]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    error = raised.value
+    failure = from_rpc_status(rpc_status.from_call(error))
+    assert failure is not None, error
+    return error.code(), failure.code, failure.message
+
+
+def test_every_service_reports_serving(grpc_channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(grpc_channel)
+    for service in ("", "storecast.v1.Ingest", "storecast.v1.Query"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_put_and_get_over_grpc(grpc_channel: grpc.Channel, site: int) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    query = query_pb2_grpc.QueryStub(grpc_channel)
+    body = b'{"values":[{"timestamp":%d,"id":5,"t":21.5},{"timestamp":%d,"id":5}]}' % (T0, T0 + 1)
+    reply = ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, body=body), timeout=30)
+    assert reply.stored == 2
+    records = query.GetProduction(query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, id=5), timeout=30)
+    assert records.count == 2 and not records.HasField("next_from")
+    assert records.results_json == b'[{"timestamp":%d,"id":5,"t":21.5},{"timestamp":%d,"id":5,"t":null}]' % (T0, T0 + 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "fragment"),
+    [
+        (b"", 1302, "empty"),
+        (b"{", 1301, ""),
+        (b'{"values":[{"timestamp":1,"id":1,"t":"hot"}]}', 1303, "values[0].t: expected a number"),
+        (b'{"values":[{"timestamp":1,"id":1},{"timestamp":1,"id":1,"zz":1}]}', 1303, "values[1].zz: unknown attribute"),
+    ],
+)
+def test_ingest_validation_over_grpc(grpc_channel: grpc.Channel, body: bytes, code: int, fragment: str) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    request = ingest_pb2.PutProductionRequest(site_id=1, equipment_type=catalog_pb2.THERMOMETER, body=body)
+    status, api_code, message = api_error(lambda: ingest.PutProduction(request, timeout=30))
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert api_code == code and fragment in message
+
+
+def test_unknown_equipment_type_over_grpc(grpc_channel: grpc.Channel) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    request = ingest_pb2.PutProductionRequest(site_id=1, equipment_type=99, body=b'{"values":[{"timestamp":1,"id":1}]}')
+    assert api_error(lambda: ingest.PutProduction(request, timeout=30))[1] == 1106
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"range": records_pb2.Interval(start_ms=-1, end_ms=5)}, 1201),
+        ({"range": records_pb2.Interval(start_ms=1, end_ms=7_258_118_400_000)}, 1202),
+        ({"range": records_pb2.Interval(start_ms=5, end_ms=5)}, 1200),
+        ({"aggregation": records_pb2.AVG}, 1200),
+        ({"aggregation": records_pb2.AVG, "range": records_pb2.Interval(start_ms=1, end_ms=5)}, 1200),
+        ({"period_ms": 60_000}, 1200),
+        ({"aggregation": 42, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": 1}, 1205),
+        ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": 0}, 1206),
+        ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": -5}, 1206),
+        ({"equipment_type": 0}, 1106),
+        ({"id": 987654}, 1107),
+    ],
+)
+def test_query_validation_over_grpc(grpc_channel: grpc.Channel, fields: dict, code: int) -> None:
+    query = query_pb2_grpc.QueryStub(grpc_channel)
+    request = query_pb2.GetProductionRequest(**{"site_id": 1, "equipment_type": catalog_pb2.METER, "id": 1, **fields})
+    assert api_error(lambda: query.GetProduction(request, timeout=30))[1] == code
+
+
+def test_max_records_per_call_is_capped_by_the_server(grpc_channel: grpc.Channel, site: int) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    query = query_pb2_grpc.QueryStub(grpc_channel)
+    body = b'{"values":[%s]}' % b",".join(b'{"timestamp":%d,"id":1,"value":%d}' % (T0 + i, i) for i in range(10))
+    ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, body=body), timeout=30)
+    records = query.GetProduction(query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, id=1, max_records=3), timeout=30)
+    assert records.count == 3 and records.next_from == T0 + 3

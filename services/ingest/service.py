@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import grpc
 import msgspec
+import numpy as np
 
-from services.lib import payload
+from services.lib import native, payload
 from services.lib.rpc import Registration
 from services.lib.columns import last_occurrences, take, to_columns
 from services.lib.schema import PRODUCTION_TABLES, Table
@@ -22,6 +23,8 @@ class _EquipmentWriter:
         self.table = table
         self.decoder = decoder
         self.fields = fields
+        types = {column.name: column.type for column in table.columns}
+        self.field_types = [types[field] for field in fields]
         self.column_names = ["site_id", *fields]
 
 
@@ -54,13 +57,11 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if kept is not None:
             columns = take(columns, kept)
         rows = len(columns[0])
+        data = native.block(
+            [("site_id", "UInt32", np.full(rows, request.site_id, dtype=np.uint32)), *zip(writer.fields, writer.field_types, columns)]
+        )
         with self._store.client() as client:
-            client.insert(
-                self._store.table(writer.table.name),
-                [[request.site_id] * rows, *columns],
-                column_names=writer.column_names,
-                column_oriented=True,
-            )
+            client.raw_insert(self._store.table(writer.table.name), writer.column_names, data, fmt="Native")
         return records_pb2.PutReply(stored=rows)
 
 

@@ -106,4 +106,5 @@ def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json
 def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: RecordType) -> type[msgspec.Struct]:
     """A struct with the required key fields, then every attribute optional (absent = null)."""
     attributes = [(a.name, ATTRIBUTE_TYPES[a.kind] | None, None) for a in record_type.attributes]
-    return msgspec.defstruct(name, key_fields + attributes, forbid_unknown_fields=True)
+    # gc=False: thousands of records per body need no cycle tracking.
+    return msgspec.defstruct(name, key_fields + attributes, forbid_unknown_fields=True, gc=False)

@@ -14,34 +14,42 @@ from dataclasses import dataclass
 
 from storecast.catalog import EQUIPMENT_TYPES, Kind, RecordType
 
-ATTRIBUTE_COLUMN_TYPES = {
-    Kind.FLOAT: "Nullable(Float64) CODEC(Gorilla, ZSTD(1))",
-    Kind.UNSIGNED_INT: "Nullable(UInt32) CODEC(ZSTD(1))",
-}
+ATTRIBUTE_COLUMN_TYPES = {Kind.FLOAT: "Nullable(Float64)", Kind.UNSIGNED_INT: "Nullable(UInt32)", Kind.STRING: "String"}
+# ZSTD(1) compresses telemetry well at a fraction of Gorilla's insert cost.
+VALUE_CODEC = "ZSTD(1)"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+    codec: str = VALUE_CODEC
+
+    def definition(self) -> str:
+        return f"`{self.name}` {self.type} CODEC({self.codec})"
 
 
 @dataclass(frozen=True, slots=True)
 class Table:
     name: str
-    # (column name, ClickHouse type with codec)
-    key_columns: tuple[tuple[str, str], ...]
-    value_columns: tuple[tuple[str, str], ...]
+    key_columns: tuple[Column, ...]
+    value_columns: tuple[Column, ...]
     order_by: tuple[str, ...]
 
     @property
-    def columns(self) -> tuple[tuple[str, str], ...]:
+    def columns(self) -> tuple[Column, ...]:
         return self.key_columns + self.value_columns
 
     def ddl(self, database: str) -> list[str]:
         """CREATE the table, then ADD any column a newer catalog declares."""
-        columns = ",\n  ".join(f"`{name}` {type_}" for name, type_ in self.columns)
+        columns = ",\n  ".join(column.definition() for column in self.columns)
         statements = [
             f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n  {columns}\n)"
             f" ENGINE = ReplacingMergeTree ORDER BY ({', '.join(self.order_by)})"
         ]
         statements += [
-            f"ALTER TABLE {database}.{self.name} ADD COLUMN IF NOT EXISTS `{name}` {type_}"
-            for name, type_ in self.value_columns
+            f"ALTER TABLE {database}.{self.name} ADD COLUMN IF NOT EXISTS {column.definition()}"
+            for column in self.value_columns
         ]
         return statements
 
@@ -50,11 +58,11 @@ def production_table(equipment: RecordType) -> Table:
     return Table(
         name=f"production_{equipment.table_suffix}",
         key_columns=(
-            ("site_id", "UInt32"),
-            ("id", "UInt32"),
-            ("timestamp", "Int64 CODEC(DoubleDelta, ZSTD(1))"),
+            Column("site_id", "UInt32", "LZ4"),
+            Column("id", "UInt32", "LZ4"),
+            Column("timestamp", "Int64", "DoubleDelta, ZSTD(1)"),
         ),
-        value_columns=tuple((a.name, ATTRIBUTE_COLUMN_TYPES[a.kind]) for a in equipment.attributes),
+        value_columns=tuple(Column(a.name, ATTRIBUTE_COLUMN_TYPES[a.kind]) for a in equipment.attributes),
         order_by=("site_id", "id", "timestamp"),
     )
 

@@ -16,8 +16,11 @@ def to_columns(records: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]
 
 def last_occurrences(*keys: list[int]) -> np.ndarray | None:
     """Row indexes keeping only the last row of each key, or None when keys are unique."""
-    rows = len(keys[0])
-    table = np.rec.fromarrays([np.asarray(k, dtype=np.int64) for k in keys])
+    arrays = [np.asarray(k, dtype=np.int64) for k in keys]
+    if _strictly_ascending(arrays):
+        return None  # the usual body: one equipment's records in time order
+    rows = len(arrays[0])
+    table = np.rec.fromarrays(arrays)
     _, first_in_reversed = np.unique(table[::-1], return_index=True)
     if len(first_in_reversed) == rows:
         return None
@@ -26,3 +29,14 @@ def last_occurrences(*keys: list[int]) -> np.ndarray | None:
 
 def take(columns: list[list[Any]], rows: np.ndarray) -> list[list[Any]]:
     return [[column[i] for i in rows.tolist()] for column in columns]
+
+
+def _strictly_ascending(keys: list[np.ndarray]) -> bool:
+    """Whether the rows' key tuples strictly increase, hence are unique."""
+    ascending = np.zeros(len(keys[0]) - 1, dtype=bool)
+    tied = np.ones(len(keys[0]) - 1, dtype=bool)
+    for key in keys:
+        step = np.diff(key)
+        ascending |= tied & (step > 0)
+        tied &= step == 0
+    return bool(ascending.all())

@@ -1,6 +1,6 @@
 """SQL that makes ClickHouse render v1 JSON records itself.
 
-Results leave the engine as finished JSON text, one record per line, so a
+Results leave the engine as a finished JSON array, one record per line, so a
 GET turns no value into a Python object. Floats always carry a decimal point
 or an exponent (100.0, not 100) so that typed clients see floats as floats;
 unsigned integers are plain integers; absent values are null.
@@ -9,11 +9,12 @@ unsigned integers are plain integers; absent values are null.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from storecast.catalog import Kind
 
 # toString() of a Float64 switches to exponent notation from 1e21 on.
-_FLOAT_JSON = "ifNull(if({x} = trunc({x}) AND abs({x}) < 1e21, concat(toString({x}), '.0'), toString({x})), 'null')"
+_FLOAT_JSON = "ifNull(concat(toString({x}), if({x} = trunc({x}) AND abs({x}) < 1e21, '.0', '')), 'null')"
 _INT_JSON = "ifNull(toString({x}), 'null')"
 _STRING_JSON = "toJSONString({x})"
 
@@ -42,6 +43,30 @@ def json_string(sql: str) -> str:
     return _STRING_JSON.format(x=sql)
 
 
-def json_array(lines: bytes) -> bytes:
-    """The JSON array of records given one per line (TabSeparatedRaw output)."""
-    return b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]"
+# Output settings under which a query of one String column (a rendered record
+# per row) comes back as the JSON array of those records, one per line.
+JSON_ARRAY_FORMAT = "CustomSeparated"
+JSON_ARRAY_SETTINGS = {
+    "format_custom_escaping_rule": "Raw",
+    "format_custom_result_before_delimiter": "[",
+    "format_custom_row_after_delimiter": "",
+    "format_custom_row_between_delimiter": ",\n",
+    "format_custom_result_after_delimiter": "]",
+}
+_BETWEEN = b",\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedArray:
+    results: bytes  # a JSON array
+    count: int
+    first_left_out: bytes | None  # the record after the cut, if the array was cut
+
+
+def limit_array(array: bytes, limit: int) -> RenderedArray:
+    """At most `limit` records of a rendered array (queried with LIMIT limit + 1)."""
+    count = array.count(_BETWEEN) + 1 if len(array) > 2 else 0
+    if count <= limit:
+        return RenderedArray(array, count, None)
+    cut = array.rindex(_BETWEEN)
+    return RenderedArray(array[:cut] + b"]", limit, array[cut + len(_BETWEEN) : -1])

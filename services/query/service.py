@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.render import json_array, json_object, json_value
+from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, json_object, json_value, limit_array
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.store import Store
@@ -18,7 +18,7 @@ _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 
 
 def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
-    """One JSON record per line, ascending by timestamp, at most `limit` lines."""
+    """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
     where = _KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
     head = [("timestamp", "toString(timestamp)"), ("id", "toString(id)")]
     if window.function is None:
@@ -64,17 +64,13 @@ class QueryService(query_pb2_grpc.QueryServicer):
         table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
         parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
         with self._store.client() as client:
-            # One row more than the limit tells whether the response is partial.
-            lines = client.raw_query(production_sql(table, equipment, window, limit + 1), parameters, fmt="TabSeparatedRaw")
-            count = lines.count(b"\n")
-            if count == 0:
+            # One record more than the limit tells whether the response is partial.
+            sql = production_sql(table, equipment, window, limit + 1)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
+            if rendered.count == 0:
                 self._check_id_known(client, table, request)
-        next_from = None
-        if count > limit:
-            cut = lines.rindex(b"\n", 0, len(lines) - 1) + 1
-            next_from = leading_timestamp(lines[cut:])
-            lines, count = lines[:cut], limit
-        return records_pb2.Records(results_json=json_array(lines), count=count, next_from=next_from)
+        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
+        return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
 
     @staticmethod
     def _check_id_known(client, table: str, request: query_pb2.GetProductionRequest) -> None:

@@ -13,10 +13,10 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import params, routing
+from gateway import openapi, params, routing
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
 from gateway.permissions import Permissions
@@ -152,6 +152,19 @@ class RequestIdMiddleware:
                 await error_response(ApiFailure(ApiStatus.SERVER_ERROR))(scope, receive, send_with_id)
 
 
+def openapi_route() -> Route:
+    """GET /openapi.json, the document built once. No client certificate is asked for:
+    it describes the public contract and holds no site's data, and a client needs it
+    before it has been granted any site. Other methods fall through to the v1 tree,
+    which answers 404 (1101) as for any path outside it."""
+    document = msgspec.json.encode(openapi.build_document())
+
+    async def serve(request: Request) -> Response:
+        return Response(document, media_type=JSON)
+
+    return Route("/openapi.json", serve, methods=["GET"])
+
+
 def create_app(settings: GatewaySettings) -> ASGIApp:
     api = V1Api(settings, Permissions.load(settings.permissions))
 
@@ -161,5 +174,5 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
         yield
         await api.backends.close()
 
-    app = Starlette(routes=[Mount("", app=api)], lifespan=lifespan)
+    app = Starlette(routes=[openapi_route(), Mount("", app=api)], lifespan=lifespan)
     return RequestIdMiddleware(app)

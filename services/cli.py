@@ -88,7 +88,8 @@ def run_gateway(with_services: bool) -> None:
 
     services = start_services(SERVICE_TARGETS) if with_services else None
     settings = GatewaySettings.from_env()
-    log.info("gateway on https://%s:%d", settings.http_host, settings.http_port)
+    url = f"https://{settings.http_host}:{settings.http_port}"
+    log.info("gateway on %s, OpenAPI document: %s/openapi.json", url, url)
     try:
         # uvicorn drains in-flight requests on SIGTERM/SIGINT before returning.
         asyncio.run(build_server(settings).serve())

@@ -1,0 +1,548 @@
+"""The OpenAPI 3.1 document of the v1 API, generated from the catalog and the status table.
+
+Every equipment and forecast type gets paths of its own
+(PUT /v1/{site_id}/production/meter-3p, GET .../meter-3p/{equipment_id}),
+made in a loop, rather than one path with an enum parameter: each operation
+then has the exact schema of its type's records, which is what generated
+clients and fuzzers need. Nothing here names a type, an attribute or an error
+message; they all come from catalog.proto and status.proto, so the document
+follows them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from gateway import params
+from storecast.catalog import (
+    COMMITMENT,
+    EQUIPMENT_TYPES,
+    FORECAST_TYPES,
+    TARIFF,
+    TIMESTAMP_LIMIT_MS,
+    UINT32_MAX,
+    Attribute,
+    Kind,
+    RecordType,
+)
+from storecast.status import STATUS, ApiStatus
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+# The time of the reference's own examples.
+EXAMPLE_TIMESTAMP = 1_535_104_800_000
+_EXAMPLE_PERIOD_MS = 30 * 60 * 1000
+_EXAMPLE_NUMBERS = {Kind.FLOAT: 1.5, Kind.UNSIGNED_INT: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    name: str
+    # The GET path's last parameter, named as in the reference.
+    id_parameter: str
+    # What a stored item is keyed by besides its attributes: a production
+    # record's timestamp and id, a vector's creation time and id.
+    key: tuple[str, ...]
+    vector: bool
+    # The GET's query parameters, by the names gateway.params parses.
+    query: tuple[str, ...]
+    # What a PUT does to what is stored, and what a GET returns (CONTRACT §5, §7).
+    writing: str
+    reading: str
+
+
+_VECTOR_WRITING = (
+    "A vector replaces the whole vector stored with the same creation_timestamp and id; no period of the old one"
+    " survives."
+)
+_VECTOR_READING = (
+    "The most recent vector (greatest creation_timestamp); with generated-after and generated-before, the most recent"
+    " created in [generated-after, generated-before[, or with generate-all=true all of those, ascending. `from` and"
+    " `to` then keep the periods in [from, to[."
+)
+PRODUCTION = Category(
+    "production",
+    "equipment_id",
+    ("timestamp", "id"),
+    False,
+    params.RANGE + params.AGGREGATION,
+    "A record replaces the one stored with the same timestamp and id; within a request the last occurrence wins.",
+    "The equipment's records in [from, to[ (all without them), ascending by timestamp, each with every attribute of"
+    " its type (null when never given).",
+)
+FORECAST = Category(
+    "forecast",
+    "forecast_id",
+    ("creation_timestamp", "id"),
+    True,
+    params.RANGE + params.AGGREGATION + params.VINTAGE,
+    _VECTOR_WRITING,
+    _VECTOR_READING,
+)
+COMMITMENTS = Category(
+    "commitment", "commitment_id", ("creation_timestamp", "id"), True, FORECAST.query, _VECTOR_WRITING, _VECTOR_READING
+)
+TARIFFS = Category(
+    "tariff",
+    "tariff_id",
+    ("id",),
+    True,
+    params.RANGE,
+    "Each period is added to the tariff, or replaces its period at the same timestamp; the tariff's other periods"
+    " stay as they were.",
+    "The periods in force during [from, to[: the last one starting at or before `from`, and every one starting in"
+    " ]from, to[; without `from` and `to`, every period. Ascending.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A PUT path and its GET path: one type of a typed category, or an untyped category."""
+
+    category: Category
+    record_type: RecordType
+    typed: bool
+
+    @property
+    def put_path(self) -> str:
+        typed = f"/{self.record_type.name}" if self.typed else ""
+        return f"/v1/{{site_id}}/{self.category.name}{typed}"
+
+    @property
+    def get_path(self) -> str:
+        return f"{self.put_path}/{{{self.category.id_parameter}}}"
+
+    @property
+    def title(self) -> str:
+        """The components' name prefix and the operations' suffix, e.g. ProductionMeter3p."""
+        words = [self.category.name, *(self.record_type.name.split("-") if self.typed else ())]
+        return "".join(word[:1].upper() + word[1:] for word in words)
+
+    @property
+    def label(self) -> str:
+        return f"{self.record_type.name} {self.category.name}" if self.typed else self.category.name
+
+
+def resources() -> list[Resource]:
+    return [
+        *(Resource(PRODUCTION, t, True) for t in EQUIPMENT_TYPES.values()),
+        *(Resource(FORECAST, t, True) for t in FORECAST_TYPES.values()),
+        Resource(COMMITMENTS, COMMITMENT, False),
+        Resource(TARIFFS, TARIFF, False),
+    ]
+
+
+def _ref(kind: str, name: str) -> Schema:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+# ---- record schemas ---------------------------------------------------------
+
+_KEY_DESCRIPTIONS = {
+    "timestamp": "record UTC timestamp",
+    "creation_timestamp": "vector creation time (UTC timestamp)",
+    "period": "period start (UTC timestamp); the period lasts until the next one's",
+}
+
+
+def _key_field(name: str, resource: Resource, *, period: bool = False) -> Schema:
+    if name == "id":
+        return {**_ref("schemas", "Uint32"), "description": f"{resource.record_type.name} id"}
+    return {**_ref("schemas", "Timestamp"), "description": _KEY_DESCRIPTIONS["period" if period else name]}
+
+
+def _attribute(attribute: Attribute, *, request: bool, averaged: bool) -> Schema:
+    """An attribute's schema; `null` stands for absent both ways (the services take it on a PUT)."""
+    unit = "" if attribute.unit == "-" else f" ({attribute.unit})"
+    schema: Schema = {"description": attribute.description + unit}
+    if attribute.unit != "-":
+        schema["x-unit"] = attribute.unit
+    if attribute.kind is Kind.FLOAT:
+        schema["type"] = ["number", "null"]
+        if request:
+            # JSON has no NaN or Infinity, but 1e400 parses as one: the services refuse it.
+            schema |= {"minimum": -sys.float_info.max, "maximum": sys.float_info.max}
+    elif attribute.kind is Kind.UNSIGNED_INT:
+        # The mean of integers (agg=avg) is a decimal.
+        schema["type"] = ["number", "null"] if averaged else ["integer", "null"]
+        schema |= {"minimum": 0, "maximum": UINT32_MAX}
+        if averaged:
+            schema["description"] += "; an integer, or with agg=avg the mean, a decimal"
+        else:
+            schema["format"] = "int64"
+    else:
+        schema |= {"type": ["string", "null"], "maxLength": attribute.max_length}
+    return schema
+
+
+def _object(properties: dict[str, Schema], required: Iterable[str], description: str) -> Schema:
+    # Closed both ways: the services refuse unknown attributes, and a response
+    # has exactly the attributes of the document served with it.
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _attributes(attributes: Iterable[Attribute], *, request: bool, averaged: bool) -> dict[str, Schema]:
+    return {a.name: _attribute(a, request=request, averaged=averaged) for a in attributes}
+
+
+def _item_schemas(resource: Resource, *, request: bool) -> dict[str, Schema]:
+    """The record schema (production) or the vector and period schemas, by component name."""
+    record_type, category = resource.record_type, resource.category
+    suffix = "" if request else "Result"
+    description = f"{resource.label}: {record_type.description}" if resource.typed else record_type.description
+    # A request needs only the keys; a response carries every attribute, null when absent.
+    optional = "; every attribute but the keys is optional, and null is the same as absent" if request else ""
+    averaged = not request and "agg" in category.query
+    attributes = _attributes(record_type.attributes, request=request, averaged=averaged)
+    if not category.vector:
+        record = {k: _key_field(k, resource) for k in category.key} | attributes
+        required = category.key if request else record
+        return {f"{resource.title}Record{suffix}": _object(record, required, description + optional)}
+    period_name = f"{resource.title}Period{suffix}"
+    period = {"timestamp": _key_field("timestamp", resource, period=True)} | attributes
+    periods: Schema = {"type": "array", "items": _ref("schemas", period_name)}
+    if request:
+        periods |= {"minItems": 1, "description": "the periods, at distinct timestamps"}
+    else:
+        periods["description"] = "the periods, ascending by timestamp"
+    vector = (
+        {k: _key_field(k, resource) for k in category.key}
+        | _attributes(record_type.vector_attributes, request=request, averaged=False)
+        | {"values": periods}
+    )
+    if record_type.vector_attributes:
+        description += optional
+    vector_required = (*category.key, "values") if request else vector
+    period_required = ("timestamp",) if request else period
+    return {
+        f"{resource.title}Vector{suffix}": _object(vector, vector_required, description),
+        period_name: _object(period, period_required, f"a period of a {resource.label} vector{optional}"),
+    }
+
+
+def example_item(resource: Resource) -> dict[str, Any]:
+    """A valid record or vector of the resource, made from its attributes."""
+
+    def values(attributes: Iterable[Attribute]) -> dict[str, Any]:
+        return {a.name: a.name if a.kind is Kind.STRING else _EXAMPLE_NUMBERS[a.kind] for a in attributes}
+
+    category, record_type = resource.category, resource.record_type
+    keys = {k: (1 if k == "id" else EXAMPLE_TIMESTAMP) for k in category.key}
+    if not category.vector:
+        return keys | values(record_type.attributes)
+    periods = [
+        {"timestamp": EXAMPLE_TIMESTAMP + i * _EXAMPLE_PERIOD_MS} | values(record_type.attributes) for i in range(2)
+    ]
+    return keys | values(record_type.vector_attributes) | {"values": periods}
+
+
+# ---- responses --------------------------------------------------------------
+
+_REQUEST_ID = {"X-Request-Id": _ref("headers", "X-Request-Id")}
+
+
+def _envelope(code: int, extra: dict[str, Schema]) -> Schema:
+    properties = {"status_code": {"const": code}, "status_message": {"const": STATUS[code].message}} | extra
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _json_response(description: str, schema: Schema) -> Schema:
+    return {"description": description, "headers": _REQUEST_ID, "content": {JSON: {"schema": schema}}}
+
+
+def _literal(text: str) -> str:
+    """`text` as an ECMA-262 pattern (re.escape's escapes are not all valid there)."""
+    return re.sub(r"[\\^$.*+?()[\]{}|/]", r"\\\g<0>", text)
+
+
+def _error_response(codes: Iterable[int], when: str) -> Schema:
+    """The error envelope carrying one of `codes`, each with its message's prefix."""
+    codes = sorted(codes)
+    lines = "\n".join(f"- `{c}` {STATUS[c].message}" for c in codes)
+    # The message is the code's name, then ": " and the details (CONTRACT §1).
+    variants = [
+        {
+            "properties": {
+                "status_code": {"const": c},
+                "status_message": {"pattern": f"^{_literal(STATUS[c].message)}(: |$)"},
+            }
+        }
+        for c in codes
+    ]
+    schema: Schema = {
+        "type": "object",
+        "properties": {"status_code": {"type": "integer", "enum": codes}, "status_message": {"type": "string"}},
+        "required": ["status_code", "status_message"],
+        "additionalProperties": False,
+    }
+    if len(variants) > 1:
+        schema["oneOf"] = variants
+    else:
+        schema["properties"] = variants[0]["properties"]
+    return _json_response(f"{when}. API status codes:\n{lines}", schema)
+
+
+_QUERY_CODES = {
+    "from": ApiStatus.INVALID_FROM,
+    "to": ApiStatus.INVALID_TO,
+    "generated-after": ApiStatus.INVALID_GENERATED_AFTER,
+    "generated-before": ApiStatus.INVALID_GENERATED_BEFORE,
+    "agg": ApiStatus.INVALID_AGG,
+    "period": ApiStatus.INVALID_PERIOD,
+    "generate-all": ApiStatus.INVALID_PARAMETERS,
+}
+_PUT_BAD_REQUEST = (
+    ApiStatus.INVALID_HEADER,
+    ApiStatus.INVALID_SITE_ID,
+    ApiStatus.INVALID_PARAMETERS,
+    ApiStatus.PAYLOAD_ENCODING_ERROR,
+    ApiStatus.PAYLOAD_EMPTY_ERROR,
+    ApiStatus.PAYLOAD_CONTENT_ERROR,
+)
+
+
+def _get_bad_request_name(category: Category) -> str:
+    return f"Get{category.name.capitalize()}BadRequest"
+
+
+def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
+    responses = {
+        "Created": _json_response(
+            "Stored: every item of the request, acknowledged by the store", _envelope(ApiStatus.SUCCESS, {})
+        ),
+        "PutBadRequest": _error_response(
+            _PUT_BAD_REQUEST,
+            "Bad request: a Content-Type other than application/json, a bad site_id, a query string,"
+            " or a body that is not UTF-8 JSON, is empty, or does not match the schema; nothing is stored",
+        ),
+        "Forbidden": _error_response(
+            [ApiStatus.PERMISSION_ERROR], "No client certificate, or its CN may not read (GET) or write (PUT) this site"
+        ),
+        "NotFound": _error_response(
+            [ApiStatus.INVALID_ENDPOINT], "No endpoint has this path, e.g. an empty path parameter"
+        ),
+        "MethodNotAllowed": _error_response(
+            [ApiStatus.INVALID_METHOD],
+            "Any method but GET, HEAD (a GET without body) and PUT; GET on a PUT path, PUT on a GET path",
+        ),
+        "PayloadTooLarge": _error_response(
+            [ApiStatus.PAYLOAD_CONTENT_ERROR], "The body is larger than the gateway's limit (STORECAST_MAX_BODY_BYTES)"
+        ),
+        "ServerError": _error_response(
+            [ApiStatus.SERVER_ERROR], "The store or an internal service failed; the log line has the X-Request-Id"
+        ),
+    }
+    for category in categories:
+        codes = {ApiStatus.INVALID_SITE_ID, ApiStatus.INVALID_ID, ApiStatus.INVALID_PARAMETERS}
+        codes |= {_QUERY_CODES[name] for name in category.query}
+        responses[_get_bad_request_name(category)] = _error_response(
+            codes,
+            f"Bad request: a bad site_id or {category.id_parameter}, an id never stored for this site,"
+            " or a bad or inconsistent query parameter",
+        )
+    return responses
+
+
+# ---- parameters -------------------------------------------------------------
+
+_TIMESTAMP_QUERY = {"type": "integer", "format": "int64", "minimum": 0, "maximum": TIMESTAMP_LIMIT_MS - 1}
+_QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
+    "from": (_TIMESTAMP_QUERY, "keep the timestamps in [from, to[; comes with `to`"),
+    "to": (_TIMESTAMP_QUERY, "keep the timestamps in [from, to[; comes with `from`"),
+    "agg": (
+        {"type": "string", "enum": ["min", "max", "avg"]},
+        "aggregate every numeric attribute with this function over buckets of `period`;"
+        " needs `from`, `to` and `period`",
+    ),
+    "period": (
+        # A positive integer (at most 12 digits) and a unit.
+        {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "maxLength": 13, "examples": ["30s", "15m", "1h"]},
+        "bucket length for `agg`, aligned to the Unix epoch: an integer and s, m, h or d; needs `agg`",
+    ),
+    "generated-after": (
+        _TIMESTAMP_QUERY,
+        "select vectors created in [generated-after, generated-before[ (also spelt generated_after); comes with"
+        " `generated-before`",
+    ),
+    "generated-before": (
+        _TIMESTAMP_QUERY,
+        "select vectors created in [generated-after, generated-before[ (also spelt generated_before); comes with"
+        " `generated-after`",
+    ),
+    "generate-all": (
+        {"type": "string", "enum": ["true", "false"]},
+        "true: every vector selected by generated-after/-before, ascending by creation time; false (the default):"
+        " the most recent only (also spelt generate_all); needs `generated-after` and `generated-before`",
+    ),
+}
+
+
+def _parameters(categories: Iterable[Category]) -> dict[str, Schema]:
+    uint32 = _ref("schemas", "Uint32")
+    paths = {"site_id": "site ID"} | {c.id_parameter: f"{c.name} ID" for c in categories}
+    parameters = {
+        name: {"name": name, "in": "path", "required": True, "schema": uint32, "description": description}
+        for name, description in paths.items()
+    }
+    for name, (schema, description) in _QUERY_PARAMETERS.items():
+        parameters[name] = {"name": name, "in": "query", "schema": schema, "description": description}
+    return parameters
+
+
+# ---- operations -------------------------------------------------------------
+
+_ERRORS = {"403": "Forbidden", "404": "NotFound", "500": "ServerError"}
+
+
+def _by_status(responses: dict[str, Schema]) -> dict[str, Schema]:
+    """An operation's own responses and the errors every operation has, in the order of their statuses."""
+    return dict(sorted((responses | {status: _ref("responses", name) for status, name in _ERRORS.items()}).items()))
+
+
+def _put_operation(resource: Resource) -> Schema:
+    item = f"{resource.title}{'Vector' if resource.category.vector else 'Record'}"
+    body = {
+        "type": "object",
+        "properties": {"values": {"type": "array", "minItems": 1, "items": _ref("schemas", item)}},
+        "required": ["values"],
+        "additionalProperties": False,
+    }
+    return {
+        "tags": [resource.category.name],
+        "operationId": f"put{resource.title}",
+        "summary": f"Store {resource.label} {'vectors' if resource.category.vector else 'records'}",
+        "description": (
+            f"{resource.record_type.description}. Atomic: every item is stored, or none. {resource.category.writing}"
+        ),
+        "parameters": [_ref("parameters", "site_id")],
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": body, "example": {"values": [example_item(resource)]}}},
+        },
+        "responses": _by_status(
+            {
+                "201": _ref("responses", "Created"),
+                "400": _ref("responses", "PutBadRequest"),
+                "413": _ref("responses", "PayloadTooLarge"),
+            }
+        ),
+    }
+
+
+def _get_operation(resource: Resource) -> Schema:
+    category = resource.category
+    item = f"{resource.title}{'Vector' if category.vector else 'Record'}Result"
+    results = {"results": {"type": "array", "items": _ref("schemas", item)}}
+    next_from = {"next_from": {**_ref("schemas", "Timestamp"), "description": "repeat the request with from=next_from"}}
+    return {
+        "tags": [category.name],
+        "operationId": f"get{resource.title}",
+        "summary": f"Read {resource.label} {'vectors' if category.vector else 'records'}",
+        "description": f"{resource.record_type.description}. {category.reading}",
+        "parameters": [
+            _ref("parameters", "site_id"),
+            _ref("parameters", category.id_parameter),
+            *(_ref("parameters", name) for name in category.query),
+        ],
+        "responses": _by_status(
+            {
+                "200": _json_response("Success", _envelope(ApiStatus.SUCCESS, results)),
+                "206": _json_response(
+                    "Partial response: more items matched than the gateway returns at once (STORECAST_MAX_RECORDS)",
+                    _envelope(ApiStatus.PARTIAL_RESPONSE, next_from | results),
+                ),
+                "400": _ref("responses", _get_bad_request_name(category)),
+            }
+        ),
+    }
+
+
+# ---- the document -----------------------------------------------------------
+
+
+def _description() -> str:
+    codes = "\n".join(f"| {c} | {s.http_status} | {s.message} |" for c, s in STATUS.items())
+    return f"""\
+The v1 Store & Forecast API: production records of energy equipment, forecast
+and commitment vectors, and tariffs, per site.
+
+- Every request presents a client certificate; its subject CN must be granted
+  read (GET, HEAD) or write (PUT) access to the site.
+- Timestamps are integer milliseconds UTC in [0, {TIMESTAMP_LIMIT_MS}[; ids are
+  unsigned 32-bit integers. Intervals are half-open; vector and tariff periods
+  last from their timestamp until the next period's.
+- Every response is a JSON envelope with `status_code` and `status_message`, and
+  an `X-Request-Id` header. A request that matches no path here is refused with
+  404 (1101); a method other than the path's, with 405 (1102).
+
+| API status | HTTP status | message |
+|---|---|---|
+{codes}
+"""
+
+
+def _schemas(items: Iterable[Resource]) -> dict[str, Schema]:
+    schemas: dict[str, Schema] = {
+        "Timestamp": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "maximum": TIMESTAMP_LIMIT_MS - 1,
+            "description": "UTC epoch milliseconds, before 2200-01-01",
+            "x-unit": "ms",
+        },
+        "Uint32": {"type": "integer", "format": "int64", "minimum": 0, "maximum": UINT32_MAX},
+    }
+    for resource in items:
+        schemas |= _item_schemas(resource, request=True) | _item_schemas(resource, request=False)
+    return schemas
+
+
+def _paths(items: Iterable[Resource]) -> Iterator[tuple[str, Schema]]:
+    for resource in items:
+        yield resource.put_path, {"put": _put_operation(resource)}
+        yield resource.get_path, {"get": _get_operation(resource)}
+
+
+def build_document() -> Schema:
+    items = resources()
+    categories = list({resource.category.name: resource.category for resource in items}.values())
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "storecast", "version": version("storecast"), "description": _description()},
+        # Relative: the API is wherever this document was fetched from.
+        "servers": [{"url": "/"}],
+        "security": [{"mutualTLS": []}],
+        "tags": [{"name": c.name} for c in categories],
+        "paths": dict(_paths(items)),
+        "components": {
+            "securitySchemes": {
+                "mutualTLS": {
+                    "type": "mutualTLS",
+                    "description": "A client certificate issued by the CA the gateway trusts; its subject CN is the"
+                    " identity the permissions file grants sites and read/write access",
+                }
+            },
+            "schemas": _schemas(items),
+            "parameters": _parameters(categories),
+            "responses": _shared_responses(categories),
+            "headers": {
+                "X-Request-Id": {
+                    "description": "this request's id, also in the gateway's log lines about it",
+                    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                }
+            },
+        },
+    }

@@ -368,7 +368,7 @@ _QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
     ),
     "period": (
         # A positive integer (at most 12 digits) and a unit.
-        {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "maxLength": 13, "examples": ["30s", "15m", "1h"]},
+        {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "maxLength": params.PERIOD_MAX_DIGITS + 1, "examples": ["30s", "15m", "1h"]},
         "bucket length for `agg`, aligned to the Unix epoch: an integer and s, m, h or d; needs `agg`",
     ),
     "generated-after": (

@@ -21,7 +21,9 @@ VINTAGE = ("generated-after", "generated-before", "generate-all")
 # The reference spells the vintage parameters both ways.
 _ALIASES = {"generated_after": "generated-after", "generated_before": "generated-before", "generate_all": "generate-all"}
 _DIGITS = re.compile(r"[0-9]{1,18}")
-_PERIOD = re.compile(r"([0-9]{1,12})([smhd])")
+# 9 digits of days still fit the int64 period_ms of the gRPC request.
+PERIOD_MAX_DIGITS = 9
+_PERIOD = re.compile(rf"([0-9]{{1,{PERIOD_MAX_DIGITS}}})([smhd])")
 _PERIOD_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _AGGREGATIONS = {"min": records_pb2.MIN, "max": records_pb2.MAX, "avg": records_pb2.AVG}
 _CODES = {

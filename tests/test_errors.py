@@ -141,6 +141,7 @@ def test_category_is_checked_before_type_and_type_before_id(admin: httpx.Client)
         ("from=1&to=2&agg=avg&period=-1m", 1206, "-1m"),
         ("from=1&to=2&agg=avg&period=m", 1206, ""),
         ("from=1&to=2&agg=avg&period=1M", 1206, "1M"),
+        ("from=1&to=2&agg=avg&period=9999999999d", 1206, "9999999999d"),
     ],
 )
 def test_bad_query_strings(admin: httpx.Client, stored: str, query: str, code: int, fragment: str) -> None:

@@ -19,13 +19,14 @@ from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 class _EquipmentWriter:
     """Decoder and insert layout for one equipment type."""
 
-    def __init__(self, table: Table, decoder: msgspec.json.Decoder, fields: list[str]) -> None:
+    def __init__(self, table: Table, record: type[msgspec.Struct], name: str) -> None:
         self.table = table
-        self.decoder = decoder
-        self.fields = fields
+        self.decoder = payload.body_decoder(record, name)
+        # Columns come out in the record's field order: timestamp, id, attributes.
+        self.fields: tuple[str, ...] = record.__struct_fields__
         types = {column.name: column.type for column in table.columns}
-        self.field_types = [types[field] for field in fields]
-        self.column_names = ["site_id", *fields]
+        self.field_types = [types[field] for field in self.fields]
+        self.column_names = ["site_id", *self.fields]
 
 
 def _writers() -> dict[int, _EquipmentWriter]:
@@ -34,10 +35,7 @@ def _writers() -> dict[int, _EquipmentWriter]:
         struct = payload.record_struct(
             equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
         )
-        fields = ["id", "timestamp", *(a.name for a in equipment.attributes)]
-        writers[enum_value] = _EquipmentWriter(
-            PRODUCTION_TABLES[equipment.name], payload.body_decoder(struct, equipment.table_suffix), fields
-        )
+        writers[enum_value] = _EquipmentWriter(PRODUCTION_TABLES[equipment.name], struct, equipment.table_suffix)
     return writers
 
 
@@ -51,9 +49,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if writer is None:
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
         records = payload.decode(writer.decoder, request.body)
-        columns = to_columns(records, writer.fields)
+        columns = to_columns(records)
         # Within one request the last occurrence of a key wins.
-        kept = last_occurrences(columns[0], columns[1])
+        timestamps, ids = columns[0], columns[1]
+        kept = last_occurrences(ids, timestamps)
         if kept is not None:
             columns = take(columns, kept)
         rows = len(columns[0])

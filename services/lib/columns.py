@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
+from msgspec.structs import astuple
 
 
-def to_columns(records: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]:
-    """One list per field, in order, each built by a C-level map."""
-    return [list(map(attrgetter(field), records)) for field in fields]
+def to_columns(records: Sequence[msgspec.Struct]) -> list[tuple[Any, ...]]:
+    """One tuple per struct field, in field order.
+
+    One pass over the records (a tuple each, in C), then a C-level transpose:
+    walking the freshly decoded records once per field instead costs several
+    times more in cache misses.
+    """
+    return list(zip(*map(astuple, records), strict=True))
 
 
-def last_occurrences(*keys: list[int]) -> np.ndarray | None:
+def last_occurrences(*keys: Sequence[int]) -> np.ndarray | None:
     """Row indexes keeping only the last row of each key, or None when keys are unique."""
     arrays = [np.asarray(k, dtype=np.int64) for k in keys]
     if _strictly_ascending(arrays):
@@ -27,8 +33,9 @@ def last_occurrences(*keys: list[int]) -> np.ndarray | None:
     return np.sort(rows - 1 - first_in_reversed)
 
 
-def take(columns: list[list[Any]], rows: np.ndarray) -> list[list[Any]]:
-    return [[column[i] for i in rows.tolist()] for column in columns]
+def take(columns: list[tuple[Any, ...]], rows: np.ndarray) -> list[tuple[Any, ...]]:
+    indexes = rows.tolist()
+    return [tuple(column[i] for i in indexes) for column in columns]
 
 
 def _strictly_ascending(keys: list[np.ndarray]) -> bool:

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,11 +177,21 @@ def assert_error(response: httpx.Response, http_status: int, code: int, *fragmen
         assert fragment in body["status_message"], body
 
 
-OkCheck = Callable[[httpx.Response], dict]
-
-
 def ok(response: httpx.Response, http_status: int = 200) -> dict:
+    """The body of a success (200, 201) or partial (206) response."""
     assert response.status_code == http_status, response.text
     body = response.json()
-    assert body["status_code"] == (1000 if http_status in (200, 201) else 1001), body
+    assert body["status_code"] == (1001 if http_status == 206 else 1000), body
     return body
+
+
+def read_all(client: httpx.Client, path: str, start: int, end: int) -> list[dict]:
+    """Every record of [start, end[, following next_from through partial responses."""
+    results: list[dict] = []
+    while True:
+        response = client.get(path, params={"from": start, "to": end})
+        body = ok(response, response.status_code)
+        results += body["results"]
+        if response.status_code == 200:
+            return results
+        start = body["next_from"]

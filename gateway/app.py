@@ -5,6 +5,7 @@ Every error path ends in `error_response`; every response carries X-Request-Id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -93,11 +94,18 @@ class V1Api:
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            # A client that trickles its body must not hold a worker forever.
+            async with asyncio.timeout(self._settings.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ApiFailure(
+                ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body did not arrive within {self._settings.body_timeout_s:g} s"
+            ) from None
         return b"".join(chunks)
 
     async def get_production(self, request: Request, target: routing.Target) -> Response:

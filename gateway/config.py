@@ -24,6 +24,7 @@ class GatewaySettings:
     query_target: str
     vector_target: str
     grpc_timeout_s: float
+    body_timeout_s: float
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -42,4 +43,5 @@ class GatewaySettings:
             query_target=env.get("STORECAST_QUERY_TARGET", services),
             vector_target=env.get("STORECAST_VECTOR_TARGET", services),
             grpc_timeout_s=float(env.get("STORECAST_GRPC_TIMEOUT_S", "30")),
+            body_timeout_s=float(env.get("STORECAST_BODY_TIMEOUT_S", "60")),
         )

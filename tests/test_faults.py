@@ -94,3 +94,24 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, test_pki: Pki
             assert len(read_all(client, "/v1/1/production/metric/1", T0, T0 + 20_000)) == 20_000
     finally:
         stop_storecast(restarted)
+
+
+def test_a_body_sent_too_slowly_is_refused_and_frees_the_worker(tmp_path: Path, test_pki: Pki) -> None:
+    storecast = start_storecast(tmp_path, test_pki, {"STORECAST_BODY_TIMEOUT_S": "1"})
+    try:
+
+        def trickle() -> Iterator[bytes]:
+            yield b'{"values":['
+            time.sleep(3)
+            yield b'{"timestamp":1,"id":1}]}'
+
+        with storecast.client("admin") as client:
+            started = time.monotonic()
+            response = client.put("/v1/1/production/metric", content=trickle(), headers={"content-type": "application/json"})
+            assert response.status_code == 400 and response.json()["status_code"] == 1303, response.text
+            assert "did not arrive within 1 s" in response.json()["status_message"]
+            assert time.monotonic() - started < 10
+            # Nothing was stored, and the server still answers.
+            assert client.get("/v1/1/production/metric/1").json()["status_code"] == 1107
+    finally:
+        stop_storecast(storecast)

@@ -23,11 +23,22 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from storecast.status import STATUS, ApiStatus
 
 
+# llhttp sets no limit of its own on the request line or the headers.
+MAX_URL_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _RequestHeadTooLarge(Exception):
+    pass
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that puts the ASGI TLS extension into every request scope,
-    and answers requests the HTTP parser refuses in the API's JSON envelope."""
+    bounds the request head, and answers requests the HTTP parser refuses in the
+    API's JSON envelope."""
 
     _tls: dict[str, Any] | None = None
+    _head_bytes = 0
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -46,8 +57,20 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_bytes = 0
         if self._tls is not None:
             self.scope["extensions"] = {"tls": self._tls}
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > MAX_URL_BYTES:
+            raise _RequestHeadTooLarge(f"the URL is longer than {MAX_URL_BYTES} bytes")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            raise _RequestHeadTooLarge(f"the headers are larger than {MAX_HEADER_BYTES} bytes")
+        super().on_header(name, value)
 
     def data_received(self, data: bytes) -> None:
         # As uvicorn's, but llhttp refuses methods it does not know (e.g. "FOO")
@@ -61,6 +84,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._refuse(ApiStatus.INVALID_METHOD, f"{named} is not allowed; use GET or PUT")
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()  # the API has no WebSocket
+        except httptools.HttpParserCallbackError as error:
+            # httptools wraps what a callback raised; ours say what was too large.
+            cause = error.__context__
+            detail = str(cause) if isinstance(cause, _RequestHeadTooLarge) else "malformed HTTP request"
+            self._refuse(ApiStatus.INVALID_HEADER, detail)
         except httptools.HttpParserError:
             self._refuse(ApiStatus.INVALID_HEADER, "malformed HTTP request")
 

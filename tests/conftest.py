@@ -60,6 +60,8 @@ def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     pki.issue(ca, "admin", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)).write(
         directory, "expired-admin"
     )
+    # A server certificate (serverAuth only) presented as a client one.
+    pki.issue(ca, "admin", client=False, server_names=("admin.example",)).write(directory, "server-only-admin")
     other_ca = pki.new_ca("another CA")
     pki.issue(other_ca, "admin").write(directory, "other-ca-admin")
     (directory / "permissions.yaml").write_text(pki.permissions_yaml(CLIENTS))

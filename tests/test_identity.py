@@ -53,9 +53,9 @@ def test_a_certificate_unknown_to_the_permissions_is_403(storecast: Storecast) -
         assert_error(stranger.get("/v1/100/production/meter/1"), 403, 1400, "'stranger'")
 
 
-@pytest.mark.parametrize("name", ["other-ca-admin", "expired-admin"])
+@pytest.mark.parametrize("name", ["other-ca-admin", "expired-admin", "server-only-admin"])
 def test_certificates_that_do_not_verify_fail_the_handshake(storecast: Storecast, name: str) -> None:
-    # The CN says "admin", but the certificate is of another CA or expired:
+    # The CN says "admin", but the certificate is of another CA, expired, or not for clients:
     # the TLS layer refuses it, so no request is ever served with it.
     with storecast.client(name) as client, pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
         client.get("/v1/100/production/meter/1")

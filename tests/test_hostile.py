@@ -1,0 +1,81 @@
+"""Hostile input: requests built to hurt, each answered in the JSON envelope, nothing stored."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from tests.conftest import Storecast, assert_error, ok, put
+
+T0 = 1_535_104_800_000
+
+
+def raw_exchange(storecast: Storecast, payload: bytes) -> tuple[int, bytes]:
+    host, port = storecast.base_url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw, storecast.ssl_context("admin").wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(payload)
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_many_headers_are_refused(storecast: Storecast) -> None:
+    headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"x" * 100) for i in range(2000))
+    status, body = raw_exchange(storecast, b"GET /v1/1/production/meter/1 HTTP/1.1\r\nHost: localhost\r\n" + headers + b"\r\n")
+    assert status == 400 and b'"status_code":1103' in body and b"headers are larger" in body
+
+
+def test_an_enormous_url_is_refused(storecast: Storecast) -> None:
+    status, body = raw_exchange(storecast, b"GET /v1/1/production/meter/1?" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert status == 400 and b'"status_code":1103' in body and b"URL is longer" in body
+
+
+def test_garbage_instead_of_http_is_refused(storecast: Storecast) -> None:
+    status, body = raw_exchange(storecast, b"\x00\x01\x02 nonsense\r\n\r\n")
+    assert status in (400, 405) and b'"status_code":11' in body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"values":[{"timestamp":1,"id":1,"p":' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"values":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}",
+        b'{"values":[{"timestamp":1,"id":1,"p":1' + b"0" * 100_000 + b"}]}",
+        b'{"values":[{"timestamp":1' + b"0" * 100_000 + b',"id":1}]}',
+        b'{"values":[{"timestamp":1,"id":1,"p":0.' + b"1" * 100_000 + b"e99999999999}]}",
+    ],
+    ids=["nested-attribute", "nested-body", "nested-objects", "huge-float", "huge-int", "huge-exponent"],
+)
+def test_deep_nesting_and_enormous_numbers_are_1303(admin: httpx.Client, site: int, body: bytes) -> None:
+    response = admin.put(f"/v1/{site}/production/meter", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, 1303)
+    assert_error(admin.get(f"/v1/{site}/production/meter/1"), 400, 1107)
+
+
+def test_duplicate_keys_take_the_last_value_each_checked(admin: httpx.Client, site: int) -> None:
+    # Like JSON.parse: the last occurrence of a key wins, but every occurrence is validated.
+    body = b'{"values":[{"timestamp":%d,"id":1,"p":1.0,"p":2.0}]}' % T0
+    ok(admin.put(f"/v1/{site}/production/meter", content=body, headers={"content-type": "application/json"}), 201)
+    assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 2.0
+    bad = b'{"values":[{"timestamp":%d,"id":1,"p":"x","p":3.0}]}' % T0
+    assert_error(admin.put(f"/v1/{site}/production/meter", content=bad, headers={"content-type": "application/json"}), 400, 1303, "values[0].p")
+
+
+def test_a_hundred_thousand_tiny_records(admin: httpx.Client, site: int) -> None:
+    values = [{"timestamp": T0 + i, "id": i % 7} for i in range(100_000)]
+    ok(put(admin, f"/v1/{site}/production/status", values), 201)
+    response = admin.get(f"/v1/{site}/production/status/3", params={"from": T0, "to": T0 + 100_000})
+    assert response.status_code == 206 and len(response.json()["results"]) == 1000
+
+
+def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx.Client, site: int) -> None:
+    body = '{"values":[{"timestamp":%d,"id":1,"p":"１００"}]}' % T0
+    assert_error(admin.put(f"/v1/{site}/production/meter", content=body.encode(), headers={"content-type": "application/json"}), 400, 1303, "values[0].p")
+    escaped = b'{"values":[{"timestamp":%d,"id":1,"\\u0070":5.0}]}' % T0
+    ok(admin.put(f"/v1/{site}/production/meter", content=escaped, headers={"content-type": "application/json"}), 201)
+    assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 5.0

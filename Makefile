@@ -9,7 +9,7 @@ DEV_DIR := .dev
 PKI_DIR := $(DEV_DIR)/pki
 export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
 
-.PHONY: run test bench proto pki clean
+.PHONY: run test soak bench proto pki clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 
 test: $(GENERATED)
 	$(BIN)/python -m pytest -q tests
+
+# The long versions of the load and fault tests.
+soak: $(GENERATED)
+	STORECAST_SOAK_SECONDS=$${STORECAST_SOAK_SECONDS:-120} $(BIN)/python -m pytest -q tests/test_load.py tests/test_faults.py
 
 bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/python tests/bench/run.py

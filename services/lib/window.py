@@ -1,4 +1,4 @@
-"""Validation of a read's time range and aggregation, shared by every reader."""
+"""Validation of a read's time range, vintage selection and aggregation, shared by every reader."""
 
 from __future__ import annotations
 
@@ -26,13 +26,20 @@ def check_timestamp(value: int, code: int, name: str) -> None:
         raise ApiFailure(code, f"{name} must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}[, got {value}")
 
 
+def check_upper_bound(value: int, code: int, name: str) -> None:
+    """An exclusive upper bound may also be the limit itself, so that [from, 7258118400000[
+    reaches the last valid timestamp (how a partial response without a range resumes)."""
+    if not 0 <= value <= TIMESTAMP_LIMIT_MS:
+        raise ApiFailure(code, f"{name} must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}], got {value}")
+
+
 def check_window(
     range_: records_pb2.Interval | None, aggregation: int, period_ms: int | None
 ) -> Window:
     start = end = None
     if range_ is not None:
         check_timestamp(range_.start_ms, ApiStatus.INVALID_FROM, "from")
-        check_timestamp(range_.end_ms, ApiStatus.INVALID_TO, "to")
+        check_upper_bound(range_.end_ms, ApiStatus.INVALID_TO, "to")
         if range_.start_ms >= range_.end_ms:
             raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "from must be lower than to")
         start, end = range_.start_ms, range_.end_ms
@@ -49,6 +56,32 @@ def check_window(
     elif period_ms is not None:
         raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "period needs agg")
     return Window(start, end, function, period_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Vintage:
+    """Which vectors of an id a read selects, by creation_timestamp.
+
+    start and end None: the most recent one; else the most recent created in
+    [start, end[, or every one created there when `every` is set.
+    """
+
+    start: int | None
+    end: int | None
+    every: bool
+
+
+def check_vintage(generated: records_pb2.Interval | None, generate_all: bool | None) -> Vintage:
+    """generate_all None: not given, which differs from false only in needing no interval."""
+    if generated is None:
+        if generate_all is not None:
+            raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "generate-all needs generated-after and generated-before")
+        return Vintage(None, None, False)
+    check_timestamp(generated.start_ms, ApiStatus.INVALID_GENERATED_AFTER, "generated-after")
+    check_upper_bound(generated.end_ms, ApiStatus.INVALID_GENERATED_BEFORE, "generated-before")
+    if generated.start_ms >= generated.end_ms:
+        raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "generated-after must be lower than generated-before")
+    return Vintage(generated.start_ms, generated.end_ms, bool(generate_all))
 
 
 def record_limit(requested: int, cap: int) -> int:

@@ -10,6 +10,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
+
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +25,7 @@ from gateway.config import GatewaySettings
 from gateway.permissions import Permissions
 from gateway.tls import client_common_name
 from storecast.status import STATUS, ApiFailure, ApiStatus
-from storecast.v1 import ingest_pb2, query_pb2, records_pb2
+from storecast.v1 import ingest_pb2, query_pb2, records_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
 
@@ -59,6 +61,12 @@ class V1Api:
         self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
             ("production", "GET"): self.get_production,
             ("production", "PUT"): self.put_production,
+            ("forecast", "GET"): self.get_forecast,
+            ("forecast", "PUT"): self.put_forecast,
+            ("commitment", "GET"): self.get_commitment,
+            ("commitment", "PUT"): self.put_commitment,
+            ("tariff", "GET"): self.get_tariff,
+            ("tariff", "PUT"): self.put_tariff,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,6 +136,55 @@ class V1Api:
         )
         await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
+
+    async def get_forecast(self, request: Request, target: routing.Target) -> Response:
+        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "forecast")
+        call = vector_pb2.GetForecastRequest(
+            site_id=target.site_id, forecast_type=target.record_type.enum_value, id=target.id, **_vector_query(query)
+        )
+        records = await self.backends.call(self.backends.vector.GetForecast, call, request_id_of(request.scope))
+        return results_response(records)
+
+    async def put_forecast(self, request: Request, target: routing.Target) -> Response:
+        body = await self.read_json_body(request)
+        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=target.record_type.enum_value, body=body)
+        await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
+        return Response(_CREATED, status_code=201, media_type=JSON)
+
+    async def get_commitment(self, request: Request, target: routing.Target) -> Response:
+        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "commitment")
+        call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.id, **_vector_query(query))
+        records = await self.backends.call(self.backends.vector.GetCommitment, call, request_id_of(request.scope))
+        return results_response(records)
+
+    async def put_commitment(self, request: Request, target: routing.Target) -> Response:
+        body = await self.read_json_body(request)
+        call = vector_pb2.PutCommitmentRequest(site_id=target.site_id, body=body)
+        await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
+        return Response(_CREATED, status_code=201, media_type=JSON)
+
+    async def get_tariff(self, request: Request, target: routing.Target) -> Response:
+        query = params.parse(request.scope["query_string"], params.RANGE, "tariff")
+        call = vector_pb2.GetTariffRequest(site_id=target.site_id, id=target.id, range=params.interval(query, "from", "to"))
+        records = await self.backends.call(self.backends.vector.GetTariff, call, request_id_of(request.scope))
+        return results_response(records)
+
+    async def put_tariff(self, request: Request, target: routing.Target) -> Response:
+        body = await self.read_json_body(request)
+        call = vector_pb2.PutTariffRequest(site_id=target.site_id, body=body)
+        await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
+        return Response(_CREATED, status_code=201, media_type=JSON)
+
+
+def _vector_query(query: dict[str, str]) -> dict[str, Any]:
+    """The GetForecast/GetCommitment fields from the query string, in text form only."""
+    return {
+        "range": params.interval(query, "from", "to"),
+        "generated": params.interval(query, "generated-after", "generated-before"),
+        "generate_all": params.generate_all(query),
+        "aggregation": params.aggregation(query),
+        "period_ms": params.period_ms(query),
+    }
 
 
 class RequestIdMiddleware:

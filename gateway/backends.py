@@ -10,7 +10,7 @@ from grpc_status import rpc_status
 
 from gateway.config import GatewaySettings
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
-from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc
+from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
 
 log = logging.getLogger("storecast.gateway")
 
@@ -27,6 +27,7 @@ class Backends:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.ingest = ingest_pb2_grpc.IngestStub(self._channel(settings.ingest_target))
         self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
+        self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         if target not in self._channels:

@@ -82,3 +82,12 @@ def period_ms(params: dict[str, str]) -> int | None:
             ApiStatus.INVALID_PERIOD, f"period must be a positive integer followed by s, m, h or d (e.g. 15m), got {text!r}"
         )
     return int(match[1]) * _PERIOD_UNIT_MS[match[2]]
+
+
+def generate_all(params: dict[str, str]) -> bool | None:
+    text = params.get("generate-all")
+    if text is None:
+        return None
+    if text not in ("true", "false"):
+        raise ApiFailure(ApiStatus.INVALID_PARAMETERS, f"generate-all must be true or false, got {text!r}")
+    return text == "true"

@@ -1,9 +1,9 @@
 """`storecast`: one binary, any component.
 
-    storecast serve all        ingest + query services and the gateway in one process
+    storecast serve all        ingest, query and vector services and the gateway in one process
                                (the embedded chDB store allows one process per directory)
     storecast serve gateway    the REST/JSON gateway alone
-    storecast serve ingest     one gRPC service alone (likewise query)
+    storecast serve ingest     one gRPC service alone (likewise query, vector)
     storecast pki              a dev PKI and permissions file for `make run`
 """
 
@@ -27,7 +27,7 @@ from services.lib.store import Store
 
 log = logging.getLogger("storecast")
 
-SERVICE_TARGETS = ("ingest", "query")
+SERVICE_TARGETS = ("ingest", "query", "vector")
 
 # CLI flags override the environment variables of the same meaning.
 _FLAG_ENV = {
@@ -51,6 +51,10 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from services.query.service import register as register_query
 
         registrations.append(register_query(store, settings.max_records))
+    if "vector" in targets:
+        from services.vector.service import register as register_vector
+
+        registrations.append(register_vector(store, settings.max_records))
     return registrations
 
 

@@ -15,14 +15,21 @@ from typing import Annotated, Any
 
 import msgspec
 
-from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Kind, RecordType
+from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus
 
 Timestamp = Annotated[int, msgspec.Meta(ge=0, lt=TIMESTAMP_LIMIT_MS)]
 Uint32 = Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]
 Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 
-ATTRIBUTE_TYPES: dict[Kind, Any] = {Kind.FLOAT: Finite, Kind.UNSIGNED_INT: Uint32}
+ATTRIBUTE_TYPES: dict[Kind, Any] = {Kind.FLOAT: Finite, Kind.UNSIGNED_INT: Uint32, Kind.STRING: str}
+
+
+def attribute_type(attribute: Attribute) -> Any:
+    """The decoded type of an attribute; a STRING one carries its length limit (in characters)."""
+    if attribute.kind is Kind.STRING and attribute.max_length:
+        return Annotated[str, msgspec.Meta(max_length=attribute.max_length)]
+    return ATTRIBUTE_TYPES[attribute.kind]
 
 _TYPE_WORDS = {
     "str": "a string",
@@ -47,6 +54,7 @@ _EXPECTED_WORDS = {
 _LOCATED = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _EXPECTED_GOT = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 _CONSTRAINT = re.compile(r"^Expected `(?P<expected>[^`]+)` (?P<op>>=|<=|<|>) (?P<bound>\S+)$")
+_LENGTH = re.compile(r"^Expected `(?P<expected>str|array)` of length (?P<op>>=|<=) (?P<bound>[0-9]+)$")
 _FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]+)`$")
 
 
@@ -60,6 +68,14 @@ def _constraint_words(expected: str, op: str, bound: str) -> str:
     return f"expected an integer {op} {bound}"
 
 
+def _length_words(expected: str, op: str, bound: str) -> str:
+    if expected == "str" and op == "<=":
+        return f"expected a string of at most {bound} characters"
+    if expected == "array" and op == ">=" and bound == "1":
+        return "expected a non-empty array"
+    return f"expected {_TYPE_WORDS[expected]} of length {op} {bound}"
+
+
 def describe(error: msgspec.ValidationError) -> str:
     """"values[3].p: expected a number, got a string" from msgspec's wording."""
     located = _LOCATED.match(str(error))
@@ -70,6 +86,8 @@ def describe(error: msgspec.ValidationError) -> str:
         words = f"expected {expected}, got {_TYPE_WORDS.get(match['got'], match['got'])}"
     elif match := _CONSTRAINT.match(what):
         words = _constraint_words(match["expected"], match["op"], match["bound"])
+    elif match := _LENGTH.match(what):
+        words = _length_words(match["expected"], match["op"], match["bound"])
     elif match := _FIELD.match(what):
         field = match["field"]
         path = f"{path}.{field}" if path else field
@@ -103,8 +121,19 @@ def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json
     return msgspec.json.Decoder(body)
 
 
+def optional_fields(attributes: Sequence[Attribute]) -> list[tuple[str, Any, None]]:
+    """Every attribute optional: absent is stored and returned as null."""
+    return [(a.name, attribute_type(a) | None, None) for a in attributes]
+
+
 def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: RecordType) -> type[msgspec.Struct]:
     """A struct with the required key fields, then every attribute optional (absent = null)."""
-    attributes = [(a.name, ATTRIBUTE_TYPES[a.kind] | None, None) for a in record_type.attributes]
     # gc=False: thousands of records per body need no cycle tracking.
-    return msgspec.defstruct(name, key_fields + attributes, forbid_unknown_fields=True, gc=False)
+    return msgspec.defstruct(
+        name, key_fields + optional_fields(record_type.attributes), forbid_unknown_fields=True, gc=False
+    )
+
+
+def periods_field(period_struct: type[msgspec.Struct]) -> tuple[str, Any]:
+    """The required, non-empty `values` list of a vector's periods."""
+    return ("values", Annotated[list[period_struct], msgspec.Meta(min_length=1)])

@@ -3,7 +3,8 @@
 Results leave the engine as a finished JSON array, one record per line, so a
 GET turns no value into a Python object. Floats always carry a decimal point
 or an exponent (100.0, not 100) so that typed clients see floats as floats;
-unsigned integers are plain integers; absent values are null.
+unsigned integers are plain integers; strings are escaped by ClickHouse's
+toJSONString; absent values are null.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from storecast.catalog import Kind
 # toString() of a Float64 switches to exponent notation from 1e21 on.
 _FLOAT_JSON = "ifNull(concat(toString({x}), if({x} = trunc({x}) AND abs({x}) < 1e21, '.0', '')), 'null')"
 _INT_JSON = "ifNull(toString({x}), 'null')"
-_STRING_JSON = "toJSONString({x})"
+_STRING_JSON = "ifNull(toJSONString({x}), 'null')"
 
 
 def json_value(sql: str, kind: Kind | None) -> str:
-    """A JSON text for the value of `sql`: a float, an integer (kind None: not nullable), or a string."""
+    """A JSON text for the value of `sql`: a float, an integer or a string (kind None: a non-null integer)."""
     if kind is Kind.FLOAT:
         return _FLOAT_JSON.format(x=sql)
     if kind is Kind.UNSIGNED_INT:
         return _INT_JSON.format(x=sql)
+    if kind is Kind.STRING:
+        return json_string(sql)
     return f"toString({sql})"
 
 
@@ -70,3 +73,8 @@ def limit_array(array: bytes, limit: int) -> RenderedArray:
         return RenderedArray(array, count, None)
     cut = array.rindex(_BETWEEN)
     return RenderedArray(array[:cut] + b"]", limit, array[cut + len(_BETWEEN) : -1])
+
+
+def leading_timestamp(record: bytes) -> int:
+    """The timestamp of a rendered record, which always comes first: {"timestamp":N,...}."""
+    return int(record[record.index(b":") + 1 : record.index(b",")])

@@ -1,4 +1,4 @@
-"""Validation of a read's time range and aggregation, shared by every reader."""
+"""Validation of a read's time range, vintage selection and aggregation, shared by every reader."""
 
 from __future__ import annotations
 
@@ -49,6 +49,32 @@ def check_window(
     elif period_ms is not None:
         raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "period needs agg")
     return Window(start, end, function, period_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Vintage:
+    """Which vectors of an id a read selects, by creation_timestamp.
+
+    start and end None: the most recent one; else the most recent created in
+    [start, end[, or every one created there when `every` is set.
+    """
+
+    start: int | None
+    end: int | None
+    every: bool
+
+
+def check_vintage(generated: records_pb2.Interval | None, generate_all: bool | None) -> Vintage:
+    """generate_all None: not given, which differs from false only in needing no interval."""
+    if generated is None:
+        if generate_all is not None:
+            raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "generate-all needs generated-after and generated-before")
+        return Vintage(None, None, False)
+    check_timestamp(generated.start_ms, ApiStatus.INVALID_GENERATED_AFTER, "generated-after")
+    check_timestamp(generated.end_ms, ApiStatus.INVALID_GENERATED_BEFORE, "generated-before")
+    if generated.start_ms >= generated.end_ms:
+        raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "generated-after must be lower than generated-before")
+    return Vintage(generated.start_ms, generated.end_ms, bool(generate_all))
 
 
 def record_limit(requested: int, cap: int) -> int:

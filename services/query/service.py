@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, json_object, json_value, limit_array
+from services.lib.render import (
+    JSON_ARRAY_FORMAT,
+    JSON_ARRAY_SETTINGS,
+    json_object,
+    json_value,
+    leading_timestamp,
+    limit_array,
+)
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.store import Store
@@ -39,11 +46,6 @@ def production_sql(table: str, equipment: RecordType, window: Window, limit: int
         f" FROM {table} FINAL WHERE {where} GROUP BY bucket ORDER BY bucket LIMIT {limit}"
         f") ORDER BY bucket"
     )
-
-
-def leading_timestamp(record_line: bytes) -> int:
-    """The timestamp of a rendered record, which always comes first: {"timestamp":N,...}."""
-    return int(record_line[record_line.index(b":") + 1 : record_line.index(b",")])
 
 
 class QueryService(query_pb2_grpc.QueryServicer):

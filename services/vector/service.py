@@ -1,0 +1,120 @@
+"""The vector service: forecasts, commitments and tariffs, stored and read."""
+
+from __future__ import annotations
+
+import grpc
+from clickhouse_connect.driver.client import Client
+
+from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, leading_timestamp, limit_array
+from services.lib.rpc import Registration
+from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
+from services.lib.store import Store
+from services.lib.window import check_vintage, check_window, record_limit
+from services.vector.sql import KEY_FILTER, tariff_sql, vector_sql
+from services.vector.write import Columns, TariffWriter, VectorWriter
+from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
+from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
+
+VectorRequest = vector_pb2.GetForecastRequest | vector_pb2.GetCommitmentRequest
+
+
+def _forecast_type(enum_value: int) -> RecordType:
+    forecast = FORECAST_BY_ENUM.get(enum_value)
+    if forecast is None:
+        raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown forecast type {enum_value}")
+    return forecast
+
+
+class VectorService(vector_pb2_grpc.VectorServicer):
+    def __init__(self, store: Store, max_records: int) -> None:
+        self._store = store
+        self._max_records = max_records
+        self._forecast_writers = {t.enum_value: VectorWriter(FORECAST_TABLES[name], t) for name, t in FORECAST_TYPES.items()}
+        self._commitment_writer = VectorWriter(COMMITMENT_TABLE, COMMITMENT)
+        self._tariff_writer = TariffWriter(TARIFF_TABLE, TARIFF)
+
+    def PutForecast(self, request: vector_pb2.PutForecastRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
+        writer = self._forecast_writers[_forecast_type(request.forecast_type).enum_value]
+        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+
+    def PutCommitment(self, request: vector_pb2.PutCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
+        writer = self._commitment_writer
+        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+
+    def PutTariff(self, request: vector_pb2.PutTariffRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
+        writer = self._tariff_writer
+        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+
+    def GetForecast(self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        forecast = _forecast_type(request.forecast_type)
+        return self._read_vectors(FORECAST_TABLES[forecast.name], forecast, request, f"{forecast.name} forecast")
+
+    def GetCommitment(self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        return self._read_vectors(COMMITMENT_TABLE, COMMITMENT, request, "commitment")
+
+    def GetTariff(self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        window = check_window(request.range if request.HasField("range") else None, records_pb2.AGGREGATION_UNSPECIFIED, None)
+        limit = record_limit(request.max_records, self._max_records)
+        table = self._store.table(TARIFF_TABLE.name)
+        parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
+        with self._store.client() as client:
+            # One period more than the limit tells whether the response is partial.
+            sql = tariff_sql(table, TARIFF, window, limit + 1)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
+            if rendered.count == 0:
+                self._check_id_known(client, table, request.site_id, request.id, "tariff")
+                return records_pb2.Records(results_json=b"[]", count=0)
+        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
+        results = b'[{"id":%d,"values":%s}]' % (request.id, rendered.results)
+        return records_pb2.Records(results_json=results, count=rendered.count, next_from=next_from)
+
+    def _read_vectors(self, layout: Table, record_type: RecordType, request: VectorRequest, what: str) -> records_pb2.Records:
+        window = check_window(
+            request.range if request.HasField("range") else None,
+            request.aggregation,
+            request.period_ms if request.HasField("period_ms") else None,
+        )
+        vintage = check_vintage(
+            request.generated if request.HasField("generated") else None,
+            request.generate_all if request.HasField("generate_all") else None,
+        )
+        limit = record_limit(request.max_records, self._max_records)
+        table = self._store.table(layout.name)
+        parameters = {
+            "site_id": request.site_id,
+            "id": request.id,
+            "start": window.start,
+            "end": window.end,
+            "generated_start": vintage.start,
+            "generated_end": vintage.end,
+        }
+        with self._store.client() as client:
+            line = client.raw_query(vector_sql(table, record_type, window, vintage, limit), parameters, fmt="TabSeparatedRaw")
+            count, next_from, results = line.rstrip(b"\n").split(b"\t", 2)
+            if not results:
+                self._check_id_known(client, table, request.site_id, request.id, what)
+        return records_pb2.Records(
+            results_json=b"[" + results + b"]", count=int(count), next_from=int(next_from) if next_from else None
+        )
+
+    def _insert(self, table: Table, column_names: list[str], columns: Columns) -> records_pb2.PutReply:
+        with self._store.client() as client:
+            client.insert(self._store.table(table.name), columns, column_names=column_names, column_oriented=True)
+        return records_pb2.PutReply(stored=len(columns[0]))
+
+    @staticmethod
+    def _check_id_known(client: Client, table: str, site_id: int, record_id: int, what: str) -> None:
+        known = client.raw_query(
+            f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, fmt="TabSeparatedRaw"
+        )
+        if not known:
+            raise ApiFailure(ApiStatus.INVALID_ID, f"no {what} of id {record_id} was ever stored for this site")
+
+
+def register(store: Store, max_records: int) -> Registration:
+    def add(server: grpc.Server) -> str:
+        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records), server)
+        return vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name
+
+    return add

@@ -1,0 +1,137 @@
+"""SQL that selects, cuts and renders vectors and tariff periods in ClickHouse.
+
+A vector read is one query that reads the table once: it selects the vectors
+(one row each), keeps each one's periods in [from, to[ (aggregated into
+buckets if asked), works out where a partial response is cut, and renders
+the whole `results` array. Nothing per period comes back to Python.
+"""
+
+from __future__ import annotations
+
+from services.lib.render import json_object, json_value
+from services.lib.schema import PERIOD_TIMESTAMPS, period_column
+from services.lib.window import Vintage, Window
+from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
+
+KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
+_IN_RANGE = "t >= {start:Int64} AND t < {end:Int64}"
+_GENERATED = "creation_timestamp >= {generated_start:Int64} AND creation_timestamp < {generated_end:Int64}"
+# Quality is a grade: a bucket is only as good as its worst period (CONTRACT §7).
+_ALWAYS_MIN = frozenset({"quality"})
+
+
+def _selection(table: str, vintage: Vintage) -> str:
+    """The vectors read: the latest (in the generated interval, if any), or all of the interval."""
+    if vintage.every:
+        return _GENERATED
+    generated = f" AND {_GENERATED}" if vintage.start is not None else ""
+    # Read in reverse key order, this touches only the last granules of the id's
+    # key range, not every vintage; FINAL is left to the outer read of the one key.
+    return (
+        f"creation_timestamp IN (SELECT creation_timestamp FROM {table} WHERE {KEY_FILTER}{generated}"
+        f" ORDER BY creation_timestamp DESC LIMIT 1)"
+    )
+
+
+def _aggregate(attribute: Attribute, function: str) -> tuple[str, Kind]:
+    """The function an attribute aggregates with, and the kind of the result."""
+    if attribute.name in _ALWAYS_MIN:
+        return "min", attribute.kind
+    return function, Kind.FLOAT if function == "avg" else attribute.kind
+
+
+def _output_periods(record_type: RecordType, window: Window) -> tuple[list[str], list[Kind]]:
+    """SELECT items giving each vector's output periods as arrays `o_timestamp`, `o_<attribute>`
+    (ascending, as stored), and the kind each attribute is rendered as."""
+    names = [a.name for a in record_type.attributes]
+    stored = {"timestamp": f"`{PERIOD_TIMESTAMPS}`", **{n: f"`{period_column(n)}`" for n in names}}
+    if window.start is None:
+        in_range = stored
+    else:
+        in_range = {n: f"arrayFilter((x, t) -> {_IN_RANGE}, {sql}, `{PERIOD_TIMESTAMPS}`)" for n, sql in stored.items()}
+    if window.function is None:
+        items = [f"{sql} AS `o_{n}`" for n, sql in in_range.items()]
+        return items, [a.kind for a in record_type.attributes]
+    period = window.period_ms
+    # Periods are sorted, so each bucket [k*period, (k+1)*period[ is a run of
+    # consecutive periods: (first index, length) ranges for arrayReduceInRanges.
+    items = [f"{sql} AS `r_{n}`" for n, sql in in_range.items()]
+    items += [
+        f"arrayMap(t -> intDiv(t, {period}) * {period}, r_timestamp) AS r_bucket",
+        "arrayFilter((i, d) -> i = 1 OR d != 0, arrayEnumerate(r_bucket), arrayDifference(r_bucket)) AS r_starts",
+        "arrayMap((s, e) -> (s, toUInt64(e - s)), r_starts, arrayPushBack(arrayPopFront(r_starts), length(r_bucket) + 1))"
+        " AS r_ranges",
+        "arrayMap(s -> r_bucket[s], r_starts) AS o_timestamp",
+    ]
+    kinds = []
+    for attribute in record_type.attributes:
+        function, kind = _aggregate(attribute, window.function)
+        items.append(f"arrayReduceInRanges('{function}', r_ranges, `r_{attribute.name}`) AS `o_{attribute.name}`")
+        kinds.append(kind)
+    return items, kinds
+
+
+def _cut(limit: int) -> str:
+    """Where a partial response stops, from all output period timestamps sorted (`all_timestamps`):
+    the timestamp of the first period beyond the limit, so that a timestamp's periods
+    are all in or all out; if the first timestamp alone holds more than the limit,
+    the next timestamp. TIMESTAMP_LIMIT_MS: no cut."""
+    return (
+        f"multiIf(length(all_timestamps) <= {limit}, {TIMESTAMP_LIMIT_MS},"
+        f" all_timestamps[{limit + 1}] > all_timestamps[1], all_timestamps[{limit + 1}],"
+        f" ifNull(arrayFirstOrNull(t -> t > all_timestamps[1], all_timestamps), {TIMESTAMP_LIMIT_MS}))"
+    )
+
+
+def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vintage, limit: int) -> str:
+    """One line, tab-separated: the number of periods returned, next_from (empty if the
+    response is whole) and the members of the `results` array (empty if no vector was selected)."""
+    period_items, period_kinds = _output_periods(record_type, window)
+    vector_attributes = [a.name for a in record_type.vector_attributes]
+    attributes = [a.name for a in record_type.attributes]
+    selected = (
+        f"SELECT creation_timestamp, {', '.join([*(f'`{n}`' for n in vector_attributes), *period_items])}"
+        f" FROM {table} FINAL WHERE {KEY_FILTER} AND {_selection(table, vintage)}"
+    )
+    # Each selected vector as a tuple v: (creation_timestamp, vector attributes..., o_timestamp, o_<attribute>...).
+    tuple_items = ["creation_timestamp", *(f"`{n}`" for n in vector_attributes), "o_timestamp", *(f"`o_{n}`" for n in attributes)]
+    timestamps_at = 2 + len(vector_attributes)
+    kept = [f"arrayFilter(t -> t < cut, v.{timestamps_at})"] + [
+        f"arrayFilter((x, t) -> t < cut, v.{timestamps_at + 1 + i}, v.{timestamps_at})" for i in range(len(attributes))
+    ]
+    period_json = json_object(
+        [("timestamp", "toString(t)")]
+        + [(name, json_value(f"x{i}", kind)) for i, (name, kind) in enumerate(zip(attributes, period_kinds))]
+    )
+    lambda_args = ", ".join(["t", *(f"x{i}" for i in range(len(attributes)))])
+    vector_json = json_object(
+        [("creation_timestamp", "toString(v.1)"), ("id", "toString({id:UInt32})")]
+        + [(a.name, json_value(f"v.{2 + i}", a.kind)) for i, a in enumerate(record_type.vector_attributes)]
+        + [("values", f"concat('[', arrayStringConcat(arrayMap(({lambda_args}) -> {period_json}, {', '.join(kept)}), ','), ']')")]
+    )
+    return (
+        f"SELECT period_count, if(cut < {TIMESTAMP_LIMIT_MS}, toString(cut), ''), results FROM ("
+        f"SELECT arraySort(arrayFlatten(groupArray(o_timestamp))) AS all_timestamps, {_cut(limit)} AS cut,"
+        f" arrayCount(t -> t < cut, all_timestamps) AS period_count,"
+        f" arrayStringConcat(arrayMap(v -> {vector_json},"
+        f" arraySort(v -> v.1, groupArray(({', '.join(tuple_items)})))), ',') AS results"
+        f" FROM ({selected}))"
+    )
+
+
+def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) -> str:
+    """One JSON period per line, ascending, at most `limit` lines: those in force during [from, to[."""
+    where = KEY_FILTER
+    if window.start is not None:
+        # The last period starting at or before `from` is in force at `from`; from it on,
+        # every period starting before `to`. Scalar subqueries become constants before
+        # index analysis, so both reads are primary-key ranges.
+        in_force = (
+            f"ifNull((SELECT timestamp FROM {table} WHERE {KEY_FILTER} AND timestamp <= {{start:Int64}}"
+            f" ORDER BY timestamp DESC LIMIT 1), {{start:Int64}})"
+        )
+        where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
+    period = json_object(
+        [("timestamp", "toString(timestamp)")] + [(a.name, json_value(f"`{a.name}`", a.kind)) for a in record_type.attributes]
+    )
+    return f"SELECT {period} FROM {table} FINAL WHERE {where} ORDER BY timestamp LIMIT {limit}"

@@ -1,0 +1,107 @@
+"""PUT bodies of the vector categories, decoded and validated, as insert columns.
+
+Forecast and commitment vectors become one row each, their periods sorted
+into parallel arrays; tariff entries become one row per period.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from services.lib import payload
+from services.lib.columns import last_occurrences, take, to_columns
+from services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
+from storecast.catalog import RecordType
+from storecast.status import ApiFailure, ApiStatus
+
+Columns = list[list[Any]]
+
+
+def _period_struct(name: str, record_type: RecordType) -> type[msgspec.Struct]:
+    return payload.record_struct(f"{name}_period", [("timestamp", payload.Timestamp)], record_type)
+
+
+def _sorted_periods(periods: Sequence[Any], fields: Sequence[str], vector_index: int) -> Columns:
+    """A vector's period columns ascending by timestamp (fields[0]); two periods at one timestamp are 1303."""
+    columns = to_columns(periods, fields)
+    timestamps = columns[0]
+    if all(map(operator.lt, timestamps, itertools.islice(timestamps, 1, None))):
+        return columns
+    # Stable: of two periods at one timestamp, the earlier in the body comes first.
+    order = sorted(range(len(timestamps)), key=timestamps.__getitem__)
+    for earlier, later in itertools.pairwise(order):
+        if timestamps[earlier] == timestamps[later]:
+            raise ApiFailure(
+                ApiStatus.PAYLOAD_CONTENT_ERROR,
+                f"values[{vector_index}].values[{later}].timestamp: {timestamps[later]} is already the timestamp"
+                f" of values[{vector_index}].values[{earlier}]; a vector has one period per timestamp",
+            )
+    return [[column[i] for i in order] for column in columns]
+
+
+class VectorWriter:
+    """Forecast vectors of one type, or commitment vectors: one row per vector."""
+
+    def __init__(self, table: Table, record_type: RecordType) -> None:
+        self.table = table
+        vector = msgspec.defstruct(
+            table.name,
+            [
+                ("creation_timestamp", payload.Timestamp),
+                ("id", payload.Uint32),
+                payload.periods_field(_period_struct(table.name, record_type)),
+                *payload.optional_fields(record_type.vector_attributes),
+            ],
+            forbid_unknown_fields=True,
+        )
+        self._decoder = payload.body_decoder(vector, table.name)
+        self._vector_fields = ["id", "creation_timestamp", *(a.name for a in record_type.vector_attributes)]
+        self._period_fields = ["timestamp", *(a.name for a in record_type.attributes)]
+        self.column_names = [
+            "site_id",
+            *self._vector_fields,
+            PERIOD_TIMESTAMPS,
+            *(period_column(a.name) for a in record_type.attributes),
+        ]
+
+    def columns(self, site_id: int, body: bytes) -> Columns:
+        vectors = payload.decode(self._decoder, body)
+        periods = [_sorted_periods(v.values, self._period_fields, index) for index, v in enumerate(vectors)]
+        # One column per period attribute, each holding one array per vector.
+        columns = to_columns(vectors, self._vector_fields) + [list(arrays) for arrays in zip(*periods)]
+        # Within one request the last occurrence of (id, creation_timestamp) wins, whole.
+        kept = last_occurrences(columns[0], columns[1])
+        if kept is not None:
+            columns = take(columns, kept)
+        return [[site_id] * len(columns[0]), *columns]
+
+
+class TariffWriter:
+    """Tariff entries {"id", "values": [periods]}: one row per period, keyed (id, timestamp)."""
+
+    def __init__(self, table: Table, record_type: RecordType) -> None:
+        self.table = table
+        entry = msgspec.defstruct(
+            table.name,
+            [("id", payload.Uint32), payload.periods_field(_period_struct(table.name, record_type))],
+            forbid_unknown_fields=True,
+        )
+        self._decoder = payload.body_decoder(entry, table.name)
+        self._period_fields = ["timestamp", *(a.name for a in record_type.attributes)]
+        self.column_names = ["site_id", "id", *self._period_fields]
+
+    def columns(self, site_id: int, body: bytes) -> Columns:
+        entries = payload.decode(self._decoder, body)
+        per_entry = [to_columns(entry.values, self._period_fields) for entry in entries]
+        ids = [entry.id for entry, periods in zip(entries, per_entry) for _ in periods[0]]
+        columns = [ids, *(list(itertools.chain.from_iterable(c)) for c in zip(*per_entry))]
+        # Within one request the last occurrence of (id, timestamp) wins, as for production records.
+        kept = last_occurrences(columns[0], columns[1])
+        if kept is not None:
+            columns = take(columns, kept)
+        return [[site_id] * len(columns[0]), *columns]

@@ -12,6 +12,7 @@ from services.lib.render import (
     leading_timestamp,
     limit_array,
 )
+from services.lib.keys import KEY_FILTER, check_id_known
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.store import Store
@@ -20,13 +21,12 @@ from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
-_KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 
 
 def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
     """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
-    where = _KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
+    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
     head = [("timestamp", "toString(timestamp)"), ("id", "toString(id)")]
     if window.function is None:
         record = json_object(head + [(a.name, json_value(f"`{a.name}`", a.kind)) for a in equipment.attributes])
@@ -70,19 +70,9 @@ class QueryService(query_pb2_grpc.QueryServicer):
             sql = production_sql(table, equipment, window, limit + 1)
             rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
             if rendered.count == 0:
-                self._check_id_known(client, table, request)
+                check_id_known(client, table, request.site_id, request.id, f"{equipment.name} record")
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
-
-    @staticmethod
-    def _check_id_known(client, table: str, request: query_pb2.GetProductionRequest) -> None:
-        known = client.raw_query(
-            f"SELECT 1 FROM {table} WHERE {_KEY_FILTER} LIMIT 1",
-            {"site_id": request.site_id, "id": request.id},
-            fmt="TabSeparatedRaw",
-        )
-        if not known:
-            raise ApiFailure(ApiStatus.INVALID_ID, f"no record of id {request.id} was ever stored for this site and type")
 
 
 def register(store: Store, max_records: int) -> Registration:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import grpc
-from clickhouse_connect.driver.client import Client
 
 from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, leading_timestamp, limit_array
+from services.lib.keys import check_id_known
 from services.lib.rpc import Registration
 from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
 from services.lib.store import Store
 from services.lib.window import check_vintage, check_window, record_limit
-from services.vector.sql import KEY_FILTER, tariff_sql, vector_sql
+from services.vector.sql import tariff_sql, vector_sql
 from services.vector.write import Columns, TariffWriter, VectorWriter
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
 from storecast.status import ApiFailure, ApiStatus
@@ -63,7 +63,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             sql = tariff_sql(table, TARIFF, window, limit + 1)
             rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
             if rendered.count == 0:
-                self._check_id_known(client, table, request.site_id, request.id, "tariff")
+                check_id_known(client, table, request.site_id, request.id, "tariff")
                 return records_pb2.Records(results_json=b"[]", count=0)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         results = b'[{"id":%d,"values":%s}]' % (request.id, rendered.results)
@@ -93,7 +93,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             line = client.raw_query(vector_sql(table, record_type, window, vintage, limit), parameters, fmt="TabSeparatedRaw")
             count, next_from, results = line.rstrip(b"\n").split(b"\t", 2)
             if not results:
-                self._check_id_known(client, table, request.site_id, request.id, what)
+                check_id_known(client, table, request.site_id, request.id, what)
         return records_pb2.Records(
             results_json=b"[" + results + b"]", count=int(count), next_from=int(next_from) if next_from else None
         )
@@ -102,14 +102,6 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         with self._store.client() as client:
             client.insert(self._store.table(table.name), columns, column_names=column_names, column_oriented=True)
         return records_pb2.PutReply(stored=len(columns[0]))
-
-    @staticmethod
-    def _check_id_known(client: Client, table: str, site_id: int, record_id: int, what: str) -> None:
-        known = client.raw_query(
-            f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, fmt="TabSeparatedRaw"
-        )
-        if not known:
-            raise ApiFailure(ApiStatus.INVALID_ID, f"no {what} of id {record_id} was ever stored for this site")
 
 
 def register(store: Store, max_records: int) -> Registration:

@@ -8,12 +8,12 @@ the whole `results` array. Nothing per period comes back to Python.
 
 from __future__ import annotations
 
+from services.lib.keys import KEY_FILTER
 from services.lib.render import json_object, json_value
 from services.lib.schema import PERIOD_TIMESTAMPS, period_column
 from services.lib.window import Vintage, Window
 from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
 
-KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
 _IN_RANGE = "t >= {start:Int64} AND t < {end:Int64}"
 _GENERATED = "creation_timestamp >= {generated_start:Int64} AND creation_timestamp < {generated_end:Int64}"
 # Quality is a grade: a bucket is only as good as its worst period (CONTRACT §7).

@@ -120,7 +120,7 @@ def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vin
 
 
 def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) -> str:
-    """One JSON period per line, ascending, at most `limit` lines: those in force during [from, to[."""
+    """The periods in force during [from, to[ as rendered JSON, ascending, at most `limit` of them."""
     where = KEY_FILTER
     if window.start is not None:
         # The last period starting at or before `from` is in force at `from`; from it on,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.lib.cluster import cluster_ddl
 from storecast.catalog import EQUIPMENT_TYPES, Kind, RecordType
 
 ATTRIBUTE_COLUMN_TYPES = {Kind.FLOAT: "Nullable(Float64)", Kind.UNSIGNED_INT: "Nullable(UInt32)", Kind.STRING: "String"}
@@ -40,8 +41,11 @@ class Table:
     def columns(self) -> tuple[Column, ...]:
         return self.key_columns + self.value_columns
 
-    def ddl(self, database: str) -> list[str]:
-        """CREATE the table, then ADD any column a newer catalog declares."""
+    def ddl(self, database: str, cluster: str | None = None) -> list[str]:
+        """CREATE the table, then ADD any column a newer catalog declares;
+        on a ClickHouse cluster, the replicated and Distributed pair instead."""
+        if cluster is not None:
+            return cluster_ddl(self, database, cluster)
         columns = ",\n  ".join(column.definition() for column in self.columns)
         statements = [
             f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n  {columns}\n)"

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.grpc_tls import ClientTls
+
 
 def dev_dir() -> Path:
     return Path(os.environ.get("STORECAST_DEV_DIR", ".dev")).resolve()
@@ -24,6 +26,7 @@ class GatewaySettings:
     query_target: str
     vector_target: str
     grpc_timeout_s: float
+    grpc_client_tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -42,4 +45,5 @@ class GatewaySettings:
             query_target=env.get("STORECAST_QUERY_TARGET", services),
             vector_target=env.get("STORECAST_VECTOR_TARGET", services),
             grpc_timeout_s=float(env.get("STORECAST_GRPC_TIMEOUT_S", "30")),
+            grpc_client_tls=ClientTls.from_env(env),
         )

@@ -71,6 +71,8 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
         _registrations(targets, store, settings),
         workers=settings.grpc_workers,
         max_message_bytes=settings.max_body_bytes + 1024 * 1024,
+        credentials=settings.grpc_tls.credentials() if settings.grpc_tls else None,
+        health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
     )
     return server, store
 

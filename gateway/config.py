@@ -27,6 +27,8 @@ class GatewaySettings:
     vector_target: str
     grpc_timeout_s: float
     grpc_client_tls: ClientTls | None = None
+    # The header an ingress puts the verified client certificate in (gateway/identity.py); None: off.
+    trusted_cert_header: str | None = None
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -46,4 +48,5 @@ class GatewaySettings:
             vector_target=env.get("STORECAST_VECTOR_TARGET", services),
             grpc_timeout_s=float(env.get("STORECAST_GRPC_TIMEOUT_S", "30")),
             grpc_client_tls=ClientTls.from_env(env),
+            trusted_cert_header=env.get("STORECAST_TRUSTED_CERT_HEADER", "").strip().lower() or None,
         )

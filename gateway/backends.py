@@ -16,7 +16,13 @@ log = logging.getLogger("storecast.gateway")
 
 Reply = TypeVar("Reply")
 
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    # A target that resolves to several pods (a headless Service) gets its calls
+    # spread over all of them, not pinned to the first.
+    ("grpc.lb_policy_name", "round_robin"),
+]
 
 
 class Backends:

@@ -62,6 +62,13 @@ def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+# Callers learn of new replicas behind a headless Service only when they
+# resolve its name again, which they do when a connection ends: ending each
+# after five minutes (calls in flight get a minute to finish) spreads the load
+# onto replicas an autoscaler has just added.
+CONNECTION_AGE_OPTIONS = [("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 60_000)]
+
+
 # A registration adds one servicer to the server and names it for health checks.
 Registration = Callable[[grpc.Server], str]
 
@@ -80,7 +87,7 @@ def serve(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
         interceptors=[ApiErrorInterceptor()],
-        options=message_size_options(max_message_bytes),
+        options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import openapi, params, routing
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
+from gateway.identity import client_identity
 from gateway.permissions import Permissions
-from gateway.tls import client_common_name
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, query_pb2, records_pb2, vector_pb2
 
@@ -80,7 +80,7 @@ class V1Api:
     async def handle(self, request: Request) -> Response:
         endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
         access = "read" if endpoint.method == "GET" else "write"
-        cn = client_common_name(request.scope)
+        cn = client_identity(request.scope, self._settings)
         if not self._permissions.allows(cn, endpoint.site_id, access):
             who = f"certificate {cn!r}" if cn else "a request without a client certificate"
             raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{who} may not {access} site {endpoint.site_id}")

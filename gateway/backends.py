@@ -16,7 +16,13 @@ log = logging.getLogger("storecast.gateway")
 
 Reply = TypeVar("Reply")
 
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    # A target that resolves to several pods (a headless Service) gets its calls
+    # spread over all of them, not pinned to the first.
+    ("grpc.lb_policy_name", "round_robin"),
+]
 
 
 class Backends:
@@ -25,13 +31,17 @@ class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self._timeout = settings.grpc_timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._credentials = settings.grpc_client_tls.credentials() if settings.grpc_client_tls else None
         self.ingest = ingest_pb2_grpc.IngestStub(self._channel(settings.ingest_target))
         self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         if target not in self._channels:
-            self._channels[target] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            if self._credentials is None:
+                self._channels[target] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            else:
+                self._channels[target] = grpc.aio.secure_channel(target, self._credentials, options=_CHANNEL_OPTIONS)
         return self._channels[target]
 
     async def call(self, method: Any, request: Any, request_id: str) -> Any:

@@ -5,6 +5,7 @@
     storecast serve gateway    the REST/JSON gateway alone
     storecast serve ingest     one gRPC service alone (likewise query, vector)
     storecast pki              a dev PKI and permissions file for `make run`
+    storecast migrate          apply the schema (ON CLUSTER with STORECAST_CLICKHOUSE_CLUSTER) and exit
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
     # (700 allocations) would run the cycle collector dozens of times per body.
     gc.set_threshold(50_000, 20, 20)
     settings = ServiceSettings.from_env()
-    store = Store(settings.store_url, pool_size=settings.grpc_workers)
-    for table in all_tables():
-        store.apply(table.ddl(store.database))
+    store = Store(settings.store_url, pool_size=settings.grpc_workers, cluster=settings.clickhouse_cluster)
+    # On a cluster the schema is `storecast migrate`'s, run once per release:
+    # ON CLUSTER DDL from every starting replica would wait on every host.
+    if settings.clickhouse_cluster is None:
+        for table in all_tables():
+            store.apply(table.ddl(store.database))
     server = serve(
         f"{settings.grpc_host}:{settings.grpc_port}",
         _registrations(targets, store, settings),
         workers=settings.grpc_workers,
         max_message_bytes=settings.max_body_bytes + 1024 * 1024,
+        credentials=settings.grpc_tls.credentials() if settings.grpc_tls else None,
+        health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
     )
     return server, store
 
@@ -104,6 +110,14 @@ def run_gateway(with_services: bool) -> None:
             store.close()
 
 
+def run_migration(store_url: str | None) -> None:
+    from services.lib.migrate import migrate
+
+    if store_url is not None:
+        os.environ["STORECAST_STORE_URL"] = store_url
+    migrate(ServiceSettings.from_env())
+
+
 def create_pki(out: Path, permissions: Path) -> None:
     from gateway.pki import create_dev_pki
 
@@ -118,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("target", choices=("all", "gateway", *SERVICE_TARGETS))
     for flag in _FLAG_ENV:
         serve_cmd.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+    migrate_cmd = commands.add_parser("migrate", help="apply the schema to the store and exit")
+    migrate_cmd.add_argument("--store-url", dest="store_url")
     pki_cmd = commands.add_parser("pki", help="create a dev PKI and permissions file")
     pki_cmd.add_argument("--out", type=Path, default=None)
     pki_cmd.add_argument("--permissions", type=Path, default=None)
@@ -126,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "pki":
         create_pki(args.out or dev_dir() / "pki", args.permissions or dev_dir() / "permissions.yaml")
+        return
+    if args.command == "migrate":
+        run_migration(args.store_url)
         return
     for flag, env in _FLAG_ENV.items():
         if getattr(args, flag) is not None:

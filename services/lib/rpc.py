@@ -8,6 +8,7 @@ it into a gRPC status carrying an `ApiError`, and any other exception into
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from typing import Any
@@ -61,24 +62,61 @@ def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+# Callers learn of new replicas behind a headless Service only when they
+# resolve its name again, which they do when a connection ends: ending each
+# after five minutes (calls in flight get a minute to finish) spreads the load
+# onto replicas an autoscaler has just added.
+CONNECTION_AGE_OPTIONS = [("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 60_000)]
+
+
 # A registration adds one servicer to the server and names it for health checks.
 Registration = Callable[[grpc.Server], str]
 
 
-def serve(address: str, registrations: Iterable[Registration], *, workers: int, max_message_bytes: int) -> grpc.Server:
-    """Start a server with the given services, all reported SERVING."""
+def serve(
+    address: str,
+    registrations: Iterable[Registration],
+    *,
+    workers: int,
+    max_message_bytes: int,
+    credentials: grpc.ServerCredentials | None = None,
+    health_address: str | None = None,
+) -> grpc.Server:
+    """Start a server with the given services, all reported SERVING; over
+    mutual TLS with `credentials`, and with health also on `health_address`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
         interceptors=[ApiErrorInterceptor()],
-        options=message_size_options(max_message_bytes),
+        options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [register(server) for register in registrations]
+    bound = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
+    if bound == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    if health_address is not None:
+        serve_health(health_servicer, health_address, server)
+    for name in names + [""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC %s listening on %s%s", ", ".join(names), address, " (mutual TLS)" if credentials else "")
+    return server
+
+
+def serve_health(health_servicer: health.HealthServicer, address: str, main: grpc.Server) -> None:
+    """The health service alone, in plaintext, for probes that cannot present a
+    client certificate (Kubernetes' gRPC probes speak no TLS); it reports the
+    main server's statuses, and stops when the main server does."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
-    for name in names + [""]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gRPC %s listening on %s", ", ".join(names), address)
-    return server
+
+    def stop_with_main() -> None:
+        main.wait_for_termination()
+        server.stop(grace=None)
+
+    threading.Thread(target=stop_with_main, name="health-stop", daemon=True).start()
+    log.info("gRPC health listening on %s", address)

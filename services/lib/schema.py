@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.lib.cluster import cluster_ddl
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Kind, RecordType
 
 ATTRIBUTE_COLUMN_TYPES = {
@@ -72,8 +73,11 @@ class Table:
     def columns(self) -> tuple[Column, ...]:
         return self.key_columns + self.value_columns
 
-    def ddl(self, database: str) -> list[str]:
-        """CREATE the table, then ADD any column a newer catalog declares."""
+    def ddl(self, database: str, cluster: str | None = None) -> list[str]:
+        """CREATE the table, then ADD any column a newer catalog declares;
+        on a ClickHouse cluster, the replicated and Distributed pair instead."""
+        if cluster is not None:
+            return cluster_ddl(self, database, cluster)
         columns = ",\n  ".join(column.definition() for column in self.columns)
         settings = f" SETTINGS index_granularity = {self.index_granularity}" if self.index_granularity else ""
         statements = [

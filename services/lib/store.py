@@ -2,7 +2,9 @@
 
 `chdb:///abs/dir` runs ClickHouse in this process (one engine per process);
 `http(s)://user:pass@host:port/database` talks to a server. Every other module
-sees the same client API either way.
+sees the same client API either way. On a ClickHouse cluster (`cluster`
+names it) every session carries the cluster settings, and the schema,
+database included, is the migration's (`storecast migrate`).
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+
+from services.lib.cluster import CLUSTER_SETTINGS
 
 DEFAULT_DATABASE = "storecast"
 
 
 class Store:
-    def __init__(self, url: str, pool_size: int) -> None:
+    def __init__(self, url: str, pool_size: int, cluster: str | None = None) -> None:
         self.url = url
+        self._settings = CLUSTER_SETTINGS if cluster is not None else None
         parts = urlsplit(url)
         self.embedded = parts.scheme == "chdb"
         if self.embedded:
@@ -33,14 +38,17 @@ class Store:
         self._created = 0
         self._lock = threading.Lock()
         first = self._connect()
-        first.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        if cluster is None:
+            first.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._pool.put(first)
 
     def _connect(self) -> Client:
         parts = urlsplit(self.url)
         self._created += 1
         if self.embedded:
-            return clickhouse_connect.get_client(dsn=self.url)
+            # Query parameters are engine options (chdb:///dir?config-file=...).
+            options = dict(parse_qsl(parts.query)) or None
+            return clickhouse_connect.get_client(dsn=parts._replace(query="").geturl(), chdb_options=options, settings=self._settings)
         return clickhouse_connect.get_client(
             host=parts.hostname,
             port=parts.port or (8443 if parts.scheme == "https" else 8123),
@@ -48,6 +56,7 @@ class Store:
             password=unquote(parts.password or ""),
             secure=parts.scheme == "https",
             autogenerate_session_id=False,
+            settings=self._settings,
         )
 
     @contextmanager

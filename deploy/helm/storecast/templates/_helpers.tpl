@@ -1,0 +1,74 @@
+{{/* Names, labels and shared pod settings. */}}
+
+{{- define "storecast.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's resource name: <fullname>-<component>. Call with (list $ "ingest"). */}}
+{{- define "storecast.componentName" -}}
+{{- printf "%s-%s" (include "storecast.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+
+{{- define "storecast.selectorLabels" -}}
+app.kubernetes.io/name: {{ (index . 0).Chart.Name }}
+app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "storecast.labels" -}}
+{{ include "storecast.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" (index . 0).Chart.Name (index . 0).Chart.Version }}
+app.kubernetes.io/version: {{ (index . 0).Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
+{{- end -}}
+
+{{- define "storecast.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "storecast.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "storecast.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the gateway and internal callers find a service: its Service name and gRPC port. */}}
+{{- define "storecast.serviceTarget" -}}
+{{- printf "%s:%d" (include "storecast.componentName" .) (int (index . 0).Values.grpc.port) -}}
+{{- end -}}
+
+{{/* The store's URL and cluster, for the services and the migration. */}}
+{{- define "storecast.storeEnv" -}}
+- name: STORECAST_STORE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.store }}
+      key: url
+{{- if .Values.store.cluster }}
+- name: STORECAST_CLICKHOUSE_CLUSTER
+  value: {{ .Values.store.cluster | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "storecast.podSettings" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

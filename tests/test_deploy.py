@@ -21,7 +21,7 @@ from helm_python import Chart
 from helm_python.errors import HelmError
 
 from gateway.permissions import Permissions
-from storecast.v1 import ingest_pb2, query_pb2
+from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy" / "helm" / "storecast"
@@ -235,7 +235,11 @@ def test_every_file_an_env_var_names_is_mounted(rendered: Rendered) -> None:
 
 
 def test_probes_ask_real_ports_and_the_right_health_service(rendered: Rendered) -> None:
-    proto_names = {"ingest": ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name, "query": query_pb2.DESCRIPTOR.services_by_name["Query"].full_name}
+    proto_names = {
+        "ingest": ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name,
+        "query": query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
+        "vector": vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name,
+    }
     for component in COMPONENTS:
         container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -246,9 +250,7 @@ def test_probes_ask_real_ports_and_the_right_health_service(rendered: Rendered) 
             assert probe["grpc"]["port"] == ports["grpc-health"]
             assert str(probe["grpc"]["port"]) == env_of(container)["STORECAST_GRPC_HEALTH_PORT"]
             assert probe["grpc"]["service"] == rendered.values["services"][component]["healthService"]
-            if component in proto_names:
-                assert probe["grpc"]["service"] == proto_names[component]
-    assert rendered.values["services"]["vector"]["healthService"] == "storecast.v1.Vector"
+            assert probe["grpc"]["service"] == proto_names[component]
 
 
 def test_pods_run_as_non_root_on_a_read_only_root(rendered: Rendered) -> None:

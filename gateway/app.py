@@ -35,7 +35,8 @@ _CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_messag
 
 def error_response(failure: ApiFailure) -> Response:
     body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
-    return Response(body, status_code=failure.http_status, media_type=JSON)
+    headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
+    return Response(body, status_code=failure.http_status, headers=headers, media_type=JSON)
 
 
 def results_response(records: records_pb2.Records) -> Response:

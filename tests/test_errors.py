@@ -45,6 +45,21 @@ def test_unmatchable_paths_are_404(admin: httpx.Client, path: str) -> None:
     assert_error(admin.put(path, json={"values": []}), 404, 1101)
 
 
+@pytest.mark.parametrize(
+    ("path", "http_status", "code"),
+    [
+        ("/v1%0A/100/production/meter/1", 404, 1101),
+        ("/v1/1%0A/production/meter/1", 400, 1104),
+        ("/v1/100/production%0A/meter/1", 400, 1105),
+        ("/v1/100/production/meter/1%0A", 400, 1107),
+        ("/openapi.json%0A", 404, 1101),
+    ],
+)
+def test_a_newline_in_the_path_is_answered_in_json(admin: httpx.Client, path: str, http_status: int, code: int) -> None:
+    # Found by the contract fuzzer: Starlette's route patterns stop at a newline.
+    assert_error(admin.get(path), http_status, code)
+
+
 # --- 2. methods: 405 / 1102 -------------------------------------------------
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])

@@ -99,6 +99,18 @@ def describe(error: msgspec.ValidationError) -> str:
     return f"{path}: {words}" if path else words
 
 
+def _not_utf8() -> ApiFailure:
+    return ApiFailure(ApiStatus.PAYLOAD_ENCODING_ERROR, "the body is not UTF-8 JSON (a string is not UTF-8)")
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
     """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
     if not body.strip():
@@ -106,9 +118,15 @@ def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
     try:
         decoded = decoder.decode(body)
     except msgspec.ValidationError as error:
+        # A string refused for its type was never read, so it may hold bytes that are not UTF-8.
+        if not _is_utf8(body):
+            raise _not_utf8() from None
         raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, describe(error)) from None
     except msgspec.DecodeError as error:
         raise ApiFailure(ApiStatus.PAYLOAD_ENCODING_ERROR, f"the body is not UTF-8 JSON ({error})") from None
+    except UnicodeDecodeError:
+        # msgspec's error for a key or a string value that is not UTF-8.
+        raise _not_utf8() from None
     if not decoded.values:
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
     return decoded.values

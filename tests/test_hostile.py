@@ -96,3 +96,19 @@ def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client,
     # Found while writing the PUT fuzzer: msgspec raises UnicodeDecodeError for keys and strings, which was a 500.
     assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "UTF-8")
     assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("tariff", b'{"values":[{"id":0,"values":0x10}]}'),
+        ("production/meter", b'{"values":[{"timestamp":"1","id":1}]} and more'),
+        ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p":"1"},'),
+        ("forecast/solar", b'{"values":[{"creation_timestamp":1,"id":1,"values":[]},{NaN}]}'),
+    ],
+    ids=["hex-number", "trailing-text", "truncated", "nan"],
+)
+def test_a_body_that_is_not_json_is_1301_even_after_a_wrong_type(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
+    # Found by the PUT fuzzer: msgspec stops at the first value of a wrong type (1303) before it reads the rest.
+    assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "not UTF-8 JSON")
+    assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)

@@ -36,9 +36,13 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 test: $(GENERATED)
 	$(BIN)/python -m pytest -q tests
 
-# The long versions of the load and fault tests.
+# The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)
-	STORECAST_SOAK_SECONDS=$${STORECAST_SOAK_SECONDS:-120} $(BIN)/python -m pytest -q tests/test_load.py tests/test_faults.py
+	STORECAST_SOAK_SECONDS=$${STORECAST_SOAK_SECONDS:-120} \
+	STORECAST_FUZZ_EXAMPLES=$${STORECAST_FUZZ_EXAMPLES:-50} STORECAST_FUZZ_COVERAGE=$${STORECAST_FUZZ_COVERAGE:-all} \
+	STORECAST_PUT_FUZZ_EXAMPLES=$${STORECAST_PUT_FUZZ_EXAMPLES:-100} \
+	STORECAST_MEMORY_PUTS=$${STORECAST_MEMORY_PUTS:-4} \
+	$(BIN)/python -m pytest -q -s tests/test_load.py tests/test_faults.py tests/test_contract_fuzz.py tests/test_put_fuzz.py tests/test_memory.py
 
 bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/python tests/bench/run.py

@@ -13,10 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import openapi, params, routing
@@ -35,7 +34,8 @@ _CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_messag
 
 def error_response(failure: ApiFailure) -> Response:
     body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
-    return Response(body, status_code=failure.http_status, media_type=JSON)
+    headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
+    return Response(body, status_code=failure.http_status, headers=headers, media_type=JSON)
 
 
 def results_response(records: records_pb2.Records) -> Response:
@@ -217,27 +217,41 @@ class RequestIdMiddleware:
                 await error_response(ApiFailure(ApiStatus.SERVER_ERROR))(scope, receive, send_with_id)
 
 
-def openapi_route() -> Route:
-    """GET /openapi.json, the document built once. No client certificate is asked for:
-    it describes the public contract and holds no site's data, and a client needs it
-    before it has been granted any site. Other methods fall through to the v1 tree,
-    which answers 404 (1101) as for any path outside it."""
-    document = msgspec.json.encode(openapi.build_document())
+class Dispatch:
+    """GET /openapi.json to the document, every other request to the v1 tree.
 
-    async def serve(request: Request) -> Response:
-        return Response(document, media_type=JSON)
+    The path is compared, not matched with Starlette's routes: their patterns
+    use `.`, which does not match a newline, so a path holding %0A matched no
+    route and got Starlette's plain-text 404 instead of the API's JSON.
 
-    return Route("/openapi.json", serve, methods=["GET"])
+    The document is built once. No client certificate is asked for: it
+    describes the public contract and holds no site's data, and a client needs
+    it before it has been granted any site. Other methods on its path go to the
+    v1 tree, which answers 404 (1101) as for any path outside it.
+    """
+
+    def __init__(self, api: V1Api) -> None:
+        self._api = api
+        self._document = Response(msgspec.json.encode(openapi.build_document()), media_type=JSON)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/openapi.json" and scope["method"] in ("GET", "HEAD"):
+            await self._document(scope, receive, send)
+        else:
+            await self._api(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings) -> ASGIApp:
     api = V1Api(settings, Permissions.load(settings.permissions))
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Router) -> AsyncIterator[None]:
         api.backends = Backends(settings)
         yield
         await api.backends.close()
 
-    app = Starlette(routes=[openapi_route(), Mount("", app=api)], lifespan=lifespan)
-    return RequestIdMiddleware(app)
+    # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
+    # answer an escaped exception in plain text before RequestIdMiddleware
+    # could answer it in JSON (1500).
+    router = Router(default=Dispatch(api), lifespan=lifespan, redirect_slashes=False)
+    return RequestIdMiddleware(router)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from gateway import params
+from gateway import params, routing
 from storecast.catalog import (
     COMMITMENT,
     EQUIPMENT_TYPES,
@@ -262,6 +262,10 @@ def _json_response(description: str, schema: Schema) -> Schema:
     return {"description": description, "headers": _REQUEST_ID, "content": {JSON: {"schema": schema}}}
 
 
+def _with_headers(response: Schema, headers: dict[str, Schema]) -> Schema:
+    return {**response, "headers": response["headers"] | headers}
+
+
 def _literal(text: str) -> str:
     """`text` as an ECMA-262 pattern (re.escape's escapes are not all valid there)."""
     return re.sub(r"[\\^$.*+?()[\]{}|/]", r"\\\g<0>", text)
@@ -333,9 +337,12 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
         "NotFound": _error_response(
             [ApiStatus.INVALID_ENDPOINT], "No endpoint has this path, e.g. an empty path parameter"
         ),
-        "MethodNotAllowed": _error_response(
-            [ApiStatus.INVALID_METHOD],
-            "Any method but GET, HEAD (a GET without body) and PUT; GET on a PUT path, PUT on a GET path",
+        "MethodNotAllowed": _with_headers(
+            _error_response(
+                [ApiStatus.INVALID_METHOD],
+                "Any method but GET, HEAD (a GET without body) and PUT; GET on a PUT path, PUT on a GET path",
+            ),
+            {"Allow": _ref("headers", "Allow")},
         ),
         "PayloadTooLarge": _error_response(
             [ApiStatus.PAYLOAD_CONTENT_ERROR], "The body is larger than the gateway's limit (STORECAST_MAX_BODY_BYTES)"
@@ -483,9 +490,12 @@ and commitment vectors, and tariffs, per site.
 - Timestamps are integer milliseconds UTC in [0, {TIMESTAMP_LIMIT_MS}[; ids are
   unsigned 32-bit integers. Intervals are half-open; vector and tariff periods
   last from their timestamp until the next period's.
+- An integer is written as one: `1.0` or `1e3` where an integer is expected is
+  refused (400, 1303 in a body), although JSON Schema's `integer` admits them.
 - Every response is a JSON envelope with `status_code` and `status_message`, and
   an `X-Request-Id` header. A request that matches no path here is refused with
-  404 (1101); a method other than the path's, with 405 (1102).
+  404 (1101); a method other than the path's, with 405 (1102) and an `Allow`
+  header.
 
 | API status | HTTP status | message |
 |---|---|---|
@@ -542,7 +552,13 @@ def build_document() -> Schema:
                 "X-Request-Id": {
                     "description": "this request's id, also in the gateway's log lines about it",
                     "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-                }
+                },
+                "Allow": {
+                    "description": "the methods the path takes: GET, HEAD on a GET path, PUT on a PUT path, all three"
+                    " on a path of an unknown category",
+                    "required": True,
+                    "schema": {"type": "string", "enum": [routing.ALLOW_GET, routing.ALLOW_PUT, routing.ALLOW_ANY]},
+                },
             },
         },
     }

@@ -25,6 +25,16 @@ UNTYPED_CATEGORIES = ("commitment", "tariff")
 
 _UINT = re.compile(r"[0-9]{1,10}")
 _METHODS = {"GET": "GET", "HEAD": "GET", "PUT": "PUT"}
+# The Allow header of a 405, by what the path takes.
+ALLOW_GET, ALLOW_PUT, ALLOW_ANY = "GET, HEAD", "PUT", "GET, HEAD, PUT"
+
+
+class MethodNotAllowed(ApiFailure):
+    """405/1102 with the methods the path does take: RFC 9110 requires them in an Allow header."""
+
+    def __init__(self, detail: str, allow: str) -> None:
+        super().__init__(ApiStatus.INVALID_METHOD, detail)
+        self.allow = allow
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +79,15 @@ def resolve(method: str, raw_path: bytes) -> Endpoint:
     counts = _segment_counts(category)
     if counts is not None and len(rest) not in counts:
         raise ApiFailure(ApiStatus.INVALID_ENDPOINT, f"no {category} endpoint has this path")
+    # An unknown category's path could be either; its 1105 comes after identity.
+    allow = ALLOW_ANY if counts is None else ALLOW_PUT if len(rest) == counts[0] else ALLOW_GET
     verb = _METHODS.get(method)
     if verb is None:
-        raise ApiFailure(ApiStatus.INVALID_METHOD, f"{method} is not allowed; use GET or PUT")
-    if counts is not None:
-        put_count, get_count = counts
-        if verb == "GET" and len(rest) == put_count:
-            raise ApiFailure(ApiStatus.INVALID_METHOD, f"this {category} endpoint takes PUT; GET needs an id")
-        if verb == "PUT" and len(rest) == get_count:
-            raise ApiFailure(ApiStatus.INVALID_METHOD, f"this {category} endpoint takes GET; PUT has no id")
+        raise MethodNotAllowed(f"{method} is not allowed; use GET or PUT", allow)
+    if verb == "GET" and allow == ALLOW_PUT:
+        raise MethodNotAllowed(f"this {category} endpoint takes PUT; GET needs an id", allow)
+    if verb == "PUT" and allow == ALLOW_GET:
+        raise MethodNotAllowed(f"this {category} endpoint takes GET; PUT has no id", allow)
     site_id = parse_uint32(site_text)
     if site_id is None:
         raise ApiFailure(ApiStatus.INVALID_SITE_ID, f"site_id must be an unsigned 32-bit integer, got {site_text!r}")

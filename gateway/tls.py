@@ -12,6 +12,7 @@ from __future__ import annotations
 import ssl
 import uuid
 from functools import lru_cache
+from http import HTTPStatus
 from typing import Any
 
 import httptools
@@ -20,7 +21,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from storecast.status import STATUS, ApiStatus
+from gateway import routing
+from storecast.status import ApiFailure, ApiStatus
 
 
 # llhttp sets no limit of its own on the request line or the headers.
@@ -74,34 +76,48 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # As uvicorn's, but llhttp refuses methods it does not know (e.g. "FOO")
-        # before the app sees them, and the contract wants 405/1102 for those.
+        # before the app sees them, and the contract wants them answered as any
+        # other method the API does not take.
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserInvalidMethodError:
-            method = data.split(b" ", 1)[0][:32]
-            named = method.decode("ascii") if method.isalpha() else "the request method"
-            self._refuse(ApiStatus.INVALID_METHOD, f"{named} is not allowed; use GET or PUT")
+            self._refuse(_unknown_method_refusal(data))
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()  # the API has no WebSocket
         except httptools.HttpParserCallbackError as error:
             # httptools wraps what a callback raised; ours say what was too large.
             cause = error.__context__
             detail = str(cause) if isinstance(cause, _RequestHeadTooLarge) else "malformed HTTP request"
-            self._refuse(ApiStatus.INVALID_HEADER, detail)
+            self._refuse(ApiFailure(ApiStatus.INVALID_HEADER, detail))
         except httptools.HttpParserError:
-            self._refuse(ApiStatus.INVALID_HEADER, "malformed HTTP request")
+            self._refuse(ApiFailure(ApiStatus.INVALID_HEADER, "malformed HTTP request"))
 
-    def _refuse(self, code: int, detail: str) -> None:
-        info = STATUS[code]
-        body = msgspec.json.encode({"status_code": code, "status_message": f"{info.message}: {detail}"})
+    def _refuse(self, failure: ApiFailure) -> None:
+        body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
+        allow = f"allow: {failure.allow}\r\n" if isinstance(failure, routing.MethodNotAllowed) else ""
         head = (
-            f"HTTP/1.1 {info.http_status} {'Method Not Allowed' if info.http_status == 405 else 'Bad Request'}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"HTTP/1.1 {failure.http_status} {HTTPStatus(failure.http_status).phrase}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n{allow}"
             f"x-request-id: {uuid.uuid4().hex}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body)
         self.transport.close()
+
+
+def _unknown_method_refusal(data: bytes) -> ApiFailure:
+    """What the app would answer a method it does not take (DELETE, say) on this request line:
+    404 for a path no endpoint has, else 405 with the methods the path takes."""
+    method, _, rest = data.partition(b" ")
+    malformed = ApiFailure(ApiStatus.INVALID_HEADER, "malformed HTTP request")
+    if not (method.isalpha() and len(method) <= 32):
+        return malformed
+    try:
+        routing.resolve(method.decode("ascii"), rest.split(b" ", 1)[0].split(b"?", 1)[0])
+    except ApiFailure as failure:
+        return failure
+    # The data began with a request the app takes; the unknown method came later in it.
+    return malformed
 
 
 @lru_cache(maxsize=1024)

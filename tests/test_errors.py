@@ -45,17 +45,46 @@ def test_unmatchable_paths_are_404(admin: httpx.Client, path: str) -> None:
     assert_error(admin.put(path, json={"values": []}), 404, 1101)
 
 
+@pytest.mark.parametrize(
+    ("path", "http_status", "code"),
+    [
+        ("/v1%0A/100/production/meter/1", 404, 1101),
+        ("/v1/1%0A/production/meter/1", 400, 1104),
+        ("/v1/100/production%0A/meter/1", 400, 1105),
+        ("/v1/100/production/meter/1%0A", 400, 1107),
+        ("/openapi.json%0A", 404, 1101),
+    ],
+)
+def test_a_newline_in_the_path_is_answered_in_json(admin: httpx.Client, path: str, http_status: int, code: int) -> None:
+    # Found by the contract fuzzer: Starlette's route patterns stop at a newline.
+    assert_error(admin.get(path), http_status, code)
+
+
 # --- 2. methods: 405 / 1102 -------------------------------------------------
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])
 def test_methods_other_than_get_and_put_are_405(admin: httpx.Client, method: str) -> None:
-    assert_error(admin.request(method, "/v1/100/production/meter/1"), 405, 1102, method)
-    assert_error(admin.request(method, "/v1/100/production/meter"), 405, 1102)
+    # RFC 9110: a 405 names the methods the resource does take.
+    get_path = admin.request(method, "/v1/100/production/meter/1")
+    assert_error(get_path, 405, 1102, method)
+    assert get_path.headers["allow"] == "GET, HEAD"
+    put_path = admin.request(method, "/v1/100/production/meter")
+    assert_error(put_path, 405, 1102)
+    assert put_path.headers["allow"] == "PUT"
+    # Whether the HTTP parser knows the method or not, the path is checked first.
+    assert_error(admin.request(method, "/v1/100/production/meter/1/2"), 404, 1101)
+    unknown_category = admin.request(method, "/v1/100/nope/1")
+    assert_error(unknown_category, 405, 1102)
+    assert unknown_category.headers["allow"] == "GET, HEAD, PUT"
 
 
 def test_get_on_a_put_path_and_put_on_a_get_path_are_405(admin: httpx.Client) -> None:
-    assert_error(admin.get("/v1/100/production/meter"), 405, 1102)
-    assert_error(put(admin, "/v1/100/production/meter/1", [{"timestamp": T0, "id": 1}]), 405, 1102)
+    get = admin.get("/v1/100/production/meter")
+    assert_error(get, 405, 1102)
+    assert get.headers["allow"] == "PUT"
+    put_on_get_path = put(admin, "/v1/100/production/meter/1", [{"timestamp": T0, "id": 1}])
+    assert_error(put_on_get_path, 405, 1102)
+    assert put_on_get_path.headers["allow"] == "GET, HEAD"
 
 
 def test_method_is_checked_before_site_and_identity(storecast) -> None:

@@ -79,3 +79,36 @@ def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx
     escaped = b'{"values":[{"timestamp":%d,"id":1,"\\u0070":5.0}]}' % T0
     ok(admin.put(f"/v1/{site}/production/meter", content=escaped, headers={"content-type": "application/json"}), 201)
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p\xff":1.0}]}'),
+        ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p":"\xff"}]}'),
+        ("production/meter", b'{"val\xed\xa0\x80ues":[{"timestamp":1,"id":1}]}'),
+        ("tariff", b'{"values":[{"id":1,"values":[{"timestamp":1,"label":"on\xffpeak"}]}]}'),
+        ("forecast/solar", b'{"values":[{"creation_timestamp":1,"id":1,"values":[{"timestamp":1,"\xc3":1}]}]}'),
+    ],
+    ids=["in-a-key", "in-a-string-of-the-wrong-type", "surrogate-in-a-key", "in-a-label", "truncated-in-a-key"],
+)
+def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
+    # Found while writing the PUT fuzzer: msgspec raises UnicodeDecodeError for keys and strings, which was a 500.
+    assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "UTF-8")
+    assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("tariff", b'{"values":[{"id":0,"values":0x10}]}'),
+        ("production/meter", b'{"values":[{"timestamp":"1","id":1}]} and more'),
+        ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p":"1"},'),
+        ("forecast/solar", b'{"values":[{"creation_timestamp":1,"id":1,"values":[]},{NaN}]}'),
+    ],
+    ids=["hex-number", "trailing-text", "truncated", "nan"],
+)
+def test_a_body_that_is_not_json_is_1301_even_after_a_wrong_type(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
+    # Found by the PUT fuzzer: msgspec stops at the first value of a wrong type (1303) before it reads the rest.
+    assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "not UTF-8 JSON")
+    assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)

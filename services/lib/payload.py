@@ -8,6 +8,7 @@ way ("values[3].p: expected a number, got a string").
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
 from collections.abc import Sequence
@@ -99,6 +100,43 @@ def describe(error: msgspec.ValidationError) -> str:
     return f"{path}: {words}" if path else words
 
 
+def _not_json(detail: str) -> ApiFailure:
+    return ApiFailure(ApiStatus.PAYLOAD_ENCODING_ERROR, f"the body is not UTF-8 JSON ({detail})")
+
+
+_UTF8_SLICE = 1 << 20
+
+
+def _is_utf8(body: bytes) -> bool:
+    # In slices, so that a large body never becomes one large str.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for start in range(0, len(body), _UTF8_SLICE):
+            decoder.decode(view[start : start + _UTF8_SLICE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_encoding(body: bytes) -> None:
+    """1301 if the body as a whole is not UTF-8 JSON.
+
+    msgspec stops at the first value of a wrong type, before it has read the
+    rest of the body, and never reads a string refused for its type.
+    """
+    try:
+        # Only skims the text: no value is built.
+        msgspec.json.decode(body, type=msgspec.Raw)
+    except msgspec.DecodeError as error:
+        raise _not_json(str(error)) from None
+    except RecursionError:
+        pass  # nested deeper than msgspec follows, which no valid body is: a content error
+    if not _is_utf8(body):
+        raise _not_json("a string is not UTF-8")
+
+
 def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
     """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
     if not body.strip():
@@ -106,9 +144,13 @@ def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
     try:
         decoded = decoder.decode(body)
     except msgspec.ValidationError as error:
+        _check_encoding(body)
         raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, describe(error)) from None
     except msgspec.DecodeError as error:
-        raise ApiFailure(ApiStatus.PAYLOAD_ENCODING_ERROR, f"the body is not UTF-8 JSON ({error})") from None
+        raise _not_json(str(error)) from None
+    except UnicodeDecodeError:
+        # msgspec's error for a key or a string value that is not UTF-8.
+        raise _not_json("a string is not UTF-8") from None
     if not decoded.values:
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
     return decoded.values

@@ -48,6 +48,19 @@ def production_sql(table: str, equipment: RecordType, window: Window, limit: int
     )
 
 
+def bucket_cut_sql(table: str, period_ms: int, limit: int) -> str:
+    """The first timestamp of the bucket after the first `limit` non-empty ones, if there is one.
+
+    Records are read in key order and the LIMIT stops the read there, so at
+    most limit + 1 buckets are ever held; the aggregation then reads no further.
+    """
+    where = KEY_FILTER + _RANGE_FILTER
+    return (
+        f"SELECT timestamp FROM {table} FINAL WHERE {where}"
+        f" ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, {period_ms}) LIMIT {limit}, 1"
+    )
+
+
 class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(self, store: Store, max_records: int) -> None:
         self._store = store
@@ -66,6 +79,13 @@ class QueryService(query_pb2_grpc.QueryServicer):
         table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
         parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
         with self._store.client() as client:
+            if window.function is not None:
+                # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
+                # Ending the range just after the first record of the bucket after the
+                # limit keeps it to limit + 1, the last of which is cut off below.
+                cut = client.raw_query(bucket_cut_sql(table, window.period_ms, limit), parameters, fmt="TabSeparatedRaw")
+                if cut:
+                    parameters["end"] = int(cut) + 1
             # One record more than the limit tells whether the response is partial.
             sql = production_sql(table, equipment, window, limit + 1)
             rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)

@@ -36,8 +36,9 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 test: $(GENERATED)
 	$(BIN)/python -m pytest -q tests
 
+# Extra options: make bench BENCH_ARGS="--quick" (see tests/bench/run.py --help).
 bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
-	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEV_DIR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi

@@ -201,3 +201,33 @@ def chdb_disk_usage(store: Path) -> dict[str, int]:
         "allocated_with_outdated_parts": whole.allocated,
         "outdated_parts": len(stale),
     }
+
+
+@dataclass(frozen=True)
+class CpuAccount:
+    """Machine-wide busy CPU time against this process tree's own, to see who else used the cores."""
+
+    machine_busy_s: float
+    own_s: float
+    wall_s: float
+
+    @staticmethod
+    def now() -> CpuAccount:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        times = os.times()
+        # Children count once waited for: every server the bench started is waited for at its stop.
+        own = times.user + times.system + times.children_user + times.children_system
+        return CpuAccount(busy, own, time.monotonic())
+
+    def since(self, start: CpuAccount) -> dict[str, float]:
+        wall = self.wall_s - start.wall_s
+        foreign = max(0.0, (self.machine_busy_s - start.machine_busy_s) - (self.own_s - start.own_s))
+        cores = os.cpu_count() or 1
+        return {
+            "wall_s": round(wall, 1),
+            "bench_cpu_s": round(self.own_s - start.own_s, 1),
+            "other_processes_cpu_s": round(foreign, 1),
+            "other_processes_share_of_machine": round(foreign / max(wall * cores, 1e-9), 3),
+        }

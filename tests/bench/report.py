@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MIB = 1024 * 1024
+_SHARE = ("machine_cpu", "other_processes_share_of_machine")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
         row("RSS after ingest, MiB", per_system("rss_bytes_after_ingest", scale=_mib), 1),
         row("disk, MiB (du, settled)", per_system("disk", "allocated", engine_path=("disk_after_optimize_final", "allocated"), scale=_mib), 2),
         row("disk, MiB (sum of file sizes)", per_system("disk", "apparent", engine_path=("disk_after_optimize_final", "apparent"), scale=_mib), 2),
+        row("other processes' CPU during the phase, %", per_system(*_SHARE, engine_path=_SHARE, scale=lambda v: 100 * v), 0),
     ]
     concurrency = _get(results, "storecast", "concurrency")
     if concurrency is not None:

@@ -5,8 +5,12 @@ system from one sequential client in batches of 5,000 records, bodies
 encoded before the clock starts. Each system runs alone, on loopback, on its
 own temporary directory, and is stopped (by pid) before the next one starts.
 
-    .venv/bin/python tests/bench/run.py [--quick] [--skip-peers] [--concurrency-seconds N]
-                                        [--runs N] [--profile DIR] [--output FILE] [--keep-data]
+    .venv/bin/python tests/bench/run.py [--quick] [--skip-peers] [--concurrency-seconds N] [--runs N]
+                                        [--profile DIR] [--output FILE] [--keep-data] [--wait-for-quiet S]
+
+On a shared machine every figure moves with the neighbours' load: the run
+records how much CPU other processes took during each phase, and
+--wait-for-quiet holds the start until the cores are free.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import concurrency
 import peers
 import profiling
 import report
-from processes import chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
+from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
 from storecast_target import REPO, Storecast, range_params, results_of, start_storecast
 from timing import repeat
 from workload import (
@@ -64,6 +69,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, default=None, help="also profile storecast's PUT and GET paths with py-spy into DIR")
     parser.add_argument("--output", type=Path, default=REPO / "bench-results.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
+    parser.add_argument(
+        "--wait-for-quiet", type=float, default=0, metavar="SECONDS",
+        help="first wait up to SECONDS for other processes to leave the CPUs (under 10%% for 15 s)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.runs < 5:
         parser.error("--runs must be at least 5")
@@ -252,6 +261,28 @@ def versions() -> dict[str, str]:
     }
 
 
+def wait_for_quiet_machine(limit_s: float, window_s: float = 15, threshold: float = 0.10) -> float:
+    """Wait until other processes use under `threshold` of the machine for `window_s`; the share last seen."""
+    deadline = time.monotonic() + limit_s
+    share = 1.0
+    while time.monotonic() < deadline:
+        start = CpuAccount.now()
+        time.sleep(min(window_s, max(deadline - time.monotonic(), 0.1)))
+        share = CpuAccount.now().since(start)["other_processes_share_of_machine"]
+        if share < threshold:
+            return share
+        say(f"other processes use {100 * share:.0f}% of the CPUs; waiting")
+    return share
+
+
+def measured_alone(phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one system's phase and record how much CPU other processes took meanwhile."""
+    start = CpuAccount.now()
+    result = phase()
+    result["machine_cpu"] = CpuAccount.now().since(start)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     shape = QUICK if args.quick else FULL
@@ -278,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if args.wait_for_quiet > 0:
+        results["config"]["other_processes_share_before_start"] = wait_for_quiet_machine(args.wait_for_quiet)
+    cpu_at_start = CpuAccount.now()
+    results["config"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
     workdir = Path(tempfile.mkdtemp(prefix="storecast-bench-"))
     say(f"dataset: {dataset.records:,} records x {len(ATTRIBUTES)} attributes; work dir {workdir}")
     try:
@@ -286,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"encoded {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
 
         say("engine limit: clickhouse-connect into chDB, in a separate process")
-        results["engine"] = bench_engine(workdir, dataset, args.runs)
+        results["engine"] = measured_alone(lambda: bench_engine(workdir, dataset, args.runs))
         say(f"engine insert: {results['engine']['insert_records_per_s']:,.0f} records/s")
 
-        results["storecast"] = bench_storecast(workdir, dataset, bodies, args)
+        results["storecast"] = measured_alone(lambda: bench_storecast(workdir, dataset, bodies, args))
 
         if not args.skip_peers:
             binaries = peers.ensure_installed()
@@ -300,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             lines = line_protocol_bodies(dataset)
             say(f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
-            results["influxdb"] = bench_peer(peers.InfluxDB, workdir, dataset, lines, args.runs)
-            results["victoria_metrics"] = bench_peer(peers.VictoriaMetrics, workdir, dataset, lines, args.runs)
+            results["influxdb"] = measured_alone(lambda: bench_peer(peers.InfluxDB, workdir, dataset, lines, args.runs))
+            results["victoria_metrics"] = measured_alone(lambda: bench_peer(peers.VictoriaMetrics, workdir, dataset, lines, args.runs))
     finally:
         # Every server was stopped by its own bench function; only the files are left.
         if args.keep_data:
@@ -309,13 +344,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    # Other work on the same cores skews every figure; say how much there was.
+    results["machine_cpu"] = CpuAccount.now().since(cpu_at_start)
     verdicts = report.checks(results)
     results["checks"] = [check.as_json() for check in verdicts]
     results["notes"] = NOTES
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(report.table(results, verdicts))
-    print(f"\nfigures in {args.output}")
+    shared = results["machine_cpu"]
+    print(
+        f"\nother processes used {shared['other_processes_cpu_s']:.1f} CPU-s during the {shared['wall_s']:.0f} s run"
+        f" ({100 * shared['other_processes_share_of_machine']:.0f}% of the machine)"
+        + ("; the machine was shared, figures are noisy" if shared["other_processes_share_of_machine"] > 0.05 else "")
+    )
+    print(f"figures in {args.output}")
     if "profile" in results.get("storecast", {}):
         print(f"profiles in {results['storecast']['profile']['directory']} (summary.txt)")
     return 0

@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
     parser.add_argument(
         "--wait-for-quiet", type=float, default=0, metavar="SECONDS",
-        help="first wait up to SECONDS for other processes to leave the CPUs (under 10%% for 15 s)",
+        help="before each system, wait up to SECONDS for other processes to leave the CPUs (under 10%% for 15 s);"
+        " a phase they disturbed anyway (over 15%%) is measured again, at most 3 times",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.runs < 5:
@@ -275,12 +276,33 @@ def wait_for_quiet_machine(limit_s: float, window_s: float = 15, threshold: floa
     return share
 
 
-def measured_alone(phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one system's phase and record how much CPU other processes took meanwhile."""
-    start = CpuAccount.now()
-    result = phase()
-    result["machine_cpu"] = CpuAccount.now().since(start)
-    return result
+# A phase during which other processes took more of the machine than this is measured again.
+NOISY_SHARE = 0.15
+MAX_ATTEMPTS = 3
+
+
+def measured_alone(name: str, phase: Callable[[Path], dict[str, Any]], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one system's phase in a fresh directory, recording the CPU other processes took meanwhile.
+
+    With --wait-for-quiet, a phase first waits for free CPUs, and one that the
+    neighbours disturbed anyway (over NOISY_SHARE) is run again from scratch,
+    at most MAX_ATTEMPTS times; the least disturbed attempt is kept.
+    """
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(1, (MAX_ATTEMPTS if args.wait_for_quiet > 0 else 1) + 1):
+        if args.wait_for_quiet > 0:
+            wait_for_quiet_machine(args.wait_for_quiet)
+        start = CpuAccount.now()
+        result = phase(workdir / f"{name}-{attempt}")
+        result["machine_cpu"] = CpuAccount.now().since(start)
+        attempts.append(result)
+        share = result["machine_cpu"]["other_processes_share_of_machine"]
+        if share <= NOISY_SHARE:
+            break
+        say(f"{name}: other processes took {100 * share:.0f}% of the CPUs during the phase")
+    kept = min(attempts, key=lambda r: r["machine_cpu"]["other_processes_share_of_machine"])
+    kept["attempts_other_shares"] = [r["machine_cpu"]["other_processes_share_of_machine"] for r in attempts]
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,8 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         },
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if args.wait_for_quiet > 0:
-        results["config"]["other_processes_share_before_start"] = wait_for_quiet_machine(args.wait_for_quiet)
     cpu_at_start = CpuAccount.now()
     results["config"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
     workdir = Path(tempfile.mkdtemp(prefix="storecast-bench-"))
@@ -321,10 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"encoded {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
 
         say("engine limit: clickhouse-connect into chDB, in a separate process")
-        results["engine"] = measured_alone(lambda: bench_engine(workdir, dataset, args.runs))
+        results["engine"] = measured_alone("engine", lambda d: bench_engine(d, dataset, args.runs), workdir, args)
         say(f"engine insert: {results['engine']['insert_records_per_s']:,.0f} records/s")
 
-        results["storecast"] = measured_alone(lambda: bench_storecast(workdir, dataset, bodies, args))
+        results["storecast"] = measured_alone("storecast", lambda d: bench_storecast(d, dataset, bodies, args), workdir, args)
 
         if not args.skip_peers:
             binaries = peers.ensure_installed()
@@ -335,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             lines = line_protocol_bodies(dataset)
             say(f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
-            results["influxdb"] = measured_alone(lambda: bench_peer(peers.InfluxDB, workdir, dataset, lines, args.runs))
-            results["victoria_metrics"] = measured_alone(lambda: bench_peer(peers.VictoriaMetrics, workdir, dataset, lines, args.runs))
+            for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+                phase = lambda d, c=peer_class: bench_peer(c, d, dataset, lines, args.runs)
+                results[key] = measured_alone(key, phase, workdir, args)
     finally:
         # Every server was stopped by its own bench function; only the files are left.
         if args.keep_data:

@@ -44,8 +44,9 @@ soak: $(GENERATED)
 	STORECAST_MEMORY_PUTS=$${STORECAST_MEMORY_PUTS:-4} \
 	$(BIN)/python -m pytest -q -s tests/test_load.py tests/test_faults.py tests/test_contract_fuzz.py tests/test_put_fuzz.py tests/test_memory.py
 
+# Extra options: make bench BENCH_ARGS="--quick" (see tests/bench/run.py --help).
 bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
-	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEV_DIR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi

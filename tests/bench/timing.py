@@ -1,0 +1,58 @@
+"""Repeated timings and the statistics the report uses."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Wall-clock samples of one operation, in milliseconds, and the last result (for checks)."""
+
+    samples_ms: list[float]
+    last: object
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "median_ms": round(self.median_ms, 3),
+            "min_ms": round(min(self.samples_ms), 3),
+            "max_ms": round(max(self.samples_ms), 3),
+            "samples_ms": [round(s, 3) for s in self.samples_ms],
+        }
+
+
+def repeat(operation: Callable[[], Result], runs: int, warmup: int = 1) -> Timed:
+    """Run `operation` warmup + runs times; only the last `runs` are timed samples.
+
+    The warm-up run opens the keep-alive connection and fills the caches each
+    system would have warm in service, so the median compares steady states.
+    """
+    last: object = None
+    for _ in range(warmup):
+        last = operation()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        last = operation()
+        samples.append((time.perf_counter() - started) * 1000)
+    return Timed(samples, last)
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile; enough for latency distributions of hundreds of samples."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]

@@ -28,6 +28,8 @@ from storecast.status import ApiFailure, ApiStatus
 # llhttp sets no limit of its own on the request line or the headers.
 MAX_URL_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 64 * 1024
+# How long a refused connection keeps reading (and dropping) before it closes.
+LINGER_S = 1.0
 
 
 class _RequestHeadTooLarge(Exception):
@@ -41,6 +43,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     _tls: dict[str, Any] | None = None
     _head_bytes = 0
+    _refused = False
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -78,6 +81,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         # As uvicorn's, but llhttp refuses methods it does not know (e.g. "FOO")
         # before the app sees them, and the contract wants them answered as any
         # other method the API does not take.
+        if self._refused:
+            return  # the rest of a refused request, read and dropped until the lingering close
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -102,7 +107,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             f"x-request-id: {uuid.uuid4().hex}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
+        # A lingering close: closing with the client's bytes still unread makes the
+        # kernel send a reset, which can reach the client before the answer does.
+        self._refused = True
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def _unknown_method_refusal(data: bytes) -> ApiFailure:

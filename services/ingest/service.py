@@ -16,6 +16,9 @@ from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
 
+_INSERT_SETTINGS = {"optimize_on_insert": 0}
+
+
 class _EquipmentWriter:
     """Decoder and insert layout for one equipment type."""
 
@@ -60,7 +63,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             [("site_id", "UInt32", np.full(rows, request.site_id, dtype=np.uint32)), *zip(writer.fields, writer.field_types, columns)]
         )
         with self._store.client() as client:
-            client.raw_insert(self._store.table(writer.table.name), writer.column_names, data, fmt="Native")
+            # The block's keys are already unique, so ClickHouse need not merge it on insert.
+            client.raw_insert(
+                self._store.table(writer.table.name), writer.column_names, data, fmt="Native", settings=_INSERT_SETTINGS
+            )
         return records_pb2.PutReply(stored=rows)
 
 

@@ -102,6 +102,8 @@ def wait_until_serving(url: str, ca: Path, process: subprocess.Popen[bytes], log
 
 def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | None = None) -> Storecast:
     http_port, grpc_port = free_port(), free_port()
+    tmp = directory / "tmp"
+    tmp.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "STORECAST_STORE_URL": f"chdb://{directory / 'store'}",
@@ -113,6 +115,8 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
         "STORECAST_PERMISSIONS": str(test_pki.directory / "permissions.yaml"),
         "STORECAST_MAX_RECORDS": str(MAX_RECORDS),
         "STORECAST_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        # The engine's insert files: a killed process leaves its last one behind.
+        "TMPDIR": str(tmp),
         **(extra_env or {}),
     }
     log = directory / "storecast.log"

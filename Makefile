@@ -9,7 +9,7 @@ DEV_DIR := .dev
 PKI_DIR := $(DEV_DIR)/pki
 export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
 
-.PHONY: run test soak bench proto pki clean
+.PHONY: run test soak bench lint proto pki clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 
 test: $(GENERATED)
 	$(BIN)/python -m pytest -q tests
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)

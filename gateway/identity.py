@@ -68,7 +68,7 @@ def verified_common_name(pem: str, client_ca: Path) -> str | None:
     verifier = (
         verification.PolicyBuilder()
         .store(_trust_store(client_ca))
-        .time(dt.datetime.now(dt.timezone.utc))
+        .time(dt.datetime.now(dt.UTC))
         .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_END_ENTITY_POLICY)
         .build_client_verifier()
     )

@@ -43,7 +43,7 @@ def _name(cn: str) -> x509.Name:
 
 def new_ca(cn: str = "storecast dev CA", days: int = 3650) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -73,7 +73,7 @@ def issue(
 ) -> Issued:
     """A leaf certificate for a client (by CN), a server (by DNS names and IPs), or both."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     usages = ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else []) + ([ExtendedKeyUsageOID.SERVER_AUTH] if server_names else [])
     builder = (
         x509.CertificateBuilder()

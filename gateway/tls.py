@@ -24,7 +24,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway import routing
 from storecast.status import ApiFailure, ApiStatus
 
-
 # llhttp sets no limit of its own on the request line or the headers.
 MAX_URL_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 64 * 1024

@@ -56,7 +56,7 @@ def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         pki.issue(ca, name).write(directory, name)
     # Known to nobody, though signed by the right CA.
     pki.issue(ca, "stranger").write(directory, "stranger")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     pki.issue(ca, "admin", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)).write(
         directory, "expired-admin"
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
-from collections import Counter
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -74,7 +74,7 @@ def test_a_hundred_thousand_tiny_records(admin: httpx.Client, site: int) -> None
 
 
 def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx.Client, site: int) -> None:
-    body = '{"values":[{"timestamp":%d,"id":1,"p":"１００"}]}' % T0
+    body = f'{{"values":[{{"timestamp":{T0},"id":1,"p":"１００"}}]}}'
     assert_error(admin.put(f"/v1/{site}/production/meter", content=body.encode(), headers={"content-type": "application/json"}), 400, 1303, "values[0].p")
     escaped = b'{"values":[{"timestamp":%d,"id":1,"\\u0070":5.0}]}' % T0
     ok(admin.put(f"/v1/{site}/production/meter", content=escaped, headers={"content-type": "application/json"}), 201)

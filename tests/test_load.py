@@ -10,8 +10,6 @@ import os
 import threading
 import time
 
-import httpx
-
 from tests.conftest import Storecast, read_all
 
 T0 = 1_650_000_000_000

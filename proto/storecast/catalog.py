@@ -7,8 +7,8 @@ reads it from the proto options, so a type exists in exactly one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 from google.protobuf.descriptor import EnumDescriptor

@@ -7,14 +7,13 @@ import msgspec
 import numpy as np
 
 from services.lib import native, payload
-from services.lib.rpc import Registration
 from services.lib.columns import last_occurrences, take, to_columns
+from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES, Table
 from services.lib.store import Store
 from storecast.catalog import EQUIPMENT_BY_ENUM
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
-
 
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
 from operator import attrgetter
+from typing import Any
 
 import msgspec
 import numpy as np

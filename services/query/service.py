@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from services.lib.keys import KEY_FILTER, check_id_known
 from services.lib.render import (
     JSON_ARRAY_FORMAT,
     JSON_ARRAY_SETTINGS,
@@ -12,7 +13,6 @@ from services.lib.render import (
     leading_timestamp,
     limit_array,
 )
-from services.lib.keys import KEY_FILTER, check_id_known
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.store import Store

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, leading_timestamp, limit_array
 from services.lib.keys import check_id_known
+from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, leading_timestamp, limit_array
 from services.lib.rpc import Registration
 from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
 from services.lib.store import Store

@@ -17,14 +17,23 @@ import time
 from pathlib import Path
 
 import clickhouse_connect
-
 from processes import chdb_disk_usage, rss_bytes
+from timing import repeat
+from workload import (
+    BUCKET_MS,
+    EQUIPMENT_TYPE,
+    INSERT_COLUMNS,
+    WARMUP_RECORDS,
+    WARMUP_SITE_ID,
+    Dataset,
+    insert_batches,
+    insert_columns,
+)
+
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.window import Window
 from services.query.service import production_sql
 from storecast.catalog import EQUIPMENT_TYPES
-from timing import repeat
-from workload import BUCKET_MS, EQUIPMENT_TYPE, INSERT_COLUMNS, WARMUP_RECORDS, WARMUP_SITE_ID, Dataset, insert_batches, insert_columns
 
 DATABASE = "storecast"
 

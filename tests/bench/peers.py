@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-
 from processes import DiskUsage, Server, free_port, launch, wait_for_stable_disk, wait_until
 from workload import ATTRIBUTES, BUCKET_MS, MEASUREMENT, WARMUP_MEASUREMENT, WARMUP_RECORDS, Dataset, line_protocol_body
 

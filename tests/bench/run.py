@@ -28,10 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import concurrency
 import httpx
 import numpy as np
-
-import concurrency
 import peers
 import profiling
 import report
@@ -44,8 +43,8 @@ from workload import (
     WARMUP_RECORDS,
     WARMUP_SITE_ID,
     Dataset,
-    json_body,
     json_bodies,
+    json_body,
     line_protocol_bodies,
     recent_aligned_start_ms,
 )
@@ -357,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             lines = line_protocol_bodies(dataset)
             say(f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
             for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
-                phase = lambda d, c=peer_class: bench_peer(c, d, dataset, lines, args.runs)
+                def phase(d, c=peer_class):
+                    return bench_peer(c, d, dataset, lines, args.runs)
                 results[key] = measured_alone(key, phase, workdir, args)
     finally:
         # Every server was stopped by its own bench function; only the files are left.

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import msgspec
-
 from processes import Server, free_port, launch, wait_until
 from workload import EQUIPMENT_TYPE, Dataset
 

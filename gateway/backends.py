@@ -31,7 +31,7 @@ class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self._timeout = settings.grpc_timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._credentials = settings.grpc_client_tls.credentials() if settings.grpc_client_tls else None
+        self._credentials = settings.grpc_client_tls.channel_credentials() if settings.grpc_client_tls else None
         self.ingest = ingest_pb2_grpc.IngestStub(self._channel(settings.ingest_target))
         self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))

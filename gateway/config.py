@@ -6,11 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.grpc_tls import ClientTls
-
-
-def dev_dir() -> Path:
-    return Path(os.environ.get("STORECAST_DEV_DIR", ".dev")).resolve()
+from storecast.env import TlsFiles, dev_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +23,7 @@ class GatewaySettings:
     vector_target: str
     grpc_timeout_s: float
     body_timeout_s: float
-    grpc_client_tls: ClientTls | None = None
+    grpc_client_tls: TlsFiles | None = None
     # The header an ingress puts the verified client certificate in (gateway/identity.py); None: off.
     trusted_cert_header: str | None = None
 
@@ -49,6 +45,6 @@ class GatewaySettings:
             vector_target=env.get("STORECAST_VECTOR_TARGET", services),
             grpc_timeout_s=float(env.get("STORECAST_GRPC_TIMEOUT_S", "30")),
             body_timeout_s=float(env.get("STORECAST_BODY_TIMEOUT_S", "60")),
-            grpc_client_tls=ClientTls.from_env(env),
+            grpc_client_tls=TlsFiles.from_env(env, "STORECAST_GRPC_CLIENT"),
             trusted_cert_header=env.get("STORECAST_TRUSTED_CERT_HEADER", "").strip().lower() or None,
         )

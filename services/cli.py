@@ -21,10 +21,11 @@ from pathlib import Path
 
 import grpc
 
-from services.lib.config import ServiceSettings, dev_dir
+from services.lib.config import ServiceSettings
 from services.lib.rpc import Registration, serve
 from services.lib.schema import all_tables
 from services.lib.store import Store
+from storecast.env import dev_dir
 
 log = logging.getLogger("storecast")
 
@@ -75,7 +76,7 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
         _registrations(targets, store, settings),
         workers=settings.grpc_workers,
         max_message_bytes=settings.max_body_bytes + 1024 * 1024,
-        credentials=settings.grpc_tls.credentials() if settings.grpc_tls else None,
+        credentials=settings.grpc_tls.server_credentials() if settings.grpc_tls else None,
         health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
     )
     return server, store

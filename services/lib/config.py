@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.lib.cluster import check_cluster_name
-from services.lib.grpc_tls import ServerTls
-
-
-def dev_dir() -> Path:
-    """Where `make run` keeps the embedded store, the dev PKI and permissions."""
-    return Path(os.environ.get("STORECAST_DEV_DIR", ".dev")).resolve()
+from storecast.env import TlsFiles, dev_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +18,7 @@ class ServiceSettings:
     max_body_bytes: int
     grpc_workers: int
     clickhouse_cluster: str | None = None
-    grpc_tls: ServerTls | None = None
+    grpc_tls: TlsFiles | None = None
     grpc_health_port: int | None = None
 
     @classmethod
@@ -38,6 +32,6 @@ class ServiceSettings:
             max_body_bytes=int(env.get("STORECAST_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
             grpc_workers=int(env.get("STORECAST_GRPC_WORKERS", "8")),
             clickhouse_cluster=check_cluster_name(cluster) if (cluster := env.get("STORECAST_CLICKHOUSE_CLUSTER")) else None,
-            grpc_tls=ServerTls.from_env(env),
+            grpc_tls=TlsFiles.from_env(env, "STORECAST_GRPC_TLS"),
             grpc_health_port=int(port) if (port := env.get("STORECAST_GRPC_HEALTH_PORT")) else None,
         )

@@ -108,29 +108,43 @@ def _ingest(put: Any, bodies: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def _profile_storecast(target: Storecast, client: httpx.Client, dataset: Dataset, bodies: list[bytes], directory: Path, runs: int) -> dict[str, Any]:
+# Each profiled phase repeats its work for at least this long (at most PROFILE_MAX_ROUNDS
+# rounds), so a 100 Hz sampler gathers enough samples to rank frames.
+PROFILE_SECONDS = 10.0
+PROFILE_MAX_ROUNDS = 50
+
+
+def _profile_storecast(target: Storecast, client: httpx.Client, dataset: Dataset, bodies: list[bytes], directory: Path) -> dict[str, Any]:
     """Profiles of the PUT and GET paths, in phases of their own after the timed ones."""
     summaries: dict[str, str] = {}
     equipment_id = dataset.equipment_ids[0]
 
-    def put(body: bytes) -> None:
-        response = Storecast.put(client, PROFILE_SITE_ID, body)
-        if response.status_code != 201:
-            raise RuntimeError(f"profile PUT -> {response.status_code}: {response.text[:300]}")
+    def ingest_round(round_index: int) -> None:
+        # Sites of their own: fresh keys, so the inserts are new rows as in the timed ingest.
+        site_id = PROFILE_SITE_ID + round_index
+        for body in bodies:
+            response = Storecast.put(client, site_id, body)
+            if response.status_code != 201:
+                raise RuntimeError(f"profile PUT -> {response.status_code}: {response.text[:300]}")
 
-    phases = {
-        # A second site: fresh keys, so the inserts are new rows as in the timed ingest.
-        "put": lambda: _ingest(put, bodies),
-        "get-raw": lambda: [Storecast.get(client, SITE_ID, equipment_id, range_params(dataset)) for _ in range(max(runs, 20))],
-        "get-agg": lambda: [
-            Storecast.get(client, SITE_ID, equipment_id, range_params(dataset, agg="avg", period="15m")) for _ in range(max(runs, 40))
-        ],
+    def get_round(params: dict[str, str | int]) -> None:
+        for _ in range(5):
+            results_of(Storecast.get(client, SITE_ID, equipment_id, params))
+
+    phases: dict[str, Callable[[int], None]] = {
+        "put": ingest_round,
+        "get-raw": lambda _: get_round(range_params(dataset)),
+        "get-agg": lambda _: get_round(range_params(dataset, agg="avg", period="15m")),
     }
     for name, phase in phases.items():
         output = directory / f"storecast-{name}.txt"
         say(f"profiling storecast {name} -> {output}")
         with profiling.Recorder(target.server.pid, output) as recorder:
-            phase()
+            started = time.monotonic()
+            for round_index in range(PROFILE_MAX_ROUNDS):
+                phase(round_index)
+                if time.monotonic() - started >= PROFILE_SECONDS:
+                    break
         summaries[name] = profiling.summarize(recorder, f"storecast {name}")
     (directory / "summary.txt").write_text("\n".join(summaries.values()))
     return {"directory": str(directory), "summaries": summaries}
@@ -172,7 +186,7 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             say(f"storecast GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
 
             if args.profile is not None:
-                result["profile"] = _profile_storecast(target, client, dataset, bodies, args.profile, args.runs)
+                result["profile"] = _profile_storecast(target, client, dataset, bodies, args.profile)
         if args.concurrency_seconds > 0:
             say(f"storecast: 4 writers + 4 readers for {args.concurrency_seconds:g} s")
             result["concurrency"] = concurrency.run_mixed(target, dataset, args.concurrency_seconds)

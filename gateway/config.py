@@ -17,6 +17,8 @@ class GatewaySettings:
     permissions: Path
     http_host: str
     http_port: int
+    # Gateway processes `storecast serve all` starts (a lone `serve gateway` is one).
+    http_workers: int
     max_body_bytes: int
     ingest_target: str
     query_target: str
@@ -39,6 +41,7 @@ class GatewaySettings:
             permissions=Path(env.get("STORECAST_PERMISSIONS") or dev_dir() / "permissions.yaml"),
             http_host=env.get("STORECAST_HTTP_HOST", "127.0.0.1"),
             http_port=int(env.get("STORECAST_HTTP_PORT", "8443")),
+            http_workers=int(env.get("STORECAST_HTTP_WORKERS", "1")),
             max_body_bytes=int(env.get("STORECAST_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
             ingest_target=env.get("STORECAST_INGEST_TARGET", services),
             query_target=env.get("STORECAST_QUERY_TARGET", services),

@@ -29,6 +29,9 @@ MAX_URL_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 # How long a refused connection keeps reading (and dropping) before it closes.
 LINGER_S = 1.0
+# How long an idle connection stays open once shutdown began: a request whose
+# bytes are already on their way is served, not cut off.
+DRAIN_IDLE_S = 0.5
 
 
 class _RequestHeadTooLarge(Exception):
@@ -43,6 +46,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _tls: dict[str, Any] | None = None
     _head_bytes = 0
     _refused = False
+    _draining = False
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,6 +68,25 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         if self._tls is not None:
             self.scope["extensions"] = {"tls": self._tls}
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # served, then closed: the server is stopping
+
+    def shutdown(self) -> None:
+        """uvicorn closes a connection with no request cycle at once, even one whose
+        request has arrived but not yet been parsed (a loaded server, a worker told to
+        stop by `serve all`); this one gives such a request the time to begin."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            return
+        self._draining = True
+        self.loop.call_later(DRAIN_IDLE_S, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > MAX_URL_BYTES:

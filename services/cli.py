@@ -1,7 +1,7 @@
 """`storecast`: one binary, any component.
 
-    storecast serve all        ingest, query and vector services and the gateway in one process
-                               (the embedded chDB store allows one process per directory)
+    storecast serve all        ingest, query and vector services in one process (the embedded chDB
+                               store allows one process per directory), the gateway in child processes
     storecast serve gateway    the REST/JSON gateway alone
     storecast serve ingest     one gRPC service alone (likewise query, vector)
     storecast pki              a dev PKI and permissions file for `make run`
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import os
@@ -48,7 +47,7 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
     if "ingest" in targets:
         from services.ingest.service import register as register_ingest
 
-        registrations.append(register_ingest(store))
+        registrations.append(register_ingest(store, settings.batching))
     if "query" in targets:
         from services.query.service import register as register_query
 
@@ -56,7 +55,7 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
     if "vector" in targets:
         from services.vector.service import register as register_vector
 
-        registrations.append(register_vector(store, settings.max_records))
+        registrations.append(register_vector(store, settings.max_records, settings.batching))
     return registrations
 
 
@@ -65,7 +64,7 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
     # (700 allocations) would run the cycle collector dozens of times per body.
     gc.set_threshold(50_000, 20, 20)
     settings = ServiceSettings.from_env()
-    store = Store(settings.store_url, pool_size=settings.grpc_workers, cluster=settings.clickhouse_cluster)
+    store = Store(settings.store_url, pool_size=settings.store_connections, cluster=settings.clickhouse_cluster)
     # On a cluster the schema is `storecast migrate`'s, run once per release:
     # ON CLUSTER DDL from every starting replica would wait on every host.
     if settings.clickhouse_cluster is None:
@@ -93,22 +92,47 @@ def run_services(targets: tuple[str, ...]) -> None:
     store.close()
 
 
-def run_gateway(with_services: bool) -> None:
+def run_gateway() -> None:
     from gateway.config import GatewaySettings
-    from gateway.server import build_server
+    from gateway.server import serve_gateway
 
-    services = start_services(SERVICE_TARGETS) if with_services else None
     settings = GatewaySettings.from_env()
     url = f"https://{settings.http_host}:{settings.http_port}"
     log.info("gateway on %s, OpenAPI document: %s/openapi.json", url, url)
-    try:
-        # uvicorn drains in-flight requests on SIGTERM/SIGINT before returning.
-        asyncio.run(build_server(settings).serve())
-    finally:
-        if services is not None:
-            server, store = services
-            server.stop(grace=30).wait()
-            store.close()
+    serve_gateway(settings)
+
+
+def run_all() -> None:
+    """The services here, the gateway in `STORECAST_HTTP_WORKERS` child processes.
+
+    The gateway is a gRPC client like any other, so it need not share the
+    services' process, and apart it does not share their interpreter lock:
+    TLS, HTTP and JSON envelopes on one core, validation and the store on the
+    other. The children serve one listening socket bound here, and die with
+    this process (kill -9 included).
+    """
+    from gateway.config import GatewaySettings
+    from gateway.server import spawn_workers, stop_workers
+
+    server, store = start_services(SERVICE_TARGETS)
+    settings = GatewaySettings.from_env()
+    workers = spawn_workers(settings)
+    url = f"https://{settings.http_host}:{settings.http_port}"
+    log.info("gateway on %s (%d worker processes), OpenAPI document: %s/openapi.json", url, len(workers), url)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    while not stopping.wait(0.5):
+        if any(worker.poll() is not None for worker in workers):
+            log.error("a gateway worker exited; stopping")
+            break
+    # The workers drain their in-flight requests, which need the services, before these stop.
+    failed = stop_workers(workers)
+    log.info("draining in-flight calls")
+    server.stop(grace=30).wait()
+    store.close()
+    if failed or not stopping.is_set():
+        raise SystemExit(1)
 
 
 def run_migration(store_url: str | None) -> None:
@@ -152,8 +176,10 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[env] = str(getattr(args, flag))
     if args.target in SERVICE_TARGETS:
         run_services((args.target,))
+    elif args.target == "all":
+        run_all()
     else:
-        run_gateway(with_services=args.target == "all")
+        run_gateway()
 
 
 if __name__ == "__main__":

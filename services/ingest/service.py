@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import msgspec
-import numpy as np
 
 from services.lib import native, payload
+from services.lib.batching import BatchSettings, Columns, Committer
 from services.lib.columns import last_occurrences, take, to_columns
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES, Table
@@ -15,36 +15,48 @@ from storecast.catalog import EQUIPMENT_BY_ENUM
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
+# Blocks reach the store with unique keys (deduplicated per request, then per
+# batch), so ClickHouse need not merge them on insert.
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
+# Columns of a request as the committer sees them: site_id, timestamp, id, attributes.
+_SITE, _TIMESTAMP, _ID = 0, 1, 2
 
 
 class _EquipmentWriter:
-    """Decoder and insert layout for one equipment type."""
+    """Decoder, insert layout and group commit of one equipment type."""
 
-    def __init__(self, table: Table, record: type[msgspec.Struct], name: str) -> None:
-        self.table = table
+    def __init__(self, store: Store, table: Table, record: type[msgspec.Struct], name: str, batching: BatchSettings) -> None:
         self.decoder = payload.body_decoder(record, name)
         # Columns come out in the record's field order: timestamp, id, attributes.
         self.fields: tuple[str, ...] = record.__struct_fields__
         types = {column.name: column.type for column in table.columns}
-        self.field_types = [types[field] for field in self.fields]
-        self.column_names = ["site_id", *self.fields]
+        self._column_types = ["UInt32", *(types[field] for field in self.fields)]
+        self._column_names = ["site_id", *self.fields]
+        self._store = store
+        self._table = store.table(table.name)
+        self._insert_settings = {**_INSERT_SETTINGS, **batching.insert_settings()}
+        self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
+
+    def _insert(self, columns: Columns) -> None:
+        data = native.block(list(zip(self._column_names, self._column_types, columns)))
+        with self._store.client() as client:
+            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
 
 
-def _writers() -> dict[int, _EquipmentWriter]:
+def _writers(store: Store, batching: BatchSettings) -> dict[int, _EquipmentWriter]:
     writers = {}
     for enum_value, equipment in EQUIPMENT_BY_ENUM.items():
         struct = payload.record_struct(
             equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
         )
-        writers[enum_value] = _EquipmentWriter(PRODUCTION_TABLES[equipment.name], struct, equipment.table_suffix)
+        table = PRODUCTION_TABLES[equipment.name]
+        writers[enum_value] = _EquipmentWriter(store, table, struct, equipment.table_suffix, batching)
     return writers
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._writers = _writers()
+    def __init__(self, store: Store, batching: BatchSettings) -> None:
+        self._writers = _writers(store, batching)
 
     def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._writers.get(request.equipment_type)
@@ -58,20 +70,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if kept is not None:
             columns = take(columns, kept)
         rows = len(columns[0])
-        data = native.block(
-            [("site_id", "UInt32", np.full(rows, request.site_id, dtype=np.uint32)), *zip(writer.fields, writer.field_types, columns)]
-        )
-        with self._store.client() as client:
-            # The block's keys are already unique, so ClickHouse need not merge it on insert.
-            client.raw_insert(
-                self._store.table(writer.table.name), writer.column_names, data, fmt="Native", settings=_INSERT_SETTINGS
-            )
+        writer.committer.store([(request.site_id,) * rows, *columns])
         return records_pb2.PutReply(stored=rows)
 
 
-def register(store: Store) -> Registration:
+def register(store: Store, batching: BatchSettings) -> Registration:
     def add(server: grpc.Server) -> str:
-        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store), server)
+        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching), server)
         return ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
     return add

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from clickhouse_connect.driver.client import Client
 
 from storecast.status import ApiFailure, ApiStatus
@@ -10,10 +12,33 @@ from storecast.status import ApiFailure, ApiStatus
 KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
 
 
-def check_id_known(client: Client, table: str, site_id: int, record_id: int, what: str) -> None:
-    """1107 unless something was ever stored under this id (asked only when a read came back empty)."""
-    known = client.raw_query(
-        f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, fmt="TabSeparatedRaw"
-    )
-    if not known:
-        raise ApiFailure(ApiStatus.INVALID_ID, f"no {what} of id {record_id} was ever stored for this site")
+class KnownIds:
+    """Ids something was ever stored under, per table and site.
+
+    Nothing is ever deleted by id, so an id once seen stays known: a read that
+    comes back empty (a dashboard polling a quiet equipment) asks the store
+    whether its id exists once, not every time. Bounded: past `capacity` ids it
+    starts over, which only costs those reads one more query.
+    """
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self._known: set[tuple[str, int, int]] = set()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, table: str, site_id: int, record_id: int) -> None:
+        with self._lock:
+            if len(self._known) >= self._capacity:
+                self._known.clear()
+            self._known.add((table, site_id, record_id))
+
+    def check(self, client: Client, table: str, site_id: int, record_id: int, what: str) -> None:
+        """1107 unless something was ever stored under this id (asked when a read came back empty)."""
+        if (table, site_id, record_id) in self._known:
+            return
+        known = client.raw_query(
+            f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, fmt="TabSeparatedRaw"
+        )
+        if not known:
+            raise ApiFailure(ApiStatus.INVALID_ID, f"no {what} of id {record_id} was ever stored for this site")
+        self.add(table, site_id, record_id)

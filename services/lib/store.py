@@ -2,7 +2,8 @@
 
 `chdb:///abs/dir` runs ClickHouse in this process (one engine per process);
 `http(s)://user:pass@host:port/database` talks to a server. Every other module
-sees the same client API either way. On a ClickHouse cluster (`cluster`
+sees the same client API either way. Every connection renders JSON arrays
+(`JSON_ARRAY_FORMAT`) without per-call settings. On a ClickHouse cluster (`cluster`
 names it) every session carries the cluster settings, and the schema,
 database included, is the migration's (`storecast migrate`).
 """
@@ -19,6 +20,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from services.lib.cluster import CLUSTER_SETTINGS
+from services.lib.render import JSON_ARRAY_SETTINGS
 
 DEFAULT_DATABASE = "storecast"
 
@@ -26,7 +28,9 @@ DEFAULT_DATABASE = "storecast"
 class Store:
     def __init__(self, url: str, pool_size: int, cluster: str | None = None) -> None:
         self.url = url
-        self._settings = CLUSTER_SETTINGS if cluster is not None else None
+        # Session settings, set once per connection: per-call settings cost the
+        # embedded engine a snapshot query, one SET each and one restore each.
+        self._settings = {**JSON_ARRAY_SETTINGS, **(CLUSTER_SETTINGS if cluster is not None else {})}
         parts = urlsplit(url)
         self.embedded = parts.scheme == "chdb"
         if self.embedded:

@@ -20,6 +20,12 @@ class Window:
     function: str | None
     period_ms: int | None
 
+    def bucket_count(self) -> int:
+        """How many buckets [start, end[ overlaps, the most an aggregated read returns (0 unaggregated)."""
+        if self.start is None or self.end is None or self.period_ms is None:
+            return 0
+        return (self.end - 1) // self.period_ms - self.start // self.period_ms + 1
+
 
 def check_timestamp(value: int, code: int, name: str) -> None:
     if not 0 <= value < TIMESTAMP_LIMIT_MS:

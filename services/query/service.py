@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.keys import KEY_FILTER, check_id_known
+from services.lib.keys import KEY_FILTER, KnownIds
 from services.lib.render import (
     JSON_ARRAY_FORMAT,
-    JSON_ARRAY_SETTINGS,
+    Member,
     json_object,
-    json_value,
     leading_timestamp,
     limit_array,
 )
@@ -27,18 +26,15 @@ _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
     """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
     where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
-    head = [("timestamp", "toString(timestamp)"), ("id", "toString(id)")]
+    head = [Member("timestamp", "timestamp"), Member("id", "id")]
     if window.function is None:
-        record = json_object(head + [(a.name, json_value(f"`{a.name}`", a.kind)) for a in equipment.attributes])
+        record = json_object(head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes])
         return f"SELECT {record} FROM {table} FINAL WHERE {where} ORDER BY timestamp LIMIT {limit}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch; avg of an integer is a float.
     aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
     record = json_object(
-        [("timestamp", "toString(bucket)"), ("id", "toString(record_id)")]
-        + [
-            (a.name, json_value(f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind))
-            for a in equipment.attributes
-        ]
+        [Member("timestamp", "bucket"), Member("id", "record_id")]
+        + [Member(a.name, f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind) for a in equipment.attributes]
     )
     return (
         f"SELECT {record} FROM ("
@@ -65,6 +61,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(self, store: Store, max_records: int) -> None:
         self._store = store
         self._max_records = max_records
+        self._known_ids = KnownIds()
 
     def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
@@ -79,7 +76,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
         parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
         with self._store.client() as client:
-            if window.function is not None:
+            if window.function is not None and window.bucket_count() > limit:
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
                 # Ending the range just after the first record of the bucket after the
                 # limit keeps it to limit + 1, the last of which is cut off below.
@@ -88,9 +85,11 @@ class QueryService(query_pb2_grpc.QueryServicer):
                     parameters["end"] = int(cut) + 1
             # One record more than the limit tells whether the response is partial.
             sql = production_sql(table, equipment, window, limit + 1)
-            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
             if rendered.count == 0:
-                check_id_known(client, table, request.site_id, request.id, f"{equipment.name} record")
+                self._known_ids.check(client, table, request.site_id, request.id, f"{equipment.name} record")
+            else:
+                self._known_ids.add(table, request.site_id, request.id)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
 

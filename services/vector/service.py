@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.keys import check_id_known
-from services.lib.render import JSON_ARRAY_FORMAT, JSON_ARRAY_SETTINGS, leading_timestamp, limit_array
+from services.lib.batching import BatchSettings, Columns, Committer
+from services.lib.keys import KnownIds
+from services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
 from services.lib.rpc import Registration
 from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
 from services.lib.store import Store
 from services.lib.window import check_vintage, check_window, record_limit
 from services.vector.sql import tariff_sql, vector_sql
-from services.vector.write import Columns, TariffWriter, VectorWriter
+from services.vector.write import TariffWriter, VectorWriter
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
@@ -26,25 +27,50 @@ def _forecast_type(enum_value: int) -> RecordType:
     return forecast
 
 
+# Every vector-category row is keyed by its first three insert columns:
+# (site_id, id, creation_timestamp) for vectors, (site_id, id, timestamp) for tariff periods.
+_KEY_COLUMNS = (0, 1, 2)
+
+
 class VectorService(vector_pb2_grpc.VectorServicer):
-    def __init__(self, store: Store, max_records: int) -> None:
+    def __init__(self, store: Store, max_records: int, batching: BatchSettings) -> None:
         self._store = store
         self._max_records = max_records
+        self._batching = batching
+        self._known_ids = KnownIds()
         self._forecast_writers = {t.enum_value: VectorWriter(FORECAST_TABLES[name], t) for name, t in FORECAST_TYPES.items()}
         self._commitment_writer = VectorWriter(COMMITMENT_TABLE, COMMITMENT)
         self._tariff_writer = TariffWriter(TARIFF_TABLE, TARIFF)
+        self._committers = {
+            table.name: self._committer(table, writer.column_names)
+            for table, writer in [
+                *((w.table, w) for w in self._forecast_writers.values()),
+                (COMMITMENT_TABLE, self._commitment_writer),
+                (TARIFF_TABLE, self._tariff_writer),
+            ]
+        }
+
+    def _committer(self, table: Table, column_names: list[str]) -> Committer:
+        name = self._store.table(table.name)
+        settings = self._batching.insert_settings()
+
+        def insert(columns: Columns) -> None:
+            with self._store.client() as client:
+                client.insert(name, columns, column_names=column_names, column_oriented=True, settings=settings)
+
+        return Committer(table.name, insert, _KEY_COLUMNS, self._batching)
 
     def PutForecast(self, request: vector_pb2.PutForecastRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._forecast_writers[_forecast_type(request.forecast_type).enum_value]
-        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
 
     def PutCommitment(self, request: vector_pb2.PutCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._commitment_writer
-        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
 
     def PutTariff(self, request: vector_pb2.PutTariffRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._tariff_writer
-        return self._insert(writer.table, writer.column_names, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
 
     def GetForecast(self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext) -> records_pb2.Records:
         forecast = _forecast_type(request.forecast_type)
@@ -61,10 +87,11 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         with self._store.client() as client:
             # One period more than the limit tells whether the response is partial.
             sql = tariff_sql(table, TARIFF, window, limit + 1)
-            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT, settings=JSON_ARRAY_SETTINGS), limit)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
             if rendered.count == 0:
-                check_id_known(client, table, request.site_id, request.id, "tariff")
+                self._known_ids.check(client, table, request.site_id, request.id, "tariff")
                 return records_pb2.Records(results_json=b"[]", count=0)
+            self._known_ids.add(table, request.site_id, request.id)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         results = b'[{"id":%d,"values":%s}]' % (request.id, rendered.results)
         return records_pb2.Records(results_json=results, count=rendered.count, next_from=next_from)
@@ -92,21 +119,22 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         with self._store.client() as client:
             line = client.raw_query(vector_sql(table, record_type, window, vintage, limit), parameters, fmt="TabSeparatedRaw")
             count, next_from, results = line.rstrip(b"\n").split(b"\t", 2)
-            if not results:
-                check_id_known(client, table, request.site_id, request.id, what)
+            if results:
+                self._known_ids.add(table, request.site_id, request.id)
+            else:
+                self._known_ids.check(client, table, request.site_id, request.id, what)
         return records_pb2.Records(
             results_json=b"[" + results + b"]", count=int(count), next_from=int(next_from) if next_from else None
         )
 
-    def _insert(self, table: Table, column_names: list[str], columns: Columns) -> records_pb2.PutReply:
-        with self._store.client() as client:
-            client.insert(self._store.table(table.name), columns, column_names=column_names, column_oriented=True)
+    def _store_rows(self, table: Table, columns: Columns) -> records_pb2.PutReply:
+        self._committers[table.name].store(columns)
         return records_pb2.PutReply(stored=len(columns[0]))
 
 
-def register(store: Store, max_records: int) -> Registration:
+def register(store: Store, max_records: int, batching: BatchSettings) -> Registration:
     def add(server: grpc.Server) -> str:
-        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records), server)
+        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching), server)
         return vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name
 
     return add

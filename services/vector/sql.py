@@ -9,7 +9,7 @@ the whole `results` array. Nothing per period comes back to Python.
 from __future__ import annotations
 
 from services.lib.keys import KEY_FILTER
-from services.lib.render import json_object, json_value
+from services.lib.render import Member, json_object
 from services.lib.schema import PERIOD_TIMESTAMPS, period_column
 from services.lib.window import Vintage, Window
 from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
@@ -100,14 +100,14 @@ def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vin
         f"arrayFilter((x, t) -> t < cut, v.{timestamps_at + 1 + i}, v.{timestamps_at})" for i in range(len(attributes))
     ]
     period_json = json_object(
-        [("timestamp", "toString(t)")]
-        + [(name, json_value(f"x{i}", kind)) for i, (name, kind) in enumerate(zip(attributes, period_kinds))]
+        [Member("timestamp", "t")] + [Member(name, f"x{i}", kind) for i, (name, kind) in enumerate(zip(attributes, period_kinds))]
     )
     lambda_args = ", ".join(["t", *(f"x{i}" for i in range(len(attributes)))])
+    values = f"concat('[', arrayStringConcat(arrayMap(({lambda_args}) -> {period_json}, {', '.join(kept)}), ','), ']')"
     vector_json = json_object(
-        [("creation_timestamp", "toString(v.1)"), ("id", "toString({id:UInt32})")]
-        + [(a.name, json_value(f"v.{2 + i}", a.kind)) for i, a in enumerate(record_type.vector_attributes)]
-        + [("values", f"concat('[', arrayStringConcat(arrayMap(({lambda_args}) -> {period_json}, {', '.join(kept)}), ','), ']')")]
+        [Member("creation_timestamp", "v.1"), Member("id", "{id:UInt32}")]
+        + [Member(a.name, f"v.{2 + i}", a.kind) for i, a in enumerate(record_type.vector_attributes)]
+        + [Member("values", values, raw=True)]
     )
     return (
         f"SELECT period_count, if(cut < {TIMESTAMP_LIMIT_MS}, toString(cut), ''), results FROM ("
@@ -131,7 +131,5 @@ def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) 
             f" ORDER BY timestamp DESC LIMIT 1), {{start:Int64}})"
         )
         where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
-    period = json_object(
-        [("timestamp", "toString(timestamp)")] + [(a.name, json_value(f"`{a.name}`", a.kind)) for a in record_type.attributes]
-    )
+    period = json_object([Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes])
     return f"SELECT {period} FROM {table} FINAL WHERE {where} ORDER BY timestamp LIMIT {limit}"

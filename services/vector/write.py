@@ -14,12 +14,11 @@ from typing import Any
 import msgspec
 
 from services.lib import payload
+from services.lib.batching import Columns
 from services.lib.columns import last_occurrences, take, to_columns
 from services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.catalog import RecordType
 from storecast.status import ApiFailure, ApiStatus
-
-Columns = list[list[Any]]
 
 
 def _period_struct(name: str, record_type: RecordType) -> type[msgspec.Struct]:

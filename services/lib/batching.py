@@ -1,0 +1,168 @@
+"""Group commit: concurrent PUTs to one table stored together, in one insert.
+
+ClickHouse is built for few large inserts: on the embedded engine one insert
+costs 5-15 ms of engine time whatever its size, and every insert is a new part
+to merge. A fleet of devices each PUTting one record per request would spend
+all of it there. So each table has a committer: a request that passed
+validation hands its columns over and waits; the committer's thread takes
+every request waiting, stores them as one block (one INSERT, one part, hence
+all or nothing) and answers each of them with the insert's outcome.
+
+Timing, without a fixed window:
+- A request that finds the committer idle and nobody expected is inserted at
+  once: a lone client never waits for company that does not come.
+- Requests that arrive while an insert runs form the next batch.
+- Under concurrency the committer waits up to `gather_s` for the clients it
+  expects: those the previous insert answered (sequential clients come back
+  with their next request) plus those that arrived during that insert. So
+  clients that would otherwise settle into two cohorts, each waiting for the
+  other's insert, join one.
+
+Within a batch the last occurrence of a key wins, in arrival order, as within
+one request: a PUT answered 201 before another was sent is never overwritten
+by the older one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from services.lib.columns import last_occurrences, take
+
+log = logging.getLogger("storecast.batching")
+
+# The columns of one request's rows, site_id first: one sequence per insert column.
+Columns = list[Sequence[Any]]
+# Stores one block of columns in one insert (raises if the store refused it).
+InsertBlock = Callable[[Columns], None]
+
+
+# Where concurrent PUTs are gathered into one insert.
+GROUP = "group"  # here, by a committer per table (the default)
+SERVER = "server"  # by ClickHouse: async_insert with wait, one INSERT query per request
+OFF = "off"  # nowhere: one INSERT, one part per request
+BATCH_MODES = (GROUP, SERVER, OFF)
+
+# What SERVER asks of each INSERT: buffered with the other requests' rows, and
+# answered once the buffer holding it is stored (or failed).
+SERVER_BATCHING_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    mode: str = GROUP
+    # A batch holds at most this many rows (a larger request is inserted alone).
+    max_rows: int = 100_000
+    gather_s: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.mode not in BATCH_MODES:
+            raise ValueError(f"batch mode must be one of {', '.join(BATCH_MODES)}, got {self.mode!r}")
+
+    def insert_settings(self) -> dict[str, int]:
+        return SERVER_BATCHING_SETTINGS if self.mode == SERVER else {}
+
+
+@dataclass(slots=True)
+class _Pending:
+    columns: Columns
+    rows: int
+    done: Future[None]
+
+
+class Committer:
+    """The group commit of one table; `key_columns` index the columns forming a row's key."""
+
+    def __init__(self, name: str, insert: InsertBlock, key_columns: Sequence[int], settings: BatchSettings) -> None:
+        self._name = name
+        self._insert = insert
+        self._key_columns = tuple(key_columns)
+        self._settings = settings
+        self._pending: list[_Pending] = []
+        self._arrived = threading.Condition()
+        self._expected = 1
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def store(self, columns: Columns) -> None:
+        """Returns once the rows are stored with the batch holding them; raises that batch's error."""
+        rows = len(columns[0])
+        if self._settings.mode != GROUP or rows >= self._settings.max_rows:
+            self._insert(columns)  # alone anyway: no hand-over to the committer's thread
+            return
+        pending = _Pending(columns, rows, Future())
+        with self._arrived:
+            if self._stopping:
+                raise RuntimeError(f"the {self._name} committer is stopped")
+            self._pending.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"commit-{self._name}", daemon=True)
+                self._thread.start()
+            self._arrived.notify()
+        pending.done.result()
+
+    def stop(self) -> None:
+        """Stores what is waiting, then ends the committer's thread."""
+        with self._arrived:
+            self._stopping = True
+            self._arrived.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._commit(batch)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        with self._arrived:
+            while not self._pending:
+                if self._stopping:
+                    return None
+                self._arrived.wait()
+            if self._expected > 1 and not self._stopping:
+                deadline = time.monotonic() + self._settings.gather_s
+                while len(self._pending) < self._expected and self._rows_waiting() < self._settings.max_rows:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._arrived.wait(left)
+            batch, rows = [], 0
+            while self._pending and (not batch or rows + self._pending[0].rows <= self._settings.max_rows):
+                rows += self._pending[0].rows
+                batch.append(self._pending.pop(0))
+            return batch
+
+    def _rows_waiting(self) -> int:
+        return sum(p.rows for p in self._pending)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        error: BaseException | None = None
+        try:
+            self._insert(self._merge([p.columns for p in batch]))
+        except BaseException as raised:  # every waiter gets the store's answer, whatever it was
+            error = raised
+        with self._arrived:
+            self._expected = len(batch) + len(self._pending)
+        for pending in batch:
+            if error is None:
+                pending.done.set_result(None)
+            else:
+                pending.done.set_exception(error)
+
+    def _merge(self, requests: list[Columns]) -> Columns:
+        """One block of every request's rows, in arrival order; of rows sharing a key, the last."""
+        if len(requests) == 1:
+            return requests[0]
+        merged: Columns = [[value for columns in requests for value in columns[i]] for i in range(len(requests[0]))]
+        kept = last_occurrences(*(merged[i] for i in self._key_columns))
+        return merged if kept is None else take(merged, kept)

@@ -54,6 +54,14 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
 - name: STORECAST_CLICKHOUSE_CLUSTER
   value: {{ .Values.store.cluster | quote }}
 {{- end }}
+- name: STORECAST_STORE_CONNECTIONS
+  value: {{ .Values.store.connections | quote }}
+- name: STORECAST_BATCH_MODE
+  value: {{ .Values.store.batchMode | quote }}
+- name: STORECAST_BATCH_MAX_ROWS
+  value: {{ .Values.store.batchMaxRows | int64 | quote }}
+- name: STORECAST_BATCH_GATHER_MS
+  value: {{ .Values.store.batchGatherMs | quote }}
 {{- end -}}
 
 {{- define "storecast.podSettings" -}}

@@ -64,7 +64,7 @@ def _expect(response: httpx.Response, *statuses: int) -> httpx.Response:
 
 # -- InfluxDB ---------------------------------------------------------------------------------
 
-_INFLUX_DB = "bench"
+INFLUX_DB = "bench"
 _INFLUX_WARMUP_DB = "warmup"
 
 _INFLUX_CONFIG = """\
@@ -122,7 +122,7 @@ class InfluxDB:
             self.name, ["influxd", "-config", str(config)], root, workdir / "influxdb.log", f"http://127.0.0.1:{http_port}"
         )
         wait_until(lambda: httpx.get(f"{self.server.base_url}/ping", timeout=2).status_code == 204, self.server)
-        _expect(httpx.post(f"{self.server.base_url}/query", params={"q": f"CREATE DATABASE {_INFLUX_DB}"}, timeout=30), 200)
+        _expect(httpx.post(f"{self.server.base_url}/query", params={"q": f"CREATE DATABASE {INFLUX_DB}"}, timeout=30), 200)
 
     def warm_up(self, client: httpx.Client, dataset: Dataset) -> None:
         """The first records into a database of their own, dropped before the disk is measured."""
@@ -132,7 +132,7 @@ class InfluxDB:
         _expect(response, 204)
 
     def write(self, client: httpx.Client, body: bytes) -> None:
-        response = client.post(f"{self.server.base_url}/write", params={"db": _INFLUX_DB, "precision": "ms"}, content=body)
+        response = client.post(f"{self.server.base_url}/write", params={"db": INFLUX_DB, "precision": "ms"}, content=body)
         _expect(response, 204)
 
     def finish_ingest(self, client: httpx.Client) -> None:
@@ -143,7 +143,7 @@ class InfluxDB:
         return wait_for_stable_disk(self.server.data_dir, quiet_s=10)
 
     def _query(self, client: httpx.Client, statement: str) -> bytes:
-        response = client.get(f"{self.server.base_url}/query", params={"db": _INFLUX_DB, "epoch": "ms", "q": statement})
+        response = client.get(f"{self.server.base_url}/query", params={"db": INFLUX_DB, "epoch": "ms", "q": statement})
         return _expect(response, 200).content
 
     @staticmethod
@@ -193,6 +193,9 @@ class VictoriaMetrics:
             f"-httpListenAddr=127.0.0.1:{http_port}",
             f"-storageDataPath={root}",
             "-loggerLevel=WARN",
+            # Repeated benchmark queries would otherwise be answered from its rollup cache (NOTES.md, "Peers, fairly").
+            "-search.disableCache",
+            "-search.latencyOffset=0s",
         ]
         self.server = launch(self.name, argv, root, workdir / "victoria-metrics.log", f"http://127.0.0.1:{http_port}")
         wait_until(lambda: httpx.get(f"{self.server.base_url}/health", timeout=2).status_code == 200, self.server)

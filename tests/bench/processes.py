@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from parts import covered_part_names, table_part_dirs
 
 
 def free_port() -> int:
@@ -115,6 +115,29 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process and its live descendants have used so far."""
+    children = _children_by_parent()
+    total, pending, seen = 0, [pid], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        total += _cpu_ticks(current)
+        pending.extend(children.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class DiskUsage:
     allocated: int  # what `du` reports: blocks actually taken
@@ -161,32 +184,13 @@ def wait_for_stable_disk(path: Path, *, quiet_s: float = 5, timeout_s: float = 1
     return disk_usage(path)
 
 
-# A MergeTree part directory: partition_minblock_maxblock_level[_mutation].
-_PART = re.compile(r"^(?P<partition>.+)_(?P<min>\d+)_(?P<max>\d+)_(?P<level>\d+)(?:_\d+)?$")
-
-
 def outdated_merge_tree_parts(store: Path) -> list[Path]:
     """Part directories already merged into a bigger part but not yet deleted.
 
     ClickHouse keeps a merged-away part for old_parts_lifetime (8 minutes by
-    default) before deleting it; a part is outdated when another part of the
-    same partition covers its block range at a higher level.
+    default) before deleting it; parts.py tells which parts another one covers.
     """
-    outdated = []
-    for table_dir in store.glob("store/*/*"):
-        parts = []
-        for entry in table_dir.iterdir():
-            match = _PART.match(entry.name)
-            if entry.is_dir() and match and not entry.name.startswith(("tmp", "delete_tmp")):
-                parts.append((entry, match["partition"], int(match["min"]), int(match["max"]), int(match["level"])))
-        for path, partition, low, high, level in parts:
-            covered = any(
-                other is not path and p == partition and lo <= low and high <= hi and lv > level
-                for other, p, lo, hi, lv in parts
-            )
-            if covered:
-                outdated.append(path)
-    return outdated
+    return [table_dir / name for table_dir, names in table_part_dirs(store).items() for name in covered_part_names(names)]
 
 
 def chdb_disk_usage(store: Path) -> dict[str, int]:

@@ -35,6 +35,15 @@ def _equal_check(name: str, measured: int | None, expected: int) -> Check:
     return Check(name, measured, f"= {expected}", "PASS" if measured == expected else "FAIL")
 
 
+def _bound_check(name: str, measured: float | None, op: str, bound: float) -> Check:
+    """An absolute target on one figure (a rate, a latency, a count)."""
+    if measured is None:
+        return Check(name, None, f"{op} {bound:g}", "SKIP")
+    passed = measured >= bound if op == ">=" else measured <= bound
+    shown = measured if isinstance(measured, int) else round(float(measured), 3)
+    return Check(name, shown, f"{op} {bound:g}", "PASS" if passed else "FAIL")
+
+
 def _get(results: dict[str, Any], *path: str) -> Any:
     node: Any = results
     for key in path:
@@ -72,6 +81,57 @@ def checks(results: dict[str, Any]) -> list[Check]:
         ),
         _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
         _equal_check("concurrency: errors", None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"], 0),
+    ] + (fleet_checks(results["fleet"]) if "fleet" in results else [])
+
+
+# The fleet workload's targets (the issue's numbers). "Active parts bounded" is read as at most
+# FLEET_ACTIVE_PARTS_BOUND: far below parts_to_delay_insert (1,000 per partition), where ClickHouse
+# starts throttling inserts, while merges that keep up hold a table to a few dozen.
+FLEET_PUT_PER_S = 1_500
+FLEET_PUT_P99_MS = 50
+FLEET_ENGINE_INSERTS_PER_S = 20
+FLEET_SINGLE_PUT_P50_MS = 8
+FLEET_GET_PER_S = 150
+FLEET_GET_VS_ENGINE = 0.75
+FLEET_SINGLE_GET_P50_MS = 15
+FLEET_ACTIVE_PARTS_BOUND = 100
+
+
+def fleet_checks(fleet: dict[str, Any]) -> list[Check]:
+    """PASS/FAIL of storecast's fleet figures; the engine ratio uses the point-read limit measured in the same run."""
+    clients = fleet["config"]["clients"]
+    put = _get(fleet, "storecast", "put") or {}
+    get = _get(fleet, "storecast", "get") or {}
+    errors = [_get(fleet, "storecast", phase, "errors") for phase in ("single_put", "put", "single_get", "get")]
+    return [
+        _bound_check(f"fleet: {clients} clients x 1-record PUT/s", put.get("requests_per_s"), ">=", FLEET_PUT_PER_S),
+        _bound_check(f"fleet: {clients} clients PUT p99, ms", put.get("p99_ms"), "<=", FLEET_PUT_P99_MS),
+        _equal_check("fleet: acknowledged records lost", _get(fleet, "storecast", "read_back", "lost"), 0),
+        _bound_check(
+            "fleet: engine inserts/s during the PUTs", put.get("engine_inserts_per_s"), "<=", FLEET_ENGINE_INSERTS_PER_S
+        ),
+        _bound_check("fleet: active parts (max during/after PUTs)", put.get("active_parts_max"), "<=", FLEET_ACTIVE_PARTS_BOUND),
+        _bound_check(
+            "fleet: 1 client, 1-record PUT p50, ms",
+            _get(fleet, "storecast", "single_put", "p50_ms"),
+            "<=",
+            FLEET_SINGLE_PUT_P50_MS,
+        ),
+        _bound_check(f"fleet: {clients} clients x 1-record GET/s", get.get("requests_per_s"), ">=", FLEET_GET_PER_S),
+        _ratio_check(
+            "fleet: GET/s storecast / engine point reads",
+            get.get("requests_per_s"),
+            _get(fleet, "engine", "get", "requests_per_s"),
+            ">=",
+            FLEET_GET_VS_ENGINE,
+        ),
+        _bound_check(
+            "fleet: 1 client, 1-record GET p50, ms",
+            _get(fleet, "storecast", "single_get", "p50_ms"),
+            "<=",
+            FLEET_SINGLE_GET_P50_MS,
+        ),
+        _equal_check("fleet: storecast errors, all phases", None if None in errors else sum(errors), 0),
     ]
 
 
@@ -128,8 +188,92 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
             ("errors", "errors", 0),
         ):
             lines.append(row(f"  {label}", [concurrency["put"][key], concurrency["get"][key]], digits))
-    lines += ["-" * width, f"{'check':<44}{'measured':>17}{'target':>17}{'verdict':>17}"]
-    for check in verdicts:
-        measured = "-" if check.measured is None else (f"{check.measured:.3f}" if isinstance(check.measured, float) else str(check.measured))
-        lines.append(f"{check.name:<44}{measured:>17}{check.target:>17}{check.verdict:>17}")
+    if "fleet" in results:
+        lines += ["-" * width, *fleet_rows(results["fleet"])]
+    lines += ["-" * width, *_check_lines(verdicts)]
     return "\n".join(lines)
+
+
+def _check_lines(verdicts: list[Check]) -> list[str]:
+    lines = [f"{'check':<44}{'measured':>17}{'target':>17}{'verdict':>17}"]
+    for check in verdicts:
+        measured = (
+            "-"
+            if check.measured is None
+            else (f"{check.measured:.3f}" if isinstance(check.measured, float) else str(check.measured))
+        )
+        lines.append(f"{check.name:<44}{measured:>17}{check.target:>17}{check.verdict:>17}")
+    return lines
+
+
+_FLEET_COLUMNS = ("storecast", "influxdb", "victoria_metrics", "engine")
+
+
+def _row(label: str, values: list[Any], digits: int = 1) -> str:
+    return f"{label:<44}" + "".join(f"{_cell(v, digits):>17}" for v in values)
+
+
+def _ratios(fleet: dict[str, Any], *path: str) -> list[Any]:
+    """storecast's figure over each other system's: the storecast column stays empty."""
+    mine = _get(fleet, "storecast", *path)
+    values: list[Any] = [None]
+    for system in _FLEET_COLUMNS[1:]:
+        theirs = _get(fleet, system, *path)
+        values.append(mine / theirs if mine is not None and theirs else None)
+    return values
+
+
+def fleet_rows(fleet: dict[str, Any]) -> list[str]:
+    """The fleet workload's figures, one column per system (the engine's: its point reads)."""
+    config = fleet["config"]
+    clients = config["clients"]
+
+    def per_system(*path: str, scale: Any = None) -> list[Any]:
+        values = [_get(fleet, system, *path) for system in _FLEET_COLUMNS]
+        return [scale(v) if scale and v is not None else v for v in values]
+
+    many = f"{clients} clients"
+    lines = [
+        _row(
+            f"fleet: 1-record requests, {config['seconds']:g} s per phase",
+            ["storecast", "InfluxDB", "VictoriaMetrics", "chDB direct"],
+        ),
+        _row(f"  ({clients} clients = threads in {config['processes']} processes)", []),
+        _row("  1 client PUT p50, ms", per_system("single_put", "p50_ms"), 2),
+        _row("  1 client PUT p99, ms", per_system("single_put", "p99_ms"), 2),
+        _row(f"  {many} PUT/s", per_system("put", "requests_per_s"), 0),
+        _row(f"  {many} PUT p50, ms", per_system("put", "p50_ms"), 2),
+        _row(f"  {many} PUT p99, ms", per_system("put", "p99_ms"), 2),
+        _row(f"  {many} PUT errors", per_system("put", "errors"), 0),
+        _row("  1 client GET p50, ms", per_system("single_get", "p50_ms"), 2),
+        _row("  1 client GET p99, ms", per_system("single_get", "p99_ms"), 2),
+        _row(f"  {many} GET/s", per_system("get", "requests_per_s"), 0),
+        _row(f"  {many} GET p50, ms", per_system("get", "p50_ms"), 2),
+        _row(f"  {many} GET p99, ms", per_system("get", "p99_ms"), 2),
+        _row(f"  {many} GET errors", per_system("get", "errors"), 0),
+        _row(f"  storecast / this, {many} PUT/s", _ratios(fleet, "put", "requests_per_s"), 2),
+        _row(f"  storecast / this, {many} GET/s", _ratios(fleet, "get", "requests_per_s"), 2),
+        _row(f"  server CPU s, {many} PUTs", per_system("put", "server_cpu_s"), 1),
+        _row(f"  load generator CPU s, {many} PUTs", per_system("put", "generator_cpu_s"), 1),
+        _row(f"  engine inserts/s, {many} PUTs", per_system("put", "engine_inserts_per_s"), 1),
+        _row("  active parts after PUTs (max seen)", [_parts_cell(fleet)]),
+        _row("  acknowledged records read back / lost", [_read_back_cell(fleet)]),
+        _row("  other processes' CPU during the phase, %", per_system(*_SHARE, scale=lambda v: 100 * v), 0),
+    ]
+    return lines
+
+
+def _parts_cell(fleet: dict[str, Any]) -> str | None:
+    put = _get(fleet, "storecast", "put") or {}
+    return None if "active_parts_after" not in put else f"{put['active_parts_after']} ({put['active_parts_max']})"
+
+
+def _read_back_cell(fleet: dict[str, Any]) -> str | None:
+    read_back = _get(fleet, "storecast", "read_back")
+    return None if read_back is None else f"{read_back['acknowledged']:,} / {read_back['lost']}"
+
+
+def fleet_table(fleet: dict[str, Any]) -> str:
+    """The fleet figures and their verdicts alone (fleet.py run standalone)."""
+    width = 44 + 17 * len(_FLEET_COLUMNS)
+    return "\n".join([*fleet_rows(fleet), "-" * width, *_check_lines(fleet_checks(fleet))])

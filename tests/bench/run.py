@@ -6,7 +6,12 @@ encoded before the clock starts. Each system runs alone, on loopback, on its
 own temporary directory, and is stopped (by pid) before the next one starts.
 
     .venv/bin/python tests/bench/run.py [--quick] [--skip-peers] [--concurrency-seconds N] [--runs N]
+                                        [--fleet-seconds N] [--fleet-clients N] [--fleet-processes N]
                                         [--profile DIR] [--output FILE] [--keep-data] [--wait-for-quiet S]
+
+Then the fleet workload (fleet.py): N clients each sending 1-record PUTs,
+then 1-record GETs, against fresh instances of every system, and the
+engine's own point-read limit, each phase for --fleet-seconds.
 
 On a shared machine every figure moves with the neighbours' load: the run
 records how much CPU other processes took during each phase, and
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import concurrency
+import fleet
 import httpx
 import numpy as np
 import peers
@@ -62,7 +68,9 @@ def say(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smaller dataset and a 5 s concurrency phase, for a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smaller dataset, a 5 s concurrency phase and 3 s fleet phases, for a smoke run"
+    )
     parser.add_argument("--skip-peers", action="store_true", help="storecast and the direct engine only")
     parser.add_argument("--concurrency-seconds", type=float, default=None, help="length of the mixed phase (default 30, quick 5; 0 skips it)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per GET figure, after one warm-up (at least 5)")
@@ -74,6 +82,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="before each system, wait up to SECONDS for other processes to leave the CPUs (under 10%% for 15 s);"
         " a phase they disturbed anyway (over 15%%) is measured again, at most 3 times",
     )  # fmt: skip
+    parser.add_argument(
+        "--fleet-seconds",
+        type=float,
+        default=None,
+        help="length of each fleet phase (default 10, quick 3; 0 skips the fleet workload)",
+    )
+    parser.add_argument("--fleet-clients", type=int, default=16, help="clients of the fleet's concurrent phases")
+    parser.add_argument(
+        "--fleet-processes", type=int, default=4, help="load generator processes the fleet's clients are spread over"
+    )
     args = parser.parse_args(argv)
     if args.runs < 5:
         parser.error("--runs must be at least 5")
@@ -81,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.concurrency_seconds = 5.0 if args.quick else 30.0
     if not 0 <= args.concurrency_seconds <= 600:
         parser.error("--concurrency-seconds must be within [0, 600]")
+    if args.fleet_seconds is None:
+        args.fleet_seconds = 3.0 if args.quick else 10.0
+    if not 0 <= args.fleet_seconds <= 600:
+        parser.error("--fleet-seconds must be within [0, 600]")
+    if args.fleet_clients < 1 or args.fleet_processes < 1:
+        parser.error("--fleet-clients and --fleet-processes must be at least 1")
     return args
 
 
@@ -261,6 +285,29 @@ def bench_engine(workdir: Path, dataset: Dataset, runs: int) -> dict[str, Any]:
     return json.loads(completed.stdout)
 
 
+# -- the fleet workload --------------------------------------------------------------------------
+
+
+def bench_fleet(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """fleet.py's phases on the engine, a fresh storecast and (unless skipped) fresh peers, each measured alone."""
+    seed_seconds = fleet.SEED_SECONDS["quick" if args.quick else "full"]
+    config = fleet.FleetConfig(args.fleet_clients, args.fleet_processes, args.fleet_seconds, seed_seconds)
+    dataset = fleet.seed_dataset(config)
+    results: dict[str, Any] = {"config": config.as_json()}
+    say(f"fleet: {config.clients} clients in {config.processes} processes, {config.seconds:g} s per phase")
+    say(f"fleet: {dataset.records:,} seeded records for the reads")
+    results["engine"] = measured_alone("fleet-engine", lambda d: fleet.bench_engine(d, dataset, config), workdir, args)
+    results["storecast"] = measured_alone("fleet-storecast", lambda d: fleet.bench_storecast(d, dataset, config), workdir, args)
+    if not args.skip_peers:
+        for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+
+            def phase(d: Path, c: type = peer_class) -> dict[str, Any]:
+                return fleet.bench_peer(c, d, dataset, config)
+
+            results[key] = measured_alone(f"fleet-{key}", phase, workdir, args)
+    return results
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -373,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                 def phase(d, c=peer_class):
                     return bench_peer(c, d, dataset, lines, args.runs)
                 results[key] = measured_alone(key, phase, workdir, args)
+
+        if args.fleet_seconds > 0:
+            results["fleet"] = bench_fleet(workdir, args)
     finally:
         # Every server was stopped by its own bench function; only the files are left.
         if args.keep_data:
@@ -389,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(results, verdicts))
     shares = {key: results[key]["machine_cpu"]["other_processes_share_of_machine"] for key in SYSTEMS if key in results}
+    shares |= {
+        f"fleet {key}": phase["machine_cpu"]["other_processes_share_of_machine"]
+        for key, phase in results.get("fleet", {}).items()
+        if key in SYSTEMS
+    }
     noisiest = max(shares, key=shares.__getitem__)
     print(
         f"\nother processes' share of the CPUs during each phase: at most {100 * shares[noisiest]:.0f}% ({noisiest})"
@@ -413,6 +468,13 @@ NOTES = {
     "disk_engine": "the direct engine's chDB directory after OPTIMIZE TABLE ... FINAL, less merged-away parts likewise",
     "disk_peers": "InfluxDB: cache snapshot and full compaction 5 s after the last write; VictoriaMetrics: force_flush + force_merge; then a stable size",
     "engine": "separate process; same DDL (services.lib.schema), batches of the same size, Python-list columns, column_oriented=True; storecast's own SQL for the reads",
+    "fleet": (
+        "fresh instance per system; N client threads spread over spawned processes, one keep-alive connection each, requests built and "
+        "connections opened (one untimed request) before the clock; every response checked; PUT/s and GET/s count checked successes "
+        "over the phase's wall time; storecast's engine inserts/s are block numbers allocated per table during the phase and its "
+        "active parts are part directories no other part covers, both read from its chDB directory (tests/bench/parts.py); the "
+        "engine column is storecast's raw-record SQL on chDB directly (engine_point_reads.py), single thread and N threads"
+    ),
 }
 
 

@@ -40,6 +40,11 @@ def _shape(attribute: str) -> tuple[float, float, float]:
     return _SHAPES[attribute.rsplit("_", 1)[-1]]
 
 
+def base_value(attribute: str) -> float:
+    """A plausible constant for an attribute (its family's base), for records whose values do not matter."""
+    return _shape(attribute)[0]
+
+
 def recent_aligned_start_ms(days_ago: int = 2) -> int:
     """A start a few days back, on a 15-minute boundary.
 

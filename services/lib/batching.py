@@ -69,11 +69,17 @@ class BatchSettings:
         return SERVER_BATCHING_SETTINGS if self.mode == SERVER else {}
 
 
+class BatchInsertError(Exception):
+    """The insert of a batch failed; each request in it gets one of its own, caused by the store's error."""
+
+
 @dataclass(slots=True)
 class _Pending:
     columns: Columns
     rows: int
-    done: Future[None]
+    # The store's error, or None once stored. A result, not the future's exception:
+    # an exception object raised in every waiting thread would gather all their frames.
+    done: Future[BaseException | None]
 
 
 class Committer:
@@ -105,7 +111,10 @@ class Committer:
                 self._thread = threading.Thread(target=self._run, name=f"commit-{self._name}", daemon=True)
                 self._thread.start()
             self._arrived.notify()
-        pending.done.result()
+        error = pending.done.result()
+        if error is not None:
+            # The cause and its traceback are logged once, by the committer.
+            raise BatchInsertError(f"the {self._name} insert holding this request failed: {error!r}") from None
 
     def stop(self) -> None:
         """Stores what is waiting, then ends the committer's thread."""
@@ -151,13 +160,11 @@ class Committer:
             self._insert(self._merge([p.columns for p in batch]))
         except BaseException as raised:  # every waiter gets the store's answer, whatever it was
             error = raised
+            log.error("the %s insert of %d requests failed", self._name, len(batch), exc_info=raised)
         with self._arrived:
             self._expected = len(batch) + len(self._pending)
         for pending in batch:
-            if error is None:
-                pending.done.set_result(None)
-            else:
-                pending.done.set_exception(error)
+            pending.done.set_result(error)
 
     def _merge(self, requests: list[Columns]) -> Columns:
         """One block of every request's rows, in arrival order; of rows sharing a key, the last."""

@@ -16,8 +16,9 @@ from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
 # Blocks reach the store with unique keys (deduplicated per request, then per
-# batch), so ClickHouse need not merge them on insert.
-_INSERT_SETTINGS = {"optimize_on_insert": 0}
+# batch), so ClickHouse need not merge them on insert. Not so when the server
+# gathers the PUTs (batch mode "server"): it must keep the last of a key.
+_UNIQUE_KEYS_SETTINGS = {"optimize_on_insert": 0}
 # Columns of a request as the committer sees them: site_id, timestamp, id, attributes.
 _SITE, _TIMESTAMP, _ID = 0, 1, 2
 
@@ -34,7 +35,7 @@ class _EquipmentWriter:
         self._column_names = ["site_id", *self.fields]
         self._store = store
         self._table = store.table(table.name)
-        self._insert_settings = {**_INSERT_SETTINGS, **batching.insert_settings()}
+        self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
 
     def _insert(self, columns: Columns) -> None:

@@ -3,7 +3,8 @@
 Production: one table per equipment type, one Nullable column per attribute,
 sorted by (site_id, id, timestamp) so a range of one equipment is one
 contiguous scan. ReplacingMergeTree keeps the last inserted row of a key;
-reads use FINAL so a replaced record is never seen twice. There is no
+reads keep the newest version of each key (`keys.newest_versions`) so a
+replaced record is never seen twice. There is no
 partitioning: each PUT is one INSERT of one block, hence one part, which is
 what makes it atomic.
 

@@ -8,7 +8,7 @@ the whole `results` array. Nothing per period comes back to Python.
 
 from __future__ import annotations
 
-from services.lib.keys import KEY_FILTER
+from services.lib.keys import KEY_FILTER, newest_versions
 from services.lib.render import Member, json_object
 from services.lib.schema import PERIOD_TIMESTAMPS, period_column
 from services.lib.window import Vintage, Window
@@ -26,7 +26,7 @@ def _selection(table: str, vintage: Vintage) -> str:
         return _GENERATED
     generated = f" AND {_GENERATED}" if vintage.start is not None else ""
     # Read in reverse key order, this touches only the last granules of the id's
-    # key range, not every vintage; FINAL is left to the outer read of the one key.
+    # key range, not every vintage; versions are left to the outer read of the one key.
     return (
         f"creation_timestamp IN (SELECT creation_timestamp FROM {table} WHERE {KEY_FILTER}{generated}"
         f" ORDER BY creation_timestamp DESC LIMIT 1)"
@@ -89,9 +89,11 @@ def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vin
     period_items, period_kinds = _output_periods(record_type, window)
     vector_attributes = [a.name for a in record_type.vector_attributes]
     attributes = [a.name for a in record_type.attributes]
-    selected = (
-        f"SELECT creation_timestamp, {', '.join([*(f'`{n}`' for n in vector_attributes), *period_items])}"
-        f" FROM {table} FINAL WHERE {KEY_FILTER} AND {_selection(table, vintage)}"
+    selected = newest_versions(
+        f"creation_timestamp, {', '.join([*(f'`{n}`' for n in vector_attributes), *period_items])}",
+        table,
+        f"{KEY_FILTER} AND {_selection(table, vintage)}",
+        "creation_timestamp",
     )
     # Each selected vector as a tuple v: (creation_timestamp, vector attributes..., o_timestamp, o_<attribute>...).
     tuple_items = ["creation_timestamp", *(f"`{n}`" for n in vector_attributes), "o_timestamp", *(f"`o_{n}`" for n in attributes)]
@@ -132,4 +134,4 @@ def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) 
         )
         where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
     period = json_object([Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes])
-    return f"SELECT {period} FROM {table} FINAL WHERE {where} ORDER BY timestamp LIMIT {limit}"
+    return f"{newest_versions(period, table, where, 'timestamp')} LIMIT {limit}"

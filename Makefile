@@ -33,7 +33,8 @@ pki: $(PKI_DIR)/ca.cert.pem
 run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/storecast serve all
 
-test: $(GENERATED)
+# Lint first: a change that breaks it does not land (.ci/run calls this target).
+test: lint $(GENERATED)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(VENV)/.installed

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -90,11 +91,10 @@ class Committer:
         self._insert = insert
         self._key_columns = tuple(key_columns)
         self._settings = settings
-        self._pending: list[_Pending] = []
+        self._pending: deque[_Pending] = deque()
         self._arrived = threading.Condition()
         self._expected = 1
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def store(self, columns: Columns) -> None:
         """Returns once the rows are stored with the batch holding them; raises that batch's error."""
@@ -104,8 +104,6 @@ class Committer:
             return
         pending = _Pending(columns, rows, Future())
         with self._arrived:
-            if self._stopping:
-                raise RuntimeError(f"the {self._name} committer is stopped")
             self._pending.append(pending)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"commit-{self._name}", daemon=True)
@@ -116,29 +114,17 @@ class Committer:
             # The cause and its traceback are logged once, by the committer.
             raise BatchInsertError(f"the {self._name} insert holding this request failed: {error!r}") from None
 
-    def stop(self) -> None:
-        """Stores what is waiting, then ends the committer's thread."""
-        with self._arrived:
-            self._stopping = True
-            self._arrived.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
     def _run(self) -> None:
+        # A daemon thread: at shutdown the gRPC server drains the requests
+        # waiting here, and this thread serves them until they are answered.
         while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._commit(batch)
+            self._commit(self._next_batch())
 
-    def _next_batch(self) -> list[_Pending] | None:
+    def _next_batch(self) -> list[_Pending]:
         with self._arrived:
             while not self._pending:
-                if self._stopping:
-                    return None
                 self._arrived.wait()
-            if self._expected > 1 and not self._stopping:
+            if self._expected > 1:
                 deadline = time.monotonic() + self._settings.gather_s
                 while len(self._pending) < self._expected and self._rows_waiting() < self._settings.max_rows:
                     left = deadline - time.monotonic()
@@ -148,7 +134,7 @@ class Committer:
             batch, rows = [], 0
             while self._pending and (not batch or rows + self._pending[0].rows <= self._settings.max_rows):
                 rows += self._pending[0].rows
-                batch.append(self._pending.pop(0))
+                batch.append(self._pending.popleft())
             return batch
 
     def _rows_waiting(self) -> int:

@@ -52,7 +52,6 @@ def test_a_lone_request_is_inserted_at_once_and_alone() -> None:
     # No window to wait out: the committer expected nobody else.
     assert time.monotonic() - started < 1.0
     assert recorder.blocks == [[[1], [7], [1000], [1.5]], [[1], [7], [2000], [2.5]]]
-    commit.stop()
 
 
 def concurrently(commit: Committer, requests: Sequence[Columns]) -> list[BaseException | None]:
@@ -74,7 +73,6 @@ def test_concurrent_requests_share_inserts_and_every_row_is_stored_once() -> Non
     assert concurrently(commit, requests) == [None] * len(requests)
     assert len(recorder.blocks) < len(requests)
     assert sorted(stored_rows(recorder)) == sorted(row for columns in requests for row in zip(*columns, strict=True))
-    commit.stop()
 
 
 def wait_for(condition: Any, timeout_s: float = 10.0) -> None:
@@ -91,7 +89,7 @@ def test_across_requests_of_one_batch_the_last_to_arrive_wins() -> None:
     # The first insert holds the committer (at the gate) while the next three arrive, one after another.
     threads = [threading.Thread(target=commit.store, args=(rows(1, (9, 9, 0.0)),))]
     threads[0].start()
-    wait_for(lambda: commit._pending == [])  # taken by the committer
+    wait_for(lambda: not commit._pending)  # taken by the committer
     for arrived, value in enumerate((1.0, 2.0, 3.0), start=1):
         threads.append(threading.Thread(target=commit.store, args=(rows(1, (5, 100, value), (5, 100 + int(value), value)),)))
         threads[-1].start()
@@ -102,7 +100,6 @@ def test_across_requests_of_one_batch_the_last_to_arrive_wins() -> None:
     second_block = list(zip(*recorder.blocks[1], strict=True))
     assert [row for row in second_block if row[2] == 100] == [(1, 5, 100, 3.0)]
     assert sorted(row[2] for row in second_block) == [100, 101, 102, 103]
-    commit.stop()
 
 
 def test_a_refused_insert_fails_every_request_in_it_and_the_next_one_succeeds() -> None:
@@ -115,7 +112,6 @@ def test_a_refused_insert_fails_every_request_in_it_and_the_next_one_succeeds() 
     recorder.refuse = None
     commit.store(rows(1, (1, 1, 1.0)))
     assert stored_rows(recorder) == [(1, 1, 1, 1.0)]
-    commit.stop()
 
 
 def test_a_batch_never_exceeds_max_rows_and_a_larger_request_goes_alone() -> None:
@@ -126,7 +122,6 @@ def test_a_batch_never_exceeds_max_rows_and_a_larger_request_goes_alone() -> Non
     sizes = sorted(len(block[0]) for block in recorder.blocks)
     assert sizes[-1] == 7 and all(size <= 5 for size in sizes[:-1])
     assert len(stored_rows(recorder)) == 27
-    commit.stop()
 
 
 def test_off_inserts_each_request_in_its_own_call() -> None:

@@ -17,7 +17,7 @@ from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
 # Blocks reach the store with unique keys (deduplicated per request, then per
 # batch), so ClickHouse need not merge them on insert. Not so when the server
-# gathers the PUTs (batch mode "server"): it must keep the last of a key.
+# gathers the PUTs (batch modes "server" and "both"): it must keep the last of a key.
 _UNIQUE_KEYS_SETTINGS = {"optimize_on_insert": 0}
 # Columns of a request as the committer sees them: site_id, timestamp, id, attributes.
 _SITE, _TIMESTAMP, _ID = 0, 1, 2

@@ -47,8 +47,9 @@ InsertBlock = Callable[[Columns], None]
 # Where concurrent PUTs are gathered into one insert.
 GROUP = "group"  # here, by a committer per table (the default)
 SERVER = "server"  # by ClickHouse: async_insert with wait, one INSERT query per request
+BOTH = "both"  # here, then by ClickHouse across every replica writing to it
 OFF = "off"  # nowhere: one INSERT, one part per request
-BATCH_MODES = (GROUP, SERVER, OFF)
+BATCH_MODES = (GROUP, SERVER, BOTH, OFF)
 
 # What SERVER asks of each INSERT: buffered with the other requests' rows, and
 # answered once the buffer holding it is stored (or failed).
@@ -66,8 +67,12 @@ class BatchSettings:
         if self.mode not in BATCH_MODES:
             raise ValueError(f"batch mode must be one of {', '.join(BATCH_MODES)}, got {self.mode!r}")
 
+    @property
+    def grouped_here(self) -> bool:
+        return self.mode in (GROUP, BOTH)
+
     def insert_settings(self) -> dict[str, int]:
-        return SERVER_BATCHING_SETTINGS if self.mode == SERVER else {}
+        return SERVER_BATCHING_SETTINGS if self.mode in (SERVER, BOTH) else {}
 
 
 class BatchInsertError(Exception):
@@ -99,7 +104,7 @@ class Committer:
     def store(self, columns: Columns) -> None:
         """Returns once the rows are stored with the batch holding them; raises that batch's error."""
         rows = len(columns[0])
-        if self._settings.mode != GROUP or rows >= self._settings.max_rows:
+        if not self._settings.grouped_here or rows >= self._settings.max_rows:
             self._insert(columns)  # alone anyway: no hand-over to the committer's thread
             return
         pending = _Pending(columns, rows, Future())

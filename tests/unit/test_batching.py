@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.lib.batching import GROUP, OFF, BatchInsertError, BatchSettings, Columns, Committer
+from services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Columns, Committer
 
 
 class Recorder:
@@ -129,6 +129,16 @@ def test_off_inserts_each_request_in_its_own_call() -> None:
     commit = committer(recorder, mode=OFF)
     assert concurrently(commit, [rows(1, (i, 1, 1.0)) for i in range(5)]) == [None] * 5
     assert len(recorder.blocks) == 5
+
+
+def test_both_groups_here_and_asks_the_server_to_gather_too() -> None:
+    recorder = Recorder(delay_s=0.02)
+    commit = committer(recorder, mode=BOTH)
+    assert concurrently(commit, [rows(1, (i, 1, 1.0)) for i in range(8)]) == [None] * 8
+    assert len(recorder.blocks) < 8
+    assert BatchSettings(mode=BOTH).insert_settings() == {"async_insert": 1, "wait_for_async_insert": 1}
+    assert BatchSettings(mode=SERVER).insert_settings() == BatchSettings(mode=BOTH).insert_settings()
+    assert BatchSettings(mode=GROUP).insert_settings() == {}
 
 
 def test_an_unknown_mode_is_refused() -> None:

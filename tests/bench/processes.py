@@ -101,18 +101,23 @@ def _vm_rss_bytes(pid: int) -> int:
     return 0
 
 
-def rss_bytes(pid: int) -> int:
-    """VmRSS of the process plus all its descendants."""
+def process_tree(pid: int) -> list[int]:
+    """The process and its live descendants."""
     children = _children_by_parent()
-    total, pending, seen = 0, [pid], set()
+    tree, pending, seen = [], [pid], set()
     while pending:
         current = pending.pop()
         if current in seen:
             continue
         seen.add(current)
-        total += _vm_rss_bytes(current)
+        tree.append(current)
         pending.extend(children.get(current, []))
-    return total
+    return tree
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of the process plus all its descendants."""
+    return sum(_vm_rss_bytes(member) for member in process_tree(pid))
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -126,16 +131,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) the process and its live descendants have used so far."""
-    children = _children_by_parent()
-    total, pending, seen = 0, [pid], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        total += _cpu_ticks(current)
-        pending.extend(children.get(current, []))
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(member) for member in process_tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

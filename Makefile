@@ -39,6 +39,7 @@ test: lint $(GENERATED)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)

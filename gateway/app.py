@@ -131,9 +131,7 @@ class V1Api:
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = ingest_pb2.PutProductionRequest(
-            site_id=target.site_id, equipment_type=target.record_type.enum_value, body=body
-        )
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=target.record_type.enum_value, body=body)
         await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 

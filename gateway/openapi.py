@@ -58,8 +58,7 @@ class Category:
 
 
 _VECTOR_WRITING = (
-    "A vector replaces the whole vector stored with the same creation_timestamp and id; no period of the old one"
-    " survives."
+    "A vector replaces the whole vector stored with the same creation_timestamp and id; no period of the old one survives."
 )
 _VECTOR_READING = (
     "The most recent vector (greatest creation_timestamp); with generated-after and generated-before, the most recent"
@@ -242,9 +241,7 @@ def example_item(resource: Resource) -> dict[str, Any]:
     keys = {k: (1 if k == "id" else EXAMPLE_TIMESTAMP) for k in category.key}
     if not category.vector:
         return keys | values(record_type.attributes)
-    periods = [
-        {"timestamp": EXAMPLE_TIMESTAMP + i * _EXAMPLE_PERIOD_MS} | values(record_type.attributes) for i in range(2)
-    ]
+    periods = [{"timestamp": EXAMPLE_TIMESTAMP + i * _EXAMPLE_PERIOD_MS} | values(record_type.attributes) for i in range(2)]
     return keys | values(record_type.vector_attributes) | {"values": periods}
 
 
@@ -334,9 +331,7 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
         "Forbidden": _error_response(
             [ApiStatus.PERMISSION_ERROR], "No client certificate, or its CN may not read (GET) or write (PUT) this site"
         ),
-        "NotFound": _error_response(
-            [ApiStatus.INVALID_ENDPOINT], "No endpoint has this path, e.g. an empty path parameter"
-        ),
+        "NotFound": _error_response([ApiStatus.INVALID_ENDPOINT], "No endpoint has this path, e.g. an empty path parameter"),
         "MethodNotAllowed": _with_headers(
             _error_response(
                 [ApiStatus.INVALID_METHOD],
@@ -370,12 +365,16 @@ _QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
     "to": (_TIMESTAMP_QUERY, "keep the timestamps in [from, to[; comes with `from`"),
     "agg": (
         {"type": "string", "enum": ["min", "max", "avg"]},
-        "aggregate every numeric attribute with this function over buckets of `period`;"
-        " needs `from`, `to` and `period`",
+        "aggregate every numeric attribute with this function over buckets of `period`; needs `from`, `to` and `period`",
     ),
     "period": (
         # A positive integer (at most 12 digits) and a unit.
-        {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "maxLength": params.PERIOD_MAX_DIGITS + 1, "examples": ["30s", "15m", "1h"]},
+        {
+            "type": "string",
+            "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
+            "maxLength": params.PERIOD_MAX_DIGITS + 1,
+            "examples": ["30s", "15m", "1h"],
+        },
         "bucket length for `agg`, aligned to the Unix epoch: an integer and s, m, h or d; needs `agg`",
     ),
     "generated-after": (

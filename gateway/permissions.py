@@ -37,7 +37,9 @@ class Permissions:
     def load(cls, path: Path) -> Permissions:
         document = msgspec.convert(yaml.safe_load(path.read_text()), PermissionsFile)
         grants = {
-            client.cn: Grant(client.sites == "*", frozenset(client.sites if client.sites != "*" else ()), frozenset(client.access))
+            client.cn: Grant(
+                client.sites == "*", frozenset(client.sites if client.sites != "*" else ()), frozenset(client.access)
+            )
             for client in document.clients
         }
         return cls(grants)

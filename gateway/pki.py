@@ -29,16 +29,16 @@ class Issued:
         cert_path, key_path = directory / f"{stem}.cert.pem", directory / f"{stem}.key.pem"
         cert_path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         )
         key_path.chmod(0o600)
         return cert_path, key_path
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "storecast dev"), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "storecast dev"), x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    )
 
 
 def new_ca(cn: str = "storecast dev CA", days: int = 3650) -> Issued:
@@ -53,9 +53,7 @@ def new_ca(cn: str = "storecast dev CA", days: int = 3650) -> Issued:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -85,9 +83,7 @@ def issue(
         .not_valid_after(not_after or now + dt.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
     )
     if server_names:
         alt_names: list[x509.GeneralName] = []

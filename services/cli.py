@@ -1,11 +1,11 @@
 """`storecast`: one binary, any component.
 
-    storecast serve all        ingest, query and vector services in one process (the embedded chDB
-                               store allows one process per directory), the gateway in child processes
-    storecast serve gateway    the REST/JSON gateway alone
-    storecast serve ingest     one gRPC service alone (likewise query, vector)
-    storecast pki              a dev PKI and permissions file for `make run`
-    storecast migrate          apply the schema (ON CLUSTER with STORECAST_CLICKHOUSE_CLUSTER) and exit
+storecast serve all        ingest, query and vector services in one process (the embedded chDB
+                           store allows one process per directory), the gateway in child processes
+storecast serve gateway    the REST/JSON gateway alone
+storecast serve ingest     one gRPC service alone (likewise query, vector)
+storecast pki              a dev PKI and permissions file for `make run`
+storecast migrate          apply the schema (ON CLUSTER with STORECAST_CLICKHOUSE_CLUSTER) and exit
 """
 
 from __future__ import annotations

@@ -62,14 +62,14 @@ def battery_site(admin: httpx.Client) -> tuple[int, list[dict]]:
 
 @pytest.mark.parametrize("function", ["min", "max", "avg"])
 @pytest.mark.parametrize("period", ["30s", "7m", "1h", "5h", "1d"])
-def test_aggregates_match_brute_force(admin: httpx.Client, battery_site: tuple[int, list[dict]], function: str, period: str) -> None:
+def test_aggregates_match_brute_force(
+    admin: httpx.Client, battery_site: tuple[int, list[dict]], function: str, period: str
+) -> None:
     site, records = battery_site
     # from and to deliberately not aligned to any period.
     start, end = T0 + 3_600_000 + 17_321, T0 + 2 * 86_400_000 + 999_999
     period_ms = int(period[:-1]) * PERIOD_MS[period[-1]]
-    response = admin.get(
-        f"/v1/{site}/production/battery/4", params={"from": start, "to": end, "agg": function, "period": period}
-    )
+    response = admin.get(f"/v1/{site}/production/battery/4", params={"from": start, "to": end, "agg": function, "period": period})
     results = ok(response)["results"]
     attributes = ["soc", "e", "p", "p_ch", "p_disch", "q", "q_max", "q_min", "state"]
     assert_close(results, brute_force(records, attributes, start, end, period_ms, function))
@@ -82,7 +82,11 @@ def test_aggregates_match_brute_force(admin: httpx.Client, battery_site: tuple[i
 def test_first_bucket_starts_before_an_unaligned_from(admin: httpx.Client, site: int) -> None:
     records = [{"timestamp": T0 + s * 1000, "id": 1, "value": float(s)} for s in range(0, 120)]
     ok(put(admin, f"/v1/{site}/production/metric", records), 201)
-    results = ok(admin.get(f"/v1/{site}/production/metric/1", params={"from": T0 + 50_000, "to": T0 + 70_000, "agg": "avg", "period": "1m"}))["results"]
+    results = ok(
+        admin.get(
+            f"/v1/{site}/production/metric/1", params={"from": T0 + 50_000, "to": T0 + 70_000, "agg": "avg", "period": "1m"}
+        )
+    )["results"]
     # T0 + 50 s is not on a minute: the first bucket is the minute that holds it.
     assert results[0]["timestamp"] == (T0 + 50_000) // 60_000 * 60_000 < T0 + 50_000
     assert_close(results, brute_force(records, ["value"], T0 + 50_000, T0 + 70_000, 60_000, "avg"))
@@ -97,6 +101,8 @@ def test_aggregated_partial_responses_resume_at_next_from(admin: httpx.Client, s
     assert first.status_code == 206
     body = first.json()
     assert len(body["results"]) == MAX_RECORDS
-    rest = ok(admin.get(f"/v1/{site}/production/metric/1", params={"from": body["next_from"], "to": end, "agg": "max", "period": "2s"}))
+    rest = ok(
+        admin.get(f"/v1/{site}/production/metric/1", params={"from": body["next_from"], "to": end, "agg": "max", "period": "2s"})
+    )
     values = [r["value"] for r in body["results"] + rest["results"]]
     assert values == [float(i * 2 + 1) for i in range(total_buckets)]

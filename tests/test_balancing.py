@@ -32,7 +32,9 @@ def test_calls_are_spread_over_every_replica(tmp_path: Path, test_pki: Pki) -> N
     replicas = []
     for directory, port in zip(directories, ports):
         directory.mkdir()
-        replicas.append(spawn("ingest", directory, {"STORECAST_STORE_URL": f"chdb://{directory / 'store'}", "STORECAST_GRPC_PORT": str(port)}))
+        replicas.append(
+            spawn("ingest", directory, {"STORECAST_STORE_URL": f"chdb://{directory / 'store'}", "STORECAST_GRPC_PORT": str(port)})
+        )
     target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
     gateway = spawn("gateway", tmp_path, gateway_env(test_pki, http_port, ingest=target))
     try:

@@ -42,7 +42,9 @@ def test_every_table_has_a_replicated_local_table_and_a_distributed_one_of_its_n
         expected_local = _REPLICATED.sub(r"ENGINE = \1", local).replace(f"{table.name}_local{_ON_CLUSTER}", table.name)
         assert expected_local == single[0]
         assert f"ENGINE = Distributed('{CLUSTER}', 'storecast', '{table.name}_local', {SHARDING_KEY})" in distributed
-        assert distributed.split(" ENGINE = ")[0] == single[0].split(" ENGINE = ")[0].replace(table.name, f"{table.name}{_ON_CLUSTER}", 1)
+        assert distributed.split(" ENGINE = ")[0] == single[0].split(" ENGINE = ")[0].replace(
+            table.name, f"{table.name}{_ON_CLUSTER}", 1
+        )
         # Each column a newer catalog adds reaches both tables, on every host.
         alters = [s for s in table.ddl("storecast", CLUSTER) if s.startswith("ALTER")]
         assert len(alters) == 2 * (len(single) - 1)
@@ -93,11 +95,14 @@ for statement in job["apply"]:
     client.command(statement)
 counts = {t: client.query(f"SELECT count() FROM storecast.{t}").result_rows[0][0] for t in job["count"]}
 known = {name: value for name, value in client.query("SELECT name, 1 FROM system.settings").result_rows}
-json.dump({"formatted": formatted, "counts": counts, "unknown_settings": [s for s in job["settings"] if s not in known]}, sys.stdout)
+unknown = [s for s in job["settings"] if s not in known]
+json.dump({"formatted": formatted, "counts": counts, "unknown_settings": unknown}, sys.stdout)
 """
 
 
-def run_engine(path: Path, config: Path, *, parse: list[str] | None = None, apply: list[str] | None = None, count: list[str] | None = None) -> dict:
+def run_engine(
+    path: Path, config: Path, *, parse: list[str] | None = None, apply: list[str] | None = None, count: list[str] | None = None
+) -> dict:
     job = {
         "path": str(path),
         "config": str(config),
@@ -106,7 +111,9 @@ def run_engine(path: Path, config: Path, *, parse: list[str] | None = None, appl
         "count": count or [],
         "settings": list(CLUSTER_SETTINGS),
     }
-    done = subprocess.run([sys.executable, "-c", _ENGINE_SCRIPT], input=json.dumps(job), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _ENGINE_SCRIPT], input=json.dumps(job), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -171,5 +178,7 @@ def test_migrate_applies_the_schema_and_exits(tmp_path: Path) -> None:
         "import clickhouse_connect, json, sys; c = clickhouse_connect.get_client(dsn=sys.argv[1]);"
         " print(json.dumps(c.query(\"SELECT name FROM system.tables WHERE database = 'storecast'\").result_columns[0]))"
     )
-    listed = subprocess.run([sys.executable, "-c", script, f"chdb://{tmp_path / 'store'}"], capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-c", script, f"chdb://{tmp_path / 'store'}"], capture_output=True, text=True, timeout=120
+    )
     assert set(json.loads(listed.stdout)) == {table.name for table in all_tables()}

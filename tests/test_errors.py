@@ -19,6 +19,7 @@ def stored(admin: httpx.Client, site: int) -> str:
 
 # --- 1. endpoints no pattern can match: 404 / 1101 -------------------------
 
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -62,6 +63,7 @@ def test_a_newline_in_the_path_is_answered_in_json(admin: httpx.Client, path: st
 
 # --- 2. methods: 405 / 1102 -------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])
 def test_methods_other_than_get_and_put_are_405(admin: httpx.Client, method: str) -> None:
     # RFC 9110: a 405 names the methods the resource does take.
@@ -94,7 +96,11 @@ def test_method_is_checked_before_site_and_identity(storecast) -> None:
 
 # --- 3. site_id: 400 / 1104 -------------------------------------------------
 
-@pytest.mark.parametrize("site_id", ["abc", "-1", "1.5", "4294967296", "99999999999999999999", "%2F", "%2E%2E", "１００", "١٠٠", "+1", "0x10", "1e3", "%00"])
+
+@pytest.mark.parametrize(
+    "site_id",
+    ["abc", "-1", "1.5", "4294967296", "99999999999999999999", "%2F", "%2E%2E", "１００", "١٠٠", "+1", "0x10", "1e3", "%00"],
+)
 def test_bad_site_ids_are_1104(admin: httpx.Client, site_id: str) -> None:
     assert_error(admin.get(f"/v1/{site_id}/production/meter/1"), 400, 1104)
 
@@ -110,6 +116,7 @@ def test_largest_site_id_is_valid(admin: httpx.Client) -> None:
 
 
 # --- 5. category, type, id: 1105 / 1106 / 1107 -------------------------------
+
 
 def test_unknown_category_is_1105(admin: httpx.Client) -> None:
     assert_error(admin.get("/v1/100/equipment/meter/1"), 400, 1105, "equipment")
@@ -133,6 +140,7 @@ def test_category_is_checked_before_type_and_type_before_id(admin: httpx.Client)
 
 
 # --- 6. query strings --------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("query", "code", "fragment"),
@@ -189,6 +197,7 @@ def test_parameters_on_a_put_are_1200(admin: httpx.Client, site: int) -> None:
 
 # --- PUT: header and payload -------------------------------------------------
 
+
 def raw_put(client: httpx.Client, path: str, body: bytes, content_type: str | None = "application/json") -> httpx.Response:
     headers = {"content-type": content_type} if content_type else {}
     return client.put(path, content=body, headers=headers)
@@ -200,7 +209,9 @@ def test_content_type_must_be_json(admin: httpx.Client, site: int, content_type:
     assert_error(response, 400, 1103, "Content-Type")
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"]
+)
 def test_content_type_parameters_are_allowed(admin: httpx.Client, site: int, content_type: str) -> None:
     response = raw_put(admin, f"/v1/{site}/production/meter", b'{"values":[{"timestamp":1,"id":1}]}', content_type)
     ok(response, 201)
@@ -208,7 +219,16 @@ def test_content_type_parameters_are_allowed(admin: httpx.Client, site: int, con
 
 @pytest.mark.parametrize(
     "body",
-    [b"{", b"nope", b'{"values": [}', b"\xff\xfe{}", b'{"values":[{"timestamp":1,"id":1}]} trailing', b'{"values":[{"timestamp":1,"id":1,"p":NaN}]}', b'{"values":[{"timestamp":1,"id":1,"p":Infinity}]}', "{\"values\":[{\"timestamp\":1,\"id\":1,\"p\":1}]}".encode("utf-16")],
+    [
+        b"{",
+        b"nope",
+        b'{"values": [}',
+        b"\xff\xfe{}",
+        b'{"values":[{"timestamp":1,"id":1}]} trailing',
+        b'{"values":[{"timestamp":1,"id":1,"p":NaN}]}',
+        b'{"values":[{"timestamp":1,"id":1,"p":Infinity}]}',
+        '{"values":[{"timestamp":1,"id":1,"p":1}]}'.encode("utf-16"),
+    ],
 )
 def test_bodies_that_are_not_utf8_json_are_1301(admin: httpx.Client, site: int, body: bytes) -> None:
     assert_error(raw_put(admin, f"/v1/{site}/production/meter", body), 400, 1301)
@@ -250,7 +270,16 @@ def test_bad_records_are_1303_naming_the_field(admin: httpx.Client, site: int, v
 
 @pytest.mark.parametrize(
     "attribute_json",
-    [b'"state":-1', b'"state":1.5', b'"state":4294967296', b'"state":"4"', b'"state":4e0', b'"soc":1e400', b'"soc":-1e400', b'"soc":' + b"9" * 400],
+    [
+        b'"state":-1',
+        b'"state":1.5',
+        b'"state":4294967296',
+        b'"state":"4"',
+        b'"state":4e0',
+        b'"soc":1e400',
+        b'"soc":-1e400',
+        b'"soc":' + b"9" * 400,
+    ],
 )
 def test_unsigned_int_and_float_attribute_rules(admin: httpx.Client, site: int, attribute_json: bytes) -> None:
     body = b'{"values":[{"timestamp":%d,"id":1,%s}]}' % (T0, attribute_json)
@@ -258,7 +287,20 @@ def test_unsigned_int_and_float_attribute_rules(admin: httpx.Client, site: int, 
     assert_error(raw_put(admin, f"/v1/{site}/production/battery", body), 400, 1303, f"values[0].{name}")
 
 
-@pytest.mark.parametrize("body", [b"[]", b"[{}]", b"1", b'"values"', b"null", b'{"values": {}}', b'{"values": 1}', b'{"values": [], "extra": 1}', b'{"values":[{"timestamp":1,"id":1}],"x":1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b"[{}]",
+        b"1",
+        b'"values"',
+        b"null",
+        b'{"values": {}}',
+        b'{"values": 1}',
+        b'{"values": [], "extra": 1}',
+        b'{"values":[{"timestamp":1,"id":1}],"x":1}',
+    ],
+)
 def test_bodies_not_shaped_like_a_values_list_are_1303(admin: httpx.Client, site: int, body: bytes) -> None:
     assert_error(raw_put(admin, f"/v1/{site}/production/meter", body), 400, 1303)
 

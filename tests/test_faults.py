@@ -18,12 +18,16 @@ T0 = 1_600_000_000_000
 BATCH = 200
 
 
-def writer(storecast: Storecast, equipment_id: int, acknowledged: list[int], latencies: list[float], stop: threading.Event) -> None:
+def writer(
+    storecast: Storecast, equipment_id: int, acknowledged: list[int], latencies: list[float], stop: threading.Event
+) -> None:
     """PUTs batches of distinct records until stopped; remembers the batches answered 201."""
     batch = 0
     with storecast.client("admin") as client:
         while not stop.is_set():
-            values = [{"timestamp": T0 + (batch * BATCH + i) * 1000, "id": equipment_id, "value": float(batch)} for i in range(BATCH)]
+            values = [
+                {"timestamp": T0 + (batch * BATCH + i) * 1000, "id": equipment_id, "value": float(batch)} for i in range(BATCH)
+            ]
             started = time.monotonic()
             try:
                 response = client.put("/v1/1/production/metric", json={"values": values})

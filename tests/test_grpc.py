@@ -35,9 +35,13 @@ def test_put_and_get_over_grpc(grpc_channel: grpc.Channel, site: int) -> None:
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
     query = query_pb2_grpc.QueryStub(grpc_channel)
     body = b'{"values":[{"timestamp":%d,"id":5,"t":21.5},{"timestamp":%d,"id":5}]}' % (T0, T0 + 1)
-    reply = ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, body=body), timeout=30)
+    reply = ingest.PutProduction(
+        ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, body=body), timeout=30
+    )
     assert reply.stored == 2
-    records = query.GetProduction(query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, id=5), timeout=30)
+    records = query.GetProduction(
+        query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, id=5), timeout=30
+    )
     assert records.count == 2 and not records.HasField("next_from")
     assert json.loads(records.results_json) == [{"timestamp": T0, "id": 5, "t": 21.5}, {"timestamp": T0 + 1, "id": 5, "t": None}]
 
@@ -92,5 +96,7 @@ def test_max_records_per_call_is_capped_by_the_server(grpc_channel: grpc.Channel
     query = query_pb2_grpc.QueryStub(grpc_channel)
     body = b'{"values":[%s]}' % b",".join(b'{"timestamp":%d,"id":1,"value":%d}' % (T0 + i, i) for i in range(10))
     ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, body=body), timeout=30)
-    records = query.GetProduction(query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, id=1, max_records=3), timeout=30)
+    records = query.GetProduction(
+        query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, id=1, max_records=3), timeout=30
+    )
     assert records.count == 3 and records.next_from == T0 + 3

@@ -14,7 +14,10 @@ T0 = 1_535_104_800_000
 
 def raw_exchange(storecast: Storecast, payload: bytes) -> tuple[int, bytes]:
     host, port = storecast.base_url.removeprefix("https://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as raw, storecast.ssl_context("admin").wrap_socket(raw, server_hostname=host) as tls:
+    with (
+        socket.create_connection((host, int(port)), timeout=30) as raw,
+        storecast.ssl_context("admin").wrap_socket(raw, server_hostname=host) as tls,
+    ):
         tls.sendall(payload)
         response = b""
         while chunk := tls.recv(65536):
@@ -30,7 +33,9 @@ def test_many_headers_are_refused(storecast: Storecast) -> None:
 
 
 def test_an_enormous_url_is_refused(storecast: Storecast) -> None:
-    status, body = raw_exchange(storecast, b"GET /v1/1/production/meter/1?" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    status, body = raw_exchange(
+        storecast, b"GET /v1/1/production/meter/1?" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
     assert status == 400 and b'"status_code":1103' in body and b"URL is longer" in body
 
 
@@ -63,7 +68,12 @@ def test_duplicate_keys_take_the_last_value_each_checked(admin: httpx.Client, si
     ok(admin.put(f"/v1/{site}/production/meter", content=body, headers={"content-type": "application/json"}), 201)
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 2.0
     bad = b'{"values":[{"timestamp":%d,"id":1,"p":"x","p":3.0}]}' % T0
-    assert_error(admin.put(f"/v1/{site}/production/meter", content=bad, headers={"content-type": "application/json"}), 400, 1303, "values[0].p")
+    assert_error(
+        admin.put(f"/v1/{site}/production/meter", content=bad, headers={"content-type": "application/json"}),
+        400,
+        1303,
+        "values[0].p",
+    )
 
 
 def test_a_hundred_thousand_tiny_records(admin: httpx.Client, site: int) -> None:
@@ -75,7 +85,12 @@ def test_a_hundred_thousand_tiny_records(admin: httpx.Client, site: int) -> None
 
 def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx.Client, site: int) -> None:
     body = f'{{"values":[{{"timestamp":{T0},"id":1,"p":"１００"}}]}}'
-    assert_error(admin.put(f"/v1/{site}/production/meter", content=body.encode(), headers={"content-type": "application/json"}), 400, 1303, "values[0].p")
+    assert_error(
+        admin.put(f"/v1/{site}/production/meter", content=body.encode(), headers={"content-type": "application/json"}),
+        400,
+        1303,
+        "values[0].p",
+    )
     escaped = b'{"values":[{"timestamp":%d,"id":1,"\\u0070":5.0}]}' % T0
     ok(admin.put(f"/v1/{site}/production/meter", content=escaped, headers={"content-type": "application/json"}), 201)
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 5.0
@@ -110,5 +125,7 @@ def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client,
 )
 def test_a_body_that_is_not_json_is_1301_even_after_a_wrong_type(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
     # Found by the PUT fuzzer: msgspec stops at the first value of a wrong type (1303) before it reads the rest.
-    assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "not UTF-8 JSON")
+    assert_error(
+        admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "not UTF-8 JSON"
+    )
     assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)

@@ -29,7 +29,12 @@ def test_a_reader_may_read_but_not_write(storecast: Storecast, admin: httpx.Clie
     ok(put(admin, f"/v1/{site}/production/meter", [{"timestamp": T0, "id": 1, "p": 1.0}]), 201)
     with storecast.client("reader") as reader:
         assert ok(reader.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 1.0
-        assert_error(put(reader, f"/v1/{site}/production/meter", [{"timestamp": T0, "id": 1, "p": 2.0}]), 403, 1400, "'reader' may not write")
+        assert_error(
+            put(reader, f"/v1/{site}/production/meter", [{"timestamp": T0, "id": 1, "p": 2.0}]),
+            403,
+            1400,
+            "'reader' may not write",
+        )
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 1.0
 
 

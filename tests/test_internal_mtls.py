@@ -102,7 +102,10 @@ def test_an_internal_caller_with_a_certificate_of_the_internal_ca_is_served(secu
 
 @pytest.mark.parametrize("client", [None, "stranger"])
 def test_a_caller_without_a_trusted_certificate_is_refused(secured: Secured, internal: Internal, client: str | None) -> None:
-    with grpc.secure_channel(f"localhost:{secured.grpc_port}", internal.credentials(client)) as channel, pytest.raises(grpc.RpcError) as refused:
+    with (
+        grpc.secure_channel(f"localhost:{secured.grpc_port}", internal.credentials(client)) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
         query_pb2_grpc.QueryStub(channel).GetProduction(QUERY, timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
@@ -117,7 +120,10 @@ def test_the_plaintext_health_port_serves_health_only(secured: Secured) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{secured.health_port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "storecast.v1.Ingest", "storecast.v1.Query"):
-            assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
         with pytest.raises(grpc.RpcError) as missing:
             query_pb2_grpc.QueryStub(channel).GetProduction(QUERY, timeout=10)
     assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -38,7 +38,12 @@ def write(storecast: Storecast, site: int, equipment_id: int, deadline: float, t
     with storecast.client("admin") as client:
         while time.monotonic() < deadline:
             values = [
-                {"timestamp": T0 + (written + i) * 1000, "id": equipment_id, "l1_p": record_value(equipment_id, written + i), "f": 50.0}
+                {
+                    "timestamp": T0 + (written + i) * 1000,
+                    "id": equipment_id,
+                    "l1_p": record_value(equipment_id, written + i),
+                    "f": 50.0,
+                }
                 for i in range(BATCH)
             ]
             response = client.put(f"/v1/{site}/production/meter-3p", json={"values": values})

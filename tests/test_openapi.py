@@ -112,9 +112,7 @@ def _period_schema(vector: dict) -> dict:
 _TYPES = {Kind.FLOAT: "number", Kind.UNSIGNED_INT: "integer", Kind.STRING: "string"}
 
 
-def _assert_attributes(
-    schema: dict, keys: list[str], attributes: tuple[Attribute, ...], tail: tuple[str, ...] = ()
-) -> None:
+def _assert_attributes(schema: dict, keys: list[str], attributes: tuple[Attribute, ...], tail: tuple[str, ...] = ()) -> None:
     assert list(schema["properties"]) == [*keys, *(a.name for a in attributes), *tail]
     assert schema["required"] == [*keys, *tail] and schema["additionalProperties"] is False
     for attribute in attributes:

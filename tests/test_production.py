@@ -51,7 +51,10 @@ def test_float_attributes_accept_integers_and_come_back_as_floats(admin: httpx.C
 
 def test_extreme_floats_survive(admin: httpx.Client, site: int) -> None:
     values = [0.0, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, -1e21, 1e20, 0.1, 123456789.123456789]
-    ok(put(admin, f"/v1/{site}/production/metric", [{"timestamp": T0 + i, "id": 7, "value": v} for i, v in enumerate(values)]), 201)
+    ok(
+        put(admin, f"/v1/{site}/production/metric", [{"timestamp": T0 + i, "id": 7, "value": v} for i, v in enumerate(values)]),
+        201,
+    )
     results = ok(admin.get(f"/v1/{site}/production/metric/7"))["results"]
     assert [r["value"] for r in results] == values
 

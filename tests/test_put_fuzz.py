@@ -239,8 +239,7 @@ def _period_results(periods: Stored) -> list[dict[str, Any]]:
 
 def _vector_results(category: Category, item_id: int, stored: Stored) -> list[dict[str, Any]]:
     return [
-        {"creation_timestamp": c, "id": item_id, **stored[c][0], "values": _period_results(stored[c][1])}
-        for c in sorted(stored)
+        {"creation_timestamp": c, "id": item_id, **stored[c][0], "values": _period_results(stored[c][1])} for c in sorted(stored)
     ]
 
 
@@ -275,7 +274,12 @@ def vectors(path: str, record_type: RecordType) -> Category:
 
 
 TARIFFS = Category(
-    "tariff", Level(("id", "values"), ()), Level(("timestamp",), TARIFF.attributes), _tariff_entry, _apply_tariff_entry, _tariff_results
+    "tariff",
+    Level(("id", "values"), ()),
+    Level(("timestamp",), TARIFF.attributes),
+    _tariff_entry,
+    _apply_tariff_entry,
+    _tariff_results,
 )
 # Floats only, floats and an unsigned int, an unsigned int only, and three kinds of integer.
 PRODUCTION = [production(EQUIPMENT_TYPES[name]) for name in ("meter", "battery", "status", "setpoint")]
@@ -303,7 +307,11 @@ class Put:
 _INTEGER_KEYS = {"timestamp", "creation_timestamp", "id"}
 # Every attribute name of the catalog: most are unknown to any one object.
 _CATALOG_NAMES = sorted(
-    {a.name for t in [*EQUIPMENT_TYPES.values(), *FORECAST_TYPES.values(), COMMITMENT, TARIFF] for a in t.attributes + t.vector_attributes}
+    {
+        a.name
+        for t in [*EQUIPMENT_TYPES.values(), *FORECAST_TYPES.values(), COMMITMENT, TARIFF]
+        for a in t.attributes + t.vector_attributes
+    }
     | _INTEGER_KEYS
     | {"values", "bogus", "ID", "Timestamp"}
 )
@@ -419,7 +427,9 @@ def put_request(draw: st.DrawFn, categories: list[Category]) -> Put:
     elif how == "not a body":
         return Put(category, items, draw(st.sampled_from(_NOT_A_BODY)), Refusal(1303))
     elif how == "extra":
-        return Put(category, items, encode({"values": spoiled, "stored": True}, space), Refusal(1303, ("stored: unknown attribute",)))
+        return Put(
+            category, items, encode({"values": spoiled, "stored": True}, space), Refusal(1303, ("stored: unknown attribute",))
+        )
     else:  # truncated
         body = encode({"values": spoiled})
         return Put(category, items, body[: draw(st.integers(1, len(body) - 1))], Refusal(1301))

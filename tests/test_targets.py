@@ -21,7 +21,9 @@ T0 = 1_535_104_800_000
 
 def spawn(target: str, directory: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (directory / f"{target}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def wait_for_health(target: str, process: subprocess.Popen[bytes], service: str) -> None:
@@ -64,7 +66,9 @@ def test_each_component_runs_alone(tmp_path: Path, test_pki: Pki, processes: lis
     ingest_port, query_port, http_port = free_port(), free_port(), free_port()
     # Two embedded stores, because chDB allows one process per directory: the
     # point is that each target serves only its own service.
-    ingest = spawn("ingest", tmp_path, {"STORECAST_STORE_URL": f"chdb://{tmp_path / 'a'}", "STORECAST_GRPC_PORT": str(ingest_port)})
+    ingest = spawn(
+        "ingest", tmp_path, {"STORECAST_STORE_URL": f"chdb://{tmp_path / 'a'}", "STORECAST_GRPC_PORT": str(ingest_port)}
+    )
     query = spawn("query", tmp_path, {"STORECAST_STORE_URL": f"chdb://{tmp_path / 'b'}", "STORECAST_GRPC_PORT": str(query_port)})
     processes += [ingest, query]
     wait_for_health(f"127.0.0.1:{ingest_port}", ingest, "storecast.v1.Ingest")
@@ -72,7 +76,9 @@ def test_each_component_runs_alone(tmp_path: Path, test_pki: Pki, processes: lis
     with grpc.insecure_channel(f"127.0.0.1:{ingest_port}") as channel, pytest.raises(grpc.RpcError) as unknown:
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="storecast.v1.Query"), timeout=10)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-    gateway = spawn("gateway", tmp_path, gateway_env(test_pki, http_port, ingest=f"127.0.0.1:{ingest_port}", query=f"127.0.0.1:{query_port}"))
+    gateway = spawn(
+        "gateway", tmp_path, gateway_env(test_pki, http_port, ingest=f"127.0.0.1:{ingest_port}", query=f"127.0.0.1:{query_port}")
+    )
     processes.append(gateway)
     wait_until_serving(f"https://localhost:{http_port}", test_pki.ca, gateway, tmp_path / "gateway.log")
     with client(test_pki, http_port) as admin:
@@ -81,7 +87,9 @@ def test_each_component_runs_alone(tmp_path: Path, test_pki: Pki, processes: lis
         assert_error(admin.get("/v1/1/production/meter/1"), 400, 1107)
 
 
-def test_an_unreachable_service_is_1500_with_a_request_id(tmp_path: Path, test_pki: Pki, processes: list[subprocess.Popen[bytes]]) -> None:
+def test_an_unreachable_service_is_1500_with_a_request_id(
+    tmp_path: Path, test_pki: Pki, processes: list[subprocess.Popen[bytes]]
+) -> None:
     http_port, dead = free_port(), f"127.0.0.1:{free_port()}"
     gateway = spawn("gateway", tmp_path, gateway_env(test_pki, http_port, ingest=dead, query=dead, vector=dead))
     processes.append(gateway)

@@ -24,7 +24,9 @@ def escaped_certificate(test_pki: Pki, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def behind_ingress(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[Storecast]:
-    instance = start_storecast(tmp_path_factory.mktemp("behind-ingress"), test_pki, {"STORECAST_TRUSTED_CERT_HEADER": "SSL-Client-Cert"})
+    instance = start_storecast(
+        tmp_path_factory.mktemp("behind-ingress"), test_pki, {"STORECAST_TRUSTED_CERT_HEADER": "SSL-Client-Cert"}
+    )
     yield instance
     stop_storecast(instance)
     assert instance.process.returncode == 0, instance.log.read_text()
@@ -55,9 +57,19 @@ def test_on_the_header_certificate_is_the_identity(behind_ingress: Storecast, te
     # The ingress connects without a client certificate of its own.
     with behind_ingress.client(None) as ingress:
         ok(put_as(ingress, 8, [(HEADER, escaped_certificate(test_pki, "admin"))]), 201)
-        assert ok(ingress.get("/v1/8/production/meter/1", headers={HEADER: escaped_certificate(test_pki, "reader")}))["results"][0]["p"] == 1.0
+        assert (
+            ok(ingress.get("/v1/8/production/meter/1", headers={HEADER: escaped_certificate(test_pki, "reader")}))["results"][0][
+                "p"
+            ]
+            == 1.0
+        )
         assert_error(put_as(ingress, 8, [(HEADER, escaped_certificate(test_pki, "reader"))]), 403, 1400, "'reader' may not write")
-        assert_error(put_as(ingress, 101, [(HEADER, escaped_certificate(test_pki, "site100"))]), 403, 1400, "'site100' may not write site 101")
+        assert_error(
+            put_as(ingress, 101, [(HEADER, escaped_certificate(test_pki, "site100"))]),
+            403,
+            1400,
+            "'site100' may not write site 101",
+        )
 
 
 def test_on_the_tls_certificate_is_not_an_identity(behind_ingress: Storecast) -> None:
@@ -65,16 +77,22 @@ def test_on_the_tls_certificate_is_not_an_identity(behind_ingress: Storecast) ->
         assert_error(put_as(direct, 8, []), 403, 1400, "without a client certificate")
 
 
-@pytest.mark.parametrize("other", ["x-ssl-client-cert", "ssl-client-certificate", "x-forwarded-client-cert", "ssl-client-cert-chain"])
+@pytest.mark.parametrize(
+    "other", ["x-ssl-client-cert", "ssl-client-certificate", "x-forwarded-client-cert", "ssl-client-cert-chain"]
+)
 def test_on_no_other_header_is_trusted(behind_ingress: Storecast, test_pki: Pki, other: str) -> None:
     with behind_ingress.client(None) as ingress:
-        assert_error(put_as(ingress, 8, [(other, escaped_certificate(test_pki, "admin"))]), 403, 1400, "without a client certificate")
+        assert_error(
+            put_as(ingress, 8, [(other, escaped_certificate(test_pki, "admin"))]), 403, 1400, "without a client certificate"
+        )
 
 
 @pytest.mark.parametrize("name", ["other-ca-admin", "expired-admin"])
 def test_on_a_header_certificate_that_does_not_verify_is_no_identity(behind_ingress: Storecast, test_pki: Pki, name: str) -> None:
     with behind_ingress.client(None) as ingress:
-        assert_error(put_as(ingress, 8, [(HEADER, escaped_certificate(test_pki, name))]), 403, 1400, "without a client certificate")
+        assert_error(
+            put_as(ingress, 8, [(HEADER, escaped_certificate(test_pki, name))]), 403, 1400, "without a client certificate"
+        )
     assert "certificate refused" in behind_ingress.log.read_text()
 
 
@@ -87,7 +105,9 @@ def test_on_a_header_certificate_that_does_not_verify_is_no_identity(behind_ingr
         [(HEADER, "admin-placeholder"), (HEADER, "admin-placeholder")],
     ],
 )
-def test_on_an_empty_garbled_or_repeated_header_is_no_identity(behind_ingress: Storecast, test_pki: Pki, headers: list[tuple[str, str]]) -> None:
+def test_on_an_empty_garbled_or_repeated_header_is_no_identity(
+    behind_ingress: Storecast, test_pki: Pki, headers: list[tuple[str, str]]
+) -> None:
     admin = escaped_certificate(test_pki, "admin")
     with behind_ingress.client(None) as ingress:
         response = put_as(ingress, 8, [(key, admin if value == "admin-placeholder" else value) for key, value in headers])

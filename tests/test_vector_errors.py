@@ -55,17 +55,54 @@ PAYLOAD_ERRORS = [
     *[(c, {"values": [without(GOOD[c], "values")]}, 1303, ["values[0].values: missing required attribute"]) for c in PUT_PATHS],
     *[(c, {"values": [{**GOOD[c], "values": []}]}, 1303, ["values[0].values: expected a non-empty array"]) for c in PUT_PATHS],
     *[(c, {"values": [{**GOOD[c], "values": None}]}, 1303, ["values[0].values: expected an array, got null"]) for c in PUT_PATHS],
-    *[(c, {"values": [GOOD[c], with_period(GOOD[c], 2, timestamp=None)]}, 1303, ["values[1].values[2].timestamp: missing"]) for c in PUT_PATHS],
-    *[(c, {"values": [with_period(GOOD[c], 0, timestamp=-1)]}, 1303, ["values[0].values[0].timestamp: expected a non-negative"]) for c in PUT_PATHS],
-    *[(c, {"values": [with_period(GOOD[c], 0, timestamp=TIMESTAMP_LIMIT_MS)]}, 1303, ["values[0].values[0].timestamp: expected a timestamp below"]) for c in PUT_PATHS],
+    *[
+        (c, {"values": [GOOD[c], with_period(GOOD[c], 2, timestamp=None)]}, 1303, ["values[1].values[2].timestamp: missing"])
+        for c in PUT_PATHS
+    ],
+    *[
+        (c, {"values": [with_period(GOOD[c], 0, timestamp=-1)]}, 1303, ["values[0].values[0].timestamp: expected a non-negative"])
+        for c in PUT_PATHS
+    ],
+    *[
+        (
+            c,
+            {"values": [with_period(GOOD[c], 0, timestamp=TIMESTAMP_LIMIT_MS)]},
+            1303,
+            ["values[0].values[0].timestamp: expected a timestamp below"],
+        )
+        for c in PUT_PATHS
+    ],
     *[(c, {"values": [with_period(GOOD[c], 0, timestamp=1.5)]}, 1303, ["values[0].values[0].timestamp"]) for c in PUT_PATHS],
-    *[(c, {"values": [with_period(GOOD[c], 1, nope=1)]}, 1303, ["values[0].values[1].nope: unknown attribute"]) for c in PUT_PATHS],
+    *[
+        (c, {"values": [with_period(GOOD[c], 1, nope=1)]}, 1303, ["values[0].values[1].nope: unknown attribute"])
+        for c in PUT_PATHS
+    ],
     # Forecasts
-    ("forecast", {"values": [without(FORECAST, "creation_timestamp")]}, 1303, ["values[0].creation_timestamp: missing required attribute"]),
-    ("forecast", {"values": [{**FORECAST, "creation_timestamp": "now"}]}, 1303, ["values[0].creation_timestamp: expected a non-negative integer, got a string"]),
+    (
+        "forecast",
+        {"values": [without(FORECAST, "creation_timestamp")]},
+        1303,
+        ["values[0].creation_timestamp: missing required attribute"],
+    ),
+    (
+        "forecast",
+        {"values": [{**FORECAST, "creation_timestamp": "now"}]},
+        1303,
+        ["values[0].creation_timestamp: expected a non-negative integer, got a string"],
+    ),
     ("forecast", {"values": [{**FORECAST, "quality": 1}]}, 1303, ["values[0].quality: unknown attribute"]),
-    ("forecast", {"values": [with_period(FORECAST, 2, p="high")]}, 1303, ["values[0].values[2].p: expected a number or null, got a string"]),
-    ("forecast", {"values": [with_period(FORECAST, 0, quality=-1)]}, 1303, ["values[0].values[0].quality: expected a non-negative integer"]),
+    (
+        "forecast",
+        {"values": [with_period(FORECAST, 2, p="high")]},
+        1303,
+        ["values[0].values[2].p: expected a number or null, got a string"],
+    ),
+    (
+        "forecast",
+        {"values": [with_period(FORECAST, 0, quality=-1)]},
+        1303,
+        ["values[0].values[0].quality: expected a non-negative integer"],
+    ),
     ("forecast", {"values": [with_period(FORECAST, 0, quality=0.5)]}, 1303, ["values[0].values[0].quality"]),
     ("forecast", {"values": [with_period(FORECAST, 0, p=True)]}, 1303, ["values[0].values[0].p"]),
     (
@@ -77,13 +114,33 @@ PAYLOAD_ERRORS = [
     # Commitments
     ("commitment", {"values": [{**COMMITMENT, "quality": -2}]}, 1303, ["values[0].quality: expected a non-negative integer"]),
     ("commitment", {"values": [{**COMMITMENT, "quality": "good"}]}, 1303, ["values[0].quality"]),
-    ("commitment", {"values": [with_period(COMMITMENT, 0, value="1.0")]}, 1303, ["values[0].values[0].value: expected a number or null, got a string"]),
+    (
+        "commitment",
+        {"values": [with_period(COMMITMENT, 0, value="1.0")]},
+        1303,
+        ["values[0].values[0].value: expected a number or null, got a string"],
+    ),
     ("commitment", {"values": [with_period(COMMITMENT, 0, quality=1)]}, 1303, ["values[0].values[0].quality: unknown attribute"]),
-    ("commitment", {"values": [{**COMMITMENT, "values": [{"timestamp": T0}, {"timestamp": T0}]}]}, 1303, ["values[0].values[1].timestamp"]),
+    (
+        "commitment",
+        {"values": [{**COMMITMENT, "values": [{"timestamp": T0}, {"timestamp": T0}]}]},
+        1303,
+        ["values[0].values[1].timestamp"],
+    ),
     # Tariffs
     ("tariff", {"values": [{**TARIFF, "creation_timestamp": T0}]}, 1303, ["values[0].creation_timestamp: unknown attribute"]),
-    ("tariff", {"values": [with_period(TARIFF, 0, label="x" * 65)]}, 1303, ["values[0].values[0].label: expected a string of at most 64 characters"]),
-    ("tariff", {"values": [with_period(TARIFF, 1, label=5)]}, 1303, ["values[0].values[1].label: expected a string or null, got an integer"]),
+    (
+        "tariff",
+        {"values": [with_period(TARIFF, 0, label="x" * 65)]},
+        1303,
+        ["values[0].values[0].label: expected a string of at most 64 characters"],
+    ),
+    (
+        "tariff",
+        {"values": [with_period(TARIFF, 1, label=5)]},
+        1303,
+        ["values[0].values[1].label: expected a string or null, got an integer"],
+    ),
     ("tariff", {"values": [with_period(TARIFF, 0, value=False)]}, 1303, ["values[0].values[0].value"]),
     ("tariff", {"values": [with_period(TARIFF, 0, p=1.0)]}, 1303, ["values[0].values[0].p: unknown attribute"]),
 ]
@@ -100,7 +157,9 @@ def test_payload_errors(admin: httpx.Client, site: int, category: str, body: obj
 def test_a_refused_put_stores_nothing(admin: httpx.Client, site: int, category: str) -> None:
     path = PUT_PATHS[category].format(site=site)
     good = GOOD[category]
-    assert_error(put(admin, path, [good, with_period({**good, "id": 2}, 0, timestamp="later")]), 400, 1303, "values[1].values[0].timestamp")
+    assert_error(
+        put(admin, path, [good, with_period({**good, "id": 2}, 0, timestamp="later")]), 400, 1303, "values[1].values[0].timestamp"
+    )
     assert_error(admin.get(f"{path}/1"), 400, 1107)
 
 
@@ -250,7 +309,9 @@ def vector_stub(grpc_channel: grpc.Channel) -> vector_pb2_grpc.VectorStub:
 
 def test_grpc_puts_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, site: int) -> None:
     bad_forecast = json.dumps({"values": [with_period(FORECAST, 2, p="x")]}).encode()
-    failure = refusal(vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.WIND, body=bad_forecast))
+    failure = refusal(
+        vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.WIND, body=bad_forecast)
+    )
     assert failure.code == 1303 and "values[0].values[2].p" in failure.message
     failure = refusal(vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=99, body=bad_forecast))
     assert failure.code == 1106

@@ -77,7 +77,12 @@ def test_every_forecast_type_round_trips(admin: httpx.Client, site: int, forecas
 def test_commitment_round_trips_with_its_quality(admin: httpx.Client, site: int) -> None:
     path = f"/v1/{site}/commitment"
     sent = [
-        {"creation_timestamp": T0, "id": 1, "quality": 1, "values": [{"timestamp": T0, "value": 1100}, {"timestamp": T0 + HOUR, "value": 950.4}]},
+        {
+            "creation_timestamp": T0,
+            "id": 1,
+            "quality": 1,
+            "values": [{"timestamp": T0, "value": 1100}, {"timestamp": T0 + HOUR, "value": 950.4}],
+        },
         {"creation_timestamp": T0, "id": 2, "values": [{"timestamp": T0}]},
     ]
     ok(put(admin, path, sent), 201)
@@ -214,9 +219,18 @@ def test_tariff_periods_merge_by_timestamp(admin: httpx.Client, site: int) -> No
     # Replaces the period at T0 + 1h, adds T0 + 5h; the last occurrence of a key wins,
     # within one entry as across two entries of one id.
     second = [
-        {"id": 1, "values": [{"timestamp": T0 + HOUR, "label": "lost", "value": 0.0}, {"timestamp": T0 + 5 * HOUR, "label": "p5", "value": 5.0}]},
+        {
+            "id": 1,
+            "values": [
+                {"timestamp": T0 + HOUR, "label": "lost", "value": 0.0},
+                {"timestamp": T0 + 5 * HOUR, "label": "p5", "value": 5.0},
+            ],
+        },
         {"id": 1, "values": [{"timestamp": T0 + HOUR, "label": "new", "value": 10.0}]},
-        {"id": 2, "values": [{"timestamp": T0, "label": "other", "value": 1.0}, {"timestamp": T0, "label": "other", "value": 99.0}]},
+        {
+            "id": 2,
+            "values": [{"timestamp": T0, "label": "other", "value": 1.0}, {"timestamp": T0, "label": "other", "value": 99.0}],
+        },
     ]
     ok(put(admin, path, second), 201)
     (result,) = ok(admin.get(f"{path}/1"))["results"]
@@ -247,13 +261,22 @@ TARIFF_IN_FORCE_CASES = [
 @pytest.mark.parametrize(("window", "expected"), TARIFF_IN_FORCE_CASES)
 def test_tariff_periods_in_force_during_the_interval(admin: httpx.Client, site: int, window: tuple, expected: list) -> None:
     path = f"/v1/{site}/tariff"
-    ok(put(admin, path, [{"id": 1, "values": [{"timestamp": T0 + h * HOUR, "label": f"p{h}", "value": float(h)} for h in (3, 1, 2)]}]), 201)
+    ok(
+        put(
+            admin,
+            path,
+            [{"id": 1, "values": [{"timestamp": T0 + h * HOUR, "label": f"p{h}", "value": float(h)} for h in (3, 1, 2)]}],
+        ),
+        201,
+    )
     start, end = (T0 + int(h * HOUR) for h in window)
     results = ok(admin.get(f"{path}/1", params={"from": start, "to": end}))["results"]
     if not expected:
         assert results == []
     else:
-        assert results == [{"id": 1, "values": [{"timestamp": T0 + h * HOUR, "label": f"p{h}", "value": float(h)} for h in expected]}]
+        assert results == [
+            {"id": 1, "values": [{"timestamp": T0 + h * HOUR, "label": f"p{h}", "value": float(h)} for h in expected]}
+        ]
 
 
 # --- isolation --------------------------------------------------------------
@@ -432,7 +455,9 @@ def test_a_timestamp_holding_more_periods_than_the_limit_comes_whole(admin: http
     assert first.status_code == 206
     body = first.json()
     assert body["next_from"] == T0 + HOUR
-    assert len(body["results"]) == count and all(r["values"] == [{"timestamp": T0, "p": 1.0, "quality": 1}] for r in body["results"])
+    assert len(body["results"]) == count and all(
+        r["values"] == [{"timestamp": T0, "p": 1.0, "quality": 1}] for r in body["results"]
+    )
     pages = read_all(admin, f"{path}/1", params)
     assert [sum(len(r["values"]) for r in page) for page in pages] == [count, count]
 

@@ -86,13 +86,18 @@ def main() -> None:
             ).result_rows[0]
         store.close()
     assert stored == rows
-    print(json.dumps({
-        "rows": rows,
-        "json_bytes_per_record": round(body_bytes / rows, 1),
-        "uncompressed_bytes_per_record": round(uncompressed / rows, 1),
-        "disk_bytes_per_record": round(on_disk / rows, 2),
-        "ingest_records_per_s_one_thread": round(rows / elapsed),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "json_bytes_per_record": round(body_bytes / rows, 1),
+                "uncompressed_bytes_per_record": round(uncompressed / rows, 1),
+                "disk_bytes_per_record": round(on_disk / rows, 2),
+                "ingest_records_per_s_one_thread": round(rows / elapsed),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

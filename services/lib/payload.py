@@ -32,6 +32,7 @@ def attribute_type(attribute: Attribute) -> Any:
         return Annotated[str, msgspec.Meta(max_length=attribute.max_length)]
     return ATTRIBUTE_TYPES[attribute.kind]
 
+
 _TYPE_WORDS = {
     "str": "a string",
     "int": "an integer",
@@ -78,7 +79,7 @@ def _length_words(expected: str, op: str, bound: str) -> str:
 
 
 def describe(error: msgspec.ValidationError) -> str:
-    """"values[3].p: expected a number, got a string" from msgspec's wording."""
+    """ "values[3].p: expected a number, got a string" from msgspec's wording."""
     located = _LOCATED.match(str(error))
     assert located is not None
     what, path = located["what"], located["path"] or ""
@@ -157,9 +158,7 @@ def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
 
 
 def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder:
-    body = msgspec.defstruct(
-        f"{name}_body", [("values", list[record_struct] | None, None)], forbid_unknown_fields=True
-    )
+    body = msgspec.defstruct(f"{name}_body", [("values", list[record_struct] | None, None)], forbid_unknown_fields=True)
     return msgspec.json.Decoder(body)
 
 
@@ -171,9 +170,7 @@ def optional_fields(attributes: Sequence[Attribute]) -> list[tuple[str, Any, Non
 def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: RecordType) -> type[msgspec.Struct]:
     """A struct with the required key fields, then every attribute optional (absent = null)."""
     # gc=False: thousands of records per body need no cycle tracking.
-    return msgspec.defstruct(
-        name, key_fields + optional_fields(record_type.attributes), forbid_unknown_fields=True, gc=False
-    )
+    return msgspec.defstruct(name, key_fields + optional_fields(record_type.attributes), forbid_unknown_fields=True, gc=False)
 
 
 def periods_field(period_struct: type[msgspec.Struct]) -> tuple[str, Any]:

@@ -86,8 +86,7 @@ class Table:
             f" ENGINE = ReplacingMergeTree ORDER BY ({', '.join(self.order_by)}){settings}"
         ]
         statements += [
-            f"ALTER TABLE {database}.{self.name} ADD COLUMN IF NOT EXISTS {column.definition()}"
-            for column in self.value_columns
+            f"ALTER TABLE {database}.{self.name} ADD COLUMN IF NOT EXISTS {column.definition()}" for column in self.value_columns
         ]
         return statements
 
@@ -96,7 +95,11 @@ def record_table(name: str, record_type: RecordType) -> Table:
     """One row per record (or tariff period), keyed (site_id, id, timestamp)."""
     return Table(
         name=name,
-        key_columns=(Column("site_id", "UInt32", KEY_CODEC), Column("id", "UInt32", KEY_CODEC), Column("timestamp", "Int64", TIMESTAMP_CODEC)),
+        key_columns=(
+            Column("site_id", "UInt32", KEY_CODEC),
+            Column("id", "UInt32", KEY_CODEC),
+            Column("timestamp", "Int64", TIMESTAMP_CODEC),
+        ),
         value_columns=tuple(Column(a.name, ATTRIBUTE_COLUMN_TYPES[a.kind]) for a in record_type.attributes),
         order_by=("site_id", "id", "timestamp"),
     )

@@ -52,7 +52,9 @@ class Store:
         if self.embedded:
             # Query parameters are engine options (chdb:///dir?config-file=...).
             options = dict(parse_qsl(parts.query)) or None
-            return clickhouse_connect.get_client(dsn=parts._replace(query="").geturl(), chdb_options=options, settings=self._settings)
+            return clickhouse_connect.get_client(
+                dsn=parts._replace(query="").geturl(), chdb_options=options, settings=self._settings
+            )
         return clickhouse_connect.get_client(
             host=parts.hostname,
             port=parts.port or (8443 if parts.scheme == "https" else 8123),

@@ -32,9 +32,7 @@ def check_timestamp(value: int, code: int, name: str) -> None:
         raise ApiFailure(code, f"{name} must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}[, got {value}")
 
 
-def check_window(
-    range_: records_pb2.Interval | None, aggregation: int, period_ms: int | None
-) -> Window:
+def check_window(range_: records_pb2.Interval | None, aggregation: int, period_ms: int | None) -> Window:
     start = end = None
     if range_ is not None:
         check_timestamp(range_.start_ms, ApiStatus.INVALID_FROM, "from")

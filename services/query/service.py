@@ -36,7 +36,9 @@ def production_sql(table: str, equipment: RecordType, window: Window, limit: int
         [Member("timestamp", "bucket"), Member("id", "record_id")]
         + [Member(a.name, f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind) for a in equipment.attributes]
     )
-    records = newest_versions(", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp")
+    records = newest_versions(
+        ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"
+    )
     return (
         f"SELECT {record} FROM ("
         f"SELECT intDiv(timestamp, {window.period_ms}) * {window.period_ms} AS bucket, any(id) AS record_id, {aggregates}"

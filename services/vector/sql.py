@@ -133,5 +133,7 @@ def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) 
             f" ORDER BY timestamp DESC LIMIT 1), {{start:Int64}})"
         )
         where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
-    period = json_object([Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes])
+    period = json_object(
+        [Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes]
+    )
     return f"{newest_versions(period, table, where, 'timestamp')} LIMIT {limit}"

@@ -83,7 +83,11 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
         "rss_bytes_after_queries": rss_after,
         "disk_before_optimize": disk_before,
         "disk_after_optimize_final": disk_after,
-        "system_parts_after_optimize": {"active_bytes_on_disk": int(active_bytes), "active_parts": int(active_parts), "rows": int(rows)},
+        "system_parts_after_optimize": {
+            "active_bytes_on_disk": int(active_bytes),
+            "active_parts": int(active_parts),
+            "rows": int(rows),
+        },
     }
 
 

@@ -642,7 +642,8 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
     if watch is not None:
         result["put"].update(watch.finish(many.summary["seconds"]))
     say(
-        f"{name}: {config.clients} clients, 1-record PUTs: {many.summary['requests_per_s']} PUT/s, p50 {many.summary['p50_ms']} ms,"
+        f"{name}: {config.clients} clients, 1-record PUTs: {many.summary['requests_per_s']} PUT/s,"
+        f" p50 {many.summary['p50_ms']} ms,"
         f" p99 {many.summary['p99_ms']} ms, {many.summary['errors']} errors"
         + (
             f", {result['put']['engine_inserts_per_s']} engine inserts/s, {result['put']['active_parts_after']} active parts"
@@ -662,7 +663,8 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
         )
         result[key] = phase.summary
         say(
-            f"{name}: {clients} client{'s' if clients > 1 else ''}, 1-record GETs: {phase.summary['requests_per_s']} req/s, p50 {phase.summary['p50_ms']} ms,"
+            f"{name}: {clients} client{'s' if clients > 1 else ''}, 1-record GETs: {phase.summary['requests_per_s']} req/s,"
+            f" p50 {phase.summary['p50_ms']} ms,"
             f" p99 {phase.summary['p99_ms']} ms, {phase.summary['errors']} errors"
         )
     return result

@@ -26,11 +26,15 @@ def ensure_installed() -> dict[str, str]:
     missing = [binary for binary in PACKAGES if shutil.which(binary) is None]
     if missing:
         if os.geteuid() != 0:
-            raise RuntimeError(f"{', '.join(missing)} missing; run: sudo apt-get install -y {' '.join(PACKAGES[b] for b in missing)}")
+            raise RuntimeError(
+                f"{', '.join(missing)} missing; run: sudo apt-get install -y {' '.join(PACKAGES[b] for b in missing)}"
+            )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         # A fresh machine may have no package lists at all.
         subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", *(PACKAGES[b] for b in missing)], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", *(PACKAGES[b] for b in missing)], check=True, env=env, stdout=subprocess.DEVNULL
+        )
     return {binary: shutil.which(binary) or "" for binary in PACKAGES}
 
 
@@ -107,7 +111,8 @@ bind-address = "127.0.0.1:{rpc_port}"
 class InfluxDB:
     name = "InfluxDB"
     settle_note = (
-        "warm-up database dropped; cache snapshot and full compaction set to 5 s after the last write, then waited for a stable size"
+        "warm-up database dropped; cache snapshot and full compaction set to 5 s after the last write,"
+        " then waited for a stable size"
     )
     aggregate_note = "InfluxQL SELECT mean(*) ... GROUP BY time(15m), epoch=ms"
     raw_note = "InfluxQL SELECT * over the range, epoch=ms, not chunked"
@@ -151,7 +156,9 @@ class InfluxDB:
         return f"id = '{equipment_id}' AND time >= {dataset.start_ms}ms AND time < {dataset.end_ms}ms"
 
     def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes:
-        return self._query(client, f"SELECT mean(*) FROM {MEASUREMENT} WHERE {self._range(dataset, equipment_id)} GROUP BY time(15m)")
+        return self._query(
+            client, f"SELECT mean(*) FROM {MEASUREMENT} WHERE {self._range(dataset, equipment_id)} GROUP BY time(15m)"
+        )
 
     def raw(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes:
         return self._query(client, f"SELECT * FROM {MEASUREMENT} WHERE {self._range(dataset, equipment_id)}")

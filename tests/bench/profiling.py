@@ -153,10 +153,14 @@ def summarize(recorder: Recorder, title: str, top: int = 15) -> str:
     total = sum(sample.count for sample in samples)
     busy = process_cpu / max(recorder.wall_s, 1e-9)
     lines = [
-        f"== {title}: {recorder.wall_s:.2f} s wall, {process_cpu:.2f} s CPU in storecast ({busy:.2f} cores busy), {total} py-spy samples",
+        f"== {title}: {recorder.wall_s:.2f} s wall, {process_cpu:.2f} s CPU in storecast ({busy:.2f} cores busy),"
+        f" {total} py-spy samples",
         "-- CPU by thread group (/proc/PID/task/*/stat)",
     ]
-    lines += [f"{seconds:8.2f} s {100 * seconds / max(process_cpu, 1e-9):5.1f}%  {group}" for group, seconds in cpu_by_group.most_common()]
+    lines += [
+        f"{seconds:8.2f} s {100 * seconds / max(process_cpu, 1e-9):5.1f}%  {group}"
+        for group, seconds in cpu_by_group.most_common()
+    ]
     if total == 0:
         return "\n".join(lines) + "\n"
     by_thread: Counter[str] = Counter()

@@ -62,25 +62,41 @@ def checks(results: dict[str, Any]) -> list[Check]:
     return [
         _ratio_check("ingest: storecast / InfluxDB", sc_ingest, _get(results, "influxdb", "ingest", "records_per_s"), ">=", 1.5),
         _ratio_check(
-            "ingest: storecast / VictoriaMetrics", sc_ingest, _get(results, "victoria_metrics", "ingest", "records_per_s"), ">=", 1.0
+            "ingest: storecast / VictoriaMetrics",
+            sc_ingest,
+            _get(results, "victoria_metrics", "ingest", "records_per_s"),
+            ">=",
+            1.0,
         ),
         _ratio_check("ingest: storecast / engine insert", sc_ingest, _get(results, "engine", "insert_records_per_s"), ">=", 0.6),
-        _ratio_check("15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0),
-        _ratio_check("15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0),
+        _ratio_check(
+            "15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0
+        ),
+        _ratio_check(
+            "15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0
+        ),
         _ratio_check("raw GET time: storecast / InfluxDB", sc_raw, _get(results, "influxdb", "raw", "median_ms"), "<=", 0.5),
         _equal_check("storecast raw GET: records", _get(results, "storecast", "raw", "records"), dataset["seconds"]),
-        _equal_check("storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]),
         _equal_check(
-            "storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0
+            "storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]
         ),
+        _equal_check("storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0),
         _equal_check("InfluxDB raw GET: records", _get(results, "influxdb", "raw", "records"), dataset["seconds"]),
-        _equal_check("InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]),
-        _equal_check("VictoriaMetrics export: samples per series", _get(results, "victoria_metrics", "raw", "records"), dataset["seconds"]),
         _equal_check(
-            "VictoriaMetrics 15m avg: points per series", _get(results, "victoria_metrics", "aggregate", "buckets"), dataset["expected_buckets"]
+            "InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]
+        ),
+        _equal_check(
+            "VictoriaMetrics export: samples per series", _get(results, "victoria_metrics", "raw", "records"), dataset["seconds"]
+        ),
+        _equal_check(
+            "VictoriaMetrics 15m avg: points per series",
+            _get(results, "victoria_metrics", "aggregate", "buckets"),
+            dataset["expected_buckets"],
         ),
         _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
-        _equal_check("concurrency: errors", None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"], 0),
+        _equal_check(
+            "concurrency: errors", None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"], 0
+        ),
     ] + (fleet_checks(results["fleet"]) if "fleet" in results else [])
 
 
@@ -170,11 +186,25 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
         row("figure", ["storecast", "InfluxDB", "VictoriaMetrics", "chDB direct"]),
         "-" * width,
         row("ingest, records/s", per_system("ingest", "records_per_s", engine_path=("insert_records_per_s",)), 0),
-        row(f"GET 15m avg, ms (median of {runs})", per_system("aggregate", "median_ms", engine_path=("aggregate", "median_ms")), 2),
-        row(f"GET {raw_records:,} raw records, ms (median of {runs})", per_system("raw", "median_ms", engine_path=("raw", "median_ms")), 2),
+        row(
+            f"GET 15m avg, ms (median of {runs})", per_system("aggregate", "median_ms", engine_path=("aggregate", "median_ms")), 2
+        ),
+        row(
+            f"GET {raw_records:,} raw records, ms (median of {runs})",
+            per_system("raw", "median_ms", engine_path=("raw", "median_ms")),
+            2,
+        ),
         row("RSS after ingest, MiB", per_system("rss_bytes_after_ingest", scale=_mib), 1),
-        row("disk, MiB (du, settled)", per_system("disk", "allocated", engine_path=("disk_after_optimize_final", "allocated"), scale=_mib), 2),
-        row("disk, MiB (sum of file sizes)", per_system("disk", "apparent", engine_path=("disk_after_optimize_final", "apparent"), scale=_mib), 2),
+        row(
+            "disk, MiB (du, settled)",
+            per_system("disk", "allocated", engine_path=("disk_after_optimize_final", "allocated"), scale=_mib),
+            2,
+        ),
+        row(
+            "disk, MiB (sum of file sizes)",
+            per_system("disk", "apparent", engine_path=("disk_after_optimize_final", "apparent"), scale=_mib),
+            2,
+        ),
         row("other processes' CPU during the phase, %", per_system(*_SHARE, engine_path=_SHARE, scale=lambda v: 100 * v), 0),
     ]
     concurrency = _get(results, "storecast", "concurrency")

@@ -72,9 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="a smaller dataset, a 5 s concurrency phase and 3 s fleet phases, for a smoke run"
     )
     parser.add_argument("--skip-peers", action="store_true", help="storecast and the direct engine only")
-    parser.add_argument("--concurrency-seconds", type=float, default=None, help="length of the mixed phase (default 30, quick 5; 0 skips it)")
+    parser.add_argument(
+        "--concurrency-seconds", type=float, default=None, help="length of the mixed phase (default 30, quick 5; 0 skips it)"
+    )
     parser.add_argument("--runs", type=int, default=7, help="timed runs per GET figure, after one warm-up (at least 5)")
-    parser.add_argument("--profile", type=Path, default=None, help="also profile storecast's PUT and GET paths with py-spy into DIR")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="also profile storecast's PUT and GET paths with py-spy into DIR"
+    )
     parser.add_argument("--output", type=Path, default=REPO / "bench-results.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
     parser.add_argument(
@@ -138,7 +142,9 @@ PROFILE_SECONDS = 10.0
 PROFILE_MAX_ROUNDS = 50
 
 
-def _profile_storecast(target: Storecast, client: httpx.Client, dataset: Dataset, bodies: list[bytes], directory: Path) -> dict[str, Any]:
+def _profile_storecast(
+    target: Storecast, client: httpx.Client, dataset: Dataset, bodies: list[bytes], directory: Path
+) -> dict[str, Any]:
     """Profiles of the PUT and GET paths, in phases of their own after the timed ones."""
     summaries: dict[str, str] = {}
     equipment_id = dataset.equipment_ids[0]
@@ -192,14 +198,19 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             if warmup.status_code != 201:
                 raise RuntimeError(f"warm-up PUT -> {warmup.status_code}: {warmup.text[:300]}")
             seconds = _ingest(put, bodies)
-            result["ingest"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1), "requests": len(bodies)}
+            result["ingest"] = {
+                "seconds": round(seconds, 3),
+                "records_per_s": round(dataset.records / seconds, 1),
+                "requests": len(bodies),
+            }
             say(f"storecast ingest: {dataset.records / seconds:,.0f} records/s")
             result["rss_bytes_after_ingest"] = rss_bytes(target.server.pid)
             wait_for_stable_disk(target.server.data_dir)
             result["disk"] = chdb_disk_usage(target.server.data_dir)
 
             aggregate = repeat(
-                lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset, agg="avg", period="15m")), args.runs
+                lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset, agg="avg", period="15m")),
+                args.runs,
             )
             raw = repeat(lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset)), args.runs)
             buckets, records = results_of(aggregate.last), results_of(raw.last)  # type: ignore[arg-type]
@@ -242,7 +253,11 @@ def bench_peer(peer_class: type, workdir: Path, dataset: Dataset, bodies: list[b
             started = time.perf_counter()
             ingest_all()
             seconds = time.perf_counter() - started
-            result["ingest"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1), "requests": len(bodies)}
+            result["ingest"] = {
+                "seconds": round(seconds, 3),
+                "records_per_s": round(dataset.records / seconds, 1),
+                "requests": len(bodies),
+            }
             say(f"{peer.name} ingest: {dataset.records / seconds:,.0f} records/s")
             result["rss_bytes_after_ingest"] = rss_bytes(peer.server.pid)
             result["disk_right_after_ingest"] = vars(disk_usage(peer.server.data_dir))
@@ -251,7 +266,11 @@ def bench_peer(peer_class: type, workdir: Path, dataset: Dataset, bodies: list[b
 
             aggregate = repeat(lambda: peer.aggregate(client, dataset, equipment_id), runs)
             raw = repeat(lambda: peer.raw(client, dataset, equipment_id), runs)
-            result["aggregate"] = {**aggregate.as_json(), "buckets": peer.count_buckets(aggregate.last), "query": peer.aggregate_note}  # type: ignore[arg-type]
+            result["aggregate"] = {
+                **aggregate.as_json(),
+                "buckets": peer.count_buckets(aggregate.last),
+                "query": peer.aggregate_note,
+            }  # type: ignore[arg-type]
             result["raw"] = {**raw.as_json(), "records": peer.count_raw_records(raw.last), "query": peer.raw_note}  # type: ignore[arg-type]
             result["rss_bytes_after_queries"] = rss_bytes(peer.server.pid)
             say(f"{peer.name} GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
@@ -415,10 +434,15 @@ def main(argv: list[str] | None = None) -> int:
             results["config"]["peer_binaries"] = binaries
             started = time.perf_counter()
             lines = line_protocol_bodies(dataset)
-            say(f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+            say(
+                f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB)"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
             for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+
                 def phase(d, c=peer_class):
                     return bench_peer(c, d, dataset, lines, args.runs)
+
                 results[key] = measured_alone(key, phase, workdir, args)
 
         if args.fleet_seconds > 0:
@@ -456,24 +480,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 NOTES = {
-    "clients": "one sequential httpx client per system, keep-alive; storecast over HTTPS with the admin client certificate, the peers over plain HTTP",
-    "warmup": f"before the clock, every system takes the first {WARMUP_RECORDS:,} records elsewhere (site {WARMUP_SITE_ID}, InfluxDB database warmup, VictoriaMetrics measurement warmup; the peers' are deleted before the disk is measured)",
-    "ingest": "wall time of all batches; VictoriaMetrics' includes a final /internal/force_flush so its rows are searchable, as InfluxDB's and storecast's are on return",
+    "clients": (
+        "one sequential httpx client per system, keep-alive; storecast over HTTPS with the admin client certificate,"
+        " the peers over plain HTTP"
+    ),
+    "warmup": (
+        f"before the clock, every system takes the first {WARMUP_RECORDS:,} records elsewhere (site {WARMUP_SITE_ID},"
+        " InfluxDB database warmup, VictoriaMetrics measurement warmup; the peers' are deleted before the disk is measured)"
+    ),
+    "ingest": (
+        "wall time of all batches; VictoriaMetrics' includes a final /internal/force_flush so its rows are searchable,"
+        " as InfluxDB's and storecast's are on return"
+    ),
     "gets": "median of the timed runs after one warm-up run; the time includes reading the whole body, not decoding it",
     "rss": "VmRSS from /proc/PID/status of the server and its descendants",
     "disk_storecast": (
-        "storecast's chDB directory once its size is stable (background merges done), no OPTIMIZE (no other process can open it), "
-        "less the merged-away parts ClickHouse keeps for old_parts_lifetime (8 min) before deleting them"
+        "storecast's chDB directory once its size is stable (background merges done),"
+        " no OPTIMIZE (no other process can open it), less the merged-away parts ClickHouse keeps"
+        " for old_parts_lifetime (8 min) before deleting them"
     ),
     "disk_engine": "the direct engine's chDB directory after OPTIMIZE TABLE ... FINAL, less merged-away parts likewise",
-    "disk_peers": "InfluxDB: cache snapshot and full compaction 5 s after the last write; VictoriaMetrics: force_flush + force_merge; then a stable size",
-    "engine": "separate process; same DDL (services.lib.schema), batches of the same size, Python-list columns, column_oriented=True; storecast's own SQL for the reads",
+    "disk_peers": (
+        "InfluxDB: cache snapshot and full compaction 5 s after the last write; VictoriaMetrics: force_flush + force_merge;"
+        " then a stable size"
+    ),
+    "engine": (
+        "separate process; same DDL (services.lib.schema), batches of the same size, Python-list columns,"
+        " column_oriented=True; storecast's own SQL for the reads"
+    ),
     "fleet": (
-        "fresh instance per system; N client threads spread over spawned processes, one keep-alive connection each, requests built and "
-        "connections opened (one untimed request) before the clock; every response checked; PUT/s and GET/s count checked successes "
-        "over the phase's wall time; storecast's engine inserts/s are block numbers allocated per table during the phase and its "
-        "active parts are part directories no other part covers, both read from its chDB directory (tests/bench/parts.py); the "
-        "engine column is storecast's raw-record SQL on chDB directly (engine_point_reads.py), single thread and N threads"
+        "fresh instance per system; N client threads spread over spawned processes, one keep-alive connection each,"
+        " requests built and connections opened (one untimed request) before the clock; every response checked;"
+        " PUT/s and GET/s count checked successes over the phase's wall time; storecast's engine inserts/s are"
+        " block numbers allocated per table during the phase and its active parts are part directories no other"
+        " part covers, both read from its chDB directory (tests/bench/parts.py); the engine column is storecast's"
+        " raw-record SQL on chDB directly (engine_point_reads.py), single thread and N threads"
     ),
 }
 

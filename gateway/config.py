@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from storecast.env import TlsFiles, dev_dir
+from storecast.env import TlsFiles, dev_dir, grpc_address, optional_setting, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,23 +31,22 @@ class GatewaySettings:
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
-        env = os.environ
         pki = dev_dir() / "pki"
-        services = f"{env.get('STORECAST_GRPC_HOST', '127.0.0.1')}:{env.get('STORECAST_GRPC_PORT', '50051')}"
+        services = grpc_address()
         return cls(
-            tls_cert=Path(env.get("STORECAST_TLS_CERT") or pki / "server.cert.pem"),
-            tls_key=Path(env.get("STORECAST_TLS_KEY") or pki / "server.key.pem"),
-            tls_client_ca=Path(env.get("STORECAST_TLS_CLIENT_CA") or pki / "ca.cert.pem"),
-            permissions=Path(env.get("STORECAST_PERMISSIONS") or dev_dir() / "permissions.yaml"),
-            http_host=env.get("STORECAST_HTTP_HOST", "127.0.0.1"),
-            http_port=int(env.get("STORECAST_HTTP_PORT", "8443")),
-            http_workers=int(env.get("STORECAST_HTTP_WORKERS", "1")),
-            max_body_bytes=int(env.get("STORECAST_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
-            ingest_target=env.get("STORECAST_INGEST_TARGET", services),
-            query_target=env.get("STORECAST_QUERY_TARGET", services),
-            vector_target=env.get("STORECAST_VECTOR_TARGET", services),
-            grpc_timeout_s=float(env.get("STORECAST_GRPC_TIMEOUT_S", "30")),
-            body_timeout_s=float(env.get("STORECAST_BODY_TIMEOUT_S", "60")),
-            grpc_client_tls=TlsFiles.from_env(env, "STORECAST_GRPC_CLIENT"),
-            trusted_cert_header=env.get("STORECAST_TRUSTED_CERT_HEADER", "").strip().lower() or None,
+            tls_cert=Path(optional_setting("STORECAST_TLS_CERT") or pki / "server.cert.pem"),
+            tls_key=Path(optional_setting("STORECAST_TLS_KEY") or pki / "server.key.pem"),
+            tls_client_ca=Path(optional_setting("STORECAST_TLS_CLIENT_CA") or pki / "ca.cert.pem"),
+            permissions=Path(optional_setting("STORECAST_PERMISSIONS") or dev_dir() / "permissions.yaml"),
+            http_host=setting("STORECAST_HTTP_HOST"),
+            http_port=int(setting("STORECAST_HTTP_PORT")),
+            http_workers=int(setting("STORECAST_HTTP_WORKERS")),
+            max_body_bytes=int(setting("STORECAST_MAX_BODY_BYTES")),
+            ingest_target=optional_setting("STORECAST_INGEST_TARGET") or services,
+            query_target=optional_setting("STORECAST_QUERY_TARGET") or services,
+            vector_target=optional_setting("STORECAST_VECTOR_TARGET") or services,
+            grpc_timeout_s=float(setting("STORECAST_GRPC_TIMEOUT_S")),
+            body_timeout_s=float(setting("STORECAST_BODY_TIMEOUT_S")),
+            grpc_client_tls=TlsFiles.from_env(os.environ, "STORECAST_GRPC_CLIENT"),
+            trusted_cert_header=(optional_setting("STORECAST_TRUSTED_CERT_HEADER") or "").strip().lower() or None,
         )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gateway import pki
+from tests.helpers import gateway_tls_env
 
 # Certificates the tests present, by name: (CN, sites, access) for those with permissions.
 CLIENTS = {
@@ -109,10 +110,7 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
         "STORECAST_STORE_URL": f"chdb://{directory / 'store'}",
         "STORECAST_HTTP_PORT": str(http_port),
         "STORECAST_GRPC_PORT": str(grpc_port),
-        "STORECAST_TLS_CERT": str(test_pki.directory / "server.cert.pem"),
-        "STORECAST_TLS_KEY": str(test_pki.directory / "server.key.pem"),
-        "STORECAST_TLS_CLIENT_CA": str(test_pki.ca),
-        "STORECAST_PERMISSIONS": str(test_pki.directory / "permissions.yaml"),
+        **gateway_tls_env(test_pki),
         "STORECAST_MAX_RECORDS": str(MAX_RECORDS),
         "STORECAST_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         # The engine's insert files: a killed process leaves its last one behind.

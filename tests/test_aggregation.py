@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import MAX_RECORDS, ok, put
 
-T0 = 1_700_000_000_000
+# This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
+AGGREGATION_T0 = 1_700_000_000_000
 PERIOD_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 FUNCTIONS = {"min": min, "max": max, "avg": fmean}
 
@@ -47,8 +48,8 @@ def battery_site(admin: httpx.Client) -> tuple[int, list[dict]]:
     """Battery 4 of one site: 3 days of irregular records, some attributes null, some absent."""
     rng = random.Random(42)
     site = 3_000_000_000
-    records, timestamp = [], T0 + 123
-    while timestamp < T0 + 3 * 86_400_000:
+    records, timestamp = [], AGGREGATION_T0 + 123
+    while timestamp < AGGREGATION_T0 + 3 * 86_400_000:
         record = {"timestamp": timestamp, "id": 4, "soc": round(rng.uniform(0, 100), 2), "state": rng.randrange(8)}
         if rng.random() < 0.7:
             record["p"] = round(rng.uniform(-500, 500), 3)
@@ -67,7 +68,7 @@ def test_aggregates_match_brute_force(
 ) -> None:
     site, records = battery_site
     # from and to deliberately not aligned to any period.
-    start, end = T0 + 3_600_000 + 17_321, T0 + 2 * 86_400_000 + 999_999
+    start, end = AGGREGATION_T0 + 3_600_000 + 17_321, AGGREGATION_T0 + 2 * 86_400_000 + 999_999
     period_ms = int(period[:-1]) * PERIOD_MS[period[-1]]
     response = admin.get(f"/v1/{site}/production/battery/4", params={"from": start, "to": end, "agg": function, "period": period})
     results = ok(response)["results"]
@@ -80,23 +81,24 @@ def test_aggregates_match_brute_force(
 
 
 def test_first_bucket_starts_before_an_unaligned_from(admin: httpx.Client, site: int) -> None:
-    records = [{"timestamp": T0 + s * 1000, "id": 1, "value": float(s)} for s in range(0, 120)]
+    records = [{"timestamp": AGGREGATION_T0 + s * 1000, "id": 1, "value": float(s)} for s in range(0, 120)]
     ok(put(admin, f"/v1/{site}/production/metric", records), 201)
     results = ok(
         admin.get(
-            f"/v1/{site}/production/metric/1", params={"from": T0 + 50_000, "to": T0 + 70_000, "agg": "avg", "period": "1m"}
+            f"/v1/{site}/production/metric/1",
+            params={"from": AGGREGATION_T0 + 50_000, "to": AGGREGATION_T0 + 70_000, "agg": "avg", "period": "1m"},
         )
     )["results"]
-    # T0 + 50 s is not on a minute: the first bucket is the minute that holds it.
-    assert results[0]["timestamp"] == (T0 + 50_000) // 60_000 * 60_000 < T0 + 50_000
-    assert_close(results, brute_force(records, ["value"], T0 + 50_000, T0 + 70_000, 60_000, "avg"))
+    # AGGREGATION_T0 + 50 s is not on a minute: the first bucket is the minute that holds it.
+    assert results[0]["timestamp"] == (AGGREGATION_T0 + 50_000) // 60_000 * 60_000 < AGGREGATION_T0 + 50_000
+    assert_close(results, brute_force(records, ["value"], AGGREGATION_T0 + 50_000, AGGREGATION_T0 + 70_000, 60_000, "avg"))
 
 
 def test_aggregated_partial_responses_resume_at_next_from(admin: httpx.Client, site: int) -> None:
     total_buckets = MAX_RECORDS + 10
-    records = [{"timestamp": T0 + i * 1000, "id": 1, "value": float(i)} for i in range(total_buckets * 2)]
+    records = [{"timestamp": AGGREGATION_T0 + i * 1000, "id": 1, "value": float(i)} for i in range(total_buckets * 2)]
     ok(put(admin, f"/v1/{site}/production/metric", records), 201)
-    start, end = T0, T0 + total_buckets * 2000
+    start, end = AGGREGATION_T0, AGGREGATION_T0 + total_buckets * 2000
     first = admin.get(f"/v1/{site}/production/metric/1", params={"from": start, "to": end, "agg": "max", "period": "2s"})
     assert first.status_code == 206
     body = first.json()

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import Pki, free_port, ok, put, wait_until_serving
-from tests.test_targets import client, gateway_env, spawn, wait_for_health
+from tests.helpers import T0, admin_client, gateway_env, spawn, wait_for_health
 
-T0 = 1_535_104_800_000
 PUTS = 20
 
 
@@ -41,7 +40,7 @@ def test_calls_are_spread_over_every_replica(tmp_path: Path, test_pki: Pki) -> N
         for port, replica in zip(ports, replicas):
             wait_for_health(f"127.0.0.1:{port}", replica, "storecast.v1.Ingest")
         wait_until_serving(f"https://localhost:{http_port}", test_pki.ca, gateway, tmp_path / "gateway.log")
-        with client(test_pki, http_port) as admin:
+        with admin_client(test_pki, http_port) as admin:
             for site in range(PUTS):
                 ok(put(admin, f"/v1/{site}/production/meter", [{"timestamp": T0, "id": 1, "p": 1.0}]), 201)
     finally:

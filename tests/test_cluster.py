@@ -8,16 +8,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY, cluster_ddl
+from services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY
 from services.lib.migrate import schema_statements
 from services.lib.schema import all_tables
 from tests.conftest import Pki, free_port, ok, put, start_storecast, stop_storecast
+from tests.helpers import T0
 
-T0 = 1_535_104_800_000
 CLUSTER = "storecast"
 _ON_CLUSTER = f" ON CLUSTER '{CLUSTER}'"
 _REPLICATED = re.compile(r"ENGINE = Replicated(\w*MergeTree)\('/clickhouse/tables/\{shard\}/[^']*', '\{replica\}'\)")
@@ -58,23 +57,6 @@ def test_the_migration_covers_the_catalog_in_both_modes() -> None:
     assert set(created_tables(single)) == names
     assert set(created_tables(cluster)) == names | {f"{name}_local" for name in names}
     assert cluster[0] == f"CREATE DATABASE IF NOT EXISTS storecast{_ON_CLUSTER}"
-
-
-@pytest.mark.parametrize(
-    "statement",
-    ["ALTER TABLE storecast.t DROP COLUMN x", "CREATE TABLE IF NOT EXISTS storecast.t (`id` UInt32) ENGINE = Log"],
-)
-def test_a_statement_of_an_unknown_shape_has_no_cluster_form(statement: str) -> None:
-    table = SimpleNamespace(name="t", ddl=lambda database: [statement])
-    with pytest.raises(ValueError, match="no cluster form"):
-        cluster_ddl(table, "storecast", CLUSTER)  # type: ignore[arg-type]
-
-
-def test_a_table_without_site_id_cannot_be_sharded() -> None:
-    statement = "CREATE TABLE IF NOT EXISTS storecast.t (\n  `id` UInt32\n) ENGINE = ReplacingMergeTree ORDER BY (id)"
-    table = SimpleNamespace(name="t", ddl=lambda database: [statement])
-    with pytest.raises(ValueError, match="site_id"):
-        cluster_ddl(table, "storecast", CLUSTER)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["main; DROP DATABASE x", "a'b", ""])

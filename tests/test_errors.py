@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import MAX_BODY_BYTES, assert_error, ok, put
-
-T0 = 1_535_104_800_000
+from tests.helpers import T0, raw_put
 
 
 @pytest.fixture
@@ -198,11 +197,6 @@ def test_parameters_on_a_put_are_1200(admin: httpx.Client, site: int) -> None:
 # --- PUT: header and payload -------------------------------------------------
 
 
-def raw_put(client: httpx.Client, path: str, body: bytes, content_type: str | None = "application/json") -> httpx.Response:
-    headers = {"content-type": content_type} if content_type else {}
-    return client.put(path, content=body, headers=headers)
-
-
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx", "json"])
 def test_content_type_must_be_json(admin: httpx.Client, site: int, content_type: str | None) -> None:
     response = raw_put(admin, f"/v1/{site}/production/meter", b'{"values":[{"timestamp":1,"id":1}]}', content_type)
@@ -317,7 +311,7 @@ def test_bodies_over_the_limit_are_413(admin: httpx.Client, site: int) -> None:
     assert_error(raw_put(admin, f"/v1/{site}/production/meter", body), 413, 1303, str(MAX_BODY_BYTES))
     # Chunked, with no Content-Length to refuse it early.
     chunks = iter([body[: len(body) // 2], body[len(body) // 2 :]])
-    response = admin.put(f"/v1/{site}/production/meter", content=chunks, headers={"content-type": "application/json"})
+    response = raw_put(admin, f"/v1/{site}/production/meter", chunks)
     assert_error(response, 413, 1303)
     # Exactly at the limit is fine.
     at_limit = b'{"values":[{"timestamp":1,"id":1}]}' + b" " * (MAX_BODY_BYTES - len(b'{"values":[{"timestamp":1,"id":1}]}'))

@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Pki, Storecast, read_all, start_storecast, stop_storecast
+from tests.helpers import raw_put
 
-T0 = 1_600_000_000_000
+# This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
+FAULTS_T0 = 1_600_000_000_000
 BATCH = 200
 
 
@@ -26,7 +28,8 @@ def writer(
     with storecast.client("admin") as client:
         while not stop.is_set():
             values = [
-                {"timestamp": T0 + (batch * BATCH + i) * 1000, "id": equipment_id, "value": float(batch)} for i in range(BATCH)
+                {"timestamp": FAULTS_T0 + (batch * BATCH + i) * 1000, "id": equipment_id, "value": float(batch)}
+                for i in range(BATCH)
             ]
             started = time.monotonic()
             try:
@@ -64,20 +67,20 @@ def test_every_acknowledged_record_survives_kill_9(tmp_path: Path, test_pki: Pki
     try:
         with restarted.client("admin") as client:
             for equipment_id, batches in acknowledged.items():
-                stored = read_all(client, f"/v1/1/production/metric/{equipment_id}", T0, T0 + 10**10)
+                stored = read_all(client, f"/v1/1/production/metric/{equipment_id}", FAULTS_T0, FAULTS_T0 + 10**10)
                 per_batch = Counter(int(record["value"]) for record in stored)
                 # Every acknowledged batch whole; the one in flight at the kill whole or absent.
                 assert all(per_batch[batch] == BATCH for batch in batches), (equipment_id, per_batch)
                 assert set(per_batch.values()) == {BATCH}, per_batch
                 for record in stored:
-                    assert (record["timestamp"] - T0) // 1000 // BATCH == record["value"], record
+                    assert (record["timestamp"] - FAULTS_T0) // 1000 // BATCH == record["value"], record
     finally:
         stop_storecast(restarted)
 
 
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, test_pki: Pki) -> None:
     storecast = start_storecast(tmp_path, test_pki)
-    values = [{"timestamp": T0 + i, "id": 1, "value": float(i)} for i in range(20_000)]
+    values = [{"timestamp": FAULTS_T0 + i, "id": 1, "value": float(i)} for i in range(20_000)]
     body = json.dumps({"values": values}).encode()
     half = len(body) // 2
 
@@ -89,13 +92,13 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, test_pki: Pki
         yield body[half:]
 
     with storecast.client("admin") as client:
-        response = client.put("/v1/1/production/metric", content=slow_body(), headers={"content-type": "application/json"})
+        response = raw_put(client, "/v1/1/production/metric", slow_body())
     assert response.status_code == 201, response.text
     assert storecast.process.wait(timeout=60) == 0
     restarted = start_storecast(tmp_path, test_pki)
     try:
         with restarted.client("admin") as client:
-            assert len(read_all(client, "/v1/1/production/metric/1", T0, T0 + 20_000)) == 20_000
+            assert len(read_all(client, "/v1/1/production/metric/1", FAULTS_T0, FAULTS_T0 + 20_000)) == 20_000
     finally:
         stop_storecast(restarted)
 
@@ -111,7 +114,7 @@ def test_a_body_sent_too_slowly_is_refused_and_frees_the_worker(tmp_path: Path, 
 
         with storecast.client("admin") as client:
             started = time.monotonic()
-            response = client.put("/v1/1/production/metric", content=trickle(), headers={"content-type": "application/json"})
+            response = raw_put(client, "/v1/1/production/metric", trickle())
             assert response.status_code == 400 and response.json()["status_code"] == 1303, response.text
             assert "did not arrive within 1 s" in response.json()["status_message"]
             assert time.monotonic() - started < 10

@@ -35,12 +35,12 @@ import pytest
 
 from storecast.catalog import EQUIPMENT_TYPES
 from tests.conftest import Pki, Storecast, assert_error, ok, put, read_all, start_storecast, stop_storecast
+from tests.helpers import HOUR, raw_put
 
-T0 = 1_700_000_000_000
-HOUR = 3_600_000
-FAR = T0 + 10**10  # an upper bound past every timestamp these tests write
+# This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
+GROUP_COMMIT_T0 = 1_700_000_000_000
+FAR = GROUP_COMMIT_T0 + 10**10  # an upper bound past every timestamp these tests write
 GRPC_TIMEOUT_S = 10
-JSON = {"content-type": "application/json"}
 
 
 class Failures:
@@ -86,7 +86,7 @@ ATTRIBUTES = {name: [a.name for a in EQUIPMENT_TYPES[name].attributes] for name 
 # of a meter-3p, periods of a tariff, whole forecast vectors (creation timestamps). The last write wins.
 SHARED_ID = 100_000
 SHARED_CATEGORIES = ("production", "tariff", "forecast")
-SHARED_TIMESTAMPS = [T0 + i * 1000 for i in range(3)]
+SHARED_TIMESTAMPS = [GROUP_COMMIT_T0 + i * 1000 for i in range(3)]
 # Client n writes id n + 1; id GHOST + n only in requests that must be refused.
 GHOST = 50_000
 INVALID_KINDS = ("unknown attribute", "string", "infinite", "nan", "missing id", "empty", "truncated")
@@ -161,7 +161,7 @@ def shared_put(site: int, key: SharedKey, value: float) -> tuple[str, list[dict]
     if category == "tariff":
         return f"/v1/{site}/tariff", [{"id": SHARED_ID, "values": [{"timestamp": timestamp, "label": "shared", "value": value}]}]
     # Two periods of one value: a vector read back with two values would be a mix of two writes.
-    periods = [{"timestamp": T0, "p": value}, {"timestamp": T0 + HOUR, "p": value}]
+    periods = [{"timestamp": GROUP_COMMIT_T0, "p": value}, {"timestamp": GROUP_COMMIT_T0 + HOUR, "p": value}]
     return f"/v1/{site}/forecast/solar", [{"creation_timestamp": timestamp, "id": SHARED_ID, "values": periods}]
 
 
@@ -179,7 +179,7 @@ def read_shared(http: httpx.Client, site: int, key: SharedKey) -> float:
     params = {"generated-after": timestamp, "generated-before": timestamp + 1}
     (vector,) = ok(http.get(f"/v1/{site}/forecast/solar/{SHARED_ID}", params=params))["results"]
     values = {period["p"] for period in vector["values"]}
-    assert [p["timestamp"] for p in vector["values"]] == [T0, T0 + HOUR] and len(values) == 1, vector
+    assert [p["timestamp"] for p in vector["values"]] == [GROUP_COMMIT_T0, GROUP_COMMIT_T0 + HOUR] and len(values) == 1, vector
     return values.pop()
 
 
@@ -253,13 +253,13 @@ class FleetClient:
 
     # Unique values: a record, vector or period is recognisable, and never sent twice.
     def timestamp(self) -> int:
-        return T0 + HOUR + next(self._timestamps) * 1000
+        return GROUP_COMMIT_T0 + HOUR + next(self._timestamps) * 1000
 
     def value(self) -> float:
         return self.number * 100_000 + next(self._values) + 0.25  # exact in binary: compared with ==
 
     def creation(self) -> int:
-        return T0 + next(self._creations) * 1000
+        return GROUP_COMMIT_T0 + next(self._creations) * 1000
 
     def do(self, operation: str) -> None:
         actions: dict[str, Callable[[], None]] = {
@@ -313,7 +313,7 @@ class FleetClient:
         record_id = self.rng.choice([self.id, self.ghost_id])
         values = [self.record(equipment, self.timestamp(), record_id) for _ in range(self.rng.randint(1, 4))]
         body, code, fragments = invalid_body(kind, values, self.rng.randrange(len(values)), ATTRIBUTES[equipment][0])
-        response = self.http.put(f"/v1/{self.site}/production/{equipment}", content=body, headers=JSON)
+        response = raw_put(self.http, f"/v1/{self.site}/production/{equipment}", body)
         assert_error(response, 400, code, *fragments)
         self.check_records(equipment)
 
@@ -349,9 +349,11 @@ class FleetClient:
     def vector(self, category: str, creation: int) -> dict:
         hours = self.rng.sample(range(24), self.rng.randint(1, 4))
         if category == "forecast":
-            periods = [{"timestamp": T0 + h * HOUR, "p": self.value(), "quality": self.rng.randint(0, 3)} for h in hours]
+            periods = [
+                {"timestamp": GROUP_COMMIT_T0 + h * HOUR, "p": self.value(), "quality": self.rng.randint(0, 3)} for h in hours
+            ]
             return {"creation_timestamp": creation, "id": self.id, "values": periods}
-        periods = [{"timestamp": T0 + h * HOUR, "value": self.value()} for h in hours]
+        periods = [{"timestamp": GROUP_COMMIT_T0 + h * HOUR, "value": self.value()} for h in hours]
         return {"creation_timestamp": creation, "id": self.id, "quality": self.rng.randint(0, 3), "values": periods}
 
     def vectors_of(self, category: str) -> dict[int, dict]:
@@ -377,7 +379,7 @@ class FleetClient:
 
     def put_invalid_forecast(self) -> None:
         creation = self.creation()
-        periods = [{"timestamp": T0, "p": self.value()}, {"timestamp": T0, "p": self.value()}]
+        periods = [{"timestamp": GROUP_COMMIT_T0, "p": self.value()}, {"timestamp": GROUP_COMMIT_T0, "p": self.value()}]
         vector = {"creation_timestamp": creation, "id": self.id, "values": periods}
         response = put(self.http, self.vector_path("forecast"), [vector])
         assert_error(response, 400, 1303, "values[0].values[1].timestamp")
@@ -407,14 +409,17 @@ class FleetClient:
 
     def put_tariff(self) -> None:
         hours = self.rng.sample(range(12), self.rng.randint(1, 3))  # some periods already stored: replaced
-        periods = [{"timestamp": T0 + h * HOUR, "label": f"c{self.number}-{self.value()}", "value": self.value()} for h in hours]
+        periods = [
+            {"timestamp": GROUP_COMMIT_T0 + h * HOUR, "label": f"c{self.number}-{self.value()}", "value": self.value()}
+            for h in hours
+        ]
         ok(put(self.http, f"/v1/{self.site}/tariff", [{"id": self.id, "values": periods}]), 201)
         for period in periods:
             self.model.tariff[period["timestamp"]] = period
         self.check_tariff(self.http)
 
     def put_invalid_tariff(self) -> None:
-        periods = [{"timestamp": T0 + (100 + h) * HOUR, "label": "peak", "value": self.value()} for h in range(3)]
+        periods = [{"timestamp": GROUP_COMMIT_T0 + (100 + h) * HOUR, "label": "peak", "value": self.value()} for h in range(3)]
         periods[1]["label"] = "x" * 65
         response = put(self.http, f"/v1/{self.site}/tariff", [{"id": self.id, "values": periods}])
         assert_error(response, 400, 1303, "values[0].values[1].label")
@@ -548,11 +553,16 @@ class DiskWriter:
     def body(self, number: int) -> list[dict]:
         if self.category == "production":
             first = number * RECORDS_PER_PUT
-            return [{"timestamp": T0 + (first + i) * 1000, "id": self.id, "value": float(number)} for i in range(RECORDS_PER_PUT)]
+            return [
+                {"timestamp": GROUP_COMMIT_T0 + (first + i) * 1000, "id": self.id, "value": float(number)}
+                for i in range(RECORDS_PER_PUT)
+            ]
         first = number * VECTORS_PER_PUT
         # One period each, so that a read of many vectors stays under the response cap.
-        periods = [{"timestamp": T0, "p": float(number)}]
-        return [{"creation_timestamp": T0 + first + i, "id": self.id, "values": periods} for i in range(VECTORS_PER_PUT)]
+        periods = [{"timestamp": GROUP_COMMIT_T0, "p": float(number)}]
+        return [
+            {"creation_timestamp": GROUP_COMMIT_T0 + first + i, "id": self.id, "values": periods} for i in range(VECTORS_PER_PUT)
+        ]
 
     def run(self, stop: threading.Event) -> None:
         with self.storecast.client("admin") as http:
@@ -571,17 +581,17 @@ class DiskWriter:
     def stored_per_request(self, http: httpx.Client) -> Counter[int]:
         """How many of each request's records (or vectors) the store holds."""
         if self.category == "production":
-            stored = read_all(http, f"{self.path}/{self.id}", T0, FAR)
+            stored = read_all(http, f"{self.path}/{self.id}", GROUP_COMMIT_T0, FAR)
             for record in stored:
-                assert (record["timestamp"] - T0) // 1000 // RECORDS_PER_PUT == record["value"], record
+                assert (record["timestamp"] - GROUP_COMMIT_T0) // 1000 // RECORDS_PER_PUT == record["value"], record
             return Counter(int(record["value"]) for record in stored)
         per_request: Counter[int] = Counter()
         window = 200 * VECTORS_PER_PUT  # creation timestamps per read: 600 periods, under the cap of 1000
-        for start in range(T0, T0 + len(self.outcomes) * VECTORS_PER_PUT + 1, window):
+        for start in range(GROUP_COMMIT_T0, GROUP_COMMIT_T0 + len(self.outcomes) * VECTORS_PER_PUT + 1, window):
             params = {"generated-after": start, "generated-before": start + window, "generate-all": "true"}
             for vector in ok(http.get(f"{self.path}/{self.id}", params=params))["results"]:
-                number = (vector["creation_timestamp"] - T0) // VECTORS_PER_PUT
-                assert vector["values"] == [{"timestamp": T0, "p": float(number), "quality": None}], vector
+                number = (vector["creation_timestamp"] - GROUP_COMMIT_T0) // VECTORS_PER_PUT
+                assert vector["values"] == [{"timestamp": GROUP_COMMIT_T0, "p": float(number), "quality": None}], vector
                 per_request[number] += 1
         return per_request
 
@@ -708,7 +718,7 @@ class FleetDevice:
             while not stop.is_set():
                 number = self.sent
                 self.sent += 1
-                record = {"timestamp": T0 + number * 1000, "id": self.id, "p": float(number)}
+                record = {"timestamp": GROUP_COMMIT_T0 + number * 1000, "id": self.id, "p": float(number)}
                 try:
                     response = put(http, f"/v1/{KILL_SITE}/production/meter", [record])
                 except httpx.TransportError:
@@ -756,9 +766,9 @@ def test_kill_9_under_fleet_load_loses_no_acknowledged_record(tmp_path: Path, te
     try:
         with restarted.client("reader") as http:
             for device in devices:
-                stored = read_all(http, f"/v1/{KILL_SITE}/production/meter/{device.id}", T0, FAR)
+                stored = read_all(http, f"/v1/{KILL_SITE}/production/meter/{device.id}", GROUP_COMMIT_T0, FAR)
                 for record in stored:
-                    assert record["p"] == (record["timestamp"] - T0) // 1000, record
+                    assert record["p"] == (record["timestamp"] - GROUP_COMMIT_T0) // 1000, record
                 numbers = {int(record["p"]) for record in stored}
                 # Every acknowledged record survived; the others are ones that were sent (in flight at the kill).
                 lost = sorted(set(device.acknowledged) - numbers)

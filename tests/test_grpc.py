@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
-from storecast.status import from_rpc_status
 from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2
+from tests.helpers import T0, rpc_failure
 
-T0 = 1_535_104_800_000
 
-
-def api_error(call: object) -> tuple[grpc.StatusCode, int, str]:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    error = raised.value
-    failure = from_rpc_status(rpc_status.from_call(error))
-    assert failure is not None, error
-    return error.code(), failure.code, failure.message
+def api_error(call: Callable[[], object]) -> tuple[grpc.StatusCode, int, str]:
+    status, failure = rpc_failure(call)
+    return status, failure.code, failure.message
 
 
 def test_every_service_reports_serving(grpc_channel: grpc.Channel) -> None:

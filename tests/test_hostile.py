@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
 from tests.conftest import Storecast, assert_error, ok, put
-
-T0 = 1_535_104_800_000
-
-
-def raw_exchange(storecast: Storecast, payload: bytes) -> tuple[int, bytes]:
-    host, port = storecast.base_url.removeprefix("https://").split(":")
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as raw,
-        storecast.ssl_context("admin").wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        tls.sendall(payload)
-        response = b""
-        while chunk := tls.recv(65536):
-            response += chunk
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
+from tests.helpers import T0, raw_exchange, raw_put
 
 
 def test_many_headers_are_refused(storecast: Storecast) -> None:
@@ -57,7 +40,7 @@ def test_garbage_instead_of_http_is_refused(storecast: Storecast) -> None:
     ids=["nested-attribute", "nested-body", "nested-objects", "huge-float", "huge-int", "huge-exponent"],
 )
 def test_deep_nesting_and_enormous_numbers_are_1303(admin: httpx.Client, site: int, body: bytes) -> None:
-    response = admin.put(f"/v1/{site}/production/meter", content=body, headers={"content-type": "application/json"})
+    response = raw_put(admin, f"/v1/{site}/production/meter", body)
     assert_error(response, 400, 1303)
     assert_error(admin.get(f"/v1/{site}/production/meter/1"), 400, 1107)
 
@@ -65,11 +48,11 @@ def test_deep_nesting_and_enormous_numbers_are_1303(admin: httpx.Client, site: i
 def test_duplicate_keys_take_the_last_value_each_checked(admin: httpx.Client, site: int) -> None:
     # Like JSON.parse: the last occurrence of a key wins, but every occurrence is validated.
     body = b'{"values":[{"timestamp":%d,"id":1,"p":1.0,"p":2.0}]}' % T0
-    ok(admin.put(f"/v1/{site}/production/meter", content=body, headers={"content-type": "application/json"}), 201)
+    ok(raw_put(admin, f"/v1/{site}/production/meter", body), 201)
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 2.0
     bad = b'{"values":[{"timestamp":%d,"id":1,"p":"x","p":3.0}]}' % T0
     assert_error(
-        admin.put(f"/v1/{site}/production/meter", content=bad, headers={"content-type": "application/json"}),
+        raw_put(admin, f"/v1/{site}/production/meter", bad),
         400,
         1303,
         "values[0].p",
@@ -86,13 +69,13 @@ def test_a_hundred_thousand_tiny_records(admin: httpx.Client, site: int) -> None
 def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx.Client, site: int) -> None:
     body = f'{{"values":[{{"timestamp":{T0},"id":1,"p":"１００"}}]}}'
     assert_error(
-        admin.put(f"/v1/{site}/production/meter", content=body.encode(), headers={"content-type": "application/json"}),
+        raw_put(admin, f"/v1/{site}/production/meter", body.encode()),
         400,
         1303,
         "values[0].p",
     )
     escaped = b'{"values":[{"timestamp":%d,"id":1,"\\u0070":5.0}]}' % T0
-    ok(admin.put(f"/v1/{site}/production/meter", content=escaped, headers={"content-type": "application/json"}), 201)
+    ok(raw_put(admin, f"/v1/{site}/production/meter", escaped), 201)
     assert ok(admin.get(f"/v1/{site}/production/meter/1"))["results"][0]["p"] == 5.0
 
 
@@ -109,7 +92,7 @@ def test_unicode_in_the_body_is_fine_where_strings_are_not_expected(admin: httpx
 )
 def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
     # Found while writing the PUT fuzzer: msgspec raises UnicodeDecodeError for keys and strings, which was a 500.
-    assert_error(admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "UTF-8")
+    assert_error(raw_put(admin, f"/v1/{site}/{path}", body), 400, 1301, "UTF-8")
     assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)
 
 
@@ -125,7 +108,5 @@ def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client,
 )
 def test_a_body_that_is_not_json_is_1301_even_after_a_wrong_type(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
     # Found by the PUT fuzzer: msgspec stops at the first value of a wrong type (1303) before it reads the rest.
-    assert_error(
-        admin.put(f"/v1/{site}/{path}", content=body, headers={"content-type": "application/json"}), 400, 1301, "not UTF-8 JSON"
-    )
+    assert_error(raw_put(admin, f"/v1/{site}/{path}", body), 400, 1301, "not UTF-8 JSON")
     assert_error(admin.get(f"/v1/{site}/{path}/1"), 400, 1107)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
 from tests.conftest import Storecast, assert_error, ok, put
-
-T0 = 1_535_104_800_000
+from tests.helpers import T0, raw_exchange
 
 
 def test_no_certificate_is_403(storecast: Storecast, site: int) -> None:
@@ -67,15 +64,8 @@ def test_certificates_that_do_not_verify_fail_the_handshake(storecast: Storecast
 
 def raw_request(storecast: Storecast, request_line: str) -> tuple[int, bytes]:
     """One HTTP/1.1 request with the path sent verbatim (clients normalise `..`)."""
-    host, port = storecast.base_url.removeprefix("https://").split(":")
-    context = storecast.ssl_context("admin")
-    with socket.create_connection((host, int(port)), timeout=30) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(f"{request_line}\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        response = b""
-        while chunk := tls.recv(65536):
-            response += chunk
-    status = int(response.split(b" ", 2)[1])
-    return status, response.split(b"\r\n\r\n", 1)[1]
+    host = storecast.base_url.removeprefix("https://").split(":")[0]
+    return raw_exchange(storecast, f"{request_line}\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway import pki
 from storecast.v1 import catalog_pb2, query_pb2, query_pb2_grpc
 from tests.conftest import Pki, Storecast, assert_error, free_port, ok, put, start_storecast, stop_storecast
+from tests.helpers import T0
 
-T0 = 1_535_104_800_000
 QUERY = query_pb2.GetProductionRequest(site_id=1, equipment_type=catalog_pb2.METER, id=1)
 
 

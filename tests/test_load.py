@@ -12,7 +12,8 @@ import time
 
 from tests.conftest import Storecast, read_all
 
-T0 = 1_650_000_000_000
+# This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
+LOAD_T0 = 1_650_000_000_000
 BATCH = 500
 SECONDS = float(os.environ.get("STORECAST_SOAK_SECONDS", "4"))
 
@@ -39,7 +40,7 @@ def write(storecast: Storecast, site: int, equipment_id: int, deadline: float, t
         while time.monotonic() < deadline:
             values = [
                 {
-                    "timestamp": T0 + (written + i) * 1000,
+                    "timestamp": LOAD_T0 + (written + i) * 1000,
                     "id": equipment_id,
                     "l1_p": record_value(equipment_id, written + i),
                     "f": 50.0,
@@ -63,7 +64,9 @@ def read(storecast: Storecast, site: int, writers: list[int], deadline: float, t
         while time.monotonic() < deadline:
             equipment_id = writers[turn % len(writers)]
             turn += 1
-            response = client.get(f"/v1/{site}/production/meter-3p/{equipment_id}", params={"from": T0, "to": T0 + 10**9})
+            response = client.get(
+                f"/v1/{site}/production/meter-3p/{equipment_id}", params={"from": LOAD_T0, "to": LOAD_T0 + 10**9}
+            )
             with tally.lock:
                 tally.requests += 1
             # Before a writer's first batch lands, its id is rightly unknown.
@@ -87,9 +90,9 @@ def test_concurrent_writers_and_readers(storecast: Storecast, site: int) -> None
     assert tally.requests > 8
     with storecast.client("reader") as client:
         for equipment_id in writers:
-            records = read_all(client, f"/v1/{site}/production/meter-3p/{equipment_id}", T0, T0 + 10**10)
+            records = read_all(client, f"/v1/{site}/production/meter-3p/{equipment_id}", LOAD_T0, LOAD_T0 + 10**10)
             expected = tally.acknowledged[equipment_id]
             assert len(records) == expected > 0
             checksum = sum(r["l1_p"] for r in records)
             assert math.isclose(checksum, sum(record_value(equipment_id, i) for i in range(expected)), rel_tol=1e-9, abs_tol=1e-6)
-            assert [r["timestamp"] for r in records] == [T0 + i * 1000 for i in range(expected)]
+            assert [r["timestamp"] for r in records] == [LOAD_T0 + i * 1000 for i in range(expected)]

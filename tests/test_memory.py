@@ -20,15 +20,15 @@ from typing import TypeVar
 import pytest
 
 from tests.conftest import Pki, Storecast, ok, start_storecast, stop_storecast
+from tests.helpers import T0, raw_put
 
 MiB = 1024 * 1024
-MAX_BODY_BYTES = 32 * MiB
-MAX_RECORDS = 100_000
+# The production limits (the defaults, proto/storecast/env.py), not the suite's small ones (tests.conftest).
+DEFAULT_MAX_BODY_BYTES = 32 * MiB
+DEFAULT_MAX_RECORDS = 100_000
 PUTS = int(os.environ.get("STORECAST_MEMORY_PUTS", "2"))
-T0 = 1_535_104_800_000
 # One second apart, so that agg with period=1s has one bucket per record.
 STEP_MS = 1000
-JSON_HEADERS = {"content-type": "application/json"}
 
 # Measured on the 2-core, 24 GiB dev machine: a PUT at the limit (958697
 # records) grows a fresh process by ~580 MiB (the body in the gateway and in
@@ -73,13 +73,13 @@ def peak_growth(pid: int, action: Callable[[], Result]) -> tuple[Result, int]:
 
 
 def body_at_the_limit(first: int) -> tuple[bytes, int]:
-    """The most meter records from index `first` on that fit in MAX_BODY_BYTES, and how many."""
+    """The most meter records from index `first` on that fit in DEFAULT_MAX_BODY_BYTES, and how many."""
     head, tail = b'{"values":[', b"]}"
     records: list[bytes] = []
     size = len(head) + len(tail) - 1  # no comma before the first record
     while True:
         record = b'{"timestamp":%d,"id":1}' % (T0 + (first + len(records)) * STEP_MS)
-        if size + len(record) + 1 > MAX_BODY_BYTES:
+        if size + len(record) + 1 > DEFAULT_MAX_BODY_BYTES:
             return head + b",".join(records) + tail, len(records)
         records.append(record)
         size += len(record) + 1
@@ -87,7 +87,9 @@ def body_at_the_limit(first: int) -> tuple[bytes, int]:
 
 def start_at_the_limits(directory: Path, test_pki: Pki) -> Storecast:
     instance = start_storecast(
-        directory, test_pki, {"STORECAST_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "STORECAST_MAX_RECORDS": str(MAX_RECORDS)}
+        directory,
+        test_pki,
+        {"STORECAST_MAX_BODY_BYTES": str(DEFAULT_MAX_BODY_BYTES), "STORECAST_MAX_RECORDS": str(DEFAULT_MAX_RECORDS)},
     )
     if not Path(f"/proc/{instance.process.pid}/clear_refs").exists():
         stop_storecast(instance)
@@ -104,9 +106,7 @@ def test_puts_at_the_body_limit_and_reads_of_millions_stay_bounded(tmp_path: Pat
         with writer.client("admin") as admin:
             for _ in range(PUTS):
                 body, count = body_at_the_limit(stored)
-                response, growth = peak_growth(
-                    pid, lambda: admin.put("/v1/1/production/meter", content=body, headers=JSON_HEADERS)
-                )
+                response, growth = peak_growth(pid, lambda: raw_put(admin, "/v1/1/production/meter", body))
                 assert response.status_code == 201, response.text
                 stored += count
                 print(f"PUT {len(body)} bytes, {count} records: peak growth {growth / MiB:.0f} MiB")
@@ -140,7 +140,7 @@ def test_puts_at_the_body_limit_and_reads_of_millions_stay_bounded(tmp_path: Pat
             # The cap holds: max_records of the millions matched, and where to go on.
             partial = admin.get("/v1/1/production/meter/1")
             assert partial.status_code == 206
-            assert len(partial.json()["results"]) == MAX_RECORDS
-            assert partial.json()["next_from"] == T0 + MAX_RECORDS * STEP_MS
+            assert len(partial.json()["results"]) == DEFAULT_MAX_RECORDS
+            assert partial.json()["next_from"] == T0 + DEFAULT_MAX_RECORDS * STEP_MS
     finally:
         stop_storecast(reader)

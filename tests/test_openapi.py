@@ -19,6 +19,7 @@ from gateway.openapi import EXAMPLE_TIMESTAMP, build_document
 from gateway.permissions import Permissions
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast
+from tests.helpers import raw_put
 
 JSON = "application/json"
 DOCUMENT = build_document()
@@ -203,13 +204,13 @@ def test_errors_are_as_documented(storecast: Storecast, admin: httpx.Client, sit
     url = put_path.format(site_id=site)
     example = put_example(put_path)
     for response in [
-        admin.put(url, content=b'{"values": [', headers={"content-type": JSON}),
-        admin.put(url, content=b"{}", headers={"content-type": "text/plain"}),
+        raw_put(admin, url, b'{"values": ['),
+        raw_put(admin, url, b"{}", "text/plain"),
         admin.put(url, json=example, params={"from": 1}),
         admin.put(put_path.format(site_id="x"), json=example),
     ]:
         assert_documented(response, put_path, "put", 400)
-    oversized = admin.put(url, content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": JSON})
+    oversized = raw_put(admin, url, b" " * (MAX_BODY_BYTES + 1))
     assert_documented(oversized, put_path, "put", 413)
     assert_documented(admin.put(put_path.replace("{site_id}", ""), json=example), put_path, "put", 404)
     with storecast.client("reader") as reader:

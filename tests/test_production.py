@@ -9,8 +9,7 @@ import pytest
 
 from storecast.catalog import EQUIPMENT_TYPES, Kind, RecordType
 from tests.conftest import MAX_RECORDS, assert_error, ok, put
-
-T0 = 1_535_104_800_000
+from tests.helpers import T0
 
 
 def full_record(equipment: RecordType, timestamp: int, rng: random.Random, record_id: int = 1) -> dict:

@@ -41,18 +41,17 @@ from storecast.catalog import (
     RecordType,
 )
 from tests.conftest import assert_error, ok
+from tests.helpers import T0, raw_put
 
 EXAMPLES = int(os.environ.get("STORECAST_PUT_FUZZ_EXAMPLES", "6"))
 MAX_PUTS = 6
 MAX_ITEMS = 6
 MAX_PERIODS = 5
-T0 = 1_535_104_800_000
 # Few ids and timestamps, so that requests often hit what earlier ones stored.
 IDS = (0, 1, UINT32_MAX)
 TIMESTAMPS = (0, 1, T0, T0 + 1, TIMESTAMP_LIMIT_MS - 1)
 # A vector is read by creation time in [0, TIMESTAMP_LIMIT_MS - 1[, the widest interval there is.
 CREATION_TIMESTAMPS = (0, T0, TIMESTAMP_LIMIT_MS - 2)
-JSON_HEADERS = {"content-type": "application/json"}
 
 # Sites of their own, one per example, far from the conftest `site` counter.
 _sites = itertools.count(3_000_000_000)
@@ -470,7 +469,7 @@ def check_put_sequences(admin: httpx.Client, data: st.DataObject, categories: li
     site, model = next(_sites), Model()
     for _ in range(data.draw(st.integers(1, MAX_PUTS), label="PUTs")):
         put = data.draw(put_request(categories), label="PUT")
-        response = admin.put(f"/v1/{site}/{put.category.path}", content=put.body, headers=JSON_HEADERS)
+        response = raw_put(admin, f"/v1/{site}/{put.category.path}", put.body)
         if put.refusal is None:
             ok(response, 201)
             model.apply(put)

@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import Pki, assert_error, free_port, ok, put, wait_until_serving
-
-T0 = 1_535_104_800_000
-
-
-def spawn(target: str, directory: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (directory / f"{target}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-    )
-
-
-def wait_for_health(target: str, process: subprocess.Popen[bytes], service: str) -> None:
-    with grpc.insecure_channel(target) as channel:
-        grpc.channel_ready_future(channel).result(timeout=60)
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    assert process.poll() is None
-
-
-def gateway_env(test_pki: Pki, http_port: int, **targets: str) -> dict[str, str]:
-    return {
-        "STORECAST_HTTP_PORT": str(http_port),
-        "STORECAST_TLS_CERT": str(test_pki.directory / "server.cert.pem"),
-        "STORECAST_TLS_KEY": str(test_pki.directory / "server.key.pem"),
-        "STORECAST_TLS_CLIENT_CA": str(test_pki.ca),
-        "STORECAST_PERMISSIONS": str(test_pki.directory / "permissions.yaml"),
-        "STORECAST_GRPC_TIMEOUT_S": "5",
-        **{f"STORECAST_{name.upper()}_TARGET": value for name, value in targets.items()},
-    }
-
-
-def client(test_pki: Pki, http_port: int) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(test_pki.ca))
-    context.load_cert_chain(*test_pki.cert("admin"))
-    return httpx.Client(base_url=f"https://localhost:{http_port}", verify=context, timeout=30)
+from tests.helpers import T0, admin_client, gateway_env, spawn, wait_for_health
 
 
 @pytest.fixture
@@ -81,7 +43,7 @@ def test_each_component_runs_alone(tmp_path: Path, test_pki: Pki, processes: lis
     )
     processes.append(gateway)
     wait_until_serving(f"https://localhost:{http_port}", test_pki.ca, gateway, tmp_path / "gateway.log")
-    with client(test_pki, http_port) as admin:
+    with admin_client(test_pki, http_port) as admin:
         ok(put(admin, "/v1/1/production/meter", [{"timestamp": T0, "id": 1, "p": 1.0}]), 201)
         # The query service reads the other store, where nothing was written.
         assert_error(admin.get("/v1/1/production/meter/1"), 400, 1107)
@@ -94,7 +56,7 @@ def test_an_unreachable_service_is_1500_with_a_request_id(
     gateway = spawn("gateway", tmp_path, gateway_env(test_pki, http_port, ingest=dead, query=dead, vector=dead))
     processes.append(gateway)
     wait_until_serving(f"https://localhost:{http_port}", test_pki.ca, gateway, tmp_path / "gateway.log")
-    with client(test_pki, http_port) as admin:
+    with admin_client(test_pki, http_port) as admin:
         response = admin.get("/v1/1/production/meter/1")
         assert_error(response, 500, 1500)
         assert response.json()["status_message"] == "server error"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import Pki, Storecast, assert_error, ok, start_storecast, stop_storecast
+from tests.helpers import T0
 
-T0 = 1_535_104_800_000
 HEADER = "ssl-client-cert"
 BODY = {"values": [{"timestamp": T0, "id": 1, "p": 1.0}]}
 

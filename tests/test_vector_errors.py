@@ -8,14 +8,13 @@ import json
 import grpc
 import httpx
 import pytest
-from grpc_status import rpc_status
 
 from storecast.catalog import TIMESTAMP_LIMIT_MS
-from storecast.status import STATUS, ApiFailure, from_rpc_status
+from storecast.status import STATUS, ApiFailure
 from storecast.v1 import catalog_pb2, records_pb2, vector_pb2, vector_pb2_grpc
 from tests.conftest import MAX_BODY_BYTES, Storecast, assert_error, ok, put
+from tests.helpers import JSON_HEADERS, T0, raw_put, rpc_failure
 
-T0 = 1_535_104_800_000
 FORECAST = {"creation_timestamp": T0, "id": 1, "values": [{"timestamp": T0, "p": 1.0, "quality": 1}]}
 COMMITMENT = {"creation_timestamp": T0, "id": 1, "quality": 1, "values": [{"timestamp": T0, "value": 1.0}]}
 TARIFF = {"id": 1, "values": [{"timestamp": T0, "label": "on-peak", "value": 1.0}]}
@@ -149,7 +148,7 @@ PAYLOAD_ERRORS = [
 @pytest.mark.parametrize(("category", "body", "code", "fragments"), PAYLOAD_ERRORS)
 def test_payload_errors(admin: httpx.Client, site: int, category: str, body: object, code: int, fragments: list[str]) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = admin.put(PUT_PATHS[category].format(site=site), content=content, headers={"content-type": "application/json"})
+    response = raw_put(admin, PUT_PATHS[category].format(site=site), content)
     assert_error(response, 400, code, *fragments)
 
 
@@ -167,12 +166,12 @@ def test_a_refused_put_stores_nothing(admin: httpx.Client, site: int, category: 
 def test_put_headers_query_and_size(admin: httpx.Client, site: int, category: str) -> None:
     path = PUT_PATHS[category].format(site=site)
     content = json.dumps({"values": [GOOD[category]]}).encode()
-    assert_error(admin.put(path, content=content, headers={"content-type": "text/plain"}), 400, 1103, "Content-Type")
-    assert_error(admin.put(path, content=content), 400, 1103)
-    assert_error(admin.put(path, params={"from": 1}, content=content, headers={"content-type": "application/json"}), 400, 1200)
-    ok(admin.put(path, content=content, headers={"content-type": "application/json; charset=utf-8"}), 201)
+    assert_error(raw_put(admin, path, content, "text/plain"), 400, 1103, "Content-Type")
+    assert_error(raw_put(admin, path, content, None), 400, 1103)
+    assert_error(admin.put(path, params={"from": 1}, content=content, headers=JSON_HEADERS), 400, 1200)
+    ok(raw_put(admin, path, content, "application/json; charset=utf-8"), 201)
     huge = b'{"values": [' + b" " * MAX_BODY_BYTES + b"]}"
-    assert_error(admin.put(path, content=huge, headers={"content-type": "application/json"}), 413, 1303)
+    assert_error(raw_put(admin, path, huge), 413, 1303)
 
 
 GET_PATHS = {"forecast": "/v1/{site}/forecast/solar/1", "commitment": "/v1/{site}/commitment/1", "tariff": "/v1/{site}/tariff/1"}
@@ -294,11 +293,8 @@ def test_permissions(storecast: Storecast, admin: httpx.Client, category: str) -
 
 def refusal(call: object, request: object) -> ApiFailure:
     """The ApiFailure a direct gRPC call was refused with."""
-    with pytest.raises(grpc.RpcError) as raised:
-        call(request)  # type: ignore[operator]
-    failure = from_rpc_status(rpc_status.from_call(raised.value))
-    assert failure is not None, raised.value
-    assert raised.value.code() == STATUS[failure.code].grpc_code
+    status, failure = rpc_failure(lambda: call(request))  # type: ignore[operator]
+    assert status == STATUS[failure.code].grpc_code
     return failure
 
 

@@ -12,10 +12,7 @@ import pytest
 
 from storecast.catalog import FORECAST_TYPES, TIMESTAMP_LIMIT_MS
 from tests.conftest import MAX_RECORDS, assert_error, ok, put
-
-T0 = 1_535_104_800_000
-MINUTE = 60_000
-HOUR = 60 * MINUTE
+from tests.helpers import HOUR, MINUTE, T0
 
 # The two vector categories, by the path of their PUT and GET (site to fill in),
 # and how a vector of each is written.
@@ -398,7 +395,7 @@ def test_avg_of_an_integer_is_a_float_and_all_null_buckets_are_null(admin: httpx
 # --- partial responses ------------------------------------------------------
 
 
-def read_all(client: httpx.Client, path: str, params: dict) -> list[list[dict]]:
+def read_pages(client: httpx.Client, path: str, params: dict) -> list[list[dict]]:
     """Every page of a GET, following next_from with the same to (the limit if the first request had none)."""
     pages, query = [], dict(params)
     while True:
@@ -425,7 +422,7 @@ def test_partial_responses_cover_every_period_of_every_vintage_exactly_once(admi
     vintages = {T0 + k * HOUR: [(T0 + k * HOUR + i * MINUTE, float(k * 10_000 + i)) for i in range(700)] for k in range(3)}
     ok(put(admin, path, [vector("forecast", c, p) for c, p in vintages.items()]), 201)
     params = {"generated-after": T0, "generated-before": T0 + 3 * HOUR, "generate-all": "true"}
-    pages = read_all(admin, f"{path}/1", params)
+    pages = read_pages(admin, f"{path}/1", params)
     assert len(pages) >= 3
     seen: list[tuple[int, int, float]] = []
     for page in pages:
@@ -441,7 +438,7 @@ def test_partial_response_of_the_latest_vector_without_a_range(admin: httpx.Clie
     ok(put(admin, path, [vector("commitment", T0, periods)]), 201)
     first = admin.get(f"{path}/1")
     assert first.status_code == 206 and first.json()["next_from"] == T0 + MAX_RECORDS * MINUTE
-    pages = read_all(admin, f"{path}/1", {})
+    pages = read_pages(admin, f"{path}/1", {})
     assert [len(page[0]["values"]) for page in pages] == [MAX_RECORDS, MAX_RECORDS, 1]
     assert [p["value"] for page in pages for p in page[0]["values"]] == [v for _, v in periods]
 
@@ -458,7 +455,7 @@ def test_a_timestamp_holding_more_periods_than_the_limit_comes_whole(admin: http
     assert len(body["results"]) == count and all(
         r["values"] == [{"timestamp": T0, "p": 1.0, "quality": 1}] for r in body["results"]
     )
-    pages = read_all(admin, f"{path}/1", params)
+    pages = read_pages(admin, f"{path}/1", params)
     assert [sum(len(r["values"]) for r in page) for page in pages] == [count, count]
 
 
@@ -467,7 +464,7 @@ def test_aggregated_partial_responses_resume_on_a_bucket(admin: httpx.Client, si
     periods = [(T0 + i * MINUTE, float(i)) for i in range(3 * MAX_RECORDS * 5)]
     ok(put(admin, path, [vector("forecast", T0, periods)]), 201)
     params = {"from": T0 + 3 * MINUTE, "to": T0 + len(periods) * MINUTE, "agg": "max", "period": "5m"}
-    pages = read_all(admin, f"{path}/1", params)
+    pages = read_pages(admin, f"{path}/1", params)
     buckets = [p for page in pages for p in page[0]["values"]]
     assert len(pages) == 3 and len(buckets) == 3 * MAX_RECORDS
     assert [p["p"] for p in buckets] == [float(i * 5 + 4) for i in range(3 * MAX_RECORDS)]
@@ -478,6 +475,6 @@ def test_tariff_partial_responses_cover_every_period_exactly_once(admin: httpx.C
     total = 2 * MAX_RECORDS + 17
     ok(put(admin, path, [{"id": 4, "values": [{"timestamp": T0 + i * HOUR, "value": float(i)} for i in range(total)]}]), 201)
     for params in ({}, {"from": T0 + 30 * MINUTE, "to": T0 + total * HOUR}):
-        pages = read_all(admin, f"{path}/4", params)
+        pages = read_pages(admin, f"{path}/4", params)
         assert all(len(page) == 1 and page[0]["id"] == 4 for page in pages)
         assert [p["value"] for page in pages for p in page[0]["values"]] == [float(i) for i in range(total)]

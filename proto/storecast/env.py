@@ -9,10 +9,49 @@ from pathlib import Path
 
 import grpc
 
+# The default of every STORECAST_* setting that has a fixed one (README,
+# "Configuration"); the gateway's and the services' settings both read them
+# through `setting`, so a default is written once. Those that default to a
+# file of the dev dir, or to nothing, are worked out where they are read.
+DEFAULTS: dict[str, str] = {
+    "STORECAST_DEV_DIR": ".dev",
+    "STORECAST_HTTP_HOST": "127.0.0.1",
+    "STORECAST_HTTP_PORT": "8443",
+    "STORECAST_HTTP_WORKERS": "1",
+    "STORECAST_GRPC_HOST": "127.0.0.1",
+    "STORECAST_GRPC_PORT": "50051",
+    "STORECAST_GRPC_TIMEOUT_S": "30",
+    "STORECAST_BODY_TIMEOUT_S": "60",
+    "STORECAST_MAX_RECORDS": "100000",
+    "STORECAST_MAX_BODY_BYTES": str(32 * 1024 * 1024),
+    # A PUT waiting for its batch's insert holds a worker thread, idle; the
+    # store's connections bound how many engine calls run at once.
+    "STORECAST_GRPC_WORKERS": "64",
+    "STORECAST_STORE_CONNECTIONS": "8",
+    "STORECAST_BATCH_MODE": "group",
+    "STORECAST_BATCH_MAX_ROWS": "100000",
+    "STORECAST_BATCH_GATHER_MS": "5",
+}
+
+
+def setting(name: str, env: Mapping[str, str] = os.environ) -> str:
+    """A setting's value: the environment's if set and not empty, else its default."""
+    return env.get(name) or DEFAULTS[name]
+
+
+def optional_setting(name: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """A setting without a default: None when unset or empty."""
+    return env.get(name) or None
+
 
 def dev_dir() -> Path:
     """Where `make run` keeps the embedded store, the dev PKI and permissions."""
-    return Path(os.environ.get("STORECAST_DEV_DIR", ".dev")).resolve()
+    return Path(setting("STORECAST_DEV_DIR")).resolve()
+
+
+def grpc_address() -> str:
+    """Where the services listen (all of them in `serve all`), and so where the gateway calls them by default."""
+    return f"{setting('STORECAST_GRPC_HOST')}:{setting('STORECAST_GRPC_PORT')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from services.lib.batching import GROUP, BatchSettings
+from services.lib.batching import BatchSettings
 from services.lib.cluster import check_cluster_name
-from storecast.env import TlsFiles, dev_dir
+from storecast.env import TlsFiles, dev_dir, optional_setting, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +26,22 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
-        env = os.environ
+        cluster = optional_setting("STORECAST_CLICKHOUSE_CLUSTER")
+        health_port = optional_setting("STORECAST_GRPC_HEALTH_PORT")
         return cls(
-            store_url=env.get("STORECAST_STORE_URL") or f"chdb://{dev_dir() / 'store'}",
-            grpc_host=env.get("STORECAST_GRPC_HOST", "127.0.0.1"),
-            grpc_port=int(env.get("STORECAST_GRPC_PORT", "50051")),
-            max_records=int(env.get("STORECAST_MAX_RECORDS", "100000")),
-            max_body_bytes=int(env.get("STORECAST_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
-            # A PUT waiting for its batch's insert holds a worker thread, idle; the
-            # store's connections bound how many engine calls run at once.
-            grpc_workers=int(env.get("STORECAST_GRPC_WORKERS", "64")),
-            store_connections=int(env.get("STORECAST_STORE_CONNECTIONS", "8")),
+            store_url=optional_setting("STORECAST_STORE_URL") or f"chdb://{dev_dir() / 'store'}",
+            grpc_host=setting("STORECAST_GRPC_HOST"),
+            grpc_port=int(setting("STORECAST_GRPC_PORT")),
+            max_records=int(setting("STORECAST_MAX_RECORDS")),
+            max_body_bytes=int(setting("STORECAST_MAX_BODY_BYTES")),
+            grpc_workers=int(setting("STORECAST_GRPC_WORKERS")),
+            store_connections=int(setting("STORECAST_STORE_CONNECTIONS")),
             batching=BatchSettings(
-                mode=env.get("STORECAST_BATCH_MODE", GROUP),
-                max_rows=int(env.get("STORECAST_BATCH_MAX_ROWS", "100000")),
-                gather_s=float(env.get("STORECAST_BATCH_GATHER_MS", "5")) / 1000,
+                mode=setting("STORECAST_BATCH_MODE"),
+                max_rows=int(setting("STORECAST_BATCH_MAX_ROWS")),
+                gather_s=float(setting("STORECAST_BATCH_GATHER_MS")) / 1000,
             ),
-            clickhouse_cluster=check_cluster_name(cluster) if (cluster := env.get("STORECAST_CLICKHOUSE_CLUSTER")) else None,
-            grpc_tls=TlsFiles.from_env(env, "STORECAST_GRPC_TLS"),
-            grpc_health_port=int(port) if (port := env.get("STORECAST_GRPC_HEALTH_PORT")) else None,
+            clickhouse_cluster=check_cluster_name(cluster) if cluster else None,
+            grpc_tls=TlsFiles.from_env(os.environ, "STORECAST_GRPC_TLS"),
+            grpc_health_port=int(health_port) if health_port else None,
         )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from services.lib.cluster import database_ddl
 from services.lib.config import ServiceSettings
-from services.lib.schema import all_tables
+from services.lib.schema import all_tables, database_ddl
 from services.lib.store import Store
 
 log = logging.getLogger("storecast.migrate")

@@ -1,4 +1,4 @@
-"""Table layouts, derived from the catalog, and their DDL.
+"""Table layouts, derived from the catalog, and their DDL on a single node or a cluster.
 
 Production: one table per equipment type, one Nullable column per attribute,
 sorted by (site_id, id, timestamp) so a range of one equipment is one
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.lib.cluster import cluster_ddl
+from services.lib.cluster import SHARDING_KEY, check_cluster_name
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Kind, RecordType
 
 ATTRIBUTE_COLUMN_TYPES = {
@@ -64,11 +64,16 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Table:
+    """A stored table, from which both its single-node and its cluster DDL are rendered."""
+
     name: str
     key_columns: tuple[Column, ...]
     value_columns: tuple[Column, ...]
     order_by: tuple[str, ...]
-    index_granularity: int | None = None
+    # A MergeTree-family engine, without arguments: on a cluster it becomes Replicated<engine>.
+    engine: str = "ReplacingMergeTree"
+    # MergeTree settings (name, numeric value), in the order they are rendered.
+    settings: tuple[tuple[str, int], ...] = ()
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -78,17 +83,48 @@ class Table:
         """CREATE the table, then ADD any column a newer catalog declares;
         on a ClickHouse cluster, the replicated and Distributed pair instead."""
         if cluster is not None:
-            return cluster_ddl(self, database, cluster)
-        columns = ",\n  ".join(column.definition() for column in self.columns)
-        settings = f" SETTINGS index_granularity = {self.index_granularity}" if self.index_granularity else ""
+            return self._cluster_ddl(database, check_cluster_name(cluster))
+        table = f"{database}.{self.name}"
+        return [self._create(table, self._merge_tree(self.engine)), *(self._add_column(table, c) for c in self.value_columns)]
+
+    def _cluster_ddl(self, database: str, cluster: str) -> list[str]:
+        """A replicated `<name>_local` table on every host, and a Distributed table under
+        the single-node name, so the services use the same table names in either mode;
+        each column a newer catalog declares is added to both."""
+        if not self.engine.endswith("MergeTree"):
+            raise ValueError(f"no cluster form for the {self.engine} engine of {self.name}")
+        if "site_id" not in (column.name for column in self.key_columns):
+            raise ValueError(f"{self.name} has no site_id to shard by")
+        on_cluster = f" ON CLUSTER '{cluster}'"
+        local = f"{self.name}_local"
+        local_table, distributed_table = f"{database}.{local}{on_cluster}", f"{database}.{self.name}{on_cluster}"
+        # {shard} and {replica} are each host's macros: one replication path per shard.
+        replicated = f"Replicated{self.engine}('/clickhouse/tables/{{shard}}/{database}/{local}', '{{replica}}')"
         statements = [
-            f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n  {columns}\n)"
-            f" ENGINE = ReplacingMergeTree ORDER BY ({', '.join(self.order_by)}){settings}"
+            self._create(local_table, self._merge_tree(replicated)),
+            self._create(distributed_table, f"Distributed('{cluster}', '{database}', '{local}', {SHARDING_KEY})"),
         ]
-        statements += [
-            f"ALTER TABLE {database}.{self.name} ADD COLUMN IF NOT EXISTS {column.definition()}" for column in self.value_columns
-        ]
+        for column in self.value_columns:
+            statements += [self._add_column(local_table, column), self._add_column(distributed_table, column)]
         return statements
+
+    def _create(self, table: str, engine: str) -> str:
+        columns = ",\n  ".join(column.definition() for column in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n) ENGINE = {engine}"
+
+    def _merge_tree(self, engine: str) -> str:
+        """The engine clause of the table that stores the rows: the engine, its sort key and settings."""
+        settings = ", ".join(f"{name} = {value}" for name, value in self.settings)
+        return f"{engine} ORDER BY ({', '.join(self.order_by)})" + (f" SETTINGS {settings}" if settings else "")
+
+    @staticmethod
+    def _add_column(table: str, column: Column) -> str:
+        return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column.definition()}"
+
+
+def database_ddl(database: str, cluster: str | None = None) -> str:
+    on_cluster = f" ON CLUSTER '{check_cluster_name(cluster)}'" if cluster is not None else ""
+    return f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"
 
 
 def record_table(name: str, record_type: RecordType) -> Table:
@@ -120,7 +156,7 @@ def vector_table(name: str, record_type: RecordType) -> Table:
             *(Column(period_column(a.name), PERIOD_COLUMN_TYPES[a.kind]) for a in record_type.attributes),
         ),
         order_by=("site_id", "id", "creation_timestamp"),
-        index_granularity=VECTOR_INDEX_GRANULARITY,
+        settings=(("index_granularity", VECTOR_INDEX_GRANULARITY),),
     )
 
 

@@ -4,61 +4,16 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.keys import KEY_FILTER, KnownIds, newest_versions
-from services.lib.render import (
-    JSON_ARRAY_FORMAT,
-    Member,
-    json_object,
-    leading_timestamp,
-    limit_array,
-)
+from services.lib.keys import KnownIds
+from services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
 from services.lib.rpc import Registration
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.store import Store
-from services.lib.window import Window, check_window, record_limit
-from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
+from services.lib.window import check_window, record_limit
+from services.query.sql import bucket_cut_sql, production_sql
+from storecast.catalog import EQUIPMENT_BY_ENUM
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
-
-_RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
-
-
-def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
-    """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
-    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
-    head = [Member("timestamp", "timestamp"), Member("id", "id")]
-    if window.function is None:
-        record = json_object(head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes])
-        return f"{newest_versions(record, table, where, 'timestamp')} LIMIT {limit}"
-    # Buckets [k*period, (k+1)*period[ aligned to the epoch; avg of an integer is a float.
-    aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
-    record = json_object(
-        [Member("timestamp", "bucket"), Member("id", "record_id")]
-        + [Member(a.name, f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind) for a in equipment.attributes]
-    )
-    records = newest_versions(
-        ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"
-    )
-    return (
-        f"SELECT {record} FROM ("
-        f"SELECT intDiv(timestamp, {window.period_ms}) * {window.period_ms} AS bucket, any(id) AS record_id, {aggregates}"
-        f" FROM ({records}) GROUP BY bucket ORDER BY bucket LIMIT {limit}"
-        f") ORDER BY bucket"
-    )
-
-
-def bucket_cut_sql(table: str, period_ms: int, limit: int) -> str:
-    """The first timestamp of the bucket after the first `limit` non-empty ones, if there is one.
-
-    Records are read in key order and the LIMIT stops the read there, so at
-    most limit + 1 buckets are ever held; the aggregation then reads no further.
-    Versions of a record share its bucket, so no FINAL is needed.
-    """
-    where = KEY_FILTER + _RANGE_FILTER
-    return (
-        f"SELECT timestamp FROM {table} WHERE {where}"
-        f" ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, {period_ms}) LIMIT {limit}, 1"
-    )
 
 
 class QueryService(query_pb2_grpc.QueryServicer):

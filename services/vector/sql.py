@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.lib.keys import KEY_FILTER, newest_versions
 from services.lib.render import Member, json_object
-from services.lib.schema import PERIOD_TIMESTAMPS, period_column
+from services.lib.schema import ATTRIBUTE_COLUMN_TYPES, PERIOD_COLUMN_TYPES, PERIOD_TIMESTAMPS, period_column
 from services.lib.window import Vintage, Window
 from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
 
@@ -83,40 +83,65 @@ def _cut(limit: int) -> str:
     )
 
 
+def _field(name: str) -> str:
+    """A field of the selected vector `v`, by name."""
+    return f"tupleElement(v, '{name}')"
+
+
+def _vector(record_type: RecordType, period_kinds: list[Kind]) -> str:
+    """A selected vector as one named tuple of its columns (those of `_output_periods`), read with `_field`.
+
+    tuple() names its elements only under a setting (enable_named_columns_in_function_tuple)
+    that is off by default and unknown to older servers, so the names come with a CAST to
+    the types the columns already have: a conversion that changes nothing.
+    """
+    fields = {
+        "creation_timestamp": "Int64",
+        **{a.name: ATTRIBUTE_COLUMN_TYPES[a.kind] for a in record_type.vector_attributes},
+        "o_timestamp": "Array(Int64)",
+        **{f"o_{a.name}": PERIOD_COLUMN_TYPES[kind] for a, kind in zip(record_type.attributes, period_kinds)},
+    }
+    names = ", ".join(f"`{name}`" for name in fields)
+    types = ", ".join(f"`{name}` {type_}" for name, type_ in fields.items())
+    return f"CAST(tuple({names}) AS Tuple({types}))"
+
+
+def _values_json(record_type: RecordType, period_kinds: list[Kind]) -> str:
+    """The `values` array of vector `v`: its periods before `cut`, each rendered from
+    its timestamp and attributes, passed to the rendering lambda under their own names."""
+    timestamps = _field("o_timestamp")
+    kept = [f"arrayFilter(t -> t < cut, {timestamps})"] + [
+        f"arrayFilter((x, t) -> t < cut, {_field(f'o_{a.name}')}, {timestamps})" for a in record_type.attributes
+    ]
+    period_json = json_object(
+        [Member("timestamp", "`timestamp`")]
+        + [Member(a.name, f"`{a.name}`", kind) for a, kind in zip(record_type.attributes, period_kinds)]
+    )
+    arguments = ", ".join(f"`{name}`" for name in ["timestamp", *(a.name for a in record_type.attributes)])
+    return f"concat('[', arrayStringConcat(arrayMap(({arguments}) -> {period_json}, {', '.join(kept)}), ','), ']')"
+
+
 def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vintage, limit: int) -> str:
     """One line, tab-separated: the number of periods returned, next_from (empty if the
     response is whole) and the members of the `results` array (empty if no vector was selected)."""
     period_items, period_kinds = _output_periods(record_type, window)
-    vector_attributes = [a.name for a in record_type.vector_attributes]
-    attributes = [a.name for a in record_type.attributes]
     selected = newest_versions(
-        f"creation_timestamp, {', '.join([*(f'`{n}`' for n in vector_attributes), *period_items])}",
+        f"creation_timestamp, {', '.join([*(f'`{a.name}`' for a in record_type.vector_attributes), *period_items])}",
         table,
         f"{KEY_FILTER} AND {_selection(table, vintage)}",
         "creation_timestamp",
     )
-    # Each selected vector as a tuple v: (creation_timestamp, vector attributes..., o_timestamp, o_<attribute>...).
-    tuple_items = ["creation_timestamp", *(f"`{n}`" for n in vector_attributes), "o_timestamp", *(f"`o_{n}`" for n in attributes)]
-    timestamps_at = 2 + len(vector_attributes)
-    kept = [f"arrayFilter(t -> t < cut, v.{timestamps_at})"] + [
-        f"arrayFilter((x, t) -> t < cut, v.{timestamps_at + 1 + i}, v.{timestamps_at})" for i in range(len(attributes))
-    ]
-    period_json = json_object(
-        [Member("timestamp", "t")] + [Member(name, f"x{i}", kind) for i, (name, kind) in enumerate(zip(attributes, period_kinds))]
-    )
-    lambda_args = ", ".join(["t", *(f"x{i}" for i in range(len(attributes)))])
-    values = f"concat('[', arrayStringConcat(arrayMap(({lambda_args}) -> {period_json}, {', '.join(kept)}), ','), ']')"
     vector_json = json_object(
-        [Member("creation_timestamp", "v.1"), Member("id", "{id:UInt32}")]
-        + [Member(a.name, f"v.{2 + i}", a.kind) for i, a in enumerate(record_type.vector_attributes)]
-        + [Member("values", values, raw=True)]
+        [Member("creation_timestamp", _field("creation_timestamp")), Member("id", "{id:UInt32}")]
+        + [Member(a.name, _field(a.name), a.kind) for a in record_type.vector_attributes]
+        + [Member("values", _values_json(record_type, period_kinds), raw=True)]
     )
     return (
         f"SELECT period_count, if(cut < {TIMESTAMP_LIMIT_MS}, toString(cut), ''), results FROM ("
         f"SELECT arraySort(arrayFlatten(groupArray(o_timestamp))) AS all_timestamps, {_cut(limit)} AS cut,"
         f" arrayCount(t -> t < cut, all_timestamps) AS period_count,"
         f" arrayStringConcat(arrayMap(v -> {vector_json},"
-        f" arraySort(v -> v.1, groupArray(({', '.join(tuple_items)})))), ',') AS results"
+        f" arraySort(v -> {_field('creation_timestamp')}, groupArray({_vector(record_type, period_kinds)}))), ',') AS results"
         f" FROM ({selected}))"
     )
 

@@ -32,7 +32,7 @@ from workload import (
 
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.window import Window
-from services.query.service import production_sql
+from services.query.sql import production_sql
 from storecast.catalog import EQUIPMENT_TYPES
 
 DATABASE = "storecast"

@@ -27,7 +27,7 @@ from workload import EQUIPMENT_TYPE, INSERT_COLUMNS, STEP_MS, Dataset, insert_ba
 
 from services.lib.schema import PRODUCTION_TABLES
 from services.lib.window import Window
-from services.query.service import production_sql
+from services.query.sql import production_sql
 from storecast.catalog import EQUIPMENT_TYPES
 
 DATABASE = "storecast"

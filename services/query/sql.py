@@ -1,0 +1,48 @@
+"""SQL that reads production records over a range, raw or aggregated into buckets, and renders them."""
+
+from __future__ import annotations
+
+from services.lib.keys import KEY_FILTER, newest_versions
+from services.lib.render import Member, json_object
+from services.lib.window import Window
+from storecast.catalog import Kind, RecordType
+
+_RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
+
+
+def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
+    """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
+    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
+    head = [Member("timestamp", "timestamp"), Member("id", "id")]
+    if window.function is None:
+        record = json_object(head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes])
+        return f"{newest_versions(record, table, where, 'timestamp')} LIMIT {limit}"
+    # Buckets [k*period, (k+1)*period[ aligned to the epoch; avg of an integer is a float.
+    aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
+    record = json_object(
+        [Member("timestamp", "bucket"), Member("id", "record_id")]
+        + [Member(a.name, f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind) for a in equipment.attributes]
+    )
+    records = newest_versions(
+        ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"
+    )
+    return (
+        f"SELECT {record} FROM ("
+        f"SELECT intDiv(timestamp, {window.period_ms}) * {window.period_ms} AS bucket, any(id) AS record_id, {aggregates}"
+        f" FROM ({records}) GROUP BY bucket ORDER BY bucket LIMIT {limit}"
+        f") ORDER BY bucket"
+    )
+
+
+def bucket_cut_sql(table: str, period_ms: int, limit: int) -> str:
+    """The first timestamp of the bucket after the first `limit` non-empty ones, if there is one.
+
+    Records are read in key order and the LIMIT stops the read there, so at
+    most limit + 1 buckets are ever held; the aggregation then reads no further.
+    Versions of a record share its bucket, so no FINAL is needed.
+    """
+    where = KEY_FILTER + _RANGE_FILTER
+    return (
+        f"SELECT timestamp FROM {table} WHERE {where}"
+        f" ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, {period_ms}) LIMIT {limit}, 1"
+    )

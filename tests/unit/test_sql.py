@@ -1,0 +1,214 @@
+"""The read SQL of production records, vectors and tariffs, without a server.
+
+Snapshots of the parts that matter, and chDB's parser over every variant; the
+vector SQL also runs on a few rows. chDB only as `chdb://memory`: a process
+holds one engine path and these tests share the pytest process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES
+from services.lib.window import Vintage, Window
+from services.query.sql import bucket_cut_sql, production_sql
+from services.vector.sql import tariff_sql, vector_sql
+from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
+
+METER = EQUIPMENT_TYPES["meter"]
+WIND = FORECAST_TYPES["wind"]
+KEY = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
+RANGE = "timestamp >= {start:Int64} AND timestamp < {end:Int64}"
+NEWEST = "ORDER BY timestamp, _block_number DESC, _part_offset DESC LIMIT 1 BY timestamp"
+RAW = Window(None, None, None, None)
+IN_RANGE = Window(1000, 9000, None, None)
+AVERAGED = Window(0, 10_000, "avg", 5000)
+LATEST = Vintage(None, None, False)
+LATEST_IN = Vintage(100, 200, False)
+EVERY = Vintage(100, 200, True)
+WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, "max", 5000)]
+VINTAGES = [LATEST, LATEST_IN, EVERY]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Client]:
+    client = clickhouse_connect.get_client(dsn="chdb://memory")
+    yield client
+    client.close()
+
+
+def parses(engine: Client, sql: str) -> bool:
+    """Whether ClickHouse's parser takes the query (it raises if not)."""
+    return bool(engine.query("SELECT formatQuery({s:String})", parameters={"s": sql}).result_rows[0][0])
+
+
+# ---- production --------------------------------------------------------------
+
+
+def test_raw_production_is_the_newest_version_of_each_record_in_range() -> None:
+    sql = production_sql("db.t", METER, IN_RANGE, 11)
+    assert sql.startswith("SELECT concat('{\"timestamp\":', toString(timestamp), ',\"id\":', toString(id),")
+    assert sql.endswith(f" FROM db.t WHERE {KEY} AND {RANGE} {NEWEST} LIMIT 11")
+    assert "[`p`, `q`, `f`, `u`, `i`]" in sql  # the float attributes rendered by one arrayMap
+
+
+def test_raw_production_without_a_range_reads_the_whole_id() -> None:
+    assert production_sql("db.t", METER, RAW, 11).endswith(f" FROM db.t WHERE {KEY} {NEWEST} LIMIT 11")
+
+
+def test_aggregated_production_groups_the_newest_versions_into_epoch_aligned_buckets() -> None:
+    sql = production_sql("db.t", METER, AVERAGED, 11)
+    assert "SELECT intDiv(timestamp, 5000) * 5000 AS bucket, any(id) AS record_id, avg(`p`) AS `agg_p`," in sql
+    assert f"FROM (SELECT timestamp, id, `p`, `q`, `f`, `u`, `i` FROM db.t WHERE {KEY} AND {RANGE} {NEWEST})" in sql
+    assert sql.endswith(" GROUP BY bucket ORDER BY bucket LIMIT 11) ORDER BY bucket")
+    assert "[`agg_p`, `agg_q`, `agg_f`, `agg_u`, `agg_i`]" in sql
+
+
+def test_the_bucket_cut_reads_one_record_per_bucket_up_to_the_limit() -> None:
+    assert bucket_cut_sql("db.t", 1000, 100) == (
+        f"SELECT timestamp FROM db.t WHERE {KEY} AND {RANGE} ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, 1000) LIMIT 100, 1"
+    )
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_production_sql_parses(engine: Client, window: Window) -> None:
+    assert parses(engine, production_sql("db.t", METER, window, 11))
+    assert parses(engine, bucket_cut_sql("db.t", 1000, 100))
+
+
+# ---- vectors -----------------------------------------------------------------
+
+
+def test_a_vector_is_read_by_field_names_not_positions() -> None:
+    sql = vector_sql("db.t", COMMITMENT, RAW, LATEST, 100)
+    assert not re.search(r"\bv\.\d", sql)
+    assert not re.search(r"\bx\d", sql)
+    assert (
+        "groupArray(CAST(tuple(`creation_timestamp`, `quality`, `o_timestamp`, `o_value`) AS Tuple(`creation_timestamp` Int64,"
+        " `quality` Nullable(UInt32), `o_timestamp` Array(Int64), `o_value` Array(Nullable(Float64)))))" in sql
+    )
+    assert "arraySort(v -> tupleElement(v, 'creation_timestamp'), " in sql
+    assert "',\"quality\":', ifNull(toString(tupleElement(v, 'quality')), 'null')" in sql
+    # The periods before the cut, each passed to the rendering lambda under its attribute's name.
+    assert "arrayMap((`timestamp`, `value`) -> concat('{\"timestamp\":', toString(`timestamp`), ',\"value\":'," in sql
+    assert (
+        "arrayFilter(t -> t < cut, tupleElement(v, 'o_timestamp')),"
+        " arrayFilter((x, t) -> t < cut, tupleElement(v, 'o_value'), tupleElement(v, 'o_timestamp'))" in sql
+    )
+
+
+def test_the_latest_vintage_is_read_from_the_end_of_the_key_range() -> None:
+    sql = vector_sql("db.t", WIND, RAW, LATEST, 100)
+    assert (
+        f"WHERE {KEY} AND creation_timestamp IN (SELECT creation_timestamp FROM db.t WHERE {KEY}"
+        " ORDER BY creation_timestamp DESC LIMIT 1)"
+    ) in sql
+    assert "`values.timestamp` AS `o_timestamp`, `values.p` AS `o_p`, `values.quality` AS `o_quality`" in sql
+    generated = "creation_timestamp >= {generated_start:Int64} AND creation_timestamp < {generated_end:Int64}"
+    latest_in = vector_sql("db.t", WIND, RAW, LATEST_IN, 100)
+    assert f"WHERE {KEY} AND {generated} ORDER BY creation_timestamp DESC LIMIT 1)" in latest_in
+    every = vector_sql("db.t", WIND, RAW, EVERY, 100)
+    assert f"WHERE {KEY} AND {generated} ORDER BY creation_timestamp, _block_number DESC" in every
+    assert "DESC LIMIT 1)" not in every
+
+
+def test_aggregated_vectors_reduce_runs_of_periods_per_bucket() -> None:
+    sql = vector_sql("db.t", WIND, AVERAGED, LATEST, 100)
+    assert "arrayFilter((x, t) -> t >= {start:Int64} AND t < {end:Int64}, `values.p`, `values.timestamp`) AS `r_p`" in sql
+    assert "arrayMap(t -> intDiv(t, 5000) * 5000, r_timestamp) AS r_bucket" in sql
+    assert "arrayReduceInRanges('avg', r_ranges, `r_p`) AS `o_p`" in sql
+    assert "arrayReduceInRanges('min', r_ranges, `r_quality`) AS `o_quality`" in sql  # quality: the worst period
+    assert "`o_p` Array(Nullable(Float64)), `o_quality` Array(Nullable(UInt32))" in sql
+
+
+def test_the_cut_keeps_the_periods_of_a_timestamp_together() -> None:
+    sql = vector_sql("db.t", WIND, RAW, EVERY, 100)
+    # Past the limit, the 101st timestamp; or, if the first timestamp alone holds more, the next one.
+    assert (
+        f"multiIf(length(all_timestamps) <= 100, {TIMESTAMP_LIMIT_MS},"
+        " all_timestamps[101] > all_timestamps[1], all_timestamps[101],"
+        " ifNull(arrayFirstOrNull(t -> t > all_timestamps[1], all_timestamps)" in sql
+    )
+    assert sql.startswith(f"SELECT period_count, if(cut < {TIMESTAMP_LIMIT_MS}, toString(cut), ''), results FROM (")
+
+
+@pytest.mark.parametrize("vintage", VINTAGES)
+@pytest.mark.parametrize("window", WINDOWS)
+def test_vector_sql_parses(engine: Client, window: Window, vintage: Vintage) -> None:
+    assert parses(engine, vector_sql("db.t", COMMITMENT, window, vintage, 100))
+    assert parses(engine, vector_sql("db.t", WIND, window, vintage, 100))
+
+
+@pytest.fixture(scope="module")
+def vectors(engine: Client) -> Client:
+    """Two vintages of commitment 7 and of wind forecast 7, the first one stored twice."""
+    engine.command("CREATE DATABASE IF NOT EXISTS unit_sql")
+    for table in (COMMITMENT_TABLE, FORECAST_TABLES["wind"]):
+        for statement in table.ddl("unit_sql"):
+            engine.command(statement)
+    commitment = ["site_id", "id", "creation_timestamp", "quality", "values.timestamp", "values.value"]
+    engine.insert("unit_sql.commitment", [[1, 7, 100, 3, [1000, 2000], [0.5, 2.0]]], column_names=commitment)
+    engine.insert(
+        "unit_sql.commitment",
+        [[1, 7, 100, 4_294_967_295, [1000, 2000, 6000], [1.5, None, 3.0]], [1, 7, 150, None, [1000], [-1.0]]],
+        column_names=commitment,
+    )
+    wind = ["site_id", "id", "creation_timestamp", "values.timestamp", "values.p", "values.quality"]
+    engine.insert(
+        "unit_sql.forecast_wind",
+        [[1, 7, 100, [1000, 2000, 6000], [1.0, 2.0, 4.5], [2, 1, None]], [1, 7, 300, [1000], [9.0], [0]]],
+        column_names=wind,
+    )
+    return engine
+
+
+def read(engine: Client, sql: str, window: Window, vintage: Vintage) -> list[str]:
+    """A vector read's line: period count, next_from, the members of `results`."""
+    parameters = {"site_id": 1, "id": 7, "start": window.start, "end": window.end}
+    parameters |= {"generated_start": vintage.start, "generated_end": vintage.end}
+    line = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw")
+    return line.decode().rstrip("\n").split("\t", 2)
+
+
+def test_vectors_render_from_their_named_fields(vectors: Client) -> None:
+    sql = vector_sql("unit_sql.commitment", COMMITMENT, IN_RANGE, EVERY, 100)
+    assert read(vectors, sql, IN_RANGE, EVERY) == [
+        "4",
+        "",
+        '{"creation_timestamp":100,"id":7,"quality":4294967295,"values":[{"timestamp":1000,"value":1.5},'
+        '{"timestamp":2000,"value":null},{"timestamp":6000,"value":3.0}]},'
+        '{"creation_timestamp":150,"id":7,"quality":null,"values":[{"timestamp":1000,"value":-1.0}]}',
+    ]
+
+
+def test_aggregated_vectors_render_from_their_named_fields_and_are_cut(vectors: Client) -> None:
+    sql = vector_sql("unit_sql.forecast_wind", WIND, AVERAGED, LATEST_IN, 1)
+    assert read(vectors, sql, AVERAGED, LATEST_IN) == [
+        "1",
+        "5000",
+        '{"creation_timestamp":100,"id":7,"values":[{"timestamp":0,"p":1.5,"quality":1}]}',
+    ]
+
+
+# ---- tariffs -----------------------------------------------------------------
+
+
+def test_tariff_periods_start_at_the_one_in_force_at_from() -> None:
+    sql = tariff_sql("db.t", TARIFF, IN_RANGE, 11)
+    in_force = (
+        f"timestamp >= ifNull((SELECT timestamp FROM db.t WHERE {KEY} AND timestamp <= {{start:Int64}}"
+        " ORDER BY timestamp DESC LIMIT 1), {start:Int64}) AND timestamp < {end:Int64}"
+    )
+    assert sql.endswith(f" FROM db.t WHERE {KEY} AND {in_force} {NEWEST} LIMIT 11")
+    assert "',\"label\":', ifNull(toJSONString(`label`), 'null')" in sql
+    assert tariff_sql("db.t", TARIFF, RAW, 11).endswith(f" FROM db.t WHERE {KEY} {NEWEST} LIMIT 11")
+
+
+@pytest.mark.parametrize("window", [RAW, IN_RANGE])
+def test_tariff_sql_parses(engine: Client, window: Window) -> None:
+    assert parses(engine, tariff_sql("db.t", TARIFF, window, 11))

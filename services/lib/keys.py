@@ -6,7 +6,6 @@ import threading
 
 from clickhouse_connect.driver.client import Client
 
-from services.lib.store import Store
 from storecast.status import ApiFailure, ApiStatus
 
 # Bound with {"site_id": ..., "id": ...} as server-side query parameters.
@@ -36,8 +35,7 @@ class KnownIds:
     starts over, which only costs those reads one more query.
     """
 
-    def __init__(self, store: Store, capacity: int = 1_000_000) -> None:
-        self._store = store
+    def __init__(self, capacity: int = 1_000_000) -> None:
         self._known: set[tuple[str, int, int]] = set()
         self._capacity = capacity
         self._lock = threading.Lock()
@@ -52,8 +50,8 @@ class KnownIds:
         """1107 unless something was ever stored under this id (asked when a read came back empty)."""
         if (table, site_id, record_id) in self._known:
             return
-        known = self._store.read(
-            client, f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, "TabSeparatedRaw"
+        known = client.raw_query(
+            f"SELECT 1 FROM {table} WHERE {KEY_FILTER} LIMIT 1", {"site_id": site_id, "id": record_id}, fmt="TabSeparatedRaw"
         )
         if not known:
             raise ApiFailure(ApiStatus.INVALID_ID, f"no {what} of id {record_id} was ever stored for this site")

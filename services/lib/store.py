@@ -10,39 +10,19 @@ database included, is the migration's (`storecast migrate`).
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError
 
 from services.lib.cluster import CLUSTER_SETTINGS
 from services.lib.render import JSON_ARRAY_SETTINGS
 
 DEFAULT_DATABASE = "storecast"
-
-log = logging.getLogger("storecast.store")
-
-# After the disk filled up, the embedded engine has (4 times in about 30 runs
-# of tests/test_group_commit.py's disk-full test, then not in 40 more) kept
-# answering reads of a table with CANNOT_READ_ALL_DATA until it restarted,
-# after which every acknowledged record read back whole: the parts on disk
-# were sound, something held in memory was not. A read that meets it drops
-# the engine's caches, what a restart would clear, and tries once more;
-# whether that is enough is not confirmed, the failure being that rare.
-_CANNOT_READ_ALL_DATA = 33
-_DROP_CACHES = (
-    "SYSTEM DROP MARK CACHE",
-    "SYSTEM DROP UNCOMPRESSED CACHE",
-    "SYSTEM DROP QUERY CONDITION CACHE",
-    "SYSTEM DROP PRIMARY INDEX CACHE",
-)
 
 
 class Store:
@@ -99,19 +79,6 @@ class Store:
             yield client
         finally:
             self._pool.put(client)
-
-    def read(self, client: Client, sql: str, parameters: dict[str, Any], fmt: str) -> bytes:
-        """The result of a query, in `fmt`; on the embedded engine, read again once
-        with its caches dropped if it could not read what a part holds."""
-        try:
-            return client.raw_query(sql, parameters, fmt=fmt)
-        except DatabaseError as error:
-            if not self.embedded or error.code != _CANNOT_READ_ALL_DATA:
-                raise
-            log.warning("the engine could not read a part (%s); dropping its caches and reading again", error)
-            for statement in _DROP_CACHES:
-                client.command(statement)
-            return client.raw_query(sql, parameters, fmt=fmt)
 
     def table(self, name: str) -> str:
         return f"{self.database}.{name}"

@@ -20,7 +20,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(self, store: Store, max_records: int) -> None:
         self._store = store
         self._max_records = max_records
-        self._known_ids = KnownIds(store)
+        self._known_ids = KnownIds()
 
     def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
@@ -39,12 +39,12 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
                 # Ending the range just after the first record of the bucket after the
                 # limit keeps it to limit + 1, the last of which is cut off below.
-                cut = self._store.read(client, bucket_cut_sql(table, window.period_ms, limit), parameters, "TabSeparatedRaw")
+                cut = client.raw_query(bucket_cut_sql(table, window.period_ms, limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
             # One record more than the limit tells whether the response is partial.
             sql = production_sql(table, equipment, window, limit + 1)
-            rendered = limit_array(self._store.read(client, sql, parameters, JSON_ARRAY_FORMAT), limit)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
             if rendered.count == 0:
                 self._known_ids.check(client, table, request.site_id, request.id, f"{equipment.name} record")
             else:

@@ -37,7 +37,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         self._store = store
         self._max_records = max_records
         self._batching = batching
-        self._known_ids = KnownIds(store)
+        self._known_ids = KnownIds()
         self._forecast_writers = {t.enum_value: VectorWriter(FORECAST_TABLES[name], t) for name, t in FORECAST_TYPES.items()}
         self._commitment_writer = VectorWriter(COMMITMENT_TABLE, COMMITMENT)
         self._tariff_writer = TariffWriter(TARIFF_TABLE, TARIFF)
@@ -87,7 +87,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         with self._store.client() as client:
             # One period more than the limit tells whether the response is partial.
             sql = tariff_sql(table, TARIFF, window, limit + 1)
-            rendered = limit_array(self._store.read(client, sql, parameters, JSON_ARRAY_FORMAT), limit)
+            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
             if rendered.count == 0:
                 self._known_ids.check(client, table, request.site_id, request.id, "tariff")
                 return records_pb2.Records(results_json=b"[]", count=0)
@@ -117,7 +117,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             "generated_end": vintage.end,
         }
         with self._store.client() as client:
-            line = self._store.read(client, vector_sql(table, record_type, window, vintage, limit), parameters, "TabSeparatedRaw")
+            line = client.raw_query(vector_sql(table, record_type, window, vintage, limit), parameters, fmt="TabSeparatedRaw")
             count, next_from, results = line.rstrip(b"\n").split(b"\t", 2)
             if results:
                 self._known_ids.add(table, request.site_id, request.id)

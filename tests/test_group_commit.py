@@ -610,16 +610,52 @@ def test_a_store_refusing_inserts_fails_each_waiting_request_whole_and_recovers(
     try:
         # The engine's temporary insert files (TMPDIR, tmp_path/tmp) stay on the big disk: only the store fills.
         assert os.stat(store).st_dev != os.stat(tmp_path).st_dev
-        storecast = start_storecast(tmp_path, test_pki, {"STORECAST_GRPC_TIMEOUT_S": str(GRPC_TIMEOUT_S)})
+        env = {"STORECAST_GRPC_TIMEOUT_S": str(GRPC_TIMEOUT_S)}
+        storecast = start_storecast(tmp_path, test_pki, env)
         try:
-            fill_the_disk_under_load(storecast, store / "ballast")
+            writers = fill_the_disk_under_load(storecast, store / "ballast")
+            read_back_live = engine_reads_after_the_full_disk(storecast, writers)
         finally:
             stop_storecast(storecast)
+        if not read_back_live:
+            # Whatever the engine held in memory, what it stored must be whole: read it after a restart.
+            restarted = start_storecast(tmp_path, test_pki, env)
+            try:
+                assert_stored_whole(restarted, writers)
+            finally:
+                stop_storecast(restarted)
     finally:
         unmount(store)
 
 
-def fill_the_disk_under_load(storecast: Storecast, ballast: Path) -> None:
+def engine_reads_after_the_full_disk(storecast: Storecast, writers: list[DiskWriter]) -> bool:
+    """Whether the live server read everything back whole; False only for the embedded engine's known
+    defect: after a full disk it can refuse reads of a table (CANNOT_READ_ALL_DATA) until it restarts,
+    a few runs in a hundred under load (README, "Reliability tests")."""
+    try:
+        assert_stored_whole(storecast, writers)
+    except AssertionError as error:
+        refused = "1500" in str(error)  # ok() shows the envelope: a 500 with status 1500
+        if not refused or "CANNOT_READ_ALL_DATA" not in storecast.log.read_text(errors="replace"):
+            raise
+        print(f"\nthe engine refused reads after the full disk until a restart (known chDB defect): {error}")
+        return False
+    return True
+
+
+def assert_stored_whole(storecast: Storecast, writers: list[DiskWriter]) -> None:
+    with storecast.client("reader") as http:
+        for writer in writers:
+            size = RECORDS_PER_PUT if writer.category == "production" else VECTORS_PER_PUT
+            stored = writer.stored_per_request(http)
+            # Whole or nothing, request by request; whole whenever it was acknowledged.
+            assert set(stored.values()) <= {size}, stored
+            assert set(stored) <= {o.number for o in writer.outcomes}, stored
+            missing = [o.number for o in writer.outcomes if o.status == 201 and stored[o.number] != size]
+            assert not missing, f"{writer.category} writer {writer.id}: acknowledged but not stored: {missing}"
+
+
+def fill_the_disk_under_load(storecast: Storecast, ballast: Path) -> list[DiskWriter]:
     writers = [DiskWriter(storecast, "production", i) for i in range(1, 7)] + [DiskWriter(storecast, "vector", i) for i in (1, 2)]
     failures = Failures()
     stop = threading.Event()
@@ -645,16 +681,6 @@ def fill_the_disk_under_load(storecast: Storecast, ballast: Path) -> None:
     outcomes = [o for w in writers for o in w.outcomes]
     assert max(o.answered - o.sent for o in outcomes) < GRPC_TIMEOUT_S + 5, "a request outlived the gateway's gRPC deadline"
 
-    with storecast.client("reader") as http:
-        for writer in writers:
-            size = RECORDS_PER_PUT if writer.category == "production" else VECTORS_PER_PUT
-            stored = writer.stored_per_request(http)
-            # Whole or nothing, request by request; whole whenever it was acknowledged.
-            assert set(stored.values()) <= {size}, stored
-            assert set(stored) <= {o.number for o in writer.outcomes}, stored
-            missing = [o.number for o in writer.outcomes if o.status == 201 and stored[o.number] != size]
-            assert not missing, f"{writer.category} writer {writer.id}: acknowledged but not stored: {missing}"
-
     # The failure path really ran, for both committers (ingest and vector).
     for category in ("production", "vector"):
         failed = [o for w in writers if w.category == category for o in w.outcomes if o.status == 500 and full <= o.sent < freed]
@@ -662,6 +688,7 @@ def fill_the_disk_under_load(storecast: Storecast, ballast: Path) -> None:
     # ...because the store refused the inserts (ClickHouse reserves a part's space first), not for another reason.
     log = storecast.log.read_text(errors="replace")
     assert "NOT_ENOUGH_SPACE" in log or "No space left on device" in log, "the 500s were not the full disk's"
+    return writers
 
 
 # --- 3. kill -9 under fleet load ---------------------------------------------------------------

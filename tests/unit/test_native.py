@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import clickhouse_connect
 import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -212,13 +211,6 @@ def test_columns_may_be_tuples() -> None:
 def test_long_column_names_and_types_round_trip() -> None:
     columns = [("c" * 200, "Nullable(String)", ["v"]), ("`values.p`", "Float64", [1.0])]
     assert read_block(block(columns)) == columns
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Client]:
-    client = clickhouse_connect.get_client(dsn="chdb://memory")
-    yield client
-    client.close()
 
 
 def test_the_engine_reads_the_block(engine: Client) -> None:

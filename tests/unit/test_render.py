@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
-import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -31,13 +29,6 @@ from storecast.catalog import EQUIPMENT_TYPES, Kind
 FLOAT_P = "ifNull(concat(toString(p), if(p = trunc(p) AND abs(p) < 1e21, '.0', '')), 'null')"
 FLOAT_X = "ifNull(concat(toString(x), if(x = trunc(x) AND abs(x) < 1e21, '.0', '')), 'null')"
 NULL_FLOAT = "CAST(NULL AS Nullable(Float64))"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Client]:
-    client = clickhouse_connect.get_client(dsn="chdb://memory")
-    yield client
-    client.close()
 
 
 def evaluate(engine: Client, sql: str) -> str:

@@ -6,10 +6,8 @@ one engine path and these tests share the pytest process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
-import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -36,13 +34,6 @@ TABLE = Table(
     settings=(("index_granularity", 128), ("min_bytes_for_wide_part", 0)),
 )
 ADD_P = "ADD COLUMN IF NOT EXISTS `p` Nullable(Float64) CODEC(ZSTD(1))"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Client]:
-    client = clickhouse_connect.get_client(dsn="chdb://memory")
-    yield client
-    client.close()
 
 
 def parsed(engine: Client, statement: str) -> str:

@@ -8,9 +8,7 @@ holds one engine path and these tests share the pytest process.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -33,13 +31,6 @@ LATEST_IN = Vintage(100, 200, False)
 EVERY = Vintage(100, 200, True)
 WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, "max", 5000)]
 VINTAGES = [LATEST, LATEST_IN, EVERY]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Client]:
-    client = clickhouse_connect.get_client(dsn="chdb://memory")
-    yield client
-    client.close()
 
 
 def parses(engine: Client, sql: str) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from timing import percentile
+from timing import rate_summary
 from workload import EQUIPMENT_TYPE, INSERT_COLUMNS, STEP_MS, Dataset, insert_batches
 
 from services.lib.schema import PRODUCTION_TABLES
@@ -137,17 +137,7 @@ def summary(logs: list[ReaderLog]) -> dict[str, object]:
     latencies = [latency for log in logs for latency in log.latencies_ms]
     errors = [error for log in logs for error in log.errors]
     elapsed = max(log.finished for log in logs) - min(log.started for log in logs)
-    ok = len(latencies) - len(errors)
-    return {
-        "clients": len(logs),
-        "seconds": round(elapsed, 2),
-        "requests": len(latencies),
-        "requests_per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
-        "p50_ms": round(percentile(latencies, 0.50), 2) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 2) if latencies else None,
-        "errors": len(errors),
-        "first_errors": errors[:5],
-    }
+    return rate_summary(len(logs), elapsed, latencies, len(latencies) - len(errors), len(errors), errors)
 
 
 def read_phase(store: Path, read: PointRead, dataset: Dataset, clients: int, seconds: float) -> dict[str, object]:

@@ -53,7 +53,7 @@ import report
 from parts import StoreSample, sample_store
 from processes import cpu_seconds, wait_for_stable_disk
 from storecast_target import CLIENT, PKI_DIR, start_storecast
-from timing import percentile
+from timing import rate_summary
 from workload import (
     ATTRIBUTES,
     EQUIPMENT_TYPE,
@@ -426,16 +426,9 @@ def _summary(logs: list[ClientLog], generator_cpu_s: float) -> dict[str, Any]:
     ran = [log for log in logs if log.finished > 0]
     elapsed = (max(log.finished for log in ran) - min(log.started for log in ran)) if ran else 0.0
     latencies = [latency for log in logs for latency in log.latencies_ms]
-    ok = sum(log.ok for log in logs)
+    first_errors = [error for log in logs for error in log.first_errors]
     return {
-        "clients": len(logs),
-        "seconds": round(elapsed, 2),
-        "requests": len(latencies),
-        "requests_per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
-        "p50_ms": round(percentile(latencies, 0.50), 2) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 2) if latencies else None,
-        "errors": sum(log.errors for log in logs),
-        "first_errors": [error for log in logs for error in log.first_errors][:5],
+        **rate_summary(len(logs), elapsed, latencies, sum(log.ok for log in logs), sum(log.errors for log in logs), first_errors),
         # A client that used up its prepared requests stopped early: the rate is then a lower bound.
         "exhausted_clients": sum(log.exhausted for log in logs),
         "generator_cpu_s": round(generator_cpu_s, 2),

@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 Result = TypeVar("Result")
 
@@ -56,3 +56,19 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+def rate_summary(
+    clients: int, elapsed_s: float, latencies_ms: list[float], ok: int, errors: int, first_errors: list[str]
+) -> dict[str, Any]:
+    """The figures of a phase of concurrent clients: successes per second over its wall time, p50/p99."""
+    return {
+        "clients": clients,
+        "seconds": round(elapsed_s, 2),
+        "requests": len(latencies_ms),
+        "requests_per_s": round(ok / elapsed_s, 1) if elapsed_s > 0 else None,
+        "p50_ms": round(percentile(latencies_ms, 0.50), 2) if latencies_ms else None,
+        "p99_ms": round(percentile(latencies_ms, 0.99), 2) if latencies_ms else None,
+        "errors": errors,
+        "first_errors": first_errors[:5],
+    }

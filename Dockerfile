@@ -10,12 +10,13 @@ RUN python -m venv /opt/storecast
 ENV PATH=/opt/storecast/bin:$PATH
 COPY pyproject.toml ./
 COPY proto proto
+COPY storecast storecast
 COPY services services
 COPY gateway gateway
 # The gRPC code is generated as the Makefile does, then installed with the
 # package; grpcio-tools (pinned as in pyproject's dev extras) stays behind.
 RUN pip install grpcio-tools==1.85.1 \
-    && python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto proto/storecast/v1/*.proto \
+    && python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto proto/storecast/v1/*.proto \
     && pip install . \
     && pip uninstall --yes grpcio-tools
 

@@ -9,7 +9,7 @@ DEV_DIR := .dev
 PKI_DIR := $(DEV_DIR)/pki
 export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
 
-.PHONY: run test soak bench lint proto pki clean
+.PHONY: run test soak bench lint typecheck proto pki clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# One protoc run regenerates every stub when any .proto changes.
+# One protoc run regenerates every module when any .proto changes (the image
+# runs the same one); a second writes mypy-protobuf's typed stubs (.pyi) of the
+# messages and of the gRPC clients and servicers, for `make typecheck`.
 $(GENERATED) &: $(PROTOS) $(VENV)/.installed
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=proto --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=proto $(PROTOS)
 
 proto: $(GENERATED)
 
@@ -33,13 +36,32 @@ pki: $(PKI_DIR)/ca.cert.pem
 run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/storecast serve all
 
-# Lint first: a change that breaks it does not land (.ci/run calls this target).
+# Lint and types first: a change that breaks them does not land (.ci/run calls this target).
 test: lint $(GENERATED)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy cannot follow setuptools' package-dir, so it reads a tree of links laid
+# out as the installed package; its messages name the files where they are.
+# tests/bench holds scripts that import each other as top-level modules: a run of their own.
+TYPECHECK_TREE ?= $(DEV_DIR)/typecheck
+MYPY_CACHE ?= $(DEV_DIR)/mypy-cache
+MYPY = $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml
+typecheck: $(GENERATED)
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/storecast
+	ln -s $(CURDIR)/storecast/*.py $(TYPECHECK_TREE)/storecast/
+	ln -s $(CURDIR)/gateway $(TYPECHECK_TREE)/storecast/gateway
+	ln -s $(CURDIR)/services $(TYPECHECK_TREE)/storecast/services
+	ln -s $(CURDIR)/proto/storecast/v1 $(TYPECHECK_TREE)/storecast/v1
+	ln -s $(CURDIR)/tests $(TYPECHECK_TREE)/tests
+	set -o pipefail; cd $(TYPECHECK_TREE) && $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/package \
+		storecast tests --exclude '^tests/bench/' \
+		| sed -e 's#^storecast/gateway/#gateway/#' -e 's#^storecast/services/#services/#' -e 's#^storecast/v1/#proto/storecast/v1/#'
+	set -o pipefail; cd tests/bench && MYPYPATH=$(abspath $(TYPECHECK_TREE)) $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/bench \
+		*.py | sed -E 's#^([a-z_]+\.py:)#tests/bench/\1#'
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)

@@ -18,11 +18,11 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import openapi, params, routing
-from gateway.backends import Backends
-from gateway.config import GatewaySettings
-from gateway.identity import client_identity
-from gateway.permissions import Permissions
+from storecast.gateway import openapi, params, routing
+from storecast.gateway.backends import Backends
+from storecast.gateway.config import GatewaySettings
+from storecast.gateway.identity import client_identity
+from storecast.gateway.permissions import Permissions
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, query_pb2, records_pb2, vector_pb2
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from gateway.config import GatewaySettings
+from storecast.gateway.config import GatewaySettings
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
 

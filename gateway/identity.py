@@ -28,8 +28,8 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.x509 import verification
 
-from gateway.config import GatewaySettings
-from gateway.tls import client_common_name, common_name
+from storecast.gateway.config import GatewaySettings
+from storecast.gateway.tls import client_common_name, common_name
 
 log = logging.getLogger("storecast.gateway")
 

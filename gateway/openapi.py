@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from gateway import params, routing
 from storecast.catalog import (
     COMMITMENT,
     EQUIPMENT_TYPES,
@@ -30,6 +29,7 @@ from storecast.catalog import (
     Kind,
     RecordType,
 )
+from storecast.gateway import params, routing
 from storecast.status import STATUS, ApiStatus
 
 Schema = dict[str, Any]

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from gateway.app import create_app
-from gateway.config import GatewaySettings
-from gateway.tls import GatewayHttpProtocol, server_ssl_options
+from storecast.gateway.app import create_app
+from storecast.gateway.config import GatewaySettings
+from storecast.gateway.tls import GatewayHttpProtocol, server_ssl_options
 
 # How `serve all` hands its listening socket and its pid to a worker process.
 _LISTEN_FD = "STORECAST_GATEWAY_LISTEN_FD"
@@ -86,7 +86,7 @@ def spawn_workers(settings: GatewaySettings) -> list[subprocess.Popen[bytes]]:
     listener = socket.create_server((settings.http_host, settings.http_port), backlog=4096)
     listener.set_inheritable(True)
     env = {**os.environ, _LISTEN_FD: str(listener.fileno()), _PARENT_PID: str(os.getpid())}
-    argv = [sys.executable, "-m", "services.cli", "serve", "gateway"]
+    argv = [sys.executable, "-m", "storecast", "serve", "gateway"]
     workers = [subprocess.Popen(argv, env=env, pass_fds=(listener.fileno(),)) for _ in range(settings.http_workers)]
     listener.close()  # the workers hold it now
     return workers

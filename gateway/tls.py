@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway import routing
+from storecast.gateway import routing
 from storecast.status import ApiFailure, ApiStatus
 
 # llhttp sets no limit of its own on the request line or the headers.

@@ -18,7 +18,7 @@ import grpc
 import httpx
 import pytest
 
-from gateway import pki
+from storecast import dev_pki
 from tests.helpers import gateway_tls_env
 
 # Certificates the tests present, by name: (CN, sites, access) for those with permissions.
@@ -50,22 +50,22 @@ class Pki:
 @pytest.fixture(scope="session")
 def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
-    ca = pki.new_ca("storecast test CA")
+    ca = dev_pki.new_ca("storecast test CA")
     ca.write(directory, "ca")
-    pki.issue(ca, "localhost", client=False, server_names=("localhost", "127.0.0.1")).write(directory, "server")
+    dev_pki.issue(ca, "localhost", client=False, server_names=("localhost", "127.0.0.1")).write(directory, "server")
     for name in CLIENTS:
-        pki.issue(ca, name).write(directory, name)
+        dev_pki.issue(ca, name).write(directory, name)
     # Known to nobody, though signed by the right CA.
-    pki.issue(ca, "stranger").write(directory, "stranger")
+    dev_pki.issue(ca, "stranger").write(directory, "stranger")
     now = dt.datetime.now(dt.UTC)
-    pki.issue(ca, "admin", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)).write(
+    dev_pki.issue(ca, "admin", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)).write(
         directory, "expired-admin"
     )
     # A server certificate (serverAuth only) presented as a client one.
-    pki.issue(ca, "admin", client=False, server_names=("admin.example",)).write(directory, "server-only-admin")
-    other_ca = pki.new_ca("another CA")
-    pki.issue(other_ca, "admin").write(directory, "other-ca-admin")
-    (directory / "permissions.yaml").write_text(pki.permissions_yaml(CLIENTS))
+    dev_pki.issue(ca, "admin", client=False, server_names=("admin.example",)).write(directory, "server-only-admin")
+    other_ca = dev_pki.new_ca("another CA")
+    dev_pki.issue(other_ca, "admin").write(directory, "other-ca-admin")
+    (directory / "permissions.yaml").write_text(dev_pki.permissions_yaml(CLIENTS))
     return Pki(directory, directory / "ca.cert.pem")
 
 
@@ -119,7 +119,7 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
     }
     log = directory / "storecast.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "all"],
+        [sys.executable, "-m", "storecast", "serve", "all"],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

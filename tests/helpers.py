@@ -92,7 +92,7 @@ def spawn(target: str, directory: Path, env: dict[str, str]) -> subprocess.Popen
     """`storecast serve <target>`, logging to <directory>/<target>.log."""
     log = (directory / f"{target}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "storecast", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
     )
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY
-from services.lib.migrate import schema_statements
-from services.lib.schema import all_tables
+from storecast.services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY
+from storecast.services.lib.migrate import schema_statements
+from storecast.services.lib.schema import all_tables
 from tests.conftest import Pki, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0
 
@@ -151,7 +151,7 @@ def test_services_read_and_write_through_distributed_tables(tmp_path: Path, test
 
 
 def test_migrate_applies_the_schema_and_exits(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "services.cli", "migrate", "--store-url", f"chdb://{tmp_path / 'store'}"]
+    command = [sys.executable, "-m", "storecast", "migrate", "--store-url", f"chdb://{tmp_path / 'store'}"]
     for _ in range(2):  # idempotent
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

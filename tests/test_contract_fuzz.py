@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from gateway.openapi import EXAMPLE_TIMESTAMP, Resource, build_document, example_item, resources
 from storecast.catalog import Kind
+from storecast.gateway.openapi import EXAMPLE_TIMESTAMP, Resource, build_document, example_item, resources
 from tests.conftest import MAX_RECORDS, Storecast
 
 # Fuzzing-phase requests per operation, schema-valid and not.

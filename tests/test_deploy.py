@@ -20,7 +20,7 @@ import yaml
 from helm_python import Chart
 from helm_python.errors import HelmError
 
-from gateway.permissions import Permissions
+from storecast.gateway.permissions import Permissions
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
 ROOT = Path(__file__).resolve().parent.parent

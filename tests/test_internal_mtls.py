@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import pki
+from storecast import dev_pki
 from storecast.v1 import catalog_pb2, query_pb2, query_pb2_grpc
 from tests.conftest import Pki, Storecast, assert_error, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0
@@ -42,12 +42,12 @@ def internal(tmp_path_factory: pytest.TempPathFactory) -> Internal:
     """An internal CA apart from the public one: the services' certificate, the
     gateway's, an internal caller's; and a caller of another CA."""
     directory = tmp_path_factory.mktemp("internal-pki")
-    ca = pki.new_ca("storecast internal CA")
+    ca = dev_pki.new_ca("storecast internal CA")
     ca.write(directory, "ca")
-    pki.issue(ca, "storecast-services", server_names=("localhost",)).write(directory, "services")
-    pki.issue(ca, "storecast-gateway").write(directory, "gateway")
-    pki.issue(ca, "reporting-job").write(directory, "caller")
-    pki.issue(pki.new_ca("someone else's CA"), "reporting-job").write(directory, "stranger")
+    dev_pki.issue(ca, "storecast-services", server_names=("localhost",)).write(directory, "services")
+    dev_pki.issue(ca, "storecast-gateway").write(directory, "gateway")
+    dev_pki.issue(ca, "reporting-job").write(directory, "caller")
+    dev_pki.issue(dev_pki.new_ca("someone else's CA"), "reporting-job").write(directory, "stranger")
     return Internal(directory)
 
 

@@ -23,7 +23,7 @@ from tests.conftest import Pki, Storecast, ok, start_storecast, stop_storecast
 from tests.helpers import T0, raw_put
 
 MiB = 1024 * 1024
-# The production limits (the defaults, proto/storecast/env.py), not the suite's small ones (tests.conftest).
+# The production limits (the defaults, storecast/env.py), not the suite's small ones (tests.conftest).
 DEFAULT_MAX_BODY_BYTES = 32 * MiB
 DEFAULT_MAX_RECORDS = 100_000
 PUTS = int(os.environ.get("STORECAST_MEMORY_PUTS", "2"))

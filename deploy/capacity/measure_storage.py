@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from services.ingest.service import IngestService
-from services.lib.schema import PRODUCTION_TABLES
-from services.lib.store import Store
 from storecast.catalog import EQUIPMENT_TYPES
+from storecast.services.ingest.service import IngestService
+from storecast.services.lib.schema import PRODUCTION_TABLES
+from storecast.services.lib.store import Store
 from storecast.v1 import catalog_pb2, ingest_pb2
 
 T0 = 1_767_225_600_000  # 2026-01-01

@@ -5,13 +5,13 @@ from __future__ import annotations
 import grpc
 import msgspec
 
-from services.lib import native, payload
-from services.lib.batching import BatchSettings, Columns, Committer
-from services.lib.columns import last_occurrences, take, to_columns
-from services.lib.rpc import Registration
-from services.lib.schema import PRODUCTION_TABLES, Table
-from services.lib.store import Store
 from storecast.catalog import EQUIPMENT_BY_ENUM
+from storecast.services.lib import native, payload
+from storecast.services.lib.batching import BatchSettings, Columns, Committer
+from storecast.services.lib.columns import last_occurrences, take, to_columns
+from storecast.services.lib.rpc import Registration
+from storecast.services.lib.schema import PRODUCTION_TABLES, Table
+from storecast.services.lib.store import Store
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from services.lib.columns import last_occurrences, take
+from storecast.services.lib.columns import last_occurrences, take
 
 log = logging.getLogger("storecast.batching")
 

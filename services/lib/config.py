@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from services.lib.batching import BatchSettings
-from services.lib.cluster import check_cluster_name
 from storecast.env import TlsFiles, dev_dir, optional_setting, setting
+from storecast.services.lib.batching import BatchSettings
+from storecast.services.lib.cluster import check_cluster_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from services.lib.config import ServiceSettings
-from services.lib.schema import all_tables, database_ddl
-from services.lib.store import Store
+from storecast.services.lib.config import ServiceSettings
+from storecast.services.lib.schema import all_tables, database_ddl
+from storecast.services.lib.store import Store
 
 log = logging.getLogger("storecast.migrate")
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.lib.cluster import SHARDING_KEY, check_cluster_name
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Kind, RecordType
+from storecast.services.lib.cluster import SHARDING_KEY, check_cluster_name
 
 ATTRIBUTE_COLUMN_TYPES = {
     Kind.FLOAT: "Nullable(Float64)",

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from services.lib.cluster import CLUSTER_SETTINGS
-from services.lib.render import JSON_ARRAY_SETTINGS
+from storecast.services.lib.cluster import CLUSTER_SETTINGS
+from storecast.services.lib.render import JSON_ARRAY_SETTINGS
 
 DEFAULT_DATABASE = "storecast"
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.keys import KnownIds
-from services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
-from services.lib.rpc import Registration
-from services.lib.schema import PRODUCTION_TABLES
-from services.lib.store import Store
-from services.lib.window import check_window, record_limit
-from services.query.sql import bucket_cut_sql, production_sql
 from storecast.catalog import EQUIPMENT_BY_ENUM
+from storecast.services.lib.keys import KnownIds
+from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
+from storecast.services.lib.rpc import Registration
+from storecast.services.lib.schema import PRODUCTION_TABLES
+from storecast.services.lib.store import Store
+from storecast.services.lib.window import check_window, record_limit
+from storecast.services.query.sql import bucket_cut_sql, production_sql
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 

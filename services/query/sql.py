@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.lib.keys import KEY_FILTER, newest_versions
-from services.lib.render import Member, json_object
-from services.lib.window import Window
 from storecast.catalog import Kind, RecordType
+from storecast.services.lib.keys import KEY_FILTER, newest_versions
+from storecast.services.lib.render import Member, json_object
+from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 

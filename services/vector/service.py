@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import grpc
 
-from services.lib.batching import BatchSettings, Columns, Committer
-from services.lib.keys import KnownIds
-from services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
-from services.lib.rpc import Registration
-from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
-from services.lib.store import Store
-from services.lib.window import check_vintage, check_window, record_limit
-from services.vector.sql import tariff_sql, vector_sql
-from services.vector.write import TariffWriter, VectorWriter
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
+from storecast.services.lib.batching import BatchSettings, Columns, Committer
+from storecast.services.lib.keys import KnownIds
+from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
+from storecast.services.lib.rpc import Registration
+from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
+from storecast.services.lib.store import Store
+from storecast.services.lib.window import check_vintage, check_window, record_limit
+from storecast.services.vector.sql import tariff_sql, vector_sql
+from storecast.services.vector.write import TariffWriter, VectorWriter
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from services.lib import payload
-from services.lib.batching import Columns
-from services.lib.columns import last_occurrences, take, to_columns
-from services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.catalog import RecordType
+from storecast.services.lib import payload
+from storecast.services.lib.batching import Columns
+from storecast.services.lib.columns import last_occurrences, take, to_columns
+from storecast.services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.status import ApiFailure, ApiStatus
 
 

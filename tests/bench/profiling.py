@@ -137,7 +137,7 @@ def _thread_group(comm: str, python_name: str | None) -> str:
 # Frames every stack shares (thread start, event loop, executor): they say nothing about where time goes.
 _PLUMBING = (
     "(threading.py)", "(concurrent/futures/thread.py)", "(asyncio/runners.py)", "(asyncio/base_events.py)",
-    "(asyncio/events.py)", "(storecast)", "(services/cli.py)",
+    "(asyncio/events.py)", "(storecast)", "(storecast/cli.py)", "(storecast/__main__.py)",
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Columns, Committer
+from storecast.services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Columns, Committer
 
 
 class Recorder:

@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.lib import payload
 from storecast.catalog import EQUIPMENT_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, UINT32_MAX, Kind, RecordType
+from storecast.services.lib import payload
 from storecast.status import ApiFailure, ApiStatus
 
 ENCODING = "payload encoding error: the body is not UTF-8 JSON"

@@ -13,7 +13,8 @@ import re
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.lib.render import (
+from storecast.catalog import EQUIPMENT_TYPES, Kind
+from storecast.services.lib.render import (
     JSON_ARRAY_FORMAT,
     JSON_ARRAY_SETTINGS,
     Member,
@@ -24,7 +25,6 @@ from services.lib.render import (
     leading_timestamp,
     limit_array,
 )
-from storecast.catalog import EQUIPMENT_TYPES, Kind
 
 FLOAT_P = "ifNull(concat(toString(p), if(p = trunc(p) AND abs(p) < 1e21, '.0', '')), 'null')"
 FLOAT_X = "ifNull(concat(toString(x), if(x = trunc(x) AND abs(x) < 1e21, '.0', '')), 'null')"

@@ -12,11 +12,11 @@ import re
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES
-from services.lib.window import Vintage, Window
-from services.query.sql import bucket_cut_sql, production_sql
-from services.vector.sql import tariff_sql, vector_sql
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
+from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES
+from storecast.services.lib.window import Vintage, Window
+from storecast.services.query.sql import bucket_cut_sql, production_sql
+from storecast.services.vector.sql import tariff_sql, vector_sql
 
 METER = EQUIPMENT_TYPES["meter"]
 WIND = FORECAST_TYPES["wind"]

@@ -11,24 +11,17 @@ storecast migrate          apply the schema (ON CLUSTER with STORECAST_CLICKHOUS
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
 import threading
 from pathlib import Path
 
-import grpc
-
-from services.lib.config import ServiceSettings
-from services.lib.rpc import Registration, serve
-from services.lib.schema import all_tables
-from services.lib.store import Store
 from storecast.env import dev_dir
+from storecast.services.lib.config import ServiceSettings
+from storecast.services.server import SERVICE_TARGETS, start_services
 
 log = logging.getLogger("storecast")
-
-SERVICE_TARGETS = ("ingest", "query", "vector")
 
 # CLI flags override the environment variables of the same meaning.
 _FLAG_ENV = {
@@ -40,45 +33,6 @@ _FLAG_ENV = {
     "max_records": "STORECAST_MAX_RECORDS",
     "max_body_bytes": "STORECAST_MAX_BODY_BYTES",
 }
-
-
-def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
-    registrations = []
-    if "ingest" in targets:
-        from services.ingest.service import register as register_ingest
-
-        registrations.append(register_ingest(store, settings.batching))
-    if "query" in targets:
-        from services.query.service import register as register_query
-
-        registrations.append(register_query(store, settings.max_records))
-    if "vector" in targets:
-        from services.vector.service import register as register_vector
-
-        registrations.append(register_vector(store, settings.max_records, settings.batching))
-    return registrations
-
-
-def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
-    # A PUT decodes thousands of records at once; the default gen-0 threshold
-    # (700 allocations) would run the cycle collector dozens of times per body.
-    gc.set_threshold(50_000, 20, 20)
-    settings = ServiceSettings.from_env()
-    store = Store(settings.store_url, pool_size=settings.store_connections, cluster=settings.clickhouse_cluster)
-    # On a cluster the schema is `storecast migrate`'s, run once per release:
-    # ON CLUSTER DDL from every starting replica would wait on every host.
-    if settings.clickhouse_cluster is None:
-        for table in all_tables():
-            store.apply(table.ddl(store.database))
-    server = serve(
-        f"{settings.grpc_host}:{settings.grpc_port}",
-        _registrations(targets, store, settings),
-        workers=settings.grpc_workers,
-        max_message_bytes=settings.max_body_bytes + 1024 * 1024,
-        credentials=settings.grpc_tls.server_credentials() if settings.grpc_tls else None,
-        health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
-    )
-    return server, store
 
 
 def run_services(targets: tuple[str, ...]) -> None:
@@ -93,8 +47,8 @@ def run_services(targets: tuple[str, ...]) -> None:
 
 
 def run_gateway() -> None:
-    from gateway.config import GatewaySettings
-    from gateway.server import serve_gateway
+    from storecast.gateway.config import GatewaySettings
+    from storecast.gateway.server import serve_gateway
 
     settings = GatewaySettings.from_env()
     url = f"https://{settings.http_host}:{settings.http_port}"
@@ -111,8 +65,8 @@ def run_all() -> None:
     other. The children serve one listening socket bound here, and die with
     this process (kill -9 included).
     """
-    from gateway.config import GatewaySettings
-    from gateway.server import spawn_workers, stop_workers
+    from storecast.gateway.config import GatewaySettings
+    from storecast.gateway.server import spawn_workers, stop_workers
 
     server, store = start_services(SERVICE_TARGETS)
     settings = GatewaySettings.from_env()
@@ -136,7 +90,7 @@ def run_all() -> None:
 
 
 def run_migration(store_url: str | None) -> None:
-    from services.lib.migrate import migrate
+    from storecast.services.lib.migrate import migrate
 
     if store_url is not None:
         os.environ["STORECAST_STORE_URL"] = store_url
@@ -144,7 +98,7 @@ def run_migration(store_url: str | None) -> None:
 
 
 def create_pki(out: Path, permissions: Path) -> None:
-    from gateway.pki import create_dev_pki
+    from storecast.dev_pki import create_dev_pki
 
     create_dev_pki(out, permissions)
     print(f"dev PKI in {out}, permissions in {permissions}")

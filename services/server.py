@@ -1,0 +1,53 @@
+"""The gRPC services of one process: the store, its schema, and the registered targets."""
+
+from __future__ import annotations
+
+import gc
+
+import grpc
+
+from storecast.services.lib.config import ServiceSettings
+from storecast.services.lib.rpc import Registration, serve
+from storecast.services.lib.schema import all_tables
+from storecast.services.lib.store import Store
+
+SERVICE_TARGETS = ("ingest", "query", "vector")
+
+
+def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
+    registrations = []
+    if "ingest" in targets:
+        from storecast.services.ingest.service import register as register_ingest
+
+        registrations.append(register_ingest(store, settings.batching))
+    if "query" in targets:
+        from storecast.services.query.service import register as register_query
+
+        registrations.append(register_query(store, settings.max_records))
+    if "vector" in targets:
+        from storecast.services.vector.service import register as register_vector
+
+        registrations.append(register_vector(store, settings.max_records, settings.batching))
+    return registrations
+
+
+def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
+    # A PUT decodes thousands of records at once; the default gen-0 threshold
+    # (700 allocations) would run the cycle collector dozens of times per body.
+    gc.set_threshold(50_000, 20, 20)
+    settings = ServiceSettings.from_env()
+    store = Store(settings.store_url, pool_size=settings.store_connections, cluster=settings.clickhouse_cluster)
+    # On a cluster the schema is `storecast migrate`'s, run once per release:
+    # ON CLUSTER DDL from every starting replica would wait on every host.
+    if settings.clickhouse_cluster is None:
+        for table in all_tables():
+            store.apply(table.ddl(store.database))
+    server = serve(
+        f"{settings.grpc_host}:{settings.grpc_port}",
+        _registrations(targets, store, settings),
+        workers=settings.grpc_workers,
+        max_message_bytes=settings.max_body_bytes + 1024 * 1024,
+        credentials=settings.grpc_tls.server_credentials() if settings.grpc_tls else None,
+        health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
+    )
+    return server, store

@@ -1,0 +1,5 @@
+"""`python -m storecast`: the same binary as the `storecast` command."""
+
+from storecast.cli import main
+
+main()

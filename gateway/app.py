@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypedDict
 
 import msgspec
 from starlette.requests import Request
@@ -22,9 +22,9 @@ from storecast.gateway import openapi, params, routing
 from storecast.gateway.backends import Backends
 from storecast.gateway.config import GatewaySettings
 from storecast.gateway.identity import client_identity
-from storecast.gateway.permissions import Permissions
+from storecast.gateway.permissions import Access, Permissions
 from storecast.status import STATUS, ApiFailure, ApiStatus
-from storecast.v1 import ingest_pb2, query_pb2, records_pb2, vector_pb2
+from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
 
@@ -47,7 +47,8 @@ def results_response(records: records_pb2.Records) -> Response:
 
 
 def request_id_of(scope: Scope) -> str:
-    return scope["state"]["request_id"]
+    request_id: str = scope["state"]["request_id"]
+    return request_id
 
 
 class V1Api:
@@ -79,7 +80,7 @@ class V1Api:
 
     async def handle(self, request: Request) -> Response:
         endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
-        access = "read" if endpoint.method == "GET" else "write"
+        access: Access = "read" if endpoint.method == "GET" else "write"
         cn = client_identity(request.scope, self._settings)
         if not self._permissions.allows(cn, endpoint.site_id, access):
             who = f"certificate {cn!r}" if cn else "a request without a client certificate"
@@ -120,8 +121,8 @@ class V1Api:
         query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION, "production")
         call = query_pb2.GetProductionRequest(
             site_id=target.site_id,
-            equipment_type=target.record_type.enum_value,
-            id=target.id,
+            equipment_type=_equipment_type(target),
+            id=target.record_id(),
             range=params.interval(query, "from", "to"),
             aggregation=params.aggregation(query),
             period_ms=params.period_ms(query),
@@ -131,27 +132,27 @@ class V1Api:
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=target.record_type.enum_value, body=body)
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), body=body)
         await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 
     async def get_forecast(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "forecast")
         call = vector_pb2.GetForecastRequest(
-            site_id=target.site_id, forecast_type=target.record_type.enum_value, id=target.id, **_vector_query(query)
+            site_id=target.site_id, forecast_type=_forecast_type(target), id=target.record_id(), **_vector_query(query)
         )
         records = await self.backends.call(self.backends.vector.GetForecast, call, request_id_of(request.scope))
         return results_response(records)
 
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=target.record_type.enum_value, body=body)
+        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), body=body)
         await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 
     async def get_commitment(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "commitment")
-        call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.id, **_vector_query(query))
+        call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.record_id(), **_vector_query(query))
         records = await self.backends.call(self.backends.vector.GetCommitment, call, request_id_of(request.scope))
         return results_response(records)
 
@@ -163,7 +164,9 @@ class V1Api:
 
     async def get_tariff(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE, "tariff")
-        call = vector_pb2.GetTariffRequest(site_id=target.site_id, id=target.id, range=params.interval(query, "from", "to"))
+        call = vector_pb2.GetTariffRequest(
+            site_id=target.site_id, id=target.record_id(), range=params.interval(query, "from", "to")
+        )
         records = await self.backends.call(self.backends.vector.GetTariff, call, request_id_of(request.scope))
         return results_response(records)
 
@@ -174,7 +177,25 @@ class V1Api:
         return Response(_CREATED, status_code=201, media_type=JSON)
 
 
-def _vector_query(query: dict[str, str]) -> dict[str, Any]:
+def _equipment_type(target: routing.Target) -> catalog_pb2.EquipmentType.ValueType:
+    return catalog_pb2.EquipmentType.ValueType(target.type_number())
+
+
+def _forecast_type(target: routing.Target) -> catalog_pb2.ForecastType.ValueType:
+    return catalog_pb2.ForecastType.ValueType(target.type_number())
+
+
+class VectorQuery(TypedDict):
+    """The query-string fields GetForecastRequest and GetCommitmentRequest share."""
+
+    range: records_pb2.Interval | None
+    generated: records_pb2.Interval | None
+    generate_all: bool | None
+    aggregation: records_pb2.Aggregation.ValueType
+    period_ms: int | None
+
+
+def _vector_query(query: dict[str, str]) -> VectorQuery:
     """The GetForecast/GetCommitment fields from the query string, in text form only."""
     return {
         "range": params.interval(query, "from", "to"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from storecast.gateway.config import GatewaySettings
@@ -14,7 +16,8 @@ from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
 
 log = logging.getLogger("storecast.gateway")
 
-Reply = TypeVar("Reply")
+Request = TypeVar("Request", bound=Message)
+Reply = TypeVar("Reply", bound=Message)
 
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
@@ -44,12 +47,13 @@ class Backends:
                 self._channels[target] = grpc.aio.secure_channel(target, self._credentials, options=_CHANNEL_OPTIONS)
         return self._channels[target]
 
-    async def call(self, method: Any, request: Any, request_id: str) -> Any:
+    async def call(self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Reply], request: Request, request_id: str) -> Reply:
         """Call a stub method; a refusal comes back as the service's ApiFailure."""
         try:
             return await method(request, timeout=self._timeout, metadata=(("x-request-id", request_id),))
         except grpc.aio.AioRpcError as error:
-            failure = from_rpc_status(rpc_status.from_call(error))
+            status: status_pb2.Status | None = rpc_status.from_call(error)
+            failure = from_rpc_status(status)
             if failure is not None:
                 raise failure from None
             log.error("request_id=%s backend call failed: %s %s", request_id, error.code().name, error.details())

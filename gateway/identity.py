@@ -22,11 +22,11 @@ import datetime as dt
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.x509 import verification
+from starlette.types import Scope
 
 from storecast.gateway.config import GatewaySettings
 from storecast.gateway.tls import client_common_name, common_name
@@ -40,7 +40,7 @@ _END_ENTITY_POLICY = verification.ExtensionPolicy.webpki_defaults_ee().may_be_pr
 )
 
 
-def client_identity(scope: dict[str, Any], settings: GatewaySettings) -> str | None:
+def client_identity(scope: Scope, settings: GatewaySettings) -> str | None:
     """The caller's CN, or None when there is no verified certificate."""
     if settings.trusted_cert_header is None:
         return client_common_name(scope)
@@ -48,7 +48,7 @@ def client_identity(scope: dict[str, Any], settings: GatewaySettings) -> str | N
     return verified_common_name(pem, settings.tls_client_ca) if pem is not None else None
 
 
-def header_certificate(scope: dict[str, Any], header: str) -> str | None:
+def header_certificate(scope: Scope, header: str) -> str | None:
     """The URL-decoded PEM of the one `header`; None if absent, empty or repeated
     (a repeated header has no single value to trust)."""
     name = header.encode("latin-1")

@@ -250,7 +250,7 @@ def example_item(resource: Resource) -> dict[str, Any]:
 _REQUEST_ID = {"X-Request-Id": _ref("headers", "X-Request-Id")}
 
 
-def _envelope(code: int, extra: dict[str, Schema]) -> Schema:
+def _envelope(code: ApiStatus.ValueType, extra: dict[str, Schema]) -> Schema:
     properties = {"status_code": {"const": code}, "status_message": {"const": STATUS[code].message}} | extra
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
@@ -268,7 +268,7 @@ def _literal(text: str) -> str:
     return re.sub(r"[\\^$.*+?()[\]{}|/]", r"\\\g<0>", text)
 
 
-def _error_response(codes: Iterable[int], when: str) -> Schema:
+def _error_response(codes: Iterable[ApiStatus.ValueType], when: str) -> Schema:
     """The error envelope carrying one of `codes`, each with its message's prefix."""
     codes = sorted(codes)
     lines = "\n".join(f"- `{c}` {STATUS[c].message}" for c in codes)

@@ -58,12 +58,14 @@ def timestamp(params: dict[str, str], name: str) -> int | None:
 
 def interval(params: dict[str, str], lower: str, upper: str) -> records_pb2.Interval | None:
     start, end = timestamp(params, lower), timestamp(params, upper)
-    if (start is None) != (end is None):
+    if start is not None and end is not None:
+        return records_pb2.Interval(start_ms=start, end_ms=end)
+    if start is not None or end is not None:
         raise ApiFailure(ApiStatus.INVALID_PARAMETERS, f"{lower} and {upper} come together or not at all")
-    return None if start is None else records_pb2.Interval(start_ms=start, end_ms=end)
+    return None
 
 
-def aggregation(params: dict[str, str]) -> int:
+def aggregation(params: dict[str, str]) -> records_pb2.Aggregation.ValueType:
     text = params.get("agg")
     if text is None:
         return records_pb2.AGGREGATION_UNSPECIFIED

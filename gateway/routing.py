@@ -53,6 +53,19 @@ class Target:
     record_type: RecordType | None  # production and forecast only
     id: int | None  # GET only
 
+    # The route table pairs each handler with its path's shape; these say so to the type checker.
+    def type_number(self) -> int:
+        """The enum number of the equipment or forecast type the path names."""
+        if self.record_type is None:
+            raise ApiFailure(ApiStatus.SERVER_ERROR, f"a {self.category} path names no type")
+        return self.record_type.enum_value
+
+    def record_id(self) -> int:
+        """The id the path of a GET names."""
+        if self.id is None:
+            raise ApiFailure(ApiStatus.SERVER_ERROR, f"a {self.category} {self.method} path names no id")
+        return self.id
+
 
 def parse_uint32(text: str) -> int | None:
     if not _UINT.fullmatch(text):

@@ -19,6 +19,7 @@ import httptools
 import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from storecast.gateway import routing
@@ -43,12 +44,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     bounds the request head, and answers requests the HTTP parser refuses in the
     API's JSON envelope."""
 
-    _tls: dict[str, Any] | None = None
+    # uvicorn types an extension as dict[object, object]; this one is the ASGI TLS extension.
+    _tls: dict[object, object] | None = None
     _head_bytes = 0
     _refused = False
     _draining = False
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
         if ssl_object is None:
@@ -157,7 +159,7 @@ def common_name(pem: str) -> str | None:
     return str(names[0].value) if names else None
 
 
-def client_common_name(scope: dict[str, Any]) -> str | None:
+def client_common_name(scope: Scope) -> str | None:
     """The CN of the verified client certificate, or None without one."""
     chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
     return common_name(chain[0]) if chain else None

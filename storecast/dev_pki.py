@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def issue(
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
-def permissions_yaml(clients: dict[str, tuple[str | list[int], list[str]]]) -> str:
+def permissions_yaml(clients: Mapping[str, tuple[str | Sequence[int], Sequence[str]]]) -> str:
     lines = ["clients:"]
     for cn, (sites, access) in clients.items():
         sites_text = '"*"' if sites == "*" else "[" + ", ".join(str(s) for s in sites) + "]"

@@ -20,30 +20,30 @@ ApiStatus = api_status_pb2.ApiStatus
 
 @dataclass(frozen=True, slots=True)
 class StatusInfo:
-    code: int
+    code: ApiStatus.ValueType
     message: str
     http_status: int
     grpc_code: grpc.StatusCode
 
 
-def _load_status_table() -> dict[int, StatusInfo]:
+def _load_status_table() -> dict[ApiStatus.ValueType, StatusInfo]:
     grpc_codes = {code.value[0]: code for code in grpc.StatusCode}
-    table: dict[int, StatusInfo] = {}
-    for value in api_status_pb2.ApiStatus.DESCRIPTOR.values:
-        if value.number == 0:
+    table: dict[ApiStatus.ValueType, StatusInfo] = {}
+    for code in ApiStatus.values():
+        if code == ApiStatus.API_STATUS_UNSPECIFIED:
             continue
-        spec = value.GetOptions().Extensions[api_status_pb2.status]
-        table[value.number] = StatusInfo(value.number, spec.message, spec.http_status, grpc_codes[spec.grpc_code])
+        spec = ApiStatus.DESCRIPTOR.values_by_number[code].GetOptions().Extensions[api_status_pb2.status]
+        table[code] = StatusInfo(code, spec.message, spec.http_status, grpc_codes[spec.grpc_code])
     return table
 
 
-STATUS: dict[int, StatusInfo] = _load_status_table()
+STATUS: dict[ApiStatus.ValueType, StatusInfo] = _load_status_table()
 
 
 class ApiFailure(Exception):
     """A request refused with one of the contract's API status codes."""
 
-    def __init__(self, code: int, detail: str = "", http_status: int | None = None) -> None:
+    def __init__(self, code: ApiStatus.ValueType, detail: str = "", http_status: int | None = None) -> None:
         info = STATUS[code]
         self.code = code
         self.message = f"{info.message}: {detail}" if detail else info.message
@@ -51,7 +51,7 @@ class ApiFailure(Exception):
         super().__init__(self.message)
 
     @classmethod
-    def with_message(cls, code: int, message: str) -> ApiFailure:
+    def with_message(cls, code: ApiStatus.ValueType, message: str) -> ApiFailure:
         failure = cls(code)
         failure.message = message
         failure.args = (message,)

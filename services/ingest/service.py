@@ -7,8 +7,8 @@ import msgspec
 
 from storecast.catalog import EQUIPMENT_BY_ENUM
 from storecast.services.lib import native, payload
-from storecast.services.lib.batching import BatchSettings, Columns, Committer
-from storecast.services.lib.columns import last_occurrences, take, to_columns
+from storecast.services.lib.batching import BatchSettings, Committer
+from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import PRODUCTION_TABLES, Table
 from storecast.services.lib.store import Store

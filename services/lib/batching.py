@@ -32,14 +32,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
-from storecast.services.lib.columns import last_occurrences, take
+from storecast.services.lib.columns import Columns, last_occurrences, take
 
 log = logging.getLogger("storecast.batching")
 
 # The columns of one request's rows, site_id first: one sequence per insert column.
-Columns = list[Sequence[Any]]
 # Stores one block of columns in one insert (raises if the store refused it).
 InsertBlock = Callable[[Columns], None]
 
@@ -136,7 +134,8 @@ class Committer:
                     if left <= 0:
                         break
                     self._arrived.wait(left)
-            batch, rows = [], 0
+            batch: list[_Pending] = []
+            rows = 0
             while self._pending and (not batch or rows + self._pending[0].rows <= self._settings.max_rows):
                 rows += self._pending[0].rows
                 batch.append(self._pending.popleft())

@@ -10,8 +10,11 @@ import msgspec
 import numpy as np
 from msgspec.structs import astuple
 
+# One sequence of values per column, all of one length.
+Columns = list[Sequence[Any]]
 
-def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+
+def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None = None) -> Columns:
     """One tuple per field: every struct field in order, or the named ones.
 
     Every field: one pass over the records (a tuple each, in C), then a
@@ -36,7 +39,7 @@ def last_occurrences(*keys: Sequence[int]) -> np.ndarray | None:
     return np.sort(rows - 1 - first_in_reversed)
 
 
-def take(columns: list[tuple[Any, ...]], rows: np.ndarray) -> list[tuple[Any, ...]]:
+def take(columns: Sequence[Sequence[Any]], rows: np.ndarray) -> Columns:
     indexes = rows.tolist()
     return [tuple(column[i] for i in indexes) for column in columns]
 

@@ -29,7 +29,7 @@ def _string(text: str) -> bytes:
     return _varint(len(data)) + data
 
 
-def _values(type_name: str, values: Sequence[Any]) -> bytes:
+def _values(type_name: str, values: Sequence[Any] | np.ndarray) -> bytes:
     if type_name == "String":
         return b"".join(_string(value) for value in values)
     return np.asarray(values, dtype=_FIXED_WIDTH[type_name]).tobytes()
@@ -44,7 +44,7 @@ def _nullable(type_name: str, values: Sequence[Any]) -> bytes:
     if None not in values:
         return bytes(len(values)) + _values(type_name, values)
     boxed = np.array(values, dtype=object)
-    nulls = np.equal(boxed, None)
+    nulls = np.array([value is None for value in values], dtype=bool)
     boxed[nulls] = "" if type_name == "String" else 0
     return nulls.astype(np.uint8).tobytes() + _values(type_name, boxed.tolist() if type_name == "String" else boxed)
 

@@ -12,12 +12,16 @@ import codecs
 import re
 import sys
 from collections.abc import Sequence
+from types import GenericAlias
 from typing import Annotated, Any
 
 import msgspec
 
 from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus
+
+# A struct field for msgspec.defstruct: (name, type) or (name, type, default).
+Field = tuple[str, Any] | tuple[str, Any, Any]
 
 Timestamp = Annotated[int, msgspec.Meta(ge=0, lt=TIMESTAMP_LIMIT_MS)]
 Uint32 = Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]
@@ -141,7 +145,7 @@ def _check_encoding(body: bytes) -> None:
         raise _not_json("a string is not UTF-8")
 
 
-def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
+def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Sequence[Any]:
     """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
     if not body.strip():
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "the body is empty")
@@ -155,22 +159,24 @@ def decode(decoder: msgspec.json.Decoder, body: bytes) -> Sequence[Any]:
     except UnicodeDecodeError:
         # msgspec's error for a key or a string value that is not UTF-8.
         raise _not_json("a string is not UTF-8") from None
-    if not decoded.values:
+    values: Sequence[Any] | None = decoded.values
+    if not values:
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
-    return decoded.values
+    return values
 
 
-def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder:
-    body = msgspec.defstruct(f"{name}_body", [("values", list[record_struct] | None, None)], forbid_unknown_fields=True)
+def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder[Any]:
+    records = GenericAlias(list, (record_struct,))
+    body = msgspec.defstruct(f"{name}_body", [("values", records | None, None)], forbid_unknown_fields=True)
     return msgspec.json.Decoder(body)
 
 
-def optional_fields(attributes: Sequence[Attribute]) -> list[tuple[str, Any, None]]:
+def optional_fields(attributes: Sequence[Attribute]) -> list[Field]:
     """Every attribute optional: absent is stored and returned as null."""
     return [(a.name, attribute_type(a) | None, None) for a in attributes]
 
 
-def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: RecordType) -> type[msgspec.Struct]:
+def record_struct(name: str, key_fields: list[Field], record_type: RecordType) -> type[msgspec.Struct]:
     """A struct with the required key fields, then every attribute optional (absent = null)."""
     # gc=False: thousands of records per body need no cycle tracking.
     return msgspec.defstruct(name, key_fields + optional_fields(record_type.attributes), forbid_unknown_fields=True, gc=False)
@@ -178,4 +184,4 @@ def record_struct(name: str, key_fields: list[tuple[str, Any]], record_type: Rec
 
 def periods_field(period_struct: type[msgspec.Struct]) -> tuple[str, Any]:
     """The required, non-empty `values` list of a vector's periods."""
-    return ("values", Annotated[list[period_struct], msgspec.Meta(min_length=1)])
+    return ("values", Annotated[GenericAlias(list, (period_struct,)), msgspec.Meta(min_length=1)])

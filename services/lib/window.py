@@ -27,12 +27,14 @@ class Window:
         return (self.end - 1) // self.period_ms - self.start // self.period_ms + 1
 
 
-def check_timestamp(value: int, code: int, name: str) -> None:
+def check_timestamp(value: int, code: ApiStatus.ValueType, name: str) -> None:
     if not 0 <= value < TIMESTAMP_LIMIT_MS:
         raise ApiFailure(code, f"{name} must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}[, got {value}")
 
 
-def check_window(range_: records_pb2.Interval | None, aggregation: int, period_ms: int | None) -> Window:
+def check_window(
+    range_: records_pb2.Interval | None, aggregation: records_pb2.Aggregation.ValueType, period_ms: int | None
+) -> Window:
     start = end = None
     if range_ is not None:
         check_timestamp(range_.start_ms, ApiStatus.INVALID_FROM, "from")

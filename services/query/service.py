@@ -35,7 +35,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
         parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
         with self._store.client() as client:
-            if window.function is not None and window.bucket_count() > limit:
+            if window.period_ms is not None and window.bucket_count() > limit:
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
                 # Ending the range just after the first record of the bucket after the
                 # limit keeps it to limit + 1, the last of which is cut off below.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
-from storecast.services.lib.batching import BatchSettings, Columns, Committer
+from storecast.services.lib.batching import BatchSettings, Committer
+from storecast.services.lib.columns import Columns
 from storecast.services.lib.keys import KnownIds
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
 from storecast.services.lib.rpc import Registration
@@ -41,14 +42,12 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         self._forecast_writers = {t.enum_value: VectorWriter(FORECAST_TABLES[name], t) for name, t in FORECAST_TYPES.items()}
         self._commitment_writer = VectorWriter(COMMITMENT_TABLE, COMMITMENT)
         self._tariff_writer = TariffWriter(TARIFF_TABLE, TARIFF)
-        self._committers = {
-            table.name: self._committer(table, writer.column_names)
-            for table, writer in [
-                *((w.table, w) for w in self._forecast_writers.values()),
-                (COMMITMENT_TABLE, self._commitment_writer),
-                (TARIFF_TABLE, self._tariff_writer),
-            ]
-        }
+        writers: list[VectorWriter | TariffWriter] = [
+            *self._forecast_writers.values(),
+            self._commitment_writer,
+            self._tariff_writer,
+        ]
+        self._committers = {writer.table.name: self._committer(writer.table, writer.column_names) for writer in writers}
 
     def _committer(self, table: Table, column_names: list[str]) -> Committer:
         name = self._store.table(table.name)

@@ -15,8 +15,7 @@ import msgspec
 
 from storecast.catalog import RecordType
 from storecast.services.lib import payload
-from storecast.services.lib.batching import Columns
-from storecast.services.lib.columns import last_occurrences, take, to_columns
+from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
 from storecast.services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.status import ApiFailure, ApiStatus
 
@@ -98,7 +97,7 @@ class TariffWriter:
         entries = payload.decode(self._decoder, body)
         per_entry = [to_columns(entry.values, self._period_fields) for entry in entries]
         ids = [entry.id for entry, periods in zip(entries, per_entry) for _ in periods[0]]
-        columns = [ids, *(list(itertools.chain.from_iterable(c)) for c in zip(*per_entry))]
+        columns: Columns = [ids, *(list(itertools.chain.from_iterable(c)) for c in zip(*per_entry))]
         # Within one request the last occurrence of (id, timestamp) wins, as for production records.
         kept = last_occurrences(columns[0], columns[1])
         if kept is not None:

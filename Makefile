@@ -37,7 +37,7 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/storecast serve all
 
 # Lint and types first: a change that breaks them does not land (.ci/run calls this target).
-test: lint $(GENERATED)
+test: lint typecheck $(GENERATED)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(VENV)/.installed

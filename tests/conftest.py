@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from storecast import dev_pki
-from tests.helpers import gateway_tls_env
+from tests.helpers import JsonObject, gateway_tls_env
 
 # Certificates the tests present, by name: (CN, sites, access) for those with permissions.
-CLIENTS = {
+CLIENTS: dict[str, tuple[str | list[int], list[str]]] = {
     "admin": ("*", ["read", "write"]),
     "reader": ("*", ["read"]),
     "site100": ([100], ["read", "write"]),
@@ -35,7 +35,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -167,7 +168,8 @@ def site() -> int:
     return next(_site_counter)
 
 
-def put(client: httpx.Client, path: str, values: list[dict]) -> httpx.Response:
+def put(client: httpx.Client, path: str, values: Sequence[object]) -> httpx.Response:
+    """A PUT of {"values": values}: records, or any JSON values a test sends."""
     return client.put(path, json={"values": values})
 
 
@@ -181,17 +183,17 @@ def assert_error(response: httpx.Response, http_status: int, code: int, *fragmen
         assert fragment in body["status_message"], body
 
 
-def ok(response: httpx.Response, http_status: int = 200) -> dict:
+def ok(response: httpx.Response, http_status: int = 200) -> JsonObject:
     """The body of a success (200, 201) or partial (206) response."""
     assert response.status_code == http_status, response.text
-    body = response.json()
+    body: JsonObject = response.json()
     assert body["status_code"] == (1001 if http_status == 206 else 1000), body
     return body
 
 
-def read_all(client: httpx.Client, path: str, start: int, end: int) -> list[dict]:
+def read_all(client: httpx.Client, path: str, start: int, end: int) -> list[JsonObject]:
     """Every record of [start, end[, following next_from through partial responses."""
-    results: list[dict] = []
+    results: list[JsonObject] = []
     while True:
         response = client.get(path, params={"from": start, "to": end})
         body = ok(response, response.status_code)

@@ -8,9 +8,9 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
@@ -28,6 +28,12 @@ T0 = 1_535_104_800_000
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 JSON_HEADERS = {"content-type": "application/json"}
+
+# A JSON object as parsed (response.json(), json.loads): its values are whatever the document held.
+JsonObject = dict[str, Any]
+# Query parameters as httpx takes them: by name, or as (name, value) pairs, where a name may repeat.
+QueryValue = str | int | float | bool | None
+Query = Mapping[str, QueryValue] | list[tuple[str, QueryValue]]
 
 
 # --- requests ------------------------------------------------------------------

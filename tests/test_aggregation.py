@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from statistics import fmean
 
 import httpx
 import pytest
 
 from tests.conftest import MAX_RECORDS, ok, put
+from tests.helpers import JsonObject
 
 # This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
 AGGREGATION_T0 = 1_700_000_000_000
 PERIOD_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-FUNCTIONS = {"min": min, "max": max, "avg": fmean}
+FUNCTIONS: dict[str, Callable[[list[float]], float]] = {"min": min, "max": max, "avg": fmean}
 
 
-def brute_force(records: list[dict], attributes: list[str], start: int, end: int, period_ms: int, function: str) -> list[dict]:
-    buckets: dict[int, list[dict]] = defaultdict(list)
+def brute_force(
+    records: list[JsonObject], attributes: list[str], start: int, end: int, period_ms: int, function: str
+) -> list[JsonObject]:
+    buckets: dict[int, list[JsonObject]] = defaultdict(list)
     for record in records:
         if start <= record["timestamp"] < end:
             buckets[record["timestamp"] // period_ms * period_ms].append(record)
     results = []
     for bucket in sorted(buckets):
-        result: dict = {"timestamp": bucket, "id": buckets[bucket][0]["id"]}
+        result: JsonObject = {"timestamp": bucket, "id": buckets[bucket][0]["id"]}
         for attribute in attributes:
             values = [r[attribute] for r in buckets[bucket] if r.get(attribute) is not None]
             result[attribute] = FUNCTIONS[function](values) if values else None
@@ -32,7 +36,7 @@ def brute_force(records: list[dict], attributes: list[str], start: int, end: int
     return results
 
 
-def assert_close(actual: list[dict], expected: list[dict]) -> None:
+def assert_close(actual: list[JsonObject], expected: list[JsonObject]) -> None:
     assert [r["timestamp"] for r in actual] == [r["timestamp"] for r in expected]
     for got, want in zip(actual, expected):
         assert got.keys() == want.keys()
@@ -44,13 +48,13 @@ def assert_close(actual: list[dict], expected: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def battery_site(admin: httpx.Client) -> tuple[int, list[dict]]:
+def battery_site(admin: httpx.Client) -> tuple[int, list[JsonObject]]:
     """Battery 4 of one site: 3 days of irregular records, some attributes null, some absent."""
     rng = random.Random(42)
     site = 3_000_000_000
     records, timestamp = [], AGGREGATION_T0 + 123
     while timestamp < AGGREGATION_T0 + 3 * 86_400_000:
-        record = {"timestamp": timestamp, "id": 4, "soc": round(rng.uniform(0, 100), 2), "state": rng.randrange(8)}
+        record: JsonObject = {"timestamp": timestamp, "id": 4, "soc": round(rng.uniform(0, 100), 2), "state": rng.randrange(8)}
         if rng.random() < 0.7:
             record["p"] = round(rng.uniform(-500, 500), 3)
         if rng.random() < 0.1:
@@ -64,7 +68,7 @@ def battery_site(admin: httpx.Client) -> tuple[int, list[dict]]:
 @pytest.mark.parametrize("function", ["min", "max", "avg"])
 @pytest.mark.parametrize("period", ["30s", "7m", "1h", "5h", "1d"])
 def test_aggregates_match_brute_force(
-    admin: httpx.Client, battery_site: tuple[int, list[dict]], function: str, period: str
+    admin: httpx.Client, battery_site: tuple[int, list[JsonObject]], function: str, period: str
 ) -> None:
     site, records = battery_site
     # from and to deliberately not aligned to any period.
@@ -78,6 +82,22 @@ def test_aggregates_match_brute_force(
     assert all(r["e"] is None and r["q"] is None for r in results)
     expected_state_type = float if function == "avg" else int
     assert all(type(r["state"]) is expected_state_type for r in results)
+
+
+def test_an_average_beyond_the_float_range_is_null_never_inf(admin: httpx.Client, site: int) -> None:
+    # Each value is finite; their sum is not. JSON has no inf, so the average is null, and the body stays JSON.
+    big = 1.7e308
+    ok(
+        put(admin, f"/v1/{site}/production/metric", [{"timestamp": AGGREGATION_T0 + i, "id": 1, "value": big} for i in range(2)]),
+        201,
+    )
+    window: dict[str, str | int] = {"from": AGGREGATION_T0, "to": AGGREGATION_T0 + 1000, "period": "1s"}
+    assert ok(admin.get(f"/v1/{site}/production/metric/1", params={**window, "agg": "avg"}))["results"][0]["value"] is None
+    assert ok(admin.get(f"/v1/{site}/production/metric/1", params={**window, "agg": "max"}))["results"][0]["value"] == big
+    periods = [{"timestamp": AGGREGATION_T0 + i, "p": big, "quality": 1} for i in range(2)]
+    ok(put(admin, f"/v1/{site}/forecast/solar", [{"creation_timestamp": AGGREGATION_T0, "id": 1, "values": periods}]), 201)
+    forecast = ok(admin.get(f"/v1/{site}/forecast/solar/1", params={**window, "agg": "avg"}))["results"][0]
+    assert forecast["values"][0]["p"] is None
 
 
 def test_first_bucket_starts_before_an_unaligned_from(admin: httpx.Client, site: int) -> None:

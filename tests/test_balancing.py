@@ -21,7 +21,8 @@ def rows_in(store: Path) -> int:
     )
     done = subprocess.run([sys.executable, "-c", script, f"chdb://{store}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    count: int = json.loads(done.stdout)
+    return count
 
 
 def test_calls_are_spread_over_every_replica(tmp_path: Path, test_pki: Pki) -> None:

@@ -15,7 +15,7 @@ from storecast.services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY
 from storecast.services.lib.migrate import schema_statements
 from storecast.services.lib.schema import all_tables
 from tests.conftest import Pki, free_port, ok, put, start_storecast, stop_storecast
-from tests.helpers import T0
+from tests.helpers import T0, JsonObject
 
 CLUSTER = "storecast"
 _ON_CLUSTER = f" ON CLUSTER '{CLUSTER}'"
@@ -84,7 +84,7 @@ json.dump({"formatted": formatted, "counts": counts, "unknown_settings": unknown
 
 def run_engine(
     path: Path, config: Path, *, parse: list[str] | None = None, apply: list[str] | None = None, count: list[str] | None = None
-) -> dict:
+) -> JsonObject:
     job = {
         "path": str(path),
         "config": str(config),
@@ -97,7 +97,8 @@ def run_engine(
         [sys.executable, "-c", _ENGINE_SCRIPT], input=json.dumps(job), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    report: JsonObject = json.loads(done.stdout)
+    return report
 
 
 @pytest.fixture

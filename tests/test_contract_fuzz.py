@@ -14,13 +14,12 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
@@ -36,6 +35,10 @@ from schemathesis.specs.openapi.checks import (
 from storecast.catalog import Kind
 from storecast.gateway.openapi import EXAMPLE_TIMESTAMP, Resource, build_document, example_item, resources
 from tests.conftest import MAX_RECORDS, Storecast
+
+if TYPE_CHECKING:
+    # The test case of an OpenAPI operation, as schemathesis names it for type checkers only.
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 # Fuzzing-phase requests per operation, schema-valid and not.
 EXAMPLES = int(os.environ.get("STORECAST_FUZZ_EXAMPLES", "4"))
@@ -127,7 +130,7 @@ def admin_session(storecast: Storecast) -> Iterator[requests.Session]:
     print(f"\ncontract fuzz: {STATUSES.total()} requests, by phase and status: {dict(sorted(STATUSES.items()))}")
 
 
-def _positive_at(case: Case, location: ParameterLocation) -> bool:
+def _positive_at(case: OpenApiCase, location: ParameterLocation) -> bool:
     return case.meta is not None and not case.meta.is_negative_at(location)
 
 
@@ -151,7 +154,7 @@ def _write_integers_as_integers(item: dict[str, Any], names: frozenset[str]) -> 
                 _write_integers_as_integers(period, names)
 
 
-def _aim_at_stored_data(case: Case) -> None:
+def _aim_at_stored_data(case: OpenApiCase) -> None:
     """Schema-valid path parameters and bodies go to the fuzz site and its stored ids;
     negative components are left as they were generated."""
     if case.path_parameters and _positive_at(case, ParameterLocation.PATH):
@@ -161,15 +164,21 @@ def _aim_at_stored_data(case: Case) -> None:
                 aimed = FUZZ_SITE if name == "site_id" else int(value) % STORED_IDS
                 case.path_parameters[name] = type(value)(aimed)
     if isinstance(case.body, dict) and _positive_at(case, ParameterLocation.BODY):
-        for item in case.body["values"]:
+        # A schema-valid body: {"values": [item, ...]}, each item with an integer id.
+        items = case.body["values"]
+        assert isinstance(items, list), items
+        for item in items:
+            assert isinstance(item, dict), item
             _write_integers_as_integers(item, INTEGER_NAMES[case.path])
-            item["id"] %= STORED_IDS
+            item_id = item["id"]
+            assert isinstance(item_id, int), item
+            item["id"] = item_id % STORED_IDS
 
 
 @schema.parametrize()
 # Every example is a round trip to a server: Hypothesis's speed health checks do not apply.
 @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_answer_is_documented(case: Case, storecast: Storecast, admin_session: requests.Session) -> None:
+def test_every_answer_is_documented(case: OpenApiCase, storecast: Storecast, admin_session: requests.Session) -> None:
     _aim_at_stored_data(case)
     response = case.call(base_url=storecast.base_url, session=admin_session, verify=admin_session.verify, cert=admin_session.cert)
     phase = case.meta.phase.name.value if case.meta is not None else "explicit"

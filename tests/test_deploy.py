@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
-import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 from helm_python import Chart
@@ -125,7 +125,8 @@ def test_helm_lint_is_clean() -> None:
 
 def test_every_manifest_is_valid_kubernetes(rendered: Rendered) -> None:
     for manifest in rendered.manifests:
-        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+        # The package's __init__ re-exports validate implicitly: it is named where it is defined.
+        kubernetes_validate.utils.validate(manifest, KUBERNETES, strict=True)
 
 
 def test_each_component_has_its_objects(rendered: Rendered) -> None:
@@ -143,6 +144,7 @@ def test_each_component_has_its_objects(rendered: Rendered) -> None:
 
 
 def test_the_values_schema_refuses_what_would_deploy_unsafely(chart: Chart) -> None:
+    bad: dict[str, Any]
     for bad in (
         {"ingress": {"verifyClient": "optional_no_ca"}},
         {"store": {"cluster": "c; DROP DATABASE storecast"}},
@@ -362,7 +364,8 @@ def test_the_permissions_configmap_is_what_the_gateway_loads(full: Rendered, tmp
 
 def test_a_permissions_change_rolls_the_gateway(chart: Chart, default: Rendered, full: Rendered) -> None:
     def checksum(rendered: Rendered) -> str:
-        return rendered.deployment("gateway")["spec"]["template"]["metadata"]["annotations"]["checksum/permissions"]
+        annotations: dict[str, str] = rendered.deployment("gateway")["spec"]["template"]["metadata"]["annotations"]
+        return annotations["checksum/permissions"]
 
     assert checksum(default) != checksum(full)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import MAX_BODY_BYTES, assert_error, ok, put
+from tests.conftest import MAX_BODY_BYTES, Storecast, assert_error, ok, put
 from tests.helpers import T0, raw_put
 
 
@@ -88,7 +88,7 @@ def test_get_on_a_put_path_and_put_on_a_get_path_are_405(admin: httpx.Client) ->
     assert put_on_get_path.headers["allow"] == "GET, HEAD"
 
 
-def test_method_is_checked_before_site_and_identity(storecast) -> None:
+def test_method_is_checked_before_site_and_identity(storecast: Storecast) -> None:
     with storecast.client(None) as anonymous:
         assert_error(anonymous.delete("/v1/not-a-site/production/meter/1"), 405, 1102)
 
@@ -104,7 +104,7 @@ def test_bad_site_ids_are_1104(admin: httpx.Client, site_id: str) -> None:
     assert_error(admin.get(f"/v1/{site_id}/production/meter/1"), 400, 1104)
 
 
-def test_site_id_is_checked_before_identity(storecast) -> None:
+def test_site_id_is_checked_before_identity(storecast: Storecast) -> None:
     with storecast.client(None) as anonymous:
         assert_error(anonymous.get("/v1/abc/production/meter/1"), 400, 1104)
 
@@ -258,7 +258,7 @@ def test_empty_payloads_are_1302(admin: httpx.Client, site: int, body: bytes) ->
         ([None], "values[0]"),
     ],
 )
-def test_bad_records_are_1303_naming_the_field(admin: httpx.Client, site: int, values: list, fragment: str) -> None:
+def test_bad_records_are_1303_naming_the_field(admin: httpx.Client, site: int, values: list[object], fragment: str) -> None:
     assert_error(put(admin, f"/v1/{site}/production/meter", values), 400, 1303, fragment)
 
 

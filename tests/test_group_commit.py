@@ -14,6 +14,7 @@ are stored together in one insert, yet each request is answered for itself.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import json
 import os
@@ -35,7 +36,7 @@ import pytest
 
 from storecast.catalog import EQUIPMENT_TYPES
 from tests.conftest import Pki, Storecast, assert_error, ok, put, read_all, start_storecast, stop_storecast
-from tests.helpers import HOUR, raw_put
+from tests.helpers import HOUR, JsonObject, raw_put
 
 # This module's own epoch, apart from the shared tests.helpers.T0: the timestamps its data was first written with.
 GROUP_COMMIT_T0 = 1_700_000_000_000
@@ -153,7 +154,7 @@ def allowed_final_values(writes: list[SharedWrite]) -> set[float]:
     return {w.value for w in writes if not any(other.sent > w.answered for other in writes)}
 
 
-def shared_put(site: int, key: SharedKey, value: float) -> tuple[str, list[dict]]:
+def shared_put(site: int, key: SharedKey, value: float) -> tuple[str, list[JsonObject]]:
     """The path and values of a PUT writing `value` under a shared key."""
     category, timestamp = key
     if category == "production":
@@ -171,14 +172,16 @@ def read_shared(http: httpx.Client, site: int, key: SharedKey) -> float:
     if category == "production":
         path = f"/v1/{site}/production/meter-3p/{SHARED_ID}"
         (record,) = ok(http.get(path, params={"from": timestamp, "to": timestamp + 1}))["results"]
-        return record["l1_p"]
+        value: float = record["l1_p"]
+        return value
     if category == "tariff":
         (entry,) = ok(http.get(f"/v1/{site}/tariff/{SHARED_ID}"))["results"]
         (period,) = [p for p in entry["values"] if p["timestamp"] == timestamp]
-        return period["value"]
+        period_value: float = period["value"]
+        return period_value
     params = {"generated-after": timestamp, "generated-before": timestamp + 1}
     (vector,) = ok(http.get(f"/v1/{site}/forecast/solar/{SHARED_ID}", params=params))["results"]
-    values = {period["p"] for period in vector["values"]}
+    values: set[float] = {period["p"] for period in vector["values"]}
     assert [p["timestamp"] for p in vector["values"]] == [GROUP_COMMIT_T0, GROUP_COMMIT_T0 + HOUR] and len(values) == 1, vector
     return values.pop()
 
@@ -189,16 +192,16 @@ def shared_keys_stored(http: httpx.Client, site: int, category: str) -> int:
         return len(read_all(http, f"/v1/{site}/production/meter-3p/{SHARED_ID}", 0, FAR))
     if category == "tariff":
         return len(ok(http.get(f"/v1/{site}/tariff/{SHARED_ID}"))["results"][0]["values"])
-    params = {"generated-after": 0, "generated-before": FAR, "generate-all": "true"}
+    params: dict[str, str | int] = {"generated-after": 0, "generated-before": FAR, "generate-all": "true"}
     return len(ok(http.get(f"/v1/{site}/forecast/solar/{SHARED_ID}", params=params))["results"])
 
 
-def full_record(equipment: str, record: dict) -> dict:
+def full_record(equipment: str, record: JsonObject) -> JsonObject:
     """A record as read back: every attribute of its type, null when not sent."""
     return {"timestamp": record["timestamp"], "id": record["id"], **{name: record.get(name) for name in ATTRIBUTES[equipment]}}
 
 
-def invalid_body(kind: str, values: list[dict], bad: int, attribute: str) -> tuple[bytes, int, list[str]]:
+def invalid_body(kind: str, values: list[JsonObject], bad: int, attribute: str) -> tuple[bytes, int, list[str]]:
     """A body with one bad record (`values[bad]`), the code it must get and fragments of its message."""
     values = [dict(record) for record in values]
     if kind == "empty":
@@ -229,10 +232,10 @@ def invalid_body(kind: str, values: list[dict], bad: int, attribute: str) -> tup
 class Model:
     """What one client's acknowledged PUTs must have left in the store; every key in it is the client's own."""
 
-    records: dict[Key, dict] = field(default_factory=dict)
-    forecasts: dict[int, dict] = field(default_factory=dict)  # creation_timestamp -> vector as read back
-    commitments: dict[int, dict] = field(default_factory=dict)
-    tariff: dict[int, dict] = field(default_factory=dict)  # period timestamp -> period as read back
+    records: dict[Key, JsonObject] = field(default_factory=dict)
+    forecasts: dict[int, JsonObject] = field(default_factory=dict)  # creation_timestamp -> vector as read back
+    commitments: dict[int, JsonObject] = field(default_factory=dict)
+    tariff: dict[int, JsonObject] = field(default_factory=dict)  # period timestamp -> period as read back
 
 
 class FleetClient:
@@ -283,7 +286,7 @@ class FleetClient:
 
     # Production records of its own ids.
 
-    def record(self, equipment: str, timestamp: int, record_id: int | None = None) -> dict:
+    def record(self, equipment: str, timestamp: int, record_id: int | None = None) -> JsonObject:
         names = self.rng.sample(ATTRIBUTES[equipment], self.rng.randint(1, 3))
         return {"timestamp": timestamp, "id": record_id or self.id, **{name: self.value() for name in names}}
 
@@ -301,7 +304,7 @@ class FleetClient:
         values = [self.record(equipment, timestamp) for timestamp in [*timestamps, timestamps[0]]]
         self.put_records(equipment, values)
 
-    def put_records(self, equipment: str, values: list[dict]) -> None:
+    def put_records(self, equipment: str, values: list[JsonObject]) -> None:
         ok(put(self.http, f"/v1/{self.site}/production/{equipment}", values), 201)
         for record in values:
             self.model.records[(equipment, record["id"], record["timestamp"])] = full_record(equipment, record)
@@ -346,7 +349,7 @@ class FleetClient:
 
     # Forecast and commitment vectors: distinct creation timestamps, some sent again whole.
 
-    def vector(self, category: str, creation: int) -> dict:
+    def vector(self, category: str, creation: int) -> JsonObject:
         hours = self.rng.sample(range(24), self.rng.randint(1, 4))
         if category == "forecast":
             periods = [
@@ -356,7 +359,7 @@ class FleetClient:
         periods = [{"timestamp": GROUP_COMMIT_T0 + h * HOUR, "value": self.value()} for h in hours]
         return {"creation_timestamp": creation, "id": self.id, "quality": self.rng.randint(0, 3), "values": periods}
 
-    def vectors_of(self, category: str) -> dict[int, dict]:
+    def vectors_of(self, category: str) -> dict[int, JsonObject]:
         return self.model.forecasts if category == "forecast" else self.model.commitments
 
     def vector_path(self, category: str) -> str:
@@ -398,7 +401,7 @@ class FleetClient:
 
     def check_all_vectors(self, category: str, http: httpx.Client) -> None:
         vectors = self.vectors_of(category)
-        params = {"generated-after": 0, "generated-before": FAR, "generate-all": "true"}
+        params: dict[str, str | int] = {"generated-after": 0, "generated-before": FAR, "generate-all": "true"}
         response = http.get(f"{self.vector_path(category)}/{self.id}", params=params)
         if vectors:
             assert ok(response)["results"] == [vectors[creation] for creation in sorted(vectors)]
@@ -409,7 +412,7 @@ class FleetClient:
 
     def put_tariff(self) -> None:
         hours = self.rng.sample(range(12), self.rng.randint(1, 3))  # some periods already stored: replaced
-        periods = [
+        periods: list[JsonObject] = [
             {"timestamp": GROUP_COMMIT_T0 + h * HOUR, "label": f"c{self.number}-{self.value()}", "value": self.value()}
             for h in hours
         ]
@@ -476,7 +479,7 @@ def test_a_fleet_of_valid_and_invalid_puts_is_answered_and_stored_request_by_req
             client.check_everything(http)
             checked.append(number)
 
-    run_threads([failures.guard(f"client {n}", lambda n=n: device(n)) for n in range(FLEET)], timeout_s=240)
+    run_threads([failures.guard(f"client {n}", functools.partial(device, n)) for n in range(FLEET)], timeout_s=240)
     failures.check()
     assert len(checked) == FLEET
 
@@ -550,7 +553,7 @@ class DiskWriter:
         category = "production/metric" if self.category == "production" else "forecast/solar"
         return f"/v1/{DISK_FULL_SITE}/{category}"
 
-    def body(self, number: int) -> list[dict]:
+    def body(self, number: int) -> list[JsonObject]:
         if self.category == "production":
             first = number * RECORDS_PER_PUT
             return [
@@ -588,7 +591,7 @@ class DiskWriter:
         per_request: Counter[int] = Counter()
         window = 200 * VECTORS_PER_PUT  # creation timestamps per read: 600 periods, under the cap of 1000
         for start in range(GROUP_COMMIT_T0, GROUP_COMMIT_T0 + len(self.outcomes) * VECTORS_PER_PUT + 1, window):
-            params = {"generated-after": start, "generated-before": start + window, "generate-all": "true"}
+            params: dict[str, str | int] = {"generated-after": start, "generated-before": start + window, "generate-all": "true"}
             for vector in ok(http.get(f"{self.path}/{self.id}", params=params))["results"]:
                 number = (vector["creation_timestamp"] - GROUP_COMMIT_T0) // VECTORS_PER_PUT
                 assert vector["values"] == [{"timestamp": GROUP_COMMIT_T0, "p": float(number), "quality": None}], vector
@@ -659,7 +662,9 @@ def fill_the_disk_under_load(storecast: Storecast, ballast: Path) -> list[DiskWr
     writers = [DiskWriter(storecast, "production", i) for i in range(1, 7)] + [DiskWriter(storecast, "vector", i) for i in (1, 2)]
     failures = Failures()
     stop = threading.Event()
-    threads = [threading.Thread(target=failures.guard(f"writer {w.category} {w.id}", lambda w=w: w.run(stop))) for w in writers]
+    threads = [
+        threading.Thread(target=failures.guard(f"writer {w.category} {w.id}", functools.partial(w.run, stop))) for w in writers
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -762,7 +767,7 @@ def test_kill_9_under_fleet_load_loses_no_acknowledged_record(tmp_path: Path, te
     devices = [FleetDevice(storecast, i) for i in range(1, KILL_FLEET + 1)]
     failures = Failures()
     stop = threading.Event()
-    threads = [threading.Thread(target=failures.guard(f"device {d.id}", lambda d=d: d.run(stop))) for d in devices]
+    threads = [threading.Thread(target=failures.guard(f"device {d.id}", functools.partial(d.run, stop))) for d in devices]
     try:
         gateways = children_of(storecast.process.pid)
         assert gateways, "`serve all` runs the gateway in a child process"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TypedDict
 
 import grpc
 import pytest
@@ -59,29 +60,51 @@ def test_ingest_validation_over_grpc(grpc_channel: grpc.Channel, body: bytes, co
 
 def test_unknown_equipment_type_over_grpc(grpc_channel: grpc.Channel) -> None:
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
-    request = ingest_pb2.PutProductionRequest(site_id=1, equipment_type=99, body=b'{"values":[{"timestamp":1,"id":1}]}')
+    request = ingest_pb2.PutProductionRequest(
+        site_id=1, equipment_type=catalog_pb2.EquipmentType.ValueType(99), body=b'{"values":[{"timestamp":1,"id":1}]}'
+    )
     assert api_error(lambda: ingest.PutProduction(request, timeout=30))[1] == 1106
 
 
-@pytest.mark.parametrize(
-    ("fields", "code"),
-    [
-        ({"range": records_pb2.Interval(start_ms=-1, end_ms=5)}, 1201),
-        ({"range": records_pb2.Interval(start_ms=1, end_ms=7_258_118_400_000)}, 1202),
-        ({"range": records_pb2.Interval(start_ms=5, end_ms=5)}, 1200),
-        ({"aggregation": records_pb2.AVG}, 1200),
-        ({"aggregation": records_pb2.AVG, "range": records_pb2.Interval(start_ms=1, end_ms=5)}, 1200),
-        ({"period_ms": 60_000}, 1200),
-        ({"aggregation": 42, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": 1}, 1205),
-        ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": 0}, 1206),
-        ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": -5}, 1206),
-        ({"equipment_type": 0}, 1106),
-        ({"id": 987654}, 1107),
-    ],
-)
-def test_query_validation_over_grpc(grpc_channel: grpc.Channel, fields: dict, code: int) -> None:
+class GetProductionFields(TypedDict, total=False):
+    """Fields of a GetProductionRequest, as keyword arguments."""
+
+    site_id: int
+    equipment_type: catalog_pb2.EquipmentType.ValueType
+    id: int
+    range: records_pb2.Interval
+    aggregation: records_pb2.Aggregation.ValueType
+    period_ms: int
+
+
+# Requests for meter 1 of site 1 but for these fields, and the code each is refused with.
+QUERY_CASES: list[tuple[GetProductionFields, int]] = [
+    ({"range": records_pb2.Interval(start_ms=-1, end_ms=5)}, 1201),
+    ({"range": records_pb2.Interval(start_ms=1, end_ms=7_258_118_400_000)}, 1202),
+    ({"range": records_pb2.Interval(start_ms=5, end_ms=5)}, 1200),
+    ({"aggregation": records_pb2.AVG}, 1200),
+    ({"aggregation": records_pb2.AVG, "range": records_pb2.Interval(start_ms=1, end_ms=5)}, 1200),
+    ({"period_ms": 60_000}, 1200),
+    (
+        {
+            "aggregation": records_pb2.Aggregation.ValueType(42),
+            "range": records_pb2.Interval(start_ms=1, end_ms=5),
+            "period_ms": 1,
+        },
+        1205,
+    ),
+    ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": 0}, 1206),
+    ({"aggregation": records_pb2.MIN, "range": records_pb2.Interval(start_ms=1, end_ms=5), "period_ms": -5}, 1206),
+    ({"equipment_type": catalog_pb2.EQUIPMENT_TYPE_UNSPECIFIED}, 1106),
+    ({"id": 987654}, 1107),
+]
+
+
+@pytest.mark.parametrize(("fields", "code"), QUERY_CASES)
+def test_query_validation_over_grpc(grpc_channel: grpc.Channel, fields: GetProductionFields, code: int) -> None:
     query = query_pb2_grpc.QueryStub(grpc_channel)
-    request = query_pb2.GetProductionRequest(**{"site_id": 1, "equipment_type": catalog_pb2.METER, "id": 1, **fields})
+    request_fields: GetProductionFields = {"site_id": 1, "equipment_type": catalog_pb2.METER, "id": 1, **fields}
+    request = query_pb2.GetProductionRequest(**request_fields)
     assert api_error(lambda: query.GetProduction(request, timeout=30))[1] == code
 
 

@@ -103,8 +103,11 @@ def test_bytes_that_are_not_utf8_are_1301_wherever_they_are(admin: httpx.Client,
         ("production/meter", b'{"values":[{"timestamp":"1","id":1}]} and more'),
         ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p":"1"},'),
         ("forecast/solar", b'{"values":[{"creation_timestamp":1,"id":1,"values":[]},{NaN}]}'),
+        # Nested deeper than the decoder follows, and never closed.
+        ("production/meter", b'{"values":' + b"[" * 100_000),
+        ("production/meter", b'{"values":[{"timestamp":1,"id":1,"p":' + b"[" * 100_000 + b'"]}]}'),
     ],
-    ids=["hex-number", "trailing-text", "truncated", "nan"],
+    ids=["hex-number", "trailing-text", "truncated", "nan", "deep-unclosed", "deep-open-string"],
 )
 def test_a_body_that_is_not_json_is_1301_even_after_a_wrong_type(admin: httpx.Client, site: int, path: str, body: bytes) -> None:
     # Found by the PUT fuzzer: msgspec stops at the first value of a wrong type (1303) before it reads the rest.

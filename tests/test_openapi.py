@@ -19,7 +19,7 @@ from storecast.gateway.config import GatewaySettings
 from storecast.gateway.openapi import EXAMPLE_TIMESTAMP, build_document
 from storecast.gateway.permissions import Permissions
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast
-from tests.helpers import raw_put
+from tests.helpers import JsonObject, raw_put
 
 JSON = "application/json"
 DOCUMENT = build_document()
@@ -54,7 +54,7 @@ def _pointer(*segments: str) -> str:
     return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in segments)
 
 
-def assert_documented(response: httpx.Response, path: str, method: str, http_status: int) -> dict:
+def assert_documented(response: httpx.Response, path: str, method: str, http_status: int) -> JsonObject:
     """The response has the expected status, which the operation documents, and its documented body and header."""
     assert response.status_code == http_status, response.text
     responses = DOCUMENT["paths"][path][method]["responses"]
@@ -65,18 +65,19 @@ def assert_documented(response: httpx.Response, path: str, method: str, http_sta
     return assert_matches(response, pointer)
 
 
-def assert_matches(response: httpx.Response, response_pointer: str) -> dict:
+def assert_matches(response: httpx.Response, response_pointer: str) -> JsonObject:
     """The response has the body and the X-Request-Id of the response object at `response_pointer`."""
     assert response.headers["content-type"] == JSON
     header = DOCUMENT["components"]["headers"]["X-Request-Id"]["schema"]
     assert re.fullmatch(header["pattern"], response.headers["x-request-id"])
-    body = response.json()
+    body: JsonObject = response.json()
     _schema_at(response_pointer + _pointer("content", JSON, "schema")).validate(body)
     return body
 
 
-def put_example(put_path: str) -> dict:
-    return DOCUMENT["paths"][put_path]["put"]["requestBody"]["content"][JSON]["example"]
+def put_example(put_path: str) -> JsonObject:
+    example: JsonObject = DOCUMENT["paths"][put_path]["put"]["requestBody"]["content"][JSON]["example"]
+    return example
 
 
 def get_url(get_path: str, site: int, item_id: int) -> str:
@@ -101,19 +102,23 @@ def test_every_type_of_the_catalog_has_its_paths() -> None:
     assert len(PAIRS) == len(EQUIPMENT_TYPES) + len(FORECAST_TYPES) + 2
 
 
-def _item_schema(put_path: str) -> dict:
+def _item_schema(put_path: str) -> JsonObject:
     body = DOCUMENT["paths"][put_path]["put"]["requestBody"]["content"][JSON]["schema"]
-    return DOCUMENT["components"]["schemas"][body["properties"]["values"]["items"]["$ref"].rsplit("/", 1)[1]]
+    item: JsonObject = DOCUMENT["components"]["schemas"][body["properties"]["values"]["items"]["$ref"].rsplit("/", 1)[1]]
+    return item
 
 
-def _period_schema(vector: dict) -> dict:
-    return DOCUMENT["components"]["schemas"][vector["properties"]["values"]["items"]["$ref"].rsplit("/", 1)[1]]
+def _period_schema(vector: JsonObject) -> JsonObject:
+    schema: JsonObject = DOCUMENT["components"]["schemas"][vector["properties"]["values"]["items"]["$ref"].rsplit("/", 1)[1]]
+    return schema
 
 
 _TYPES = {Kind.FLOAT: "number", Kind.UNSIGNED_INT: "integer", Kind.STRING: "string"}
 
 
-def _assert_attributes(schema: dict, keys: list[str], attributes: tuple[Attribute, ...], tail: tuple[str, ...] = ()) -> None:
+def _assert_attributes(
+    schema: JsonObject, keys: list[str], attributes: tuple[Attribute, ...], tail: tuple[str, ...] = ()
+) -> None:
     assert list(schema["properties"]) == [*keys, *(a.name for a in attributes), *tail]
     assert schema["required"] == [*keys, *tail] and schema["additionalProperties"] is False
     for attribute in attributes:
@@ -176,7 +181,7 @@ def test_every_path_answers_as_documented(
     item_id = example["values"][0]["id"]
     body = assert_documented(admin.get(get_url(get_path, site, item_id)), get_path, "get", 200)
     assert body["results"] == example["values"]
-    bad_from = {"from": "yesterday", "to": EXAMPLE_TIMESTAMP}
+    bad_from: dict[str, str | int] = {"from": "yesterday", "to": EXAMPLE_TIMESTAMP}
     assert_documented(admin.get(get_url(get_path, site, item_id), params=bad_from), get_path, "get", 400)
     assert_documented(admin.get(get_url(get_path, site, item_id + 1)), get_path, "get", 400)
     with storecast.client(None) as anonymous:
@@ -185,7 +190,12 @@ def test_every_path_answers_as_documented(
     query = {p["$ref"].rsplit("/", 1)[1] for p in DOCUMENT["paths"][get_path]["get"]["parameters"]}
     if "agg" in query:
         # With agg=avg, an integer attribute's mean may be a decimal.
-        day = {"from": EXAMPLE_TIMESTAMP, "to": EXAMPLE_TIMESTAMP + 86_400_000, "agg": "avg", "period": "1d"}
+        day: dict[str, str | int] = {
+            "from": EXAMPLE_TIMESTAMP,
+            "to": EXAMPLE_TIMESTAMP + 86_400_000,
+            "agg": "avg",
+            "period": "1d",
+        }
         body = assert_documented(admin.get(get_url(get_path, site, item_id), params=day), get_path, "get", 200)
         assert body["results"]
 

@@ -9,11 +9,11 @@ import pytest
 
 from storecast.catalog import EQUIPMENT_TYPES, Kind, RecordType
 from tests.conftest import MAX_RECORDS, assert_error, ok, put
-from tests.helpers import T0
+from tests.helpers import T0, JsonObject
 
 
-def full_record(equipment: RecordType, timestamp: int, rng: random.Random, record_id: int = 1) -> dict:
-    record: dict = {"timestamp": timestamp, "id": record_id}
+def full_record(equipment: RecordType, timestamp: int, rng: random.Random, record_id: int = 1) -> JsonObject:
+    record: JsonObject = {"timestamp": timestamp, "id": record_id}
     for attribute in equipment.attributes:
         if attribute.kind is Kind.FLOAT:
             record[attribute.name] = round(rng.uniform(-1000, 1000), 3)
@@ -84,7 +84,7 @@ def test_within_one_request_the_last_occurrence_wins(admin: httpx.Client, site: 
 def test_one_bad_record_among_100_stores_nothing(admin: httpx.Client, site: int) -> None:
     path = f"/v1/{site}/production/thermometer"
     ok(put(admin, path, [{"timestamp": T0 - 1, "id": 1, "t": -5.0}]), 201)
-    records = [{"timestamp": T0 + i * 1000, "id": 1, "t": 20.0 + i} for i in range(100)]
+    records: list[JsonObject] = [{"timestamp": T0 + i * 1000, "id": 1, "t": 20.0 + i} for i in range(100)]
     records[73]["t"] = "warm"
     assert_error(put(admin, path, records), 400, 1303, "values[73].t")
     # Nothing of the refused request, and the earlier record untouched.

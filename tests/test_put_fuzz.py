@@ -184,10 +184,9 @@ def _record(category: Category) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def _periods(category: Category, *, unique: bool) -> st.SearchStrategy[list[dict[str, Any]]]:
-    assert category.period is not None
-    period = timestamps(TIMESTAMPS, TIMESTAMP_LIMIT_MS - 1).flatmap(
-        lambda t: json_object({"timestamp": t}, category.period.attributes)
-    )
+    level = category.period
+    assert level is not None
+    period = timestamps(TIMESTAMPS, TIMESTAMP_LIMIT_MS - 1).flatmap(lambda t: json_object({"timestamp": t}, level.attributes))
     return st.lists(period, min_size=1, max_size=MAX_PERIODS, unique_by=(lambda p: p["timestamp"]) if unique else None)
 
 

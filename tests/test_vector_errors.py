@@ -4,6 +4,8 @@ permissions, and the same rules for direct gRPC callers of the Vector service.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TypedDict, TypeVar
 
 import grpc
 import httpx
@@ -13,16 +15,16 @@ from storecast.catalog import TIMESTAMP_LIMIT_MS
 from storecast.status import STATUS, ApiFailure
 from storecast.v1 import catalog_pb2, records_pb2, vector_pb2, vector_pb2_grpc
 from tests.conftest import MAX_BODY_BYTES, Storecast, assert_error, ok, put
-from tests.helpers import JSON_HEADERS, T0, raw_put, rpc_failure
+from tests.helpers import JSON_HEADERS, T0, JsonObject, Query, raw_put, rpc_failure
 
-FORECAST = {"creation_timestamp": T0, "id": 1, "values": [{"timestamp": T0, "p": 1.0, "quality": 1}]}
-COMMITMENT = {"creation_timestamp": T0, "id": 1, "quality": 1, "values": [{"timestamp": T0, "value": 1.0}]}
-TARIFF = {"id": 1, "values": [{"timestamp": T0, "label": "on-peak", "value": 1.0}]}
+FORECAST: JsonObject = {"creation_timestamp": T0, "id": 1, "values": [{"timestamp": T0, "p": 1.0, "quality": 1}]}
+COMMITMENT: JsonObject = {"creation_timestamp": T0, "id": 1, "quality": 1, "values": [{"timestamp": T0, "value": 1.0}]}
+TARIFF: JsonObject = {"id": 1, "values": [{"timestamp": T0, "label": "on-peak", "value": 1.0}]}
 PUT_PATHS = {"forecast": "/v1/{site}/forecast/solar", "commitment": "/v1/{site}/commitment", "tariff": "/v1/{site}/tariff"}
-GOOD = {"forecast": FORECAST, "commitment": COMMITMENT, "tariff": TARIFF}
+GOOD: dict[str, JsonObject] = {"forecast": FORECAST, "commitment": COMMITMENT, "tariff": TARIFF}
 
 
-def with_period(entry: dict, index: int = 0, **changes: object) -> dict:
+def with_period(entry: JsonObject, index: int = 0, **changes: object) -> JsonObject:
     """A copy of an entry whose period `index` has attributes changed (None: removed)."""
     periods = [dict(p) for p in entry["values"]]
     while len(periods) <= index:
@@ -35,7 +37,7 @@ def with_period(entry: dict, index: int = 0, **changes: object) -> dict:
     return {**entry, "values": periods}
 
 
-def without(entry: dict, name: str) -> dict:
+def without(entry: JsonObject, name: str) -> JsonObject:
     return {k: v for k, v in entry.items() if k != name}
 
 
@@ -177,7 +179,7 @@ def test_put_headers_query_and_size(admin: httpx.Client, site: int, category: st
 GET_PATHS = {"forecast": "/v1/{site}/forecast/solar/1", "commitment": "/v1/{site}/commitment/1", "tariff": "/v1/{site}/tariff/1"}
 LIMIT = TIMESTAMP_LIMIT_MS
 # (query, code, fragment) refused for every category.
-COMMON_PARAMETER_ERRORS = [
+COMMON_PARAMETER_ERRORS: list[tuple[Query, int, str]] = [
     ({"from": T0}, 1200, "from and to"),
     ({"to": T0}, 1200, "from and to"),
     ({"from": "abc", "to": T0}, 1201, "from"),
@@ -191,7 +193,7 @@ COMMON_PARAMETER_ERRORS = [
     ({"nope": 1}, 1200, "'nope'"),
     ([("from", T0), ("to", T0 + 1), ("from", T0)], 1200, "more than once"),
 ]
-VECTOR_PARAMETER_ERRORS = [
+VECTOR_PARAMETER_ERRORS: list[tuple[Query, int, str]] = [
     ({"generated-after": T0}, 1200, "come together"),
     ({"generated_before": T0}, 1200, "come together"),
     ({"generated-after": "x", "generated-before": T0}, 1203, "generated-after"),
@@ -212,14 +214,14 @@ VECTOR_PARAMETER_ERRORS = [
     ({"agg": "avg", "period": "1h"}, 1200, "agg needs from and to"),
     ({"from": 0, "to": T0, "period": "1h"}, 1200, "period needs agg"),
 ]
-TARIFF_PARAMETER_ERRORS = [
+TARIFF_PARAMETER_ERRORS: list[tuple[Query, int, str]] = [
     ({"from": 0, "to": T0, "agg": "avg", "period": "1h"}, 1200, "'agg'"),
     ({"period": "1h"}, 1200, "'period'"),
     ({"generated-after": 0, "generated-before": T0}, 1200, "'generated-after'"),
     ({"generated_before": T0}, 1200, "'generated_before'"),
     ({"generate-all": "true"}, 1200, "'generate-all'"),
 ]
-PARAMETER_ERRORS = [
+PARAMETER_ERRORS: list[tuple[str, Query, int, str]] = [
     *[(c, q, code, f) for c in GET_PATHS for q, code, f in COMMON_PARAMETER_ERRORS],
     *[(c, q, code, f) for c in ("forecast", "commitment") for q, code, f in VECTOR_PARAMETER_ERRORS],
     *[("tariff", q, code, f) for q, code, f in TARIFF_PARAMETER_ERRORS],
@@ -236,7 +238,7 @@ def stored_site(storecast: Storecast, admin: httpx.Client) -> int:
 
 
 @pytest.mark.parametrize(("category", "query", "code", "fragment"), PARAMETER_ERRORS)
-def test_parameter_errors(admin: httpx.Client, stored_site: int, category: str, query: object, code: int, fragment: str) -> None:
+def test_parameter_errors(admin: httpx.Client, stored_site: int, category: str, query: Query, code: int, fragment: str) -> None:
     assert_error(admin.get(GET_PATHS[category].format(site=stored_site), params=query), 400, code, fragment)
 
 
@@ -291,9 +293,12 @@ def test_permissions(storecast: Storecast, admin: httpx.Client, category: str) -
 # --- gRPC -------------------------------------------------------------------
 
 
-def refusal(call: object, request: object) -> ApiFailure:
+RequestT = TypeVar("RequestT")
+
+
+def refusal(call: Callable[[RequestT], object], request: RequestT) -> ApiFailure:
     """The ApiFailure a direct gRPC call was refused with."""
-    status, failure = rpc_failure(lambda: call(request))  # type: ignore[operator]
+    status, failure = rpc_failure(lambda: call(request))
     assert status == STATUS[failure.code].grpc_code
     return failure
 
@@ -309,7 +314,10 @@ def test_grpc_puts_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, s
         vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.WIND, body=bad_forecast)
     )
     assert failure.code == 1303 and "values[0].values[2].p" in failure.message
-    failure = refusal(vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=99, body=bad_forecast))
+    failure = refusal(
+        vector_stub.PutForecast,
+        vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.ForecastType.ValueType(99), body=bad_forecast),
+    )
     assert failure.code == 1106
     failure = refusal(vector_stub.PutCommitment, vector_pb2.PutCommitmentRequest(site_id=site, body=b"{}"))
     assert failure.code == 1302
@@ -318,13 +326,21 @@ def test_grpc_puts_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, s
     assert failure.code == 1303 and "values[0].values[0].label" in failure.message
 
 
+class ForecastKey(TypedDict):
+    """The key fields of a GetForecastRequest, as keyword arguments."""
+
+    site_id: int
+    forecast_type: catalog_pb2.ForecastType.ValueType
+    id: int
+
+
 def test_grpc_gets_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, site: int) -> None:
     body = json.dumps({"values": [FORECAST]}).encode()
     reply = vector_stub.PutForecast(vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.DEMAND, body=body))
     assert reply.stored == 1
     interval = records_pb2.Interval
     get = vector_pb2.GetForecastRequest
-    base = {"site_id": site, "forecast_type": catalog_pb2.DEMAND, "id": 1}
+    base: ForecastKey = {"site_id": site, "forecast_type": catalog_pb2.DEMAND, "id": 1}
     cases = [
         (get(**base, generated=interval(start_ms=T0, end_ms=T0)), 1200),
         (get(**base, generated=interval(start_ms=-1, end_ms=T0)), 1203),
@@ -336,9 +352,12 @@ def test_grpc_gets_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, s
         (get(**base, range=interval(start_ms=0, end_ms=T0), aggregation=records_pb2.AVG), 1200),
         (get(**base, aggregation=records_pb2.AVG, period_ms=1000), 1200),
         (get(**base, range=interval(start_ms=0, end_ms=T0), period_ms=1000), 1200),
-        (get(**base, range=interval(start_ms=0, end_ms=T0), aggregation=9, period_ms=1000), 1205),
+        (
+            get(**base, range=interval(start_ms=0, end_ms=T0), aggregation=records_pb2.Aggregation.ValueType(9), period_ms=1000),
+            1205,
+        ),
         (get(**base, range=interval(start_ms=0, end_ms=T0), aggregation=records_pb2.MIN, period_ms=-1), 1206),
-        (get(site_id=site, forecast_type=0, id=1), 1106),
+        (get(site_id=site, forecast_type=catalog_pb2.FORECAST_TYPE_UNSPECIFIED, id=1), 1106),
         (get(site_id=site, forecast_type=catalog_pb2.DEMAND, id=2), 1107),
     ]
     for request, code in cases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -12,14 +13,14 @@ import pytest
 
 from storecast.catalog import FORECAST_TYPES, TIMESTAMP_LIMIT_MS
 from tests.conftest import MAX_RECORDS, assert_error, ok, put
-from tests.helpers import HOUR, MINUTE, T0
+from tests.helpers import HOUR, MINUTE, T0, JsonObject, Query, QueryValue
 
 # The two vector categories, by the path of their PUT and GET (site to fill in),
 # and how a vector of each is written.
 VECTOR_CATEGORIES = {"forecast": "/v1/{site}/forecast/solar", "commitment": "/v1/{site}/commitment"}
 
 
-def vector(category: str, creation: int, periods: list[tuple[int, float | None]], vector_id: int = 1) -> dict:
+def vector(category: str, creation: int, periods: Sequence[tuple[int, float | None]], vector_id: int = 1) -> JsonObject:
     """A forecast (p, quality 1) or commitment (value, quality 1) vector."""
     if category == "forecast":
         values = [{"timestamp": t, "p": v, "quality": 1} for t, v in periods]
@@ -28,7 +29,7 @@ def vector(category: str, creation: int, periods: list[tuple[int, float | None]]
     return {"creation_timestamp": creation, "id": vector_id, "quality": 1, "values": values}
 
 
-def periods_of(result: dict, attribute: str) -> list[tuple[int, Any]]:
+def periods_of(result: JsonObject, attribute: str) -> list[tuple[int, Any]]:
     return [(p["timestamp"], p[attribute]) for p in result["values"]]
 
 
@@ -116,7 +117,7 @@ def test_tariff_round_trips_labels_as_strings(admin: httpx.Client, site: int) ->
 # Three vectors of id 1, created at T0 + 1000, + 2000 and + 3000, each with one
 # period whose value tells which vector it is.
 VINTAGES = (1000, 2000, 3000)
-VINTAGE_CASES = [
+VINTAGE_CASES: list[tuple[Query, list[int]]] = [
     ({}, [3000]),
     ({"generated-after": T0 + 1000, "generated-before": T0 + 3000}, [2000]),
     ({"generated-after": T0 + 1000, "generated-before": T0 + 1001}, [1000]),
@@ -132,7 +133,7 @@ VINTAGE_CASES = [
 
 @pytest.mark.parametrize("category", VECTOR_CATEGORIES)
 @pytest.mark.parametrize(("query", "expected"), VINTAGE_CASES)
-def test_vintage_selection(admin: httpx.Client, site: int, category: str, query: dict, expected: list[int]) -> None:
+def test_vintage_selection(admin: httpx.Client, site: int, category: str, query: Query, expected: list[int]) -> None:
     path = VECTOR_CATEGORIES[category].format(site=site)
     ok(put(admin, path, [vector(category, T0 + c, [(T0, float(c))]) for c in VINTAGES]), 201)
     results = ok(admin.get(f"{path}/1", params=query))["results"]
@@ -167,11 +168,11 @@ def test_from_to_filters_the_selected_vectors_half_open(admin: httpx.Client, sit
     new = vector(category, T0 + 1, [(T0 + 10 * HOUR, 10.0)])
     ok(put(admin, path, [old, new]), 201)
     attribute = "p" if category == "forecast" else "value"
-    window = {"from": T0 + HOUR, "to": T0 + 3 * HOUR}
+    window: dict[str, str | int] = {"from": T0 + HOUR, "to": T0 + 3 * HOUR}
     (latest,) = ok(admin.get(f"{path}/1", params=window))["results"]
     # Selection comes first: the latest vector is selected, then left with no period.
     assert latest["creation_timestamp"] == T0 + 1 and latest["values"] == []
-    every = {**window, "generated-after": T0, "generated-before": T0 + 2, "generate-all": "true"}
+    every: dict[str, str | int] = {**window, "generated-after": T0, "generated-before": T0 + 2, "generate-all": "true"}
     results = ok(admin.get(f"{path}/1", params=every))["results"]
     assert [periods_of(r, attribute) for r in results] == [[(T0 + HOUR, 1.0), (T0 + 2 * HOUR, 2.0)], []]
 
@@ -188,7 +189,7 @@ def test_a_later_put_replaces_the_whole_vector(admin: httpx.Client, site: int, c
     ok(put(admin, path, [vector(category, T0, [(T0 + HOUR, 10.0), (T0 + 7 * HOUR, 70.0)])]), 201)
     (result,) = ok(admin.get(f"{path}/1"))["results"]
     assert periods_of(result, attribute) == [(T0 + HOUR, 10.0), (T0 + 7 * HOUR, 70.0)]
-    everything = {"generated-after": 0, "generated-before": T0 + 1, "generate-all": "true"}
+    everything: dict[str, str | int] = {"generated-after": 0, "generated-before": T0 + 1, "generate-all": "true"}
     results = ok(admin.get(f"{path}/1", params=everything))["results"]
     assert [(r["creation_timestamp"], len(r["values"])) for r in results] == [(T0 - 1, 1), (T0, 2)]
 
@@ -243,7 +244,7 @@ def test_tariff_periods_merge_by_timestamp(admin: httpx.Client, site: int) -> No
     assert ok(admin.get(f"{path}/2"))["results"] == [{"id": 2, "values": [{"timestamp": T0, "label": "other", "value": 99.0}]}]
 
 
-TARIFF_IN_FORCE_CASES = [
+TARIFF_IN_FORCE_CASES: list[tuple[tuple[float, float], list[int]]] = [
     # (from, to) offsets in hours from T0; periods start at 1h, 2h and 3h.
     ((2, 3), [2]),  # from exactly on a start: that period, not the one before
     ((2, 4), [2, 3]),
@@ -256,7 +257,9 @@ TARIFF_IN_FORCE_CASES = [
 
 
 @pytest.mark.parametrize(("window", "expected"), TARIFF_IN_FORCE_CASES)
-def test_tariff_periods_in_force_during_the_interval(admin: httpx.Client, site: int, window: tuple, expected: list) -> None:
+def test_tariff_periods_in_force_during_the_interval(
+    admin: httpx.Client, site: int, window: tuple[float, float], expected: list[int]
+) -> None:
     path = f"/v1/{site}/tariff"
     ok(
         put(
@@ -304,16 +307,18 @@ def test_sites_types_and_ids_are_isolated(admin: httpx.Client, site: int) -> Non
 # --- aggregation ------------------------------------------------------------
 
 
-def brute_force(periods: list[dict], attributes: list[str], start: int, end: int, period_ms: int, function: str) -> list[dict]:
+def brute_force(
+    periods: list[JsonObject], attributes: list[str], start: int, end: int, period_ms: int, function: str
+) -> list[JsonObject]:
     """The contract's aggregation, computed the obvious way."""
-    buckets: dict[int, list[dict]] = defaultdict(list)
+    buckets: dict[int, list[JsonObject]] = defaultdict(list)
     for p in periods:
         if start <= p["timestamp"] < end:
             buckets[p["timestamp"] // period_ms * period_ms].append(p)
-    functions = {"min": min, "max": max, "avg": lambda xs: sum(xs) / len(xs)}
+    functions: dict[str, Callable[[list[float]], float]] = {"min": min, "max": max, "avg": lambda xs: sum(xs) / len(xs)}
     out = []
     for bucket in sorted(buckets):
-        record: dict = {"timestamp": bucket}
+        record: JsonObject = {"timestamp": bucket}
         for attribute in attributes:
             present = [p[attribute] for p in buckets[bucket] if p.get(attribute) is not None]
             chosen = functions["min" if attribute == "quality" else function]
@@ -322,7 +327,7 @@ def brute_force(periods: list[dict], attributes: list[str], start: int, end: int
     return out
 
 
-def assert_same_periods(actual: list[dict], expected: list[dict]) -> None:
+def assert_same_periods(actual: list[JsonObject], expected: list[JsonObject]) -> None:
     assert [p["timestamp"] for p in actual] == [p["timestamp"] for p in expected]
     for got, want in zip(actual, expected):
         assert list(got) == list(want)
@@ -333,12 +338,12 @@ def assert_same_periods(actual: list[dict], expected: list[dict]) -> None:
                 assert got[key] == value and type(got[key]) is type(value), (key, got, want)
 
 
-def random_periods(rng: random.Random, attributes: dict[str, str], count: int) -> list[dict]:
+def random_periods(rng: random.Random, attributes: dict[str, str], count: int) -> list[JsonObject]:
     """Periods every 5 minutes from T0 with random gaps; each attribute null one time in five."""
     periods, t = [], T0
     for _ in range(count):
         t += rng.choice([5, 5, 5, 10, 35]) * MINUTE
-        period: dict = {"timestamp": t}
+        period: JsonObject = {"timestamp": t}
         for name, kind in attributes.items():
             if rng.random() < 0.8:
                 period[name] = rng.randrange(0, 5) if kind == "int" else round(rng.uniform(-500, 500), 3)
@@ -354,8 +359,8 @@ def test_forecast_aggregation_matches_brute_force(admin: httpx.Client, site: int
     ok(put(admin, path, [{"creation_timestamp": c, "id": 1, "values": v} for c, v in vintages.items()]), 201)
     # An unaligned from: the first bucket starts before it and holds only periods from it on.
     start, end, period_ms = T0 + 97 * MINUTE, T0 + 11 * HOUR + 3 * MINUTE, 45 * MINUTE
-    query = {"from": start, "to": end, "agg": function, "period": "45m"}
-    everything = {**query, "generated-after": T0, "generated-before": T0 + 3, "generate-all": "true"}
+    query: dict[str, str | int] = {"from": start, "to": end, "agg": function, "period": "45m"}
+    everything: dict[str, str | int] = {**query, "generated-after": T0, "generated-before": T0 + 3, "generate-all": "true"}
     results = ok(admin.get(f"{path}/1", params=everything))["results"]
     assert [r["creation_timestamp"] for r in results] == list(vintages)
     for result, periods in zip(results, vintages.values()):
@@ -386,7 +391,7 @@ def test_avg_of_an_integer_is_a_float_and_all_null_buckets_are_null(admin: httpx
         {"timestamp": T0 + HOUR},
     ]
     ok(put(admin, path, [{"creation_timestamp": T0, "id": 1, "values": periods}]), 201)
-    params = {"from": T0, "to": T0 + 2 * HOUR, "agg": "avg", "period": "1h"}
+    params: dict[str, str | int] = {"from": T0, "to": T0 + 2 * HOUR, "agg": "avg", "period": "1h"}
     (result,) = ok(admin.get(f"{path}/1", params=params))["results"]
     assert result["values"] == [{"timestamp": T0, "p": 1.0, "quality": 1}, {"timestamp": T0 + HOUR, "p": None, "quality": None}]
     assert type(result["values"][0]["p"]) is float
@@ -395,9 +400,10 @@ def test_avg_of_an_integer_is_a_float_and_all_null_buckets_are_null(admin: httpx
 # --- partial responses ------------------------------------------------------
 
 
-def read_pages(client: httpx.Client, path: str, params: dict) -> list[list[dict]]:
+def read_pages(client: httpx.Client, path: str, params: Mapping[str, QueryValue]) -> list[list[JsonObject]]:
     """Every page of a GET, following next_from with the same to (the limit if the first request had none)."""
-    pages, query = [], dict(params)
+    pages: list[list[JsonObject]] = []
+    query = dict(params)
     while True:
         response = client.get(path, params=query)
         body = response.json()
@@ -421,7 +427,7 @@ def test_partial_responses_cover_every_period_of_every_vintage_exactly_once(admi
     # Three vintages with overlapping horizons, 2 100 periods in all.
     vintages = {T0 + k * HOUR: [(T0 + k * HOUR + i * MINUTE, float(k * 10_000 + i)) for i in range(700)] for k in range(3)}
     ok(put(admin, path, [vector("forecast", c, p) for c, p in vintages.items()]), 201)
-    params = {"generated-after": T0, "generated-before": T0 + 3 * HOUR, "generate-all": "true"}
+    params: dict[str, str | int] = {"generated-after": T0, "generated-before": T0 + 3 * HOUR, "generate-all": "true"}
     pages = read_pages(admin, f"{path}/1", params)
     assert len(pages) >= 3
     seen: list[tuple[int, int, float]] = []
@@ -447,7 +453,7 @@ def test_a_timestamp_holding_more_periods_than_the_limit_comes_whole(admin: http
     path = f"/v1/{site}/forecast/solar"
     count = MAX_RECORDS + 1
     ok(put(admin, path, [vector("forecast", T0 + k, [(T0, 1.0), (T0 + HOUR, 2.0)]) for k in range(count)]), 201)
-    params = {"generated-after": T0, "generated-before": T0 + count, "generate-all": "true"}
+    params: dict[str, str | int] = {"generated-after": T0, "generated-before": T0 + count, "generate-all": "true"}
     first = admin.get(f"{path}/1", params=params)
     assert first.status_code == 206
     body = first.json()
@@ -463,7 +469,7 @@ def test_aggregated_partial_responses_resume_on_a_bucket(admin: httpx.Client, si
     path = f"/v1/{site}/forecast/demand"
     periods = [(T0 + i * MINUTE, float(i)) for i in range(3 * MAX_RECORDS * 5)]
     ok(put(admin, path, [vector("forecast", T0, periods)]), 201)
-    params = {"from": T0 + 3 * MINUTE, "to": T0 + len(periods) * MINUTE, "agg": "max", "period": "5m"}
+    params: dict[str, str | int] = {"from": T0 + 3 * MINUTE, "to": T0 + len(periods) * MINUTE, "agg": "max", "period": "5m"}
     pages = read_pages(admin, f"{path}/1", params)
     buckets = [p for page in pages for p in page[0]["values"]]
     assert len(pages) == 3 and len(buckets) == 3 * MAX_RECORDS

@@ -16,6 +16,7 @@ from types import GenericAlias
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 
 from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus
@@ -128,6 +129,19 @@ def _is_utf8(body: bytes) -> bool:
     return True
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _closes_what_it_opens(body: bytes) -> bool:
+    """Whether every [ and { outside strings is closed, and no string is left open."""
+    structure = np.frombuffer(_STRING.sub(b"", body), dtype=np.uint8)
+    if (structure == ord('"')).any():
+        return False
+    steps = (structure == ord("[")).astype(np.int8) + (structure == ord("{")) - (structure == ord("]")) - (structure == ord("}"))
+    depth = np.cumsum(steps, dtype=np.int64)
+    return depth.size == 0 or (int(depth.min()) >= 0 and int(depth[-1]) == 0)
+
+
 def _check_encoding(body: bytes) -> None:
     """1301 if the body as a whole is not UTF-8 JSON.
 
@@ -140,7 +154,10 @@ def _check_encoding(body: bytes) -> None:
     except msgspec.DecodeError as error:
         raise _not_json(str(error)) from None
     except RecursionError:
-        pass  # nested deeper than msgspec follows, which no valid body is: a content error
+        # Nested deeper than msgspec follows, which no valid body is: a content
+        # error, once the body is known to close what it opens.
+        if not _closes_what_it_opens(body):
+            raise _not_json("an array or object is not closed") from None
     if not _is_utf8(body):
         raise _not_json("a string is not UTF-8")
 

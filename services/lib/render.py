@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from storecast.catalog import Kind
 
-# toString() of a Float64 switches to exponent notation from 1e21 on.
-_FLOAT_JSON = "ifNull(concat(toString({x}), if({x} = trunc({x}) AND abs({x}) < 1e21, '.0', '')), 'null')"
+# toString() of a Float64 switches to exponent notation from 1e21 on. Stored
+# floats are finite; an average whose sum overflows is not, and JSON has no
+# inf: it is null (isFinite(NULL) is NULL, which `if` takes as false).
+_FLOAT_JSON = "if(isFinite({x}), concat(toString({x}), if({x} = trunc({x}) AND abs({x}) < 1e21, '.0', '')), 'null')"
 _INT_JSON = "ifNull(toString({x}), 'null')"
 _STRING_JSON = "ifNull(toJSONString({x}), 'null')"
 

@@ -77,9 +77,9 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
         "insert_records_per_s": round(dataset.records / insert_s, 1),
         "batches": len(batches),
         "aggregate": aggregate.as_json(),
-        "aggregate_buckets": aggregate.last.count(b"\n"),  # type: ignore[union-attr]
+        "aggregate_buckets": aggregate.last.count(b"\n"),
         "raw": raw.as_json(),
-        "raw_records": raw.last.count(b"\n"),  # type: ignore[union-attr]
+        "raw_records": raw.last.count(b"\n"),
         "rss_bytes_after_queries": rss_after,
         "disk_before_optimize": disk_before,
         "disk_after_optimize_final": disk_after,

@@ -79,15 +79,23 @@ def load(client: Client, dataset: Dataset) -> str:
     return table
 
 
+def _count(client: Client, sql: str) -> int:
+    """The one value a `SELECT count()` answers."""
+    value = client.command(sql)
+    if not isinstance(value, int | str):  # command() answers a single value as it is, or its text
+        raise RuntimeError(f"{sql} answered {value!r}, not one value")
+    return int(value)
+
+
 def settle(client: Client, table: str) -> int:
     """Wait for the merges the seed started, as the fleet does for storecast; the active parts left."""
     name = table.split(".", 1)[1]
     sql = f"SELECT count() FROM system.parts WHERE database = '{DATABASE}' AND table = '{name}' AND active"
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    parts, since = int(client.command(sql)), time.monotonic()
+    parts, since = _count(client, sql), time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - since < SETTLE_QUIET_S:
         time.sleep(0.5)
-        current = int(client.command(sql))
+        current = _count(client, sql)
         if current != parts:
             parts, since = current, time.monotonic()
     return parts

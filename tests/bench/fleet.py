@@ -40,10 +40,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlencode
 
 import httpx
@@ -278,6 +281,10 @@ PutRequests = list[tuple[str, httpx.URL, bytes]]
 GetRequests = list[tuple[httpx.URL, float]]
 
 
+@overload
+def prepare(endpoint: Endpoint, plan: PutPlan) -> PutRequests: ...
+@overload
+def prepare(endpoint: Endpoint, plan: GetPlan) -> GetRequests: ...
 def prepare(endpoint: Endpoint, plan: Plan) -> PutRequests | GetRequests:
     """Every request of a client, built before the clock starts.
 
@@ -357,9 +364,13 @@ def _client_thread(
     spec: WorkerSpec, plan: Plan, ready: threading.Barrier, go: threading.Event, deadline: list[float], log: ClientLog
 ) -> None:
     client: httpx.Client | None = None
-    requests: PutRequests | GetRequests = []
+    put_requests: PutRequests = []
+    get_requests: GetRequests = []
     try:
-        requests = prepare(spec.endpoint, plan)
+        if isinstance(plan, PutPlan):
+            put_requests = prepare(spec.endpoint, plan)
+        else:
+            get_requests = prepare(spec.endpoint, plan)
         client = spec.endpoint.client()
         _warm_up(client, spec.endpoint, plan)
     except Exception as error:  # reported with the phase's errors; the other clients still run
@@ -376,9 +387,9 @@ def _client_thread(
     try:
         log.started = time.monotonic()
         if isinstance(plan, PutPlan):
-            _put_loop(client, spec.endpoint, requests, deadline[0], log)  # type: ignore[arg-type]
+            _put_loop(client, spec.endpoint, put_requests, deadline[0], log)
         else:
-            _get_loop(client, spec.endpoint, requests, deadline[0], log)  # type: ignore[arg-type]
+            _get_loop(client, spec.endpoint, get_requests, deadline[0], log)
     except Exception as error:  # a bug in a checker must show in the figures, not vanish with the thread
         log.error(f"client stopped: {error!r}")
     finally:
@@ -386,7 +397,7 @@ def _client_thread(
         client.close()
 
 
-def _worker_process(spec: WorkerSpec, go: Any, messages: Any) -> None:
+def _worker_process(spec: WorkerSpec, go: Event, messages: Queue[tuple[str, Any]]) -> None:
     """One generator process: a thread per plan. Says ("ready", None) once every client is prepared,
     starts on `go` (set when every process is ready), and ends with ("done", its logs and CPU time)."""
     logs = [ClientLog(plan_index=index) for index, _ in spec.plans]
@@ -469,7 +480,11 @@ def run_phase(
 
 
 def _await(
-    messages: Any, workers: list[Any], kind: str, deadline: float, on_tick: Callable[[], None] | None = None
+    messages: Queue[tuple[str, Any]],
+    workers: Sequence[BaseProcess],
+    kind: str,
+    deadline: float,
+    on_tick: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One `kind` message per worker; fails early if a worker dies first, or at the deadline."""
     payloads: list[dict[str, Any]] = []
@@ -599,7 +614,7 @@ def settle_parts(store: Path, quiet_s: float = SETTLE_QUIET_S / 2, timeout_s: fl
 class SystemUnderTest:
     endpoint: Endpoint
     seed: Callable[[httpx.Client], None]
-    settle: Callable[[], None]
+    settle: Callable[[], object]  # waits until the store holds still; what it returns is not used
     server_pid: int | None = None
     store_dir: Path | None = None  # storecast's chDB directory: engine inserts and parts
 
@@ -651,9 +666,11 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
     sut.settle()
 
     for key, clients, processes in (("single_get", 1, 1), ("get", config.clients, config.processes)):
-        phase = _with_server_cpu(
-            sut, lambda c=clients, p=processes: run_phase(sut.endpoint, get_plans(dataset, c), config.seconds, p)
-        )
+
+        def get_phase(c: int = clients, p: int = processes) -> PhaseResult:
+            return run_phase(sut.endpoint, get_plans(dataset, c), config.seconds, p)
+
+        phase = _with_server_cpu(sut, get_phase)
         result[key] = phase.summary
         say(
             f"{name}: {clients} client{'s' if clients > 1 else ''}, 1-record GETs: {phase.summary['requests_per_s']} req/s,"
@@ -691,7 +708,7 @@ def bench_storecast(workdir: Path, dataset: Dataset, config: FleetConfig) -> dic
     return result
 
 
-def bench_peer(peer_class: type, workdir: Path, dataset: Dataset, config: FleetConfig) -> dict[str, Any]:
+def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset: Dataset, config: FleetConfig) -> dict[str, Any]:
     """A fresh peer through every phase, then stopped."""
     lines = line_protocol_bodies(dataset)
     peer: peers.Peer = peer_class(workdir)
@@ -734,6 +751,8 @@ def bench_engine(workdir: Path, dataset: Dataset, config: FleetConfig) -> dict[s
     if completed.returncode != 0:
         raise RuntimeError(f"engine_point_reads.py failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout)
+    if not isinstance(result, dict):
+        raise RuntimeError(f"engine_point_reads.py printed no JSON object: {completed.stdout[:300]}")
     say(
         f"engine: {config.clients} threads, point reads: {result['get']['requests_per_s']} reads/s;"
         f" 1 thread p50 {result['single_get']['p50_ms']} ms"

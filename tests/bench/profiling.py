@@ -145,10 +145,11 @@ def summarize(recorder: Recorder, title: str, top: int = 15) -> str:
     samples = read_samples(recorder.output)
     names = {sample.tid: sample.thread for sample in samples}
     tick = os.sysconf("SC_CLK_TCK")
-    cpu_by_group: Counter[str] = Counter()
+    ticks_by_group: Counter[str] = Counter()
     for tid, (comm, after) in recorder.cpu_after.items():
         before = recorder.cpu_before.get(tid, (comm, 0))[1]
-        cpu_by_group[_thread_group(comm, names.get(tid))] += (after - before) / tick
+        ticks_by_group[_thread_group(comm, names.get(tid))] += after - before
+    cpu_by_group = {group: ticks / tick for group, ticks in ticks_by_group.most_common()}  # seconds, busiest first
     process_cpu = sum(cpu_by_group.values())
     total = sum(sample.count for sample in samples)
     busy = process_cpu / max(recorder.wall_s, 1e-9)
@@ -158,8 +159,7 @@ def summarize(recorder: Recorder, title: str, top: int = 15) -> str:
         "-- CPU by thread group (/proc/PID/task/*/stat)",
     ]
     lines += [
-        f"{seconds:8.2f} s {100 * seconds / max(process_cpu, 1e-9):5.1f}%  {group}"
-        for group, seconds in cpu_by_group.most_common()
+        f"{seconds:8.2f} s {100 * seconds / max(process_cpu, 1e-9):5.1f}%  {group}" for group, seconds in cpu_by_group.items()
     ]
     if total == 0:
         return "\n".join(lines) + "\n"

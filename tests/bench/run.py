@@ -129,7 +129,7 @@ def _value_mismatches(dataset: Dataset, equipment_id: int, raw: list[dict[str, A
     return mismatches
 
 
-def _ingest(put: Any, bodies: list[bytes]) -> float:
+def _ingest(put: Callable[[bytes], None], bodies: list[bytes]) -> float:
     started = time.perf_counter()
     for body in bodies:
         put(body)
@@ -213,9 +213,9 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
                 args.runs,
             )
             raw = repeat(lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset)), args.runs)
-            buckets, records = results_of(aggregate.last), results_of(raw.last)  # type: ignore[arg-type]
-            result["aggregate"] = {**aggregate.as_json(), "buckets": len(buckets), "bytes": len(aggregate.last.content)}  # type: ignore[union-attr]
-            result["raw"] = {**raw.as_json(), "records": len(records), "bytes": len(raw.last.content)}  # type: ignore[union-attr]
+            buckets, records = results_of(aggregate.last), results_of(raw.last)
+            result["aggregate"] = {**aggregate.as_json(), "buckets": len(buckets), "bytes": len(aggregate.last.content)}
+            result["raw"] = {**raw.as_json(), "records": len(records), "bytes": len(raw.last.content)}
             result["value_mismatches"] = _value_mismatches(dataset, equipment_id, records, buckets)
             result["rss_bytes_after_queries"] = rss_bytes(target.server.pid)
             say(f"storecast GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
@@ -236,7 +236,9 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
 # -- peers ---------------------------------------------------------------------------------------
 
 
-def bench_peer(peer_class: type, workdir: Path, dataset: Dataset, bodies: list[bytes], runs: int) -> dict[str, Any]:
+def bench_peer(
+    peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset: Dataset, bodies: list[bytes], runs: int
+) -> dict[str, Any]:
     peer: peers.Peer = peer_class(workdir)
     say(f"{peer.name} up (pid {peer.server.pid}) at {peer.server.base_url}")
     result: dict[str, Any] = {"pid": peer.server.pid}
@@ -270,8 +272,8 @@ def bench_peer(peer_class: type, workdir: Path, dataset: Dataset, bodies: list[b
                 **aggregate.as_json(),
                 "buckets": peer.count_buckets(aggregate.last),
                 "query": peer.aggregate_note,
-            }  # type: ignore[arg-type]
-            result["raw"] = {**raw.as_json(), "records": peer.count_raw_records(raw.last), "query": peer.raw_note}  # type: ignore[arg-type]
+            }
+            result["raw"] = {**raw.as_json(), "records": peer.count_raw_records(raw.last), "query": peer.raw_note}
             result["rss_bytes_after_queries"] = rss_bytes(peer.server.pid)
             say(f"{peer.name} GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
     finally:
@@ -301,7 +303,10 @@ def bench_engine(workdir: Path, dataset: Dataset, runs: int) -> dict[str, Any]:
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"engine_limit.py failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout)
+    result = json.loads(completed.stdout)
+    if not isinstance(result, dict):
+        raise RuntimeError(f"engine_limit.py printed no JSON object: {completed.stdout[:300]}")
+    return result
 
 
 # -- the fleet workload --------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def bench_fleet(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     if not args.skip_peers:
         for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
 
-            def phase(d: Path, c: type = peer_class) -> dict[str, Any]:
+            def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
                 return fleet.bench_peer(c, d, dataset, config)
 
             results[key] = measured_alone(f"fleet-{key}", phase, workdir, args)
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
 
-                def phase(d, c=peer_class):
+                def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
                     return bench_peer(c, d, dataset, lines, args.runs)
 
                 results[key] = measured_alone(key, phase, workdir, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class Storecast:
         )
 
     @staticmethod
-    def get(client: httpx.Client, site_id: int, equipment_id: int, params: dict[str, str | int]) -> httpx.Response:
+    def get(client: httpx.Client, site_id: int, equipment_id: int, params: Mapping[str, str | int]) -> httpx.Response:
         return client.get(f"/v1/{site_id}/production/{EQUIPMENT_TYPE}/{equipment_id}", params=params)
 
 
@@ -91,4 +92,7 @@ def results_of(response: httpx.Response) -> list[dict[str, object]]:
     body = msgspec.json.decode(response.content)
     if body.get("status_code") != 1000:
         raise RuntimeError(f"GET {response.request.url}: {body.get('status_code')} {body.get('status_message')}")
-    return body["results"]
+    results = body["results"]
+    if not isinstance(results, list):
+        raise RuntimeError(f"GET {response.request.url}: `results` is {type(results).__name__}, not a list")
+    return results

@@ -7,17 +7,17 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
-class Timed:
+class Timed(Generic[Result]):
     """Wall-clock samples of one operation, in milliseconds, and the last result (for checks)."""
 
     samples_ms: list[float]
-    last: object
+    last: Result
 
     @property
     def median_ms(self) -> float:
@@ -32,21 +32,23 @@ class Timed:
         }
 
 
-def repeat(operation: Callable[[], Result], runs: int, warmup: int = 1) -> Timed:
+def repeat(operation: Callable[[], Result], runs: int, warmup: int = 1) -> Timed[Result]:
     """Run `operation` warmup + runs times; only the last `runs` are timed samples.
 
     The warm-up run opens the keep-alive connection and fills the caches each
     system would have warm in service, so the median compares steady states.
     """
-    last: object = None
+    if runs < 1:  # no samples, no median; and `last` is the result of a timed run
+        raise ValueError(f"repeat needs at least one timed run, not {runs}")
     for _ in range(warmup):
-        last = operation()
-    samples = []
-    for _ in range(runs):
+        operation()
+    samples: list[float] = []
+    while True:
         started = time.perf_counter()
         last = operation()
         samples.append((time.perf_counter() - started) * 1000)
-    return Timed(samples, last)
+        if len(samples) == runs:
+            return Timed(samples, last)
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from storecast.services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Columns, Committer
+from storecast.services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Committer
+from storecast.services.lib.columns import Columns
 
 
 class Recorder:
@@ -75,7 +76,7 @@ def test_concurrent_requests_share_inserts_and_every_row_is_stored_once() -> Non
     assert sorted(stored_rows(recorder)) == sorted(row for columns in requests for row in zip(*columns, strict=True))
 
 
-def wait_for(condition: Any, timeout_s: float = 10.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -85,7 +86,12 @@ def wait_for(condition: Any, timeout_s: float = 10.0) -> None:
 def test_across_requests_of_one_batch_the_last_to_arrive_wins() -> None:
     gate = threading.Event()
     recorder = Recorder()
-    commit = Committer("t", lambda columns: (gate.wait(), recorder(columns)), (0, 1, 2), BatchSettings(gather_s=0.0))
+
+    def insert_at_the_gate(columns: Columns) -> None:
+        gate.wait()
+        recorder(columns)
+
+    commit = Committer("t", insert_at_the_gate, (0, 1, 2), BatchSettings(gather_s=0.0))
     # The first insert holds the committer (at the gate) while the next three arrive, one after another.
     threads = [threading.Thread(target=commit.store, args=(rows(1, (9, 9, 0.0)),))]
     threads[0].start()
@@ -93,7 +99,7 @@ def test_across_requests_of_one_batch_the_last_to_arrive_wins() -> None:
     for arrived, value in enumerate((1.0, 2.0, 3.0), start=1):
         threads.append(threading.Thread(target=commit.store, args=(rows(1, (5, 100, value), (5, 100 + int(value), value)),)))
         threads[-1].start()
-        wait_for(lambda arrived=arrived: len(commit._pending) == arrived)
+        wait_for(lambda: len(commit._pending) == arrived)
     gate.set()
     for thread in threads:
         thread.join()

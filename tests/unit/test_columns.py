@@ -128,7 +128,8 @@ def test_take_keeps_the_rows_of_every_column_in_order() -> None:
 
 
 def test_take_with_last_occurrences() -> None:
-    columns: list[tuple[object, ...]] = [(100, 100, 100), (1, 1, 2), (5, 5, 5), (1.0, 2.0, 3.0)]
-    kept = last_occurrences(columns[1], columns[2])
+    ids, times = (1, 1, 2), (5, 5, 5)
+    columns: list[tuple[object, ...]] = [(100, 100, 100), ids, times, (1.0, 2.0, 3.0)]
+    kept = last_occurrences(ids, times)
     assert kept is not None
     assert take(columns, kept) == [(100, 100), (1, 2), (5, 5), (2.0, 3.0)]

@@ -24,6 +24,9 @@ from storecast.services.lib.native import block, column
 FIXED_WIDTH = {"UInt8": "<u1", "UInt32": "<u4", "Int64": "<i8", "Float64": "<f8"}
 NULLABLE = "Nullable("
 
+# A value of a column, as written and as read back (None: a null).
+Value = int | float | str | None
+
 
 class Reader:
     """A cursor over Native bytes."""
@@ -50,7 +53,7 @@ class Reader:
     def string(self) -> str:
         return self.take(self.varint()).decode()
 
-    def column(self, type_name: str, rows: int) -> list[Any]:
+    def column(self, type_name: str, rows: int) -> list[Value]:
         """A column's values; a null's value comes back as None, the value under it is dropped."""
         if type_name.startswith(NULLABLE):
             nulls = self.take(rows)
@@ -60,14 +63,16 @@ class Reader:
         if type_name == "String":
             return [self.string() for _ in range(rows)]
         dtype = np.dtype(FIXED_WIDTH[type_name])
-        return np.frombuffer(self.take(rows * dtype.itemsize), dtype=dtype).tolist()
+        # tolist() gives Python ints or floats, by the dtype.
+        values: list[Value] = np.frombuffer(self.take(rows * dtype.itemsize), dtype=dtype).tolist()
+        return values
 
 
-def read_block(data: bytes) -> list[tuple[str, str, list[Any]]]:
+def read_block(data: bytes) -> list[tuple[str, str, list[Value]]]:
     """The (name, type, values) columns of a whole Native block."""
     reader = Reader(data)
     column_count, rows = reader.varint(), reader.varint()
-    columns = []
+    columns: list[tuple[str, str, list[Value]]] = []
     for _ in range(column_count):
         name, type_name = reader.string(), reader.string()
         columns.append((name, type_name, reader.column(type_name, rows)))
@@ -75,7 +80,7 @@ def read_block(data: bytes) -> list[tuple[str, str, list[Any]]]:
     return columns
 
 
-def read_column(type_name: str, rows: int, data: bytes) -> list[Any]:
+def read_column(type_name: str, rows: int, data: bytes) -> list[Value]:
     reader = Reader(data)
     values = reader.column(type_name, rows)
     assert reader.position == len(data), "bytes left after the column"
@@ -184,7 +189,7 @@ def test_all_null_columns() -> None:
 
 # ---- round trips ----------------------------------------------------------------
 
-ROUND_TRIP = [
+ROUND_TRIP: list[tuple[str, str, list[Value]]] = [
     ("site_id", "UInt32", [100, 100, 4_294_967_295]),
     ("timestamp", "Int64", [0, 1_700_000_000_000, 7_258_118_399_999]),
     ("id", "UInt32", [0, 1, 2]),
@@ -209,7 +214,7 @@ def test_columns_may_be_tuples() -> None:
 
 
 def test_long_column_names_and_types_round_trip() -> None:
-    columns = [("c" * 200, "Nullable(String)", ["v"]), ("`values.p`", "Float64", [1.0])]
+    columns: list[tuple[str, str, list[Value]]] = [("c" * 200, "Nullable(String)", ["v"]), ("`values.p`", "Float64", [1.0])]
     assert read_block(block(columns)) == columns
 
 

@@ -23,14 +23,14 @@ CONTENT = "payload content error"
 BELOW_LIMIT = f"expected a timestamp below {TIMESTAMP_LIMIT_MS} (2200-01-01T00:00:00Z)"
 
 
-def equipment_decoder(record_type: RecordType) -> msgspec.json.Decoder:
+def equipment_decoder(record_type: RecordType) -> msgspec.json.Decoder[Any]:
     """A production PUT's decoder, as the ingest service builds it."""
     name = record_type.table_suffix
     struct = payload.record_struct(name, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], record_type)
     return payload.body_decoder(struct, name)
 
 
-def tariff_decoder() -> msgspec.json.Decoder:
+def tariff_decoder() -> msgspec.json.Decoder[Any]:
     """A tariff PUT's decoder, as the vector service builds it: entries of periods."""
     period = payload.record_struct("tariff_period", [("timestamp", payload.Timestamp)], TARIFF)
     entry = msgspec.defstruct("tariff", [("id", payload.Uint32), payload.periods_field(period)], forbid_unknown_fields=True)

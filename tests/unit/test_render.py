@@ -26,8 +26,8 @@ from storecast.services.lib.render import (
     limit_array,
 )
 
-FLOAT_P = "ifNull(concat(toString(p), if(p = trunc(p) AND abs(p) < 1e21, '.0', '')), 'null')"
-FLOAT_X = "ifNull(concat(toString(x), if(x = trunc(x) AND abs(x) < 1e21, '.0', '')), 'null')"
+FLOAT_P = "if(isFinite(p), concat(toString(p), if(p = trunc(p) AND abs(p) < 1e21, '.0', '')), 'null')"
+FLOAT_X = "if(isFinite(x), concat(toString(x), if(x = trunc(x) AND abs(x) < 1e21, '.0', '')), 'null')"
 NULL_FLOAT = "CAST(NULL AS Nullable(Float64))"
 
 
@@ -137,6 +137,10 @@ def test_a_raw_member_is_passed_as_is() -> None:
         ("5e-324", "5e-324", 5e-324),
         ("CAST(7 AS Nullable(Float64))", "7.0", 7.0),
         (NULL_FLOAT, "null", None),
+        # JSON has no inf or nan: an average whose sum overflows is null.
+        ("arrayAvg([1.7e308, 1.7e308])", "null", None),
+        ("-inf", "null", None),
+        ("nan", "null", None),
     ],
 )
 def test_floats_render_as_json_floats(engine: Client, sql: str, text: str, value: float | None) -> None:

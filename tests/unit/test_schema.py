@@ -38,7 +38,8 @@ ADD_P = "ADD COLUMN IF NOT EXISTS `p` Nullable(Float64) CODEC(ZSTD(1))"
 
 def parsed(engine: Client, statement: str) -> str:
     """The statement as ClickHouse's parser formats it (raises if it does not parse)."""
-    return engine.query("SELECT formatQuery({s:String})", parameters={"s": statement}).result_rows[0][0]
+    formatted: str = engine.query("SELECT formatQuery({s:String})", parameters={"s": statement}).result_rows[0][0]
+    return formatted
 
 
 def test_the_single_node_ddl_is_the_table_then_its_value_columns() -> None:
@@ -115,4 +116,6 @@ def test_the_single_node_ddl_creates_the_catalog_tables_and_is_idempotent(engine
             for statement in table.ddl("unit_schema"):
                 engine.command(statement)
     created = engine.query("SELECT table, name, type FROM system.columns WHERE database = 'unit_schema'").result_rows
-    assert sorted(created) == sorted((table.name, column.name, column.type) for table in all_tables() for column in table.columns)
+    assert sorted(tuple(row) for row in created) == sorted(
+        (table.name, column.name, column.type) for table in all_tables() for column in table.columns
+    )

@@ -12,6 +12,7 @@ from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
 
 Interval = records_pb2.Interval
+Aggregation = records_pb2.Aggregation
 UNSPECIFIED, MIN, MAX, AVG = records_pb2.AGGREGATION_UNSPECIFIED, records_pb2.MIN, records_pb2.MAX, records_pb2.AVG
 LAST = TIMESTAMP_LIMIT_MS - 1
 IN_RANGE = f"must be an integer millisecond timestamp in [0, {TIMESTAMP_LIMIT_MS}["
@@ -38,7 +39,9 @@ def refusal(call: Callable[..., object], *arguments: object) -> tuple[int, str]:
         (Interval(start_ms=1000, end_ms=9000), AVG, 86_400_000, Window(1000, 9000, "avg", 86_400_000)),
     ],
 )
-def test_valid_windows(range_: Interval | None, aggregation: int, period_ms: int | None, window: Window) -> None:
+def test_valid_windows(
+    range_: Interval | None, aggregation: Aggregation.ValueType, period_ms: int | None, window: Window
+) -> None:
     assert check_window(range_, aggregation, period_ms) == window
 
 
@@ -71,8 +74,20 @@ def test_valid_windows(range_: Interval | None, aggregation: int, period_ms: int
             "invalid parameters: from must be lower than to",
         ),
         (Interval(start_ms=6, end_ms=5), AVG, -1, ApiStatus.INVALID_PARAMETERS, "invalid parameters: from must be lower than to"),
-        (Interval(start_ms=0, end_ms=5), 9, 1000, ApiStatus.INVALID_AGG, "invalid agg: unknown aggregation 9"),
-        (Interval(start_ms=0, end_ms=5), -1, 0, ApiStatus.INVALID_AGG, "invalid agg: unknown aggregation -1"),
+        (
+            Interval(start_ms=0, end_ms=5),
+            Aggregation.ValueType(9),
+            1000,
+            ApiStatus.INVALID_AGG,
+            "invalid agg: unknown aggregation 9",
+        ),
+        (
+            Interval(start_ms=0, end_ms=5),
+            Aggregation.ValueType(-1),
+            0,
+            ApiStatus.INVALID_AGG,
+            "invalid agg: unknown aggregation -1",
+        ),
         (Interval(start_ms=0, end_ms=5), AVG, 0, ApiStatus.INVALID_PERIOD, "invalid period: period must be positive"),
         (Interval(start_ms=0, end_ms=5), MIN, -1000, ApiStatus.INVALID_PERIOD, "invalid period: period must be positive"),
         (None, UNSPECIFIED, 0, ApiStatus.INVALID_PERIOD, "invalid period: period must be positive"),
@@ -83,13 +98,15 @@ def test_valid_windows(range_: Interval | None, aggregation: int, period_ms: int
         (None, UNSPECIFIED, 1000, ApiStatus.INVALID_PARAMETERS, "invalid parameters: period needs agg"),
     ],
 )
-def test_refused_windows(range_: Interval | None, aggregation: int, period_ms: int | None, code: int, message: str) -> None:
+def test_refused_windows(
+    range_: Interval | None, aggregation: Aggregation.ValueType, period_ms: int | None, code: int, message: str
+) -> None:
     assert refusal(check_window, range_, aggregation, period_ms) == (code, message)
 
 
 def test_refusals_carry_their_http_status() -> None:
     with pytest.raises(ApiFailure) as caught:
-        check_window(Interval(start_ms=0, end_ms=5), 9, 1000)
+        check_window(Interval(start_ms=0, end_ms=5), Aggregation.ValueType(9), 1000)
     assert caught.value.http_status == 400
     assert str(caught.value) == caught.value.message
 

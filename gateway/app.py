@@ -132,7 +132,7 @@ class V1Api:
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), body=body)
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), v1_json=body)
         await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 
@@ -146,7 +146,7 @@ class V1Api:
 
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), body=body)
+        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), v1_json=body)
         await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 
@@ -158,7 +158,7 @@ class V1Api:
 
     async def put_commitment(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutCommitmentRequest(site_id=target.site_id, body=body)
+        call = vector_pb2.PutCommitmentRequest(site_id=target.site_id, v1_json=body)
         await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 
@@ -172,7 +172,7 @@ class V1Api:
 
     async def put_tariff(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutTariffRequest(site_id=target.site_id, body=body)
+        call = vector_pb2.PutTariffRequest(site_id=target.site_id, v1_json=body)
         await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
         return Response(_CREATED, status_code=201, media_type=JSON)
 

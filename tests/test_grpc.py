@@ -31,7 +31,7 @@ def test_put_and_get_over_grpc(grpc_channel: grpc.Channel, site: int) -> None:
     query = query_pb2_grpc.QueryStub(grpc_channel)
     body = b'{"values":[{"timestamp":%d,"id":5,"t":21.5},{"timestamp":%d,"id":5}]}' % (T0, T0 + 1)
     reply = ingest.PutProduction(
-        ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, body=body), timeout=30
+        ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, v1_json=body), timeout=30
     )
     assert reply.stored == 2
     records = query.GetProduction(
@@ -52,7 +52,7 @@ def test_put_and_get_over_grpc(grpc_channel: grpc.Channel, site: int) -> None:
 )
 def test_ingest_validation_over_grpc(grpc_channel: grpc.Channel, body: bytes, code: int, fragment: str) -> None:
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
-    request = ingest_pb2.PutProductionRequest(site_id=1, equipment_type=catalog_pb2.THERMOMETER, body=body)
+    request = ingest_pb2.PutProductionRequest(site_id=1, equipment_type=catalog_pb2.THERMOMETER, v1_json=body)
     status, api_code, message = api_error(lambda: ingest.PutProduction(request, timeout=30))
     assert status == grpc.StatusCode.INVALID_ARGUMENT
     assert api_code == code and fragment in message
@@ -61,7 +61,7 @@ def test_ingest_validation_over_grpc(grpc_channel: grpc.Channel, body: bytes, co
 def test_unknown_equipment_type_over_grpc(grpc_channel: grpc.Channel) -> None:
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
     request = ingest_pb2.PutProductionRequest(
-        site_id=1, equipment_type=catalog_pb2.EquipmentType.ValueType(99), body=b'{"values":[{"timestamp":1,"id":1}]}'
+        site_id=1, equipment_type=catalog_pb2.EquipmentType.ValueType(99), v1_json=b'{"values":[{"timestamp":1,"id":1}]}'
     )
     assert api_error(lambda: ingest.PutProduction(request, timeout=30))[1] == 1106
 
@@ -112,7 +112,7 @@ def test_max_records_per_call_is_capped_by_the_server(grpc_channel: grpc.Channel
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
     query = query_pb2_grpc.QueryStub(grpc_channel)
     body = b'{"values":[%s]}' % b",".join(b'{"timestamp":%d,"id":1,"value":%d}' % (T0 + i, i) for i in range(10))
-    ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, body=body), timeout=30)
+    ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, v1_json=body), timeout=30)
     records = query.GetProduction(
         query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, id=1, max_records=3), timeout=30
     )

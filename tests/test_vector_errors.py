@@ -311,18 +311,18 @@ def vector_stub(grpc_channel: grpc.Channel) -> vector_pb2_grpc.VectorStub:
 def test_grpc_puts_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, site: int) -> None:
     bad_forecast = json.dumps({"values": [with_period(FORECAST, 2, p="x")]}).encode()
     failure = refusal(
-        vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.WIND, body=bad_forecast)
+        vector_stub.PutForecast, vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.WIND, v1_json=bad_forecast)
     )
     assert failure.code == 1303 and "values[0].values[2].p" in failure.message
     failure = refusal(
         vector_stub.PutForecast,
-        vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.ForecastType.ValueType(99), body=bad_forecast),
+        vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.ForecastType.ValueType(99), v1_json=bad_forecast),
     )
     assert failure.code == 1106
-    failure = refusal(vector_stub.PutCommitment, vector_pb2.PutCommitmentRequest(site_id=site, body=b"{}"))
+    failure = refusal(vector_stub.PutCommitment, vector_pb2.PutCommitmentRequest(site_id=site, v1_json=b"{}"))
     assert failure.code == 1302
     tariff = json.dumps({"values": [with_period(TARIFF, 0, label="y" * 65)]}).encode()
-    failure = refusal(vector_stub.PutTariff, vector_pb2.PutTariffRequest(site_id=site, body=tariff))
+    failure = refusal(vector_stub.PutTariff, vector_pb2.PutTariffRequest(site_id=site, v1_json=tariff))
     assert failure.code == 1303 and "values[0].values[0].label" in failure.message
 
 
@@ -336,7 +336,7 @@ class ForecastKey(TypedDict):
 
 def test_grpc_gets_validate_like_rest(vector_stub: vector_pb2_grpc.VectorStub, site: int) -> None:
     body = json.dumps({"values": [FORECAST]}).encode()
-    reply = vector_stub.PutForecast(vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.DEMAND, body=body))
+    reply = vector_stub.PutForecast(vector_pb2.PutForecastRequest(site_id=site, forecast_type=catalog_pb2.DEMAND, v1_json=body))
     assert reply.stored == 1
     interval = records_pb2.Interval
     get = vector_pb2.GetForecastRequest

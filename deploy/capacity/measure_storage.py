@@ -72,7 +72,7 @@ def main() -> None:
         elapsed = 0.0
         for site in range(1, args.sites + 1):
             for body in bodies(rng, args.equipments, args.seconds, args.per_put):
-                request = ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.METER_3P, body=body)
+                request = ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.METER_3P, v1_json=body)
                 started = time.perf_counter()
                 rows += service.PutProduction(request, None).stored  # type: ignore[arg-type]
                 elapsed += time.perf_counter() - started

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import grpc
 import msgspec
+import numpy as np
 
-from storecast.catalog import EQUIPMENT_BY_ENUM
+from storecast.catalog import EQUIPMENT_BY_ENUM, RecordType
+from storecast.services.lib import batch as typed
 from storecast.services.lib import native, payload
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
@@ -26,8 +28,11 @@ _SITE, _TIMESTAMP, _ID = 0, 1, 2
 class _EquipmentWriter:
     """Decoder, insert layout and group commit of one equipment type."""
 
-    def __init__(self, store: Store, table: Table, record: type[msgspec.Struct], name: str, batching: BatchSettings) -> None:
-        self.decoder = payload.body_decoder(record, name)
+    def __init__(
+        self, store: Store, table: Table, equipment: RecordType, record: type[msgspec.Struct], batching: BatchSettings
+    ) -> None:
+        self.equipment = equipment
+        self.decoder = payload.body_decoder(record, equipment.table_suffix)
         # Columns come out in the record's field order: timestamp, id, attributes.
         self.fields: tuple[str, ...] = record.__struct_fields__
         types = {column.name: column.type for column in table.columns}
@@ -51,7 +56,7 @@ def _writers(store: Store, batching: BatchSettings) -> dict[int, _EquipmentWrite
             equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
         )
         table = PRODUCTION_TABLES[equipment.name]
-        writers[enum_value] = _EquipmentWriter(store, table, struct, equipment.table_suffix, batching)
+        writers[enum_value] = _EquipmentWriter(store, table, equipment, struct, batching)
     return writers
 
 
@@ -63,8 +68,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         writer = self._writers.get(request.equipment_type)
         if writer is None:
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
-        records = payload.decode(writer.decoder, request.body)
-        columns = to_columns(records)
+        if request.HasField("batch"):
+            columns = _batch_columns(request.batch, writer.equipment)
+        else:
+            columns = to_columns(payload.decode(writer.decoder, request.v1_json))
         # Within one request the last occurrence of a key wins.
         timestamps, ids = columns[0], columns[1]
         kept = last_occurrences(ids, timestamps)
@@ -73,6 +80,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         rows = len(columns[0])
         writer.committer.store([(request.site_id,) * rows, *columns])
         return records_pb2.PutReply(stored=rows)
+
+
+def _batch_columns(batch: records_pb2.RecordBatch, equipment: RecordType) -> Columns:
+    """Typed records as the JSON path's columns: timestamp, id, then the attributes."""
+    typed.check_empty(batch)
+    typed.no_fields(batch, ("creation_timestamps", "period_ends", "entry_columns"), "production records")
+    rows = len(batch.timestamps)
+    typed.check_length("ids", len(batch.ids), rows)
+    stamps = typed.timestamps(batch.timestamps, _record_path)
+    values = typed.attributes(batch.columns, equipment.attributes, rows, _record_path)
+    return [stamps, np.array(batch.ids, dtype=np.uint32), *(v.for_native() for v in values)]
+
+
+def _record_path(row: int) -> str:
+    return f"values[{row}]"
 
 
 def register(store: Store, batching: BatchSettings) -> Registration:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from storecast.services.lib.columns import Columns, last_occurrences, take
+from storecast.services.lib.columns import Columns, concat, last_occurrences, take
 
 log = logging.getLogger("storecast.batching")
 
@@ -160,6 +160,6 @@ class Committer:
         """One block of every request's rows, in arrival order; of rows sharing a key, the last."""
         if len(requests) == 1:
             return requests[0]
-        merged: Columns = [[value for columns in requests for value in columns[i]] for i in range(len(requests[0]))]
+        merged: Columns = [concat([columns[i] for columns in requests]) for i in range(len(requests[0]))]
         kept = last_occurrences(*(merged[i] for i in self._key_columns))
         return merged if kept is None else take(merged, kept)

@@ -10,8 +10,10 @@ import msgspec
 import numpy as np
 from msgspec.structs import astuple
 
-# One sequence of values per column, all of one length.
-Columns = list[Sequence[Any]]
+# One column's values: a sequence from a JSON body, a numpy array from typed input.
+Column = Sequence[Any] | np.ndarray
+# The columns of a request, all of one length.
+Columns = list[Column]
 
 
 def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None = None) -> Columns:
@@ -26,7 +28,7 @@ def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None =
     return [tuple(map(attrgetter(field), records)) for field in fields]
 
 
-def last_occurrences(*keys: Sequence[int]) -> np.ndarray | None:
+def last_occurrences(*keys: Column) -> np.ndarray | None:
     """Row indexes keeping only the last row of each key, or None when keys are unique."""
     arrays = [np.asarray(k, dtype=np.int64) for k in keys]
     if _strictly_ascending(arrays):
@@ -39,9 +41,17 @@ def last_occurrences(*keys: Sequence[int]) -> np.ndarray | None:
     return np.sort(rows - 1 - first_in_reversed)
 
 
-def take(columns: Sequence[Sequence[Any]], rows: np.ndarray) -> Columns:
+def take(columns: Sequence[Column], rows: np.ndarray) -> Columns:
     indexes = rows.tolist()
-    return [tuple(column[i] for i in indexes) for column in columns]
+    return [column[rows] if isinstance(column, np.ndarray) else tuple(column[i] for i in indexes) for column in columns]
+
+
+def concat(parts: Sequence[Column]) -> Column:
+    """One column of several requests' columns: numpy arrays (typed input) stay arrays."""
+    arrays = [part for part in parts if isinstance(part, np.ndarray)]
+    if len(arrays) == len(parts):
+        return np.concatenate(arrays)
+    return [value for part in parts for value in part]
 
 
 def _strictly_ascending(keys: list[np.ndarray]) -> bool:

@@ -35,7 +35,7 @@ def _values(type_name: str, values: Sequence[Any] | np.ndarray) -> bytes:
     return np.asarray(values, dtype=_FIXED_WIDTH[type_name]).tobytes()
 
 
-def _nullable(type_name: str, values: Sequence[Any]) -> bytes:
+def _nullable(type_name: str, values: Sequence[Any] | np.ndarray) -> bytes:
     if type_name == "Float64":
         # numpy reads None as NaN, and a NaN can only be a null here: the JSON
         # decoder refuses NaN. The value under a null is ignored by ClickHouse.
@@ -49,14 +49,14 @@ def _nullable(type_name: str, values: Sequence[Any]) -> bytes:
     return nulls.astype(np.uint8).tobytes() + _values(type_name, boxed.tolist() if type_name == "String" else boxed)
 
 
-def column(type_name: str, values: Sequence[Any]) -> bytes:
+def column(type_name: str, values: Sequence[Any] | np.ndarray) -> bytes:
     """A column's data: plain types and Nullable() of them."""
     if type_name.startswith("Nullable(") and type_name.endswith(")"):
         return _nullable(type_name[len("Nullable(") : -1], values)
     return _values(type_name, values)
 
 
-def block(columns: Sequence[tuple[str, str, Sequence[Any]]]) -> bytes:
+def block(columns: Sequence[tuple[str, str, Sequence[Any] | np.ndarray]]) -> bytes:
     """A Native block of (name, type, values) columns of equal length."""
     rows = len(columns[0][2]) if columns else 0
     parts = [_varint(len(columns)), _varint(rows)]

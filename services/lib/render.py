@@ -72,6 +72,11 @@ def json_object(members: Sequence[Member]) -> str:
     return f"concat({', '.join(parts)})"
 
 
+def select_list(members: Sequence[Member]) -> str:
+    """The members as columns of their own, named by their keys: the typed form of `json_object`."""
+    return ", ".join(f"{member.sql} AS `{member.key}`" for member in members)
+
+
 def _key(key: str, first: bool) -> str:
     """The SQL string literal opening a member: `{"key":` or `,"key":`."""
     return f"'{'{' if first else ','}\"{key}\":'"

@@ -1,4 +1,4 @@
-"""The gRPC server every service runs in: API errors, request ids, health.
+"""The gRPC server every service runs in: API errors, request ids, health, reflection.
 
 Services raise `ApiFailure`; the interceptor here is the one place that turns
 it into a gRPC status carrying an `ApiError`, and any other exception into
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from storecast.status import ApiFailure, ApiStatus, to_rpc_status
@@ -32,27 +34,48 @@ def request_id_of(context: grpc.ServicerContext) -> str:
 
 
 class ApiErrorInterceptor(grpc.ServerInterceptor):
+    """An ApiFailure becomes its gRPC status with the ApiError in the details;
+    anything else is logged and becomes 1500. Streams likewise, mid-stream too."""
+
     def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behavior = handler.unary_unary
         method = handler_call_details.method
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return behavior(request, context)
-            except ApiFailure as failure:
-                context.abort_with_status(rpc_status.to_status(to_rpc_status(failure)))
-            except Exception:
-                log.exception("request_id=%s method=%s failed", request_id_of(context), method)
-                context.abort_with_status(rpc_status.to_status(to_rpc_status(ApiFailure(ApiStatus.SERVER_ERROR))))
+            def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+                with _api_errors(context, method):
+                    return unary(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return grpc.unary_unary_rpc_method_handler(
+                guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            def guarded_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                with _api_errors(context, method):
+                    yield from stream(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                guarded_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+@contextmanager
+def _api_errors(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiFailure as failure:
+        context.abort_with_status(rpc_status.to_status(to_rpc_status(failure)))
+    except Exception:
+        log.exception("request_id=%s method=%s failed", request_id_of(context), method)
+        context.abort_with_status(rpc_status.to_status(to_rpc_status(ApiFailure(ApiStatus.SERVER_ERROR))))
 
 
 def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
@@ -92,6 +115,8 @@ def serve(
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [register(server) for register in registrations]
+    # Server reflection: grpcurl and other tools list and call the services without the .proto files.
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     bound = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
     if bound == 0:
         raise OSError(f"cannot listen on {address}")

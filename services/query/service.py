@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
-from storecast.catalog import EQUIPMENT_BY_ENUM
+import grpc
+import numpy as np
+
+from storecast.catalog import EQUIPMENT_BY_ENUM, TIMESTAMP_LIMIT_MS, Kind, RecordType
+from storecast.services.lib import batch as typed
 from storecast.services.lib.keys import KnownIds
-from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
+from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import PRODUCTION_TABLES
 from storecast.services.lib.store import Store
-from storecast.services.lib.window import check_window, record_limit
-from storecast.services.query.sql import bucket_cut_sql, production_sql
+from storecast.services.lib.window import Window, check_window, record_limit
+from storecast.services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
@@ -23,6 +28,27 @@ class QueryService(query_pb2_grpc.QueryServicer):
         self._known_ids = KnownIds()
 
     def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        read = self._read(request)
+        if request.format == records_pb2.BATCH:
+            batch, next_from = read.batch(read.window)
+            return records_pb2.Records(batch=batch, count=len(batch.timestamps), next_from=next_from)
+        rendered, next_from = read.json()
+        return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
+
+    def StreamProduction(
+        self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
+    ) -> Iterator[records_pb2.RecordBatch]:
+        """The batches GetProduction would return, each request resuming at the last one's next_from."""
+        read = self._read(request)
+        window = read.window
+        while True:
+            batch, next_from = read.batch(window)
+            yield batch
+            if next_from is None:
+                return
+            window = replace(window, start=next_from, end=TIMESTAMP_LIMIT_MS if window.end is None else window.end)
+
+    def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
         if equipment is None:
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
@@ -32,25 +58,69 @@ class QueryService(query_pb2_grpc.QueryServicer):
             request.period_ms if request.HasField("period_ms") else None,
         )
         limit = record_limit(request.max_records, self._max_records)
-        table = self._store.table(PRODUCTION_TABLES[equipment.name].name)
-        parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
-        with self._store.client() as client:
-            if window.period_ms is not None and window.bucket_count() > limit:
+        return _ProductionRead(self._store, self._known_ids, request, equipment, window, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class _ProductionRead:
+    """One equipment's records over a window, at most `limit` per read."""
+
+    store: Store
+    known_ids: KnownIds
+    request: query_pb2.GetProductionRequest
+    equipment: RecordType
+    window: Window
+    limit: int
+
+    def json(self) -> tuple[RenderedArray, int | None]:
+        rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
+        self._known(rendered.count > 0)
+        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
+        return rendered, next_from
+
+    def batch(self, window: Window) -> tuple[records_pb2.RecordBatch, int | None]:
+        table = typed.read_arrow(self._query(window, "ArrowStream", columns=True))
+        self._known(table is not None)
+        if table is None:
+            return records_pb2.RecordBatch(), None
+        next_from = None
+        if table.num_rows > self.limit:
+            next_from = int(table.column("timestamp")[self.limit].as_py())
+            table = table.slice(0, self.limit)
+        batch = records_pb2.RecordBatch(
+            timestamps=typed.numbers(table.column("timestamp"), np.int64), ids=typed.numbers(table.column("id"), np.uint32)
+        )
+        for member in production_members(self.equipment, window)[2:]:
+            batch.columns.append(typed.column(member.key, member.kind or Kind.UNSIGNED_INT, table.column(member.key)))
+        return batch, next_from
+
+    @property
+    def _table(self) -> str:
+        return self.store.table(PRODUCTION_TABLES[self.equipment.name].name)
+
+    def _known(self, found: bool) -> None:
+        """1107 when a read found nothing and nothing was ever stored under its id."""
+        site_id, record_id = self.request.site_id, self.request.id
+        if found:
+            self.known_ids.add(self._table, site_id, record_id)
+            return
+        with self.store.client() as client:
+            self.known_ids.check(client, self._table, site_id, record_id, f"{self.equipment.name} record")
+
+    def _query(self, window: Window, fmt: str, *, columns: bool) -> bytes:
+        """limit + 1 records: one more tells whether the response is partial."""
+        table = self._table
+        parameters = {"site_id": self.request.site_id, "id": self.request.id, "start": window.start, "end": window.end}
+        with self.store.client() as client:
+            if window.period_ms is not None and window.bucket_count() > self.limit:
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
                 # Ending the range just after the first record of the bucket after the
-                # limit keeps it to limit + 1, the last of which is cut off below.
-                cut = client.raw_query(bucket_cut_sql(table, window.period_ms, limit), parameters, fmt="TabSeparatedRaw")
+                # limit keeps it to limit + 1, the last of which is cut off.
+                cut = client.raw_query(bucket_cut_sql(table, window.period_ms, self.limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
-            # One record more than the limit tells whether the response is partial.
-            sql = production_sql(table, equipment, window, limit + 1)
-            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
-            if rendered.count == 0:
-                self._known_ids.check(client, table, request.site_id, request.id, f"{equipment.name} record")
-            else:
-                self._known_ids.add(table, request.site_id, request.id)
-        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
-        return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
+            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns)
+            return client.raw_query(sql, parameters, fmt=fmt)
 
 
 def register(store: Store, max_records: int) -> Registration:

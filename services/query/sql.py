@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from storecast.catalog import Kind, RecordType
 from storecast.services.lib.keys import KEY_FILTER, newest_versions
-from storecast.services.lib.render import Member, json_object
+from storecast.services.lib.render import Member, json_object, select_list
 from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 
 
-def production_sql(table: str, equipment: RecordType, window: Window, limit: int) -> str:
-    """The records as rendered JSON, ascending by timestamp, at most `limit` of them."""
-    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
-    head = [Member("timestamp", "timestamp"), Member("id", "id")]
+def production_members(equipment: RecordType, window: Window) -> list[Member]:
+    """What a production record returns: timestamp, id, then each attribute, of its kind
+    (avg of an integer is a float), read from the columns `production_sql` selects."""
     if window.function is None:
-        record = json_object(head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes])
+        head = [Member("timestamp", "timestamp"), Member("id", "id")]
+        return head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes]
+    head = [Member("timestamp", "bucket"), Member("id", "record_id")]
+    kind = {a.name: Kind.FLOAT if window.function == "avg" else a.kind for a in equipment.attributes}
+    return head + [Member(a.name, f"`agg_{a.name}`", kind[a.name]) for a in equipment.attributes]
+
+
+def production_sql(table: str, equipment: RecordType, window: Window, limit: int, *, columns: bool = False) -> str:
+    """The records ascending by timestamp, at most `limit` of them: as rendered JSON,
+    or (`columns`) as the columns of `production_members`."""
+    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
+    members = production_members(equipment, window)
+    record = select_list(members) if columns else json_object(members)
+    if window.function is None:
         return f"{newest_versions(record, table, where, 'timestamp')} LIMIT {limit}"
-    # Buckets [k*period, (k+1)*period[ aligned to the epoch; avg of an integer is a float.
+    # Buckets [k*period, (k+1)*period[ aligned to the epoch.
     aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
-    record = json_object(
-        [Member("timestamp", "bucket"), Member("id", "record_id")]
-        + [Member(a.name, f"`agg_{a.name}`", Kind.FLOAT if window.function == "avg" else a.kind) for a in equipment.attributes]
-    )
     records = newest_versions(
         ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"
     )

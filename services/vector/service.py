@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
-from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, RecordType
+import grpc
+import numpy as np
+
+from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, RecordType
+from storecast.services.lib import batch as typed
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns
 from storecast.services.lib.keys import KnownIds
@@ -12,13 +17,14 @@ from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, 
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
 from storecast.services.lib.store import Store
-from storecast.services.lib.window import check_vintage, check_window, record_limit
-from storecast.services.vector.sql import tariff_sql, vector_sql
+from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
+from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql
 from storecast.services.vector.write import TariffWriter, VectorWriter
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
 
 VectorRequest = vector_pb2.GetForecastRequest | vector_pb2.GetCommitmentRequest
+PutRequest = vector_pb2.PutForecastRequest | vector_pb2.PutCommitmentRequest | vector_pb2.PutTariffRequest
 
 
 def _forecast_type(enum_value: int) -> RecordType:
@@ -54,48 +60,57 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         settings = self._batching.insert_settings()
 
         def insert(columns: Columns) -> None:
+            # clickhouse-connect's column-oriented insert takes sequences (arrays, of typed input, become lists).
+            data = [column.tolist() if isinstance(column, np.ndarray) else column for column in columns]
             with self._store.client() as client:
-                client.insert(name, columns, column_names=column_names, column_oriented=True, settings=settings)
+                client.insert(name, data, column_names=column_names, column_oriented=True, settings=settings)
 
         return Committer(table.name, insert, _KEY_COLUMNS, self._batching)
 
     def PutForecast(self, request: vector_pb2.PutForecastRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._forecast_writers[_forecast_type(request.forecast_type).enum_value]
-        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, _request_columns(writer, request))
 
     def PutCommitment(self, request: vector_pb2.PutCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._commitment_writer
-        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, _request_columns(writer, request))
 
     def PutTariff(self, request: vector_pb2.PutTariffRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._tariff_writer
-        return self._store_rows(writer.table, writer.columns(request.site_id, request.body))
+        return self._store_rows(writer.table, _request_columns(writer, request))
 
     def GetForecast(self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        forecast = _forecast_type(request.forecast_type)
-        return self._read_vectors(FORECAST_TABLES[forecast.name], forecast, request, f"{forecast.name} forecast")
+        return self._forecast_read(request).records(request.format)
 
     def GetCommitment(self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        return self._read_vectors(COMMITMENT_TABLE, COMMITMENT, request, "commitment")
+        return self._commitment_read(request).records(request.format)
 
     def GetTariff(self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        window = check_window(request.range if request.HasField("range") else None, records_pb2.AGGREGATION_UNSPECIFIED, None)
-        limit = record_limit(request.max_records, self._max_records)
-        table = self._store.table(TARIFF_TABLE.name)
-        parameters = {"site_id": request.site_id, "id": request.id, "start": window.start, "end": window.end}
-        with self._store.client() as client:
-            # One period more than the limit tells whether the response is partial.
-            sql = tariff_sql(table, TARIFF, window, limit + 1)
-            rendered = limit_array(client.raw_query(sql, parameters, fmt=JSON_ARRAY_FORMAT), limit)
-            if rendered.count == 0:
-                self._known_ids.check(client, table, request.site_id, request.id, "tariff")
-                return records_pb2.Records(results_json=b"[]", count=0)
-            self._known_ids.add(table, request.site_id, request.id)
-        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
-        results = b'[{"id":%d,"values":%s}]' % (request.id, rendered.results)
-        return records_pb2.Records(results_json=results, count=rendered.count, next_from=next_from)
+        return self._tariff_read(request).records(request.format)
 
-    def _read_vectors(self, layout: Table, record_type: RecordType, request: VectorRequest, what: str) -> records_pb2.Records:
+    def StreamForecast(
+        self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext
+    ) -> Iterator[records_pb2.RecordBatch]:
+        return self._forecast_read(request).stream()
+
+    def StreamCommitment(
+        self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext
+    ) -> Iterator[records_pb2.RecordBatch]:
+        return self._commitment_read(request).stream()
+
+    def StreamTariff(
+        self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext
+    ) -> Iterator[records_pb2.RecordBatch]:
+        return self._tariff_read(request).stream()
+
+    def _forecast_read(self, request: vector_pb2.GetForecastRequest) -> _VectorRead:
+        forecast = _forecast_type(request.forecast_type)
+        return self._vector_read(FORECAST_TABLES[forecast.name], forecast, request, f"{forecast.name} forecast")
+
+    def _commitment_read(self, request: vector_pb2.GetCommitmentRequest) -> _VectorRead:
+        return self._vector_read(COMMITMENT_TABLE, COMMITMENT, request, "commitment")
+
+    def _vector_read(self, layout: Table, record_type: RecordType, request: VectorRequest, what: str) -> _VectorRead:
         window = check_window(
             request.range if request.HasField("range") else None,
             request.aggregation,
@@ -105,30 +120,161 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             request.generated if request.HasField("generated") else None,
             request.generate_all if request.HasField("generate_all") else None,
         )
-        limit = record_limit(request.max_records, self._max_records)
-        table = self._store.table(layout.name)
-        parameters = {
-            "site_id": request.site_id,
-            "id": request.id,
-            "start": window.start,
-            "end": window.end,
-            "generated_start": vintage.start,
-            "generated_end": vintage.end,
-        }
-        with self._store.client() as client:
-            line = client.raw_query(vector_sql(table, record_type, window, vintage, limit), parameters, fmt="TabSeparatedRaw")
-            count, next_from, results = line.rstrip(b"\n").split(b"\t", 2)
-            if results:
-                self._known_ids.add(table, request.site_id, request.id)
-            else:
-                self._known_ids.check(client, table, request.site_id, request.id, what)
-        return records_pb2.Records(
-            results_json=b"[" + results + b"]", count=int(count), next_from=int(next_from) if next_from else None
-        )
+        place = _Place(self._store, self._known_ids, self._store.table(layout.name), request.site_id, request.id, what)
+        return _VectorRead(place, record_type, window, vintage, record_limit(request.max_records, self._max_records))
+
+    def _tariff_read(self, request: vector_pb2.GetTariffRequest) -> _TariffRead:
+        window = check_window(request.range if request.HasField("range") else None, records_pb2.AGGREGATION_UNSPECIFIED, None)
+        place = _Place(self._store, self._known_ids, self._store.table(TARIFF_TABLE.name), request.site_id, request.id, "tariff")
+        return _TariffRead(place, window, record_limit(request.max_records, self._max_records))
 
     def _store_rows(self, table: Table, columns: Columns) -> records_pb2.PutReply:
         self._committers[table.name].store(columns)
         return records_pb2.PutReply(stored=len(columns[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """The table, site and id a read is of, and what it reads (for 1107's message)."""
+
+    store: Store
+    known_ids: KnownIds
+    table: str
+    site_id: int
+    id: int
+    what: str
+
+    def query(self, sql: str, fmt: str, **parameters: int | None) -> bytes:
+        with self.store.client() as client:
+            return client.raw_query(sql, {"site_id": self.site_id, "id": self.id, **parameters}, fmt=fmt)
+
+    def known(self, found: bool) -> None:
+        """1107 when a read found nothing and nothing was ever stored under its id."""
+        if found:
+            self.known_ids.add(self.table, self.site_id, self.id)
+            return
+        with self.store.client() as client:
+            self.known_ids.check(client, self.table, self.site_id, self.id, self.what)
+
+
+def _resumed(window: Window, next_from: int) -> Window:
+    """The window of the read that continues at next_from."""
+    return replace(window, start=next_from, end=TIMESTAMP_LIMIT_MS if window.end is None else window.end)
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorRead:
+    """The selected vectors of one id, their periods in the window, at most `limit` periods per read."""
+
+    place: _Place
+    record_type: RecordType
+    window: Window
+    vintage: Vintage
+    limit: int
+
+    def _parameters(self, window: Window) -> dict[str, int | None]:
+        return {
+            "start": window.start,
+            "end": window.end,
+            "generated_start": self.vintage.start,
+            "generated_end": self.vintage.end,
+        }
+
+    def records(self, fmt: records_pb2.ResultFormat.ValueType) -> records_pb2.Records:
+        if fmt == records_pb2.BATCH:
+            batch, next_from = self.batch(self.window)
+            return records_pb2.Records(batch=batch, count=len(batch.timestamps), next_from=next_from)
+        sql = vector_sql(self.place.table, self.record_type, self.window, self.vintage, self.limit)
+        line = self.place.query(sql, "TabSeparatedRaw", **self._parameters(self.window))
+        count, cut, results = line.rstrip(b"\n").split(b"\t", 2)
+        self.place.known(bool(results))
+        return records_pb2.Records(results_json=b"[" + results + b"]", count=int(count), next_from=int(cut) if cut else None)
+
+    def batch(self, window: Window) -> tuple[records_pb2.RecordBatch, int | None]:
+        sql = vector_rows_sql(self.place.table, self.record_type, window, self.vintage, self.limit)
+        table = typed.read_arrow(self.place.query(sql, "ArrowStream", **self._parameters(window)))
+        self.place.known(table is not None)
+        if table is None:
+            return records_pb2.RecordBatch(), None
+        stamps, ends = typed.flattened(table.column("timestamp"))
+        batch = records_pb2.RecordBatch(
+            timestamps=typed.numbers(stamps, np.int64),
+            ids=[self.place.id] * table.num_rows,
+            creation_timestamps=typed.numbers(table.column("creation_timestamp"), np.int64),
+            period_ends=ends,
+        )
+        for attribute, kind in zip(self.record_type.attributes, vector_kinds(self.record_type, window)):
+            batch.columns.append(typed.column(attribute.name, kind, typed.flattened(table.column(attribute.name))[0]))
+        for attribute in self.record_type.vector_attributes:
+            batch.entry_columns.append(typed.column(attribute.name, attribute.kind, table.column(attribute.name)))
+        cut = int(table.column("cut")[0].as_py())
+        return batch, cut if cut < TIMESTAMP_LIMIT_MS else None
+
+    def stream(self) -> Iterator[records_pb2.RecordBatch]:
+        window = self.window
+        while True:
+            batch, next_from = self.batch(window)
+            yield batch
+            if next_from is None:
+                return
+            window = _resumed(window, next_from)
+
+
+@dataclass(frozen=True, slots=True)
+class _TariffRead:
+    """The periods of one tariff in force during the window, at most `limit` per read."""
+
+    place: _Place
+    window: Window
+    limit: int
+
+    def _query(self, window: Window, fmt: str, *, columns: bool) -> bytes:
+        # One period more than the limit tells whether the response is partial.
+        sql = tariff_sql(self.place.table, TARIFF, window, self.limit + 1, columns=columns)
+        return self.place.query(sql, fmt, start=window.start, end=window.end)
+
+    def records(self, fmt: records_pb2.ResultFormat.ValueType) -> records_pb2.Records:
+        if fmt == records_pb2.BATCH:
+            batch, next_from = self.batch(self.window)
+            return records_pb2.Records(batch=batch, count=len(batch.timestamps), next_from=next_from)
+        rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
+        self.place.known(rendered.count > 0)
+        if rendered.count == 0:
+            return records_pb2.Records(results_json=b"[]", count=0)
+        next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
+        results = b'[{"id":%d,"values":%s}]' % (self.place.id, rendered.results)
+        return records_pb2.Records(results_json=results, count=rendered.count, next_from=next_from)
+
+    def batch(self, window: Window) -> tuple[records_pb2.RecordBatch, int | None]:
+        table = typed.read_arrow(self._query(window, "ArrowStream", columns=True))
+        self.place.known(table is not None)
+        if table is None:
+            return records_pb2.RecordBatch(), None
+        next_from = None
+        if table.num_rows > self.limit:
+            next_from = int(table.column("timestamp")[self.limit].as_py())
+            table = table.slice(0, self.limit)
+        batch = records_pb2.RecordBatch(
+            timestamps=typed.numbers(table.column("timestamp"), np.int64), ids=[self.place.id], period_ends=[table.num_rows]
+        )
+        for attribute in TARIFF.attributes:
+            batch.columns.append(typed.column(attribute.name, attribute.kind, table.column(attribute.name)))
+        return batch, next_from
+
+    def stream(self) -> Iterator[records_pb2.RecordBatch]:
+        window = self.window
+        while True:
+            batch, next_from = self.batch(window)
+            yield batch
+            if next_from is None:
+                return
+            window = _resumed(window, next_from)
+
+
+def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -> Columns:
+    if request.HasField("batch"):
+        return writer.batch_columns(request.site_id, request.batch)
+    return writer.columns(request.site_id, request.v1_json)
 
 
 def register(store: Store, max_records: int, batching: BatchSettings) -> Registration:

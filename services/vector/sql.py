@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
 from storecast.services.lib.keys import KEY_FILTER, newest_versions
-from storecast.services.lib.render import Member, json_object
+from storecast.services.lib.render import Member, json_object, select_list
 from storecast.services.lib.schema import ATTRIBUTE_COLUMN_TYPES, PERIOD_COLUMN_TYPES, PERIOD_TIMESTAMPS, period_column
 from storecast.services.lib.window import Vintage, Window
 
@@ -146,8 +146,40 @@ def vector_sql(table: str, record_type: RecordType, window: Window, vintage: Vin
     )
 
 
-def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) -> str:
-    """The periods in force during [from, to[ as rendered JSON, ascending, at most `limit` of them."""
+def vector_rows_sql(table: str, record_type: RecordType, window: Window, vintage: Vintage, limit: int) -> str:
+    """The typed form of `vector_sql`: one row per selected vector (ascending by creation_timestamp),
+    its kept periods as arrays, with `cut` (TIMESTAMP_LIMIT_MS: the response is whole) on every row."""
+    period_items, period_kinds = _output_periods(record_type, window)
+    selected = newest_versions(
+        f"creation_timestamp, {', '.join([*(f'`{a.name}`' for a in record_type.vector_attributes), *period_items])}",
+        table,
+        f"{KEY_FILTER} AND {_selection(table, vintage)}",
+        "creation_timestamp",
+    )
+    timestamps = _field("o_timestamp")
+    items = [
+        "cut",
+        f"{_field('creation_timestamp')} AS creation_timestamp",
+        *(f"{_field(a.name)} AS `{a.name}`" for a in record_type.vector_attributes),
+        f"arrayFilter(t -> t < cut, {timestamps}) AS `timestamp`",
+        *(f"arrayFilter((x, t) -> t < cut, {_field(f'o_{a.name}')}, {timestamps}) AS `{a.name}`" for a in record_type.attributes),
+    ]
+    return (
+        f"SELECT {', '.join(items)} FROM ("
+        f"SELECT arraySort(arrayFlatten(groupArray(o_timestamp))) AS all_timestamps, {_cut(limit)} AS cut,"
+        f" arraySort(v -> {_field('creation_timestamp')}, groupArray({_vector(record_type, period_kinds)})) AS vectors"
+        f" FROM ({selected})) ARRAY JOIN vectors AS v"
+    )
+
+
+def vector_kinds(record_type: RecordType, window: Window) -> list[Kind]:
+    """The kind each period attribute is returned as (avg of an integer is a float; quality stays a grade)."""
+    return _output_periods(record_type, window)[1]
+
+
+def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int, *, columns: bool = False) -> str:
+    """The periods in force during [from, to[, ascending, at most `limit` of them: as rendered
+    JSON, or (`columns`) as columns named after the attributes."""
     where = KEY_FILTER
     if window.start is not None:
         # The last period starting at or before `from` is in force at `from`; from it on,
@@ -158,7 +190,6 @@ def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int) 
             f" ORDER BY timestamp DESC LIMIT 1), {{start:Int64}})"
         )
         where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
-    period = json_object(
-        [Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes]
-    )
+    members = [Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes]
+    period = select_list(members) if columns else json_object(members)
     return f"{newest_versions(period, table, where, 'timestamp')} LIMIT {limit}"

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from storecast.catalog import RecordType
+from storecast.services.lib import batch as typed
 from storecast.services.lib import payload
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
 from storecast.services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import records_pb2
 
 
 def _period_struct(name: str, record_type: RecordType) -> type[msgspec.Struct]:
@@ -47,6 +50,7 @@ class VectorWriter:
 
     def __init__(self, table: Table, record_type: RecordType) -> None:
         self.table = table
+        self._record_type = record_type
         vector = msgspec.defstruct(
             table.name,
             [
@@ -78,12 +82,42 @@ class VectorWriter:
             columns = take(columns, kept)
         return [[site_id] * len(columns[0]), *columns]
 
+    def batch_columns(self, site_id: int, batch: records_pb2.RecordBatch) -> Columns:
+        """The same columns from typed input: one entry per vector, one row per period."""
+        typed.check_empty(batch)
+        vectors, rows = len(batch.ids), len(batch.timestamps)
+        typed.check_length("creation_timestamps", len(batch.creation_timestamps), vectors, "entries")
+        layout = typed.entries(batch, rows)
+        creation = typed.timestamps(batch.creation_timestamps, _vector_path, "creation_timestamp")
+        stamps = typed.timestamps(batch.timestamps, layout.path)
+        periods = typed.attributes(batch.columns, self._record_type.attributes, rows, layout.path)
+        vector_values = typed.attributes(batch.entry_columns, self._record_type.vector_attributes, vectors, _vector_path)
+        order = typed.period_order(stamps, layout)
+        cuts = layout.ends[:-1]
+        per_vector = [stamps[order], *(np.array(a.as_list(), dtype=object)[order] for a in periods)]
+        columns: Columns = [
+            np.array(batch.ids, dtype=np.uint32),
+            creation,
+            *(a.as_list() for a in vector_values),
+            *([part.tolist() for part in np.split(column, cuts)] for column in per_vector),
+        ]
+        # The last occurrence of (id, creation_timestamp) wins, whole, as in JSON.
+        kept = last_occurrences(columns[0], columns[1])
+        if kept is not None:
+            columns = take(columns, kept)
+        return [[site_id] * len(columns[0]), *columns]
+
+
+def _vector_path(vector: int) -> str:
+    return f"values[{vector}]"
+
 
 class TariffWriter:
     """Tariff entries {"id", "values": [periods]}: one row per period, keyed (id, timestamp)."""
 
     def __init__(self, table: Table, record_type: RecordType) -> None:
         self.table = table
+        self._record_type = record_type
         entry = msgspec.defstruct(
             table.name,
             [("id", payload.Uint32), payload.periods_field(_period_struct(table.name, record_type))],
@@ -99,6 +133,21 @@ class TariffWriter:
         ids = [entry.id for entry, periods in zip(entries, per_entry) for _ in periods[0]]
         columns: Columns = [ids, *(list(itertools.chain.from_iterable(c)) for c in zip(*per_entry))]
         # Within one request the last occurrence of (id, timestamp) wins, as for production records.
+        kept = last_occurrences(columns[0], columns[1])
+        if kept is not None:
+            columns = take(columns, kept)
+        return [[site_id] * len(columns[0]), *columns]
+
+    def batch_columns(self, site_id: int, batch: records_pb2.RecordBatch) -> Columns:
+        """The same columns from typed input: one entry per tariff id, one row per period."""
+        typed.check_empty(batch)
+        typed.no_fields(batch, ("creation_timestamps", "entry_columns"), "tariffs")
+        rows = len(batch.timestamps)
+        layout = typed.entries(batch, rows)
+        ids = np.repeat(np.array(batch.ids, dtype=np.uint32), layout.counts)
+        stamps = typed.timestamps(batch.timestamps, layout.path)
+        periods = typed.attributes(batch.columns, self._record_type.attributes, rows, layout.path)
+        columns: Columns = [ids, stamps, *(a.as_list() for a in periods)]
         kept = last_occurrences(columns[0], columns[1])
         if kept is not None:
             columns = take(columns, kept)

@@ -1,0 +1,242 @@
+"""Typed input: a RecordBatch as insert columns, checked as a v1 JSON body is.
+
+Every check of the JSON path has its twin here, with the same API status and
+the same message, the row named by its place in the equivalent JSON body
+(`values[3].p`, `values[1].values[4].timestamp`). Values stay in numpy
+arrays from the protobuf message to the insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
+from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind
+from storecast.status import ApiFailure, ApiStatus
+from storecast.v1 import records_pb2
+
+# Where a row sits in the equivalent JSON body, e.g. "values[3]".
+RowPath = Callable[[int], str]
+
+_FIELD_OF_KIND = {Kind.FLOAT: "doubles", Kind.UNSIGNED_INT: "uints", Kind.STRING: "strings"}
+_EXPECTED = {Kind.FLOAT: "a number or null", Kind.UNSIGNED_INT: "a non-negative integer or null", Kind.STRING: "a string or null"}
+_GOT = {"doubles": "a decimal number", "uints": "an integer", "strings": "a string"}
+
+
+def content_error(message: str) -> ApiFailure:
+    return ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, message)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeValues:
+    """One attribute over the rows: its values, and where they are null (None: nowhere)."""
+
+    attribute: Attribute
+    values: np.ndarray | list[str]
+    nulls: np.ndarray | None
+
+    def for_native(self) -> np.ndarray | list[Any]:
+        """As services/lib/native.py takes a Nullable column: NaN or None where null."""
+        if self.attribute.kind is Kind.FLOAT:
+            return self.values  # NaN already where null
+        return self.as_list() if self.nulls is not None else self.values
+
+    def as_list(self) -> list[Any]:
+        """As clickhouse-connect's insert takes a Nullable column: None where null (it would store a NaN)."""
+        values = self.values.tolist() if isinstance(self.values, np.ndarray) else list(self.values)
+        nulls = np.isnan(self.values) if self.attribute.kind is Kind.FLOAT else self.nulls
+        if nulls is None or not nulls.any():
+            return values
+        return [None if null else value for value, null in zip(values, nulls.tolist())]
+
+
+def check_empty(batch: records_pb2.RecordBatch) -> None:
+    if not batch.timestamps and not batch.ids:
+        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
+
+
+def check_length(name: str, length: int, rows: int, what: str = "rows") -> None:
+    if length != rows:
+        raise content_error(f"columns: {name} has {length} values for {rows} {what}")
+
+
+def timestamps(values: Sequence[int], path: RowPath, field: str = "timestamp") -> np.ndarray:
+    """Epoch milliseconds in [0, TIMESTAMP_LIMIT_MS[."""
+    array = np.array(values, dtype=np.int64)
+    negative = array < 0
+    if negative.any():
+        raise content_error(f"{path(int(negative.argmax()))}.{field}: expected a non-negative integer")
+    beyond = array >= TIMESTAMP_LIMIT_MS
+    if beyond.any():
+        where = path(int(beyond.argmax()))
+        raise content_error(f"{where}.{field}: expected a timestamp below {TIMESTAMP_LIMIT_MS} (2200-01-01T00:00:00Z)")
+    return array
+
+
+def attributes(
+    columns: RepeatedCompositeFieldContainer[records_pb2.Column], declared: Sequence[Attribute], rows: int, path: RowPath
+) -> list[AttributeValues]:
+    """Every declared attribute's values, in catalog order; one not given is null in every row."""
+    known = {attribute.name: attribute for attribute in declared}
+    given: dict[str, records_pb2.Column] = {}
+    for column in columns:
+        if column.name not in known:
+            raise content_error(f"{path(0)}.{column.name}: unknown attribute")
+        if column.name in given:
+            raise content_error(f"columns: {column.name} is given twice")
+        given[column.name] = column
+    return [
+        _values(given[attribute.name], attribute, rows, path) if attribute.name in given else _all_null(attribute, rows)
+        for attribute in declared
+    ]
+
+
+def _all_null(attribute: Attribute, rows: int) -> AttributeValues:
+    if attribute.kind is Kind.FLOAT:
+        return AttributeValues(attribute, np.full(rows, np.nan), None)
+    values: np.ndarray | list[str] = np.zeros(rows, dtype=np.uint32) if attribute.kind is Kind.UNSIGNED_INT else [""] * rows
+    return AttributeValues(attribute, values, np.ones(rows, dtype=bool))
+
+
+def _values(column: records_pb2.Column, attribute: Attribute, rows: int, path: RowPath) -> AttributeValues:
+    field = _FIELD_OF_KIND[attribute.kind]
+    for other in _GOT:
+        if other != field and len(getattr(column, other)):
+            raise content_error(f"{path(0)}.{attribute.name}: expected {_EXPECTED[attribute.kind]}, got {_GOT[other]}")
+    nulls = None
+    if column.null_map:
+        check_length(f"{attribute.name}'s null_map", len(column.null_map), rows)
+        nulls = np.frombuffer(column.null_map, dtype=np.uint8) != 0
+        if not nulls.any():
+            nulls = None
+    check_length(attribute.name, len(getattr(column, field)), rows)
+    if attribute.kind is Kind.FLOAT:
+        floats = np.array(column.doubles, dtype=np.float64)
+        infinite = ~np.isfinite(floats)
+        if nulls is not None:
+            infinite &= ~nulls
+            floats[nulls] = np.nan
+        if infinite.any():
+            raise content_error(f"{path(int(infinite.argmax()))}.{attribute.name}: expected a finite number")
+        return AttributeValues(attribute, floats, None)
+    if attribute.kind is Kind.UNSIGNED_INT:
+        return AttributeValues(attribute, np.array(column.uints, dtype=np.uint32), nulls)
+    strings = list(column.strings)
+    if attribute.max_length:
+        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        too_long = lengths > attribute.max_length
+        if nulls is not None:
+            too_long &= ~nulls
+        if too_long.any():
+            where = path(int(too_long.argmax()))
+            raise content_error(f"{where}.{attribute.name}: expected a string of at most {attribute.max_length} characters")
+    return AttributeValues(attribute, strings, nulls)
+
+
+def no_fields(batch: records_pb2.RecordBatch, fields: Sequence[str], what: str) -> None:
+    """A field the category has no use for is refused, not ignored."""
+    for field in fields:
+        if len(getattr(batch, field)):
+            raise content_error(f"columns: {what} have no {field}")
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """Vectors or tariff entries: entry i owns rows [starts[i], ends[i])."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @property
+    def counts(self) -> np.ndarray:
+        counts: np.ndarray = self.ends - self.starts
+        return counts
+
+    def owner(self, row: int) -> int:
+        return int(np.searchsorted(self.ends, row, side="right"))
+
+    def path(self, row: int) -> str:
+        """The JSON place of a period row: values[entry].values[index within it]."""
+        entry = self.owner(row)
+        return f"values[{entry}].values[{row - int(self.starts[entry])}]"
+
+
+def entries(batch: records_pb2.RecordBatch, rows: int) -> Entries:
+    """The entries' row ranges from period_ends, each entry holding at least one period."""
+    check_length("period_ends", len(batch.period_ends), len(batch.ids), "entries")
+    ends = np.array(batch.period_ends, dtype=np.int64)
+    starts = np.concatenate(([0], ends[:-1]))
+    if len(ends) and (ends[-1] != rows or (ends < starts).any()):
+        raise content_error(f"columns: period_ends must rise to the {rows} rows of timestamps")
+    empty = ends == starts
+    if empty.any():
+        raise content_error(f"values[{int(empty.argmax())}].values: expected a non-empty array")
+    return Entries(starts, ends)
+
+
+def period_order(stamps: np.ndarray, layout: Entries) -> np.ndarray:
+    """Row order putting each entry's periods ascending by timestamp (stable); two at one timestamp are 1303."""
+    owners = np.repeat(np.arange(len(layout.ends)), layout.counts)
+    order: np.ndarray = np.lexsort((stamps, owners))
+    sorted_stamps, sorted_owners = stamps[order], owners[order]
+    tied = (sorted_stamps[1:] == sorted_stamps[:-1]) & (sorted_owners[1:] == sorted_owners[:-1])
+    if tied.any():
+        at = int(tied.argmax())
+        earlier, later = int(order[at]), int(order[at + 1])
+        entry = layout.owner(later)
+        start = int(layout.starts[entry])
+        raise content_error(
+            f"values[{entry}].values[{later - start}].timestamp: {int(stamps[later])} is already the timestamp"
+            f" of values[{entry}].values[{earlier - start}]; a vector has one period per timestamp"
+        )
+    return order
+
+
+# ---- typed output -------------------------------------------------------------------
+
+
+def read_arrow(data: bytes) -> pa.Table | None:
+    """The rows of an ArrowStream query result; None when there are none."""
+    if not data:
+        return None
+    table = pa.ipc.open_stream(data).read_all()
+    return table if table.num_rows else None
+
+
+def numbers(array: pa.ChunkedArray[Any] | pa.Array[Any], dtype: type[np.generic]) -> np.ndarray:
+    """A non-null Arrow column as numpy."""
+    values: np.ndarray = np.asarray(array.to_numpy(), dtype=dtype)
+    return values
+
+
+def column(name: str, kind: Kind, array: pa.ChunkedArray[Any] | pa.Array[Any]) -> records_pb2.Column:
+    """An Arrow column of attribute values as a typed Column: its kind's field, and the null map."""
+    result = records_pb2.Column(name=name)
+    nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if kind is Kind.STRING:
+        result.strings.extend(["" if value is None else str(value) for value in array.to_pylist()])
+    else:
+        # Arrow gives a column with nulls as floats, NaN where null: 0 there, the null map says so.
+        values = np.where(nulls, 0, np.asarray(array.to_numpy(zero_copy_only=False)))
+        if kind is Kind.UNSIGNED_INT:
+            result.uints.extend(values.astype(np.uint32))
+        else:
+            result.doubles.extend(values.astype(np.float64))
+    if nulls.any():
+        result.null_map = nulls.astype(np.uint8).tobytes()
+    return result
+
+
+def flattened(array: pa.ChunkedArray[Any]) -> tuple[pa.Array[Any], np.ndarray]:
+    """The values of a column of arrays, and the end offset of each row's array."""
+    lists = array.combine_chunks()
+    if not isinstance(lists, pa.ListArray):
+        raise TypeError(f"expected a column of arrays, got {lists.type}")
+    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)
+    return lists.flatten(), offsets[1:] - offsets[0]

@@ -8,7 +8,7 @@ arrays from the protobuf message to the insert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +199,22 @@ def period_order(stamps: np.ndarray, layout: Entries) -> np.ndarray:
 
 
 # ---- typed output -------------------------------------------------------------------
+
+
+def rechunked(blocks: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The engine's blocks of a streamed result as tables of `rows` rows (the last one fewer)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for block in blocks:
+        pending.append(block)
+        held += block.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def read_arrow(data: bytes) -> pa.Table | None:

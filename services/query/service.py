@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
+import pyarrow as pa
 
-from storecast.catalog import EQUIPMENT_BY_ENUM, TIMESTAMP_LIMIT_MS, Kind, RecordType
+from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
 from storecast.services.lib import batch as typed
 from storecast.services.lib.keys import KnownIds
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
@@ -38,15 +39,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def StreamProduction(
         self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
-        """The batches GetProduction would return, each request resuming at the last one's next_from."""
-        read = self._read(request)
-        window = read.window
-        while True:
-            batch, next_from = read.batch(window)
-            yield batch
-            if next_from is None:
-                return
-            window = replace(window, start=next_from, end=TIMESTAMP_LIMIT_MS if window.end is None else window.end)
+        return self._read(request).stream()
 
     def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
@@ -87,12 +80,30 @@ class _ProductionRead:
         if table.num_rows > self.limit:
             next_from = int(table.column("timestamp")[self.limit].as_py())
             table = table.slice(0, self.limit)
+        return self._to_batch(table, window), next_from
+
+    def stream(self) -> Iterator[records_pb2.RecordBatch]:
+        """Every record of the window from one engine query, whose blocks stream through in
+        batches of `limit`: each record is read once, however many batches there are."""
+        sql = production_sql(self._table, self.equipment, self.window, None, columns=True)
+        parameters = {"site_id": self.request.site_id, "id": self.request.id, "start": self.window.start, "end": self.window.end}
+        found = False
+        with self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
+            for table in typed.rechunked(blocks, self.limit):
+                if not found:
+                    self._known(True)
+                    found = True
+                yield self._to_batch(table, self.window)
+        if not found:
+            self._known(False)
+
+    def _to_batch(self, table: pa.Table, window: Window) -> records_pb2.RecordBatch:
         batch = records_pb2.RecordBatch(
             timestamps=typed.numbers(table.column("timestamp"), np.int64), ids=typed.numbers(table.column("id"), np.uint32)
         )
         for member in production_members(self.equipment, window)[2:]:
             batch.columns.append(typed.column(member.key, member.kind or Kind.UNSIGNED_INT, table.column(member.key)))
-        return batch, next_from
+        return batch
 
     @property
     def _table(self) -> str:

@@ -21,14 +21,15 @@ def production_members(equipment: RecordType, window: Window) -> list[Member]:
     return head + [Member(a.name, f"`agg_{a.name}`", kind[a.name]) for a in equipment.attributes]
 
 
-def production_sql(table: str, equipment: RecordType, window: Window, limit: int, *, columns: bool = False) -> str:
-    """The records ascending by timestamp, at most `limit` of them: as rendered JSON,
-    or (`columns`) as the columns of `production_members`."""
+def production_sql(table: str, equipment: RecordType, window: Window, limit: int | None, *, columns: bool = False) -> str:
+    """The records ascending by timestamp, at most `limit` of them (None: all): as
+    rendered JSON, or (`columns`) as the columns of `production_members`."""
+    limit_clause = "" if limit is None else f" LIMIT {limit}"
     where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
     members = production_members(equipment, window)
     record = select_list(members) if columns else json_object(members)
     if window.function is None:
-        return f"{newest_versions(record, table, where, 'timestamp')} LIMIT {limit}"
+        return f"{newest_versions(record, table, where, 'timestamp')}{limit_clause}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch.
     aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
     records = newest_versions(
@@ -37,7 +38,7 @@ def production_sql(table: str, equipment: RecordType, window: Window, limit: int
     return (
         f"SELECT {record} FROM ("
         f"SELECT intDiv(timestamp, {window.period_ms}) * {window.period_ms} AS bucket, any(id) AS record_id, {aggregates}"
-        f" FROM ({records}) GROUP BY bucket ORDER BY bucket LIMIT {limit}"
+        f" FROM ({records}) GROUP BY bucket ORDER BY bucket{limit_clause}"
         f") ORDER BY bucket"
     )
 

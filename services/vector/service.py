@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import grpc
 import numpy as np
+import pyarrow as pa
 
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, RecordType
 from storecast.services.lib import batch as typed
@@ -148,6 +149,12 @@ class _Place:
         with self.store.client() as client:
             return client.raw_query(sql, {"site_id": self.site_id, "id": self.id, **parameters}, fmt=fmt)
 
+    def stream(self, sql: str, rows: int, **parameters: int | None) -> Iterator[pa.Table]:
+        """The result of one query, streamed from the engine in tables of `rows` rows."""
+        bound = {"site_id": self.site_id, "id": self.id, **parameters}
+        with self.store.client() as client, client.query_arrow_stream(sql, bound) as blocks:
+            yield from typed.rechunked(blocks, rows)
+
     def known(self, found: bool) -> None:
         """1107 when a read found nothing and nothing was ever stored under its id."""
         if found:
@@ -254,21 +261,27 @@ class _TariffRead:
         if table.num_rows > self.limit:
             next_from = int(table.column("timestamp")[self.limit].as_py())
             table = table.slice(0, self.limit)
+        return self._to_batch(table), next_from
+
+    def stream(self) -> Iterator[records_pb2.RecordBatch]:
+        """Every period of the window from one engine query, streamed through in batches of `limit`."""
+        sql = tariff_sql(self.place.table, TARIFF, self.window, None, columns=True)
+        found = False
+        for table in self.place.stream(sql, self.limit, start=self.window.start, end=self.window.end):
+            if not found:
+                self.place.known(True)
+                found = True
+            yield self._to_batch(table)
+        if not found:
+            self.place.known(False)
+
+    def _to_batch(self, table: pa.Table) -> records_pb2.RecordBatch:
         batch = records_pb2.RecordBatch(
             timestamps=typed.numbers(table.column("timestamp"), np.int64), ids=[self.place.id], period_ends=[table.num_rows]
         )
         for attribute in TARIFF.attributes:
             batch.columns.append(typed.column(attribute.name, attribute.kind, table.column(attribute.name)))
-        return batch, next_from
-
-    def stream(self) -> Iterator[records_pb2.RecordBatch]:
-        window = self.window
-        while True:
-            batch, next_from = self.batch(window)
-            yield batch
-            if next_from is None:
-                return
-            window = _resumed(window, next_from)
+        return batch
 
 
 def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -> Columns:

@@ -177,9 +177,9 @@ def vector_kinds(record_type: RecordType, window: Window) -> list[Kind]:
     return _output_periods(record_type, window)[1]
 
 
-def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int, *, columns: bool = False) -> str:
-    """The periods in force during [from, to[, ascending, at most `limit` of them: as rendered
-    JSON, or (`columns`) as columns named after the attributes."""
+def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int | None, *, columns: bool = False) -> str:
+    """The periods in force during [from, to[, ascending, at most `limit` of them (None: all):
+    as rendered JSON, or (`columns`) as columns named after the attributes."""
     where = KEY_FILTER
     if window.start is not None:
         # The last period starting at or before `from` is in force at `from`; from it on,
@@ -192,4 +192,4 @@ def tariff_sql(table: str, record_type: RecordType, window: Window, limit: int, 
         where += f" AND timestamp >= {in_force} AND timestamp < {{end:Int64}}"
     members = [Member("timestamp", "timestamp")] + [Member(a.name, f"`{a.name}`", a.kind) for a in record_type.attributes]
     period = select_list(members) if columns else json_object(members)
-    return f"{newest_versions(period, table, where, 'timestamp')} LIMIT {limit}"
+    return f"{newest_versions(period, table, where, 'timestamp')}{'' if limit is None else f' LIMIT {limit}'}"

@@ -59,45 +59,75 @@ def checks(results: dict[str, Any]) -> list[Check]:
     sc_raw = _get(results, "storecast", "raw", "median_ms")
     dataset = results["config"]["dataset"]
     concurrency = _get(results, "storecast", "concurrency")
-    return [
-        _ratio_check("ingest: storecast / InfluxDB", sc_ingest, _get(results, "influxdb", "ingest", "records_per_s"), ">=", 1.5),
+    return (
+        [
+            _ratio_check(
+                "ingest: storecast / InfluxDB", sc_ingest, _get(results, "influxdb", "ingest", "records_per_s"), ">=", 1.5
+            ),
+            _ratio_check(
+                "ingest: storecast / VictoriaMetrics",
+                sc_ingest,
+                _get(results, "victoria_metrics", "ingest", "records_per_s"),
+                ">=",
+                1.0,
+            ),
+            _ratio_check(
+                "ingest: storecast / engine insert", sc_ingest, _get(results, "engine", "insert_records_per_s"), ">=", 0.6
+            ),
+            _ratio_check(
+                "15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0
+            ),
+            _ratio_check(
+                "15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0
+            ),
+            _ratio_check("raw GET time: storecast / InfluxDB", sc_raw, _get(results, "influxdb", "raw", "median_ms"), "<=", 0.5),
+            _equal_check("storecast raw GET: records", _get(results, "storecast", "raw", "records"), dataset["seconds"]),
+            _equal_check(
+                "storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]
+            ),
+            _equal_check("storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0),
+            _equal_check("InfluxDB raw GET: records", _get(results, "influxdb", "raw", "records"), dataset["seconds"]),
+            _equal_check(
+                "InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]
+            ),
+            _equal_check(
+                "VictoriaMetrics export: samples per series",
+                _get(results, "victoria_metrics", "raw", "records"),
+                dataset["seconds"],
+            ),
+            _equal_check(
+                "VictoriaMetrics 15m avg: points per series",
+                _get(results, "victoria_metrics", "aggregate", "buckets"),
+                dataset["expected_buckets"],
+            ),
+            _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
+            _equal_check(
+                "concurrency: errors",
+                None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"],
+                0,
+            ),
+        ]
+        + (fleet_checks(results["fleet"]) if "fleet" in results else [])
+        + (typed_checks(results["typed"]) if "typed" in results else [])
+    )
+
+
+def typed_checks(typed: dict[str, Any]) -> list[Check]:
+    """The typed gRPC API against the v1 JSON one over the same gRPC, same batches; the stream's completeness."""
+    checks = [
         _ratio_check(
-            "ingest: storecast / VictoriaMetrics",
-            sc_ingest,
-            _get(results, "victoria_metrics", "ingest", "records_per_s"),
+            f"typed gRPC ingest / JSON over gRPC, {size:,}-record batches",
+            _get(typed, "ingest", f"typed_{size}", "records_per_s"),
+            _get(typed, "ingest", f"json_{size}", "records_per_s"),
             ">=",
             1.0,
-        ),
-        _ratio_check("ingest: storecast / engine insert", sc_ingest, _get(results, "engine", "insert_records_per_s"), ">=", 0.6),
-        _ratio_check(
-            "15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0
-        ),
-        _ratio_check(
-            "15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0
-        ),
-        _ratio_check("raw GET time: storecast / InfluxDB", sc_raw, _get(results, "influxdb", "raw", "median_ms"), "<=", 0.5),
-        _equal_check("storecast raw GET: records", _get(results, "storecast", "raw", "records"), dataset["seconds"]),
-        _equal_check(
-            "storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]
-        ),
-        _equal_check("storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0),
-        _equal_check("InfluxDB raw GET: records", _get(results, "influxdb", "raw", "records"), dataset["seconds"]),
-        _equal_check(
-            "InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]
-        ),
-        _equal_check(
-            "VictoriaMetrics export: samples per series", _get(results, "victoria_metrics", "raw", "records"), dataset["seconds"]
-        ),
-        _equal_check(
-            "VictoriaMetrics 15m avg: points per series",
-            _get(results, "victoria_metrics", "aggregate", "buckets"),
-            dataset["expected_buckets"],
-        ),
-        _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
-        _equal_check(
-            "concurrency: errors", None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"], 0
-        ),
-    ] + (fleet_checks(results["fleet"]) if "fleet" in results else [])
+        )
+        for size in (5_000, 100_000)
+    ]
+    stream = typed.get("stream") or {}
+    return checks + [
+        _equal_check("typed stream: records missing", None if not stream else typed["records"] - stream["records"], 0)
+    ]
 
 
 # The fleet workload's targets (the issue's numbers). "Active parts bounded" is read as at most

@@ -40,6 +40,7 @@ import numpy as np
 import peers
 import profiling
 import report
+import typed
 from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
 from storecast_target import REPO, Storecast, range_params, results_of, start_storecast
 from timing import repeat
@@ -94,6 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fleet-clients", type=int, default=16, help="clients of the fleet's concurrent phases")
     parser.add_argument(
+        "--typed-records",
+        type=int,
+        default=None,
+        help="records of the typed gRPC phase, ingest and stream (default 1,000,000, quick 200,000; 0 skips it)",
+    )
+    parser.add_argument(
         "--fleet-processes", type=int, default=4, help="load generator processes the fleet's clients are spread over"
     )
     args = parser.parse_args(argv)
@@ -107,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.fleet_seconds = 3.0 if args.quick else 10.0
     if not 0 <= args.fleet_seconds <= 600:
         parser.error("--fleet-seconds must be within [0, 600]")
+    if args.typed_records is None:
+        args.typed_records = 200_000 if args.quick else 1_000_000
     if args.fleet_clients < 1 or args.fleet_processes < 1:
         parser.error("--fleet-clients and --fleet-processes must be at least 1")
     return args
@@ -452,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.fleet_seconds > 0:
             results["fleet"] = bench_fleet(workdir, args)
+
+        if args.typed_records > 0:
+            say(f"typed gRPC API: ingest in 5k and 100k batches against JSON, a stream of {args.typed_records:,} records")
+            results["typed"] = measured_alone("typed", lambda d: typed.bench_typed(d, args.typed_records), workdir, args)
     finally:
         # Every server was stopped by its own bench function; only the files are left.
         if args.keep_data:

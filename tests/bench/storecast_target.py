@@ -24,6 +24,7 @@ CLIENT = "admin"
 class Storecast:
     server: Server
     ca: Path
+    grpc_target: str = ""
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
@@ -74,7 +75,7 @@ def start_storecast(workdir: Path, max_records: int) -> Storecast:
     # The console script of this venv, so the measured process is storecast itself (no wrapper).
     argv = [str(Path(sys.executable).with_name("storecast")), "serve", "all"]
     server = launch("storecast", argv, store, workdir / "storecast.log", f"https://127.0.0.1:{http_port}", env)
-    target = Storecast(server, PKI_DIR / "ca.cert.pem")
+    target = Storecast(server, PKI_DIR / "ca.cert.pem", f"127.0.0.1:{grpc_port}")
     verify = ssl.create_default_context(cafile=str(target.ca))
     # Any HTTP answer (even 404) proves the gateway and TLS are up.
     wait_until(lambda: httpx.get(f"{server.base_url}/", verify=verify, timeout=2).status_code > 0, server)

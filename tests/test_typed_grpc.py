@@ -249,6 +249,29 @@ def test_vector_and_tariff_streams_return_every_period(vector: vector_pb2_grpc.V
     assert [t for b in tariffs for t in b.timestamps] == [T0 + i for i in range(periods)]
 
 
+def test_a_commitment_stream_cuts_vectors_across_batches(vector: vector_pb2_grpc.VectorStub, site: int) -> None:
+    # Three vintages of 700 periods: 2,100 periods in batches of MAX_RECORDS (1,000), vectors split between them.
+    vectors = [
+        {
+            "creation_timestamp": T0 + v,
+            "id": 5,
+            "quality": v + 1,
+            "values": [{"timestamp": T0 + i, "value": float(v * 1000 + i)} for i in range(700)],
+        }
+        for v in range(3)
+    ]
+    vector.PutCommitment(vector_pb2.PutCommitmentRequest(site_id=site, batch=vector_batch(COMMITMENT, vectors)), timeout=60)
+    request = vector_pb2.GetCommitmentRequest(site_id=site, id=5, generate_all=True)
+    request.generated.CopyFrom(records_pb2.Interval(start_ms=0, end_ms=T0 * 2))
+    batches = list(vector.StreamCommitment(request, timeout=60))
+    assert [len(b.timestamps) for b in batches] == [1000, 1000, 100]
+    assert [list(b.creation_timestamps) for b in batches] == [[T0, T0 + 1], [T0 + 1, T0 + 2], [T0 + 2]]
+    assert [list(b.period_ends) for b in batches] == [[700, 1000], [400, 1000], [100]]
+    assert [list(b.entry_columns[0].uints) for b in batches] == [[1, 2], [2, 3], [3]]
+    values = [v for b in batches for v in b.columns[0].doubles]
+    assert values == [float(v * 1000 + i) for v in range(3) for i in range(700)]
+
+
 def test_a_stream_of_an_unknown_id_is_1107(query: query_pb2_grpc.QueryStub, site: int) -> None:
     request = query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.METER, id=99)
     assert rpc_failure(lambda: list(query.StreamProduction(request, timeout=30)))[1].code == 1107

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
 import pyarrow as pa
 
-from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, RecordType
+from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, Kind, RecordType
 from storecast.services.lib import batch as typed
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns
@@ -19,7 +19,7 @@ from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
 from storecast.services.lib.store import Store
 from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
-from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql
+from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql, vector_stream_sql
 from storecast.services.vector.write import TariffWriter, VectorWriter
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
@@ -164,11 +164,6 @@ class _Place:
             self.known_ids.check(client, self.table, self.site_id, self.id, self.what)
 
 
-def _resumed(window: Window, next_from: int) -> Window:
-    """The window of the read that continues at next_from."""
-    return replace(window, start=next_from, end=TIMESTAMP_LIMIT_MS if window.end is None else window.end)
-
-
 @dataclass(frozen=True, slots=True)
 class _VectorRead:
     """The selected vectors of one id, their periods in the window, at most `limit` periods per read."""
@@ -218,13 +213,39 @@ class _VectorRead:
         return batch, cut if cut < TIMESTAMP_LIMIT_MS else None
 
     def stream(self) -> Iterator[records_pb2.RecordBatch]:
-        window = self.window
-        while True:
-            batch, next_from = self.batch(window)
+        """Every period of the selected vectors from one engine query, cut into batches of
+        `limit` periods; a long vector spans batches, each naming it with its creation_timestamp."""
+        sql = vector_stream_sql(self.place.table, self.record_type, self.window, self.vintage)
+        kinds = vector_kinds(self.record_type, self.window)
+        found = False
+        for table in self.place.stream(sql, self.limit, **self._parameters(self.window)):
+            if not found:
+                self.place.known(True)
+                found = True
+            yield from self._period_batches(table, kinds)
+        if not found:
+            self.place.known(False)
+
+    def _period_batches(self, vectors: pa.Table, kinds: list[Kind]) -> Iterator[records_pb2.RecordBatch]:
+        stamps, ends = typed.flattened(vectors.column("timestamp"))
+        owners = np.repeat(np.arange(vectors.num_rows), np.diff(ends, prepend=0))
+        periods = {a.name: typed.flattened(vectors.column(a.name))[0] for a in self.record_type.attributes}
+        creation = typed.numbers(vectors.column("creation_timestamp"), np.int64)
+        for start in range(0, len(owners), self.limit):
+            rows = slice(start, start + self.limit)
+            entries, counts = np.unique(owners[rows], return_counts=True)
+            batch = records_pb2.RecordBatch(
+                timestamps=typed.numbers(stamps[rows], np.int64),
+                ids=[self.place.id] * len(entries),
+                creation_timestamps=creation[entries],
+                period_ends=np.cumsum(counts),
+            )
+            for attribute, kind in zip(self.record_type.attributes, kinds):
+                batch.columns.append(typed.column(attribute.name, kind, periods[attribute.name][rows]))
+            for attribute in self.record_type.vector_attributes:
+                values = vectors.column(attribute.name).take(entries)
+                batch.entry_columns.append(typed.column(attribute.name, attribute.kind, values))
             yield batch
-            if next_from is None:
-                return
-            window = _resumed(window, next_from)
 
 
 @dataclass(frozen=True, slots=True)

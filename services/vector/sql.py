@@ -172,6 +172,22 @@ def vector_rows_sql(table: str, record_type: RecordType, window: Window, vintage
     )
 
 
+def vector_stream_sql(table: str, record_type: RecordType, window: Window, vintage: Vintage) -> str:
+    """Every selected vector (ascending by creation_timestamp) with all its periods in the
+    window as arrays: what a stream re-cuts into batches, with no cut of its own."""
+    period_items, _ = _output_periods(record_type, window)
+    vector_columns = [*(f"`{a.name}`" for a in record_type.vector_attributes)]
+    columns = ["creation_timestamp", *vector_columns, "o_timestamp AS `timestamp`"]
+    columns += [f"`o_{a.name}` AS `{a.name}`" for a in record_type.attributes]
+    selected = newest_versions(
+        f"creation_timestamp, {', '.join([*vector_columns, *period_items])}",
+        table,
+        f"{KEY_FILTER} AND {_selection(table, vintage)}",
+        "creation_timestamp",
+    )
+    return f"SELECT {', '.join(columns)} FROM ({selected})"
+
+
 def vector_kinds(record_type: RecordType, window: Window) -> list[Kind]:
     """The kind each period attribute is returned as (avg of an integer is a float; quality stays a grade)."""
     return _output_periods(record_type, window)[1]

@@ -11,8 +11,9 @@ from storecast.services.lib import batch as typed
 from storecast.services.lib import native, payload
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
+from storecast.services.lib.rollup import touched_spans, upkeep_sql
 from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PRODUCTION_TABLES, Table
+from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.services.lib.store import Store
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
@@ -40,13 +41,17 @@ class _EquipmentWriter:
         self._column_names = ["site_id", *self.fields]
         self._store = store
         self._table = store.table(table.name)
+        self._rollup = store.table(ROLLUP_TABLES[equipment.name].name)
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
 
     def _insert(self, columns: Columns) -> None:
+        """The block, then the rollup cells it touched, before any of its PUTs is acknowledged."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
+        spans = touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP])
         with self._store.client() as client:
             client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
+            client.command(upkeep_sql(self._table, self._rollup, self.equipment, spans))
 
 
 def _writers(store: Store, batching: BatchSettings) -> dict[int, _EquipmentWriter]:

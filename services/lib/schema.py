@@ -160,13 +160,47 @@ def vector_table(name: str, record_type: RecordType) -> Table:
     )
 
 
+# Rollups: per equipment table, each (site, id, bucket) cell of a few fixed resolutions
+# holds per attribute min, max, sum and count of non-null values (avg = sum / count),
+# and the number of records, so a long-range aggregation reads cells, not records.
+# The cell columns are `<attribute>:min` and so on: a colon is in no attribute name,
+# where `_max` is (battery's p_max), and a cell column must not be read as another's.
+ROLLUP_RESOLUTIONS_MS = (60_000, 3_600_000, 86_400_000)
+_SUM_TYPES = {Kind.FLOAT: "Float64", Kind.UNSIGNED_INT: "UInt64"}
+
+
+def rollup_table(name: str, record_type: RecordType) -> Table:
+    """The rollup cells of one equipment type, keyed (site_id, id, resolution, bucket);
+    a recomputed cell replaces the old one as a replaced record does."""
+    values = [Column("records", "UInt32")]
+    for attribute in record_type.attributes:
+        values += [
+            Column(f"{attribute.name}:min", ATTRIBUTE_COLUMN_TYPES[attribute.kind]),
+            Column(f"{attribute.name}:max", ATTRIBUTE_COLUMN_TYPES[attribute.kind]),
+            Column(f"{attribute.name}:sum", _SUM_TYPES[attribute.kind]),
+            Column(f"{attribute.name}:count", "UInt32"),
+        ]
+    return Table(
+        name=name,
+        key_columns=(
+            Column("site_id", "UInt32", KEY_CODEC),
+            Column("id", "UInt32", KEY_CODEC),
+            Column("resolution", "UInt32", KEY_CODEC),
+            Column("bucket", "Int64", TIMESTAMP_CODEC),
+        ),
+        value_columns=tuple(values),
+        order_by=("site_id", "id", "resolution", "bucket"),
+    )
+
+
 PRODUCTION_TABLES: dict[str, Table] = {
     name: record_table(f"production_{t.table_suffix}", t) for name, t in EQUIPMENT_TYPES.items()
 }
+ROLLUP_TABLES: dict[str, Table] = {name: rollup_table(f"rollup_{t.table_suffix}", t) for name, t in EQUIPMENT_TYPES.items()}
 FORECAST_TABLES: dict[str, Table] = {name: vector_table(f"forecast_{t.table_suffix}", t) for name, t in FORECAST_TYPES.items()}
 COMMITMENT_TABLE = vector_table("commitment", COMMITMENT)
 TARIFF_TABLE = record_table("tariff", TARIFF)
 
 
 def all_tables() -> list[Table]:
-    return [*PRODUCTION_TABLES.values(), *FORECAST_TABLES.values(), COMMITMENT_TABLE, TARIFF_TABLE]
+    return [*PRODUCTION_TABLES.values(), *ROLLUP_TABLES.values(), *FORECAST_TABLES.values(), COMMITMENT_TABLE, TARIFF_TABLE]

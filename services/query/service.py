@@ -14,7 +14,7 @@ from storecast.services.lib import batch as typed
 from storecast.services.lib.keys import KnownIds
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
 from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PRODUCTION_TABLES
+from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.store import Store
 from storecast.services.lib.window import Window, check_window, record_limit
 from storecast.services.query.sql import bucket_cut_sql, production_members, production_sql
@@ -85,7 +85,7 @@ class _ProductionRead:
     def stream(self) -> Iterator[records_pb2.RecordBatch]:
         """Every record of the window from one engine query, whose blocks stream through in
         batches of `limit`: each record is read once, however many batches there are."""
-        sql = production_sql(self._table, self.equipment, self.window, None, columns=True)
+        sql = production_sql(self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup)
         parameters = {"site_id": self.request.site_id, "id": self.request.id, "start": self.window.start, "end": self.window.end}
         found = False
         with self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
@@ -109,6 +109,10 @@ class _ProductionRead:
     def _table(self) -> str:
         return self.store.table(PRODUCTION_TABLES[self.equipment.name].name)
 
+    @property
+    def _rollup(self) -> str:
+        return self.store.table(ROLLUP_TABLES[self.equipment.name].name)
+
     def _known(self, found: bool) -> None:
         """1107 when a read found nothing and nothing was ever stored under its id."""
         site_id, record_id = self.request.site_id, self.request.id
@@ -130,7 +134,7 @@ class _ProductionRead:
                 cut = client.raw_query(bucket_cut_sql(table, window.period_ms, self.limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
-            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns)
+            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup)
             return client.raw_query(sql, parameters, fmt=fmt)
 
 

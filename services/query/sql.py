@@ -5,6 +5,7 @@ from __future__ import annotations
 from storecast.catalog import Kind, RecordType
 from storecast.services.lib.keys import KEY_FILTER, newest_versions
 from storecast.services.lib.render import Member, json_object, select_list
+from storecast.services.lib.rollup import aggregate_sql, resolution_for
 from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
@@ -21,9 +22,12 @@ def production_members(equipment: RecordType, window: Window) -> list[Member]:
     return head + [Member(a.name, f"`agg_{a.name}`", kind[a.name]) for a in equipment.attributes]
 
 
-def production_sql(table: str, equipment: RecordType, window: Window, limit: int | None, *, columns: bool = False) -> str:
+def production_sql(
+    table: str, equipment: RecordType, window: Window, limit: int | None, *, columns: bool = False, rollup: str | None = None
+) -> str:
     """The records ascending by timestamp, at most `limit` of them (None: all): as
-    rendered JSON, or (`columns`) as the columns of `production_members`."""
+    rendered JSON, or (`columns`) as the columns of `production_members`. An
+    aggregation whose period fits a resolution of the `rollup` table reads its cells."""
     limit_clause = "" if limit is None else f" LIMIT {limit}"
     where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
     members = production_members(equipment, window)
@@ -31,6 +35,14 @@ def production_sql(table: str, equipment: RecordType, window: Window, limit: int
     if window.function is None:
         return f"{newest_versions(record, table, where, 'timestamp')}{limit_clause}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch.
+    resolution = None if rollup is None or window.period_ms is None else resolution_for(window.period_ms)
+    if rollup is not None and resolution is not None and window.function is not None and window.period_ms is not None:
+        cells = aggregate_sql(table, rollup, equipment, window.function, window.period_ms, resolution)
+        aggregated = ", ".join(f"`agg_{a.name}`" for a in equipment.attributes)
+        return (
+            f"SELECT {record} FROM (SELECT period_bucket AS bucket, record_id, {aggregated}"
+            f" FROM ({cells}) ORDER BY bucket{limit_clause}) ORDER BY bucket"
+        )
     aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
     records = newest_versions(
         ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"

@@ -489,8 +489,9 @@ and commitment vectors, and tariffs, per site.
 - Timestamps are integer milliseconds UTC in [0, {TIMESTAMP_LIMIT_MS}[; ids are
   unsigned 32-bit integers. Intervals are half-open; vector and tariff periods
   last from their timestamp until the next period's.
-- An integer is written as one: `1.0` or `1e3` where an integer is expected is
-  refused (400, 1303 in a body), although JSON Schema's `integer` admits them.
+- In a body, an integral-valued number (`1.0`, `1e3`) counts as that integer
+  wherever an integer is expected, as JSON Schema's `integer` admits it; a
+  fraction is refused (400, 1303). A query string takes digits only.
 - Every response is a JSON envelope with `status_code` and `status_message`, and
   an `X-Request-Id` header. A request that matches no path here is refused with
   404 (1101); a method other than the path's, with 405 (1102) and an `Allow`

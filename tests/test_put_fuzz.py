@@ -324,8 +324,8 @@ def _kind(level: Level, name: str) -> Kind | None:
 
 def _wrong_types(kind: Kind | None) -> list[Any]:
     if kind is Kind.UNSIGNED_INT:
-        # An integer written as a decimal is a decimal (CONTRACT §2).
-        return ["1", True, [], {}, 1.5, 1.0, Raw("1e3"), Raw("-0.0")]
+        # An integral-valued number is that integer (CONTRACT §2); a fraction is not.
+        return ["1", True, [], {}, 1.5, Raw("1e-3"), Raw("-0.5")]
     if kind is Kind.FLOAT:
         return ["1", "NaN", True, [], {}]
     if kind is Kind.STRING:

@@ -4,14 +4,27 @@ msgspec decodes the JSON straight into typed structs built from the catalog,
 so every type, range and unknown-attribute rule is checked in C with the
 path of the offending value; this module only words the error the contract's
 way ("values[3].p: expected a number, got a string").
+
+An integral-valued number (`1.0`, `1e3`) counts as that integer wherever an
+integer is expected (CONTRACT §2, JSON Schema's `integer`). The decoder of a
+body expects integers there, so a body without such floats costs nothing more;
+one with them is decoded again by decoders built from the same types: one
+where an integer field also takes a float that is a whole number within the
+field's range (checked in C, with the path), then, once the body is known to
+be valid, a lax one, which turns those floats into ints in C.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
+import math
+import operator
 import re
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Callable, Sequence
 from types import GenericAlias
 from typing import Annotated, Any
 
@@ -52,6 +65,9 @@ _EXPECTED_WORDS = {
     "float": "a number",
     "float | null": "a number or null",
     "int | null": "a non-negative integer or null",
+    # An integer field of the decoders that take integral floats (see _integral_floats).
+    "int | float": "a non-negative integer",
+    "int | float | null": "a non-negative integer or null",
     "str": "a string",
     "str | null": "a string or null",
     "object": "an object",
@@ -166,20 +182,184 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Sequence[Any]:
     """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
     if not body.strip():
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "the body is empty")
+    decoded = _decoded(decoder, body, describe, floats_again=True)
+    if decoded is None:
+        decoded = _decode_integral_floats(decoder, body)
+    values: Sequence[Any] | None = decoded.values
+    if not values:
+        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
+    return values
+
+
+def _decoded(
+    decoder: msgspec.json.Decoder[Any], body: bytes, words: Callable[[msgspec.ValidationError], str], floats_again: bool = False
+) -> Any:
+    """The decoded body, or 1301/1303; with `floats_again`, None if the first value refused is
+    a float where an integer is expected (a body to decode again, taking integral floats)."""
     try:
-        decoded = decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as error:
+        if floats_again and _FLOAT_FOR_INT.match(str(error)):
+            return None
         _check_encoding(body)
-        raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, describe(error)) from None
+        raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, words(error)) from None
     except msgspec.DecodeError as error:
         raise _not_json(str(error)) from None
     except UnicodeDecodeError:
         # msgspec's error for a key or a string value that is not UTF-8.
         raise _not_json("a string is not UTF-8") from None
-    values: Sequence[Any] | None = decoded.values
-    if not values:
-        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
-    return values
+
+
+# ---- integral floats where integers are expected (CONTRACT §2) ----------------------
+
+# The first value of a body that the integer-only decoder refuses is a float where an integer is expected.
+_FLOAT_FOR_INT = re.compile(r"^Expected `int(?: \| null)?`, got `float`(?: - at `[^`]*`)?$")
+# An error of the float branch of an integer field: a fraction, or a value out of the field's range.
+_FLOAT_BRANCH = re.compile(r"^Expected `float` (?:that's a multiple of 1\.0|(?P<op>>=|<=|<|>) (?P<bound>\S+))$")
+_SEGMENT = re.compile(r"\.?(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<index>[0-9]+)\]")
+# Every integer up to 2**53 is a float exactly; a float beyond may stand for several integers.
+_EXACT = 2**53
+
+
+def _integral_float(metadata: Sequence[Any]) -> Any:
+    """The float branch of an integer field: whole numbers within the field's bounds and within
+    ±2**53, where every float is exactly one integer."""
+    lowest, highest = -_EXACT, _EXACT
+    for meta in metadata:
+        if isinstance(meta, msgspec.Meta):
+            if meta.ge is not None:
+                lowest = max(lowest, math.ceil(meta.ge))
+            elif meta.gt is not None:
+                lowest = max(lowest, math.floor(meta.gt) + 1)
+            if meta.le is not None:
+                highest = min(highest, math.floor(meta.le))
+            elif meta.lt is not None:
+                highest = min(highest, math.ceil(meta.lt) - 1)
+    return Annotated[float, msgspec.Meta(ge=lowest, le=highest, multiple_of=1)]
+
+
+def _taking_integral_floats(annotation: Any, structs: dict[type, type]) -> Any:
+    """The type with every integer field also taking an integral float; structs rebuilt alike."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        if args[0] is int:
+            return annotation | _integral_float(args[1:])
+        return Annotated[(_taking_integral_floats(args[0], structs), *args[1:])]
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, (_taking_integral_floats(a, structs) for a in args))
+    if origin is list:
+        return GenericAlias(list, (_taking_integral_floats(args[0], structs),))
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        if annotation not in structs:
+            fields: list[Field] = []
+            for field in msgspec.structs.fields(annotation):
+                taken = _taking_integral_floats(field.type, structs)
+                factory = field.default_factory
+                default = field.default if factory is msgspec.NODEFAULT else msgspec.field(default_factory=factory)
+                fields.append((field.name, taken) if field.required else (field.name, taken, default))
+            config = annotation.__struct_config__
+            structs[annotation] = msgspec.defstruct(
+                annotation.__name__,
+                fields,
+                forbid_unknown_fields=config.forbid_unknown_fields,
+                gc=config.gc,
+                rename={f.name: f.encode_name for f in msgspec.structs.fields(annotation)},
+            )
+        return structs[annotation]
+    return annotation
+
+
+@functools.cache
+def _integral_floats(decoder: msgspec.json.Decoder[Any]) -> tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]:
+    """The decoder that validates with integral floats taken, and the lax one that turns them into ints."""
+    return (
+        msgspec.json.Decoder(_taking_integral_floats(decoder.type, {})),
+        msgspec.json.Decoder(decoder.type, strict=False),
+    )
+
+
+def _decode_integral_floats(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """The body decoded as `decoder` would, with integral floats where integers are expected.
+
+    Lax decoding alone would also take "1" for 1 and "1.5" for 1.5; it runs only
+    on a body the validating decoder has accepted, where the only values of a
+    type other than expected are integral floats (in range) for integers, and
+    it turns those into ints: -0.0 into 0.
+    """
+    validating, lax = _integral_floats(decoder)
+    _decoded(validating, body, functools.partial(_describe_float_for_int, body_type=validating.type, body=body))
+    return lax.decode(body)
+
+
+def _describe_float_for_int(error: msgspec.ValidationError, body_type: Any, body: bytes) -> str:
+    """describe(), with a float refused for an integer field worded as an integer would be.
+
+    A fraction is "expected a non-negative integer, got a decimal number", as any
+    float was before integral ones were taken, even out of range (-1.5); an
+    integral float out of range is refused as the integer it stands for (-1.0 as -1).
+    Called on a body known to be JSON.
+    """
+    located = _LOCATED.match(str(error))
+    path: str | None = located["path"] if located else None
+    branch = _FLOAT_BRANCH.match(located["what"]) if located else None
+    segments = _segments(path) if path else None
+    if branch is None or segments is None:
+        return describe(error)
+    field = _type_at(msgspec.inspect.type_info(body_type), segments)
+    members = field.types if isinstance(field, msgspec.inspect.UnionType) else ()
+    if not any(isinstance(member, msgspec.inspect.IntType) for member in members):
+        return describe(error)
+    op, bound = branch["op"], branch["bound"]
+    if op is not None and _is_integral(body, segments):
+        return f"{path}: {_constraint_words('int', op, str(int(float(bound))))}"
+    optional = any(isinstance(member, msgspec.inspect.NoneType) for member in members)
+    return f"{path}: expected {_EXPECTED_WORDS['int | null' if optional else 'int']}, got a decimal number"
+
+
+def _is_integral(body: bytes, segments: Sequence[str | int]) -> bool:
+    """Whether the number at the path is a whole one, reading only what leads to it."""
+    node: bytes | msgspec.Raw = body
+    try:
+        for segment in segments:
+            if isinstance(segment, str):
+                node = msgspec.json.decode(node, type=dict[str, msgspec.Raw])[segment]
+            else:
+                node = msgspec.json.decode(node, type=list[msgspec.Raw])[segment]
+    except RecursionError:
+        # Elsewhere in the body, an array or object nested deeper than msgspec follows.
+        return True
+    return float(msgspec.json.decode(node)).is_integer()
+
+
+def _segments(path: str) -> list[str | int] | None:
+    """ "values[0].values[3].timestamp" as ["values", 0, "values", 3, "timestamp"]; None if not of that form."""
+    segments: list[str | int] = []
+    end = 0
+    for match in _SEGMENT.finditer(path):
+        if match.start() != end:
+            return None
+        segments.append(match["name"] if match["name"] is not None else int(match["index"]))
+        end = match.end()
+    return segments if end == len(path) else None
+
+
+def _type_at(info: msgspec.inspect.Type, segments: Sequence[str | int]) -> msgspec.inspect.Type | None:
+    """The type of the value at the path, from the body's type."""
+    for segment in segments:
+        if isinstance(info, msgspec.inspect.UnionType):
+            # `values` may be null: look through to the one type that is not.
+            others = [member for member in info.types if not isinstance(member, msgspec.inspect.NoneType)]
+            info = others[0] if len(others) == 1 else info
+        if isinstance(segment, str) and isinstance(info, msgspec.inspect.StructType):
+            found = next((f.type for f in info.fields if f.encode_name == segment), None)
+            if found is None:
+                return None
+            info = found
+        elif isinstance(segment, int) and isinstance(info, msgspec.inspect.ListType):
+            info = info.item_type
+        else:
+            return None
+    return info
 
 
 def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder[Any]:

@@ -160,30 +160,40 @@ def aggregate_sql(
     raw_table: str, rollup_table: str, record_type: RecordType, function: str, period_ms: int, resolution: int
 ) -> str:
     """Buckets of `period_ms` over [{start}, {end}[ with the columns production_sql's
-    aggregation gives (bucket, record_id, agg_<attribute>): whole cells of `resolution`
-    from the rollup, the unaligned edges from the raw records."""
-    lo = f"intDiv({{start:Int64}} + {resolution - 1}, {resolution}) * {resolution}"
-    hi = f"intDiv({{end:Int64}}, {resolution}) * {resolution}"
-    parts = []
+    aggregation gives (bucket, record_id, agg_<attribute>), from the fewest cells: whole
+    cells of `resolution` in the middle, finer cells towards the edges, raw records for
+    what is left of a minute at either end."""
+    levels = [r for r in ROLLUP_RESOLUTIONS_MS if r <= resolution]
+
+    def aligned(r: int) -> tuple[str, str]:
+        """[lo, hi[: the whole cells of resolution r within the range (empty when hi <= lo)."""
+        return f"intDiv({{start:Int64}} + {r - 1}, {r}) * {r}", f"intDiv({{end:Int64}}, {r}) * {r}"
+
+    chosen = []
+    for finer, coarser in zip(levels, [*levels[1:], None]):
+        lo, hi = aligned(finer)
+        condition = f"resolution = {finer} AND bucket >= {lo} AND bucket < {hi}"
+        if coarser is not None:
+            coarse_lo, coarse_hi = aligned(coarser)
+            condition += f" AND NOT (bucket >= {coarse_lo} AND bucket < {coarse_hi})"
+        chosen.append(f"({condition})")
     attributes = [a.name for a in record_type.attributes]
     cell_items = ", ".join(f"`{n}:min`, `{n}:max`, `{n}:sum`, `{n}:count`" for n in attributes)
-    cells = _newest(
-        f"id, bucket, {cell_items}",
-        rollup_table,
-        f"{KEY_FILTER} AND resolution = {resolution} AND bucket >= {lo} AND bucket < {hi}",
-        "bucket",
-    )
-    parts.append(f"SELECT id, bucket, {cell_items} FROM ({cells})")
+    cells = _newest(f"id, bucket, {cell_items}", rollup_table, f"{KEY_FILTER} AND ({' OR '.join(chosen)})", "resolution, bucket")
+    minute_lo, minute_hi = aligned(MINUTE)
     edge = (
         f"{KEY_FILTER} AND timestamp >= {{start:Int64}} AND timestamp < {{end:Int64}}"
-        f" AND NOT (timestamp >= {lo} AND timestamp < {hi})"
+        f" AND NOT (timestamp >= {minute_lo} AND timestamp < {minute_hi})"
     )
     record_items = ", ".join(
         f"`{n}` AS `{n}:min`, `{n}` AS `{n}:max`, ifNull(`{n}`, 0) AS `{n}:sum`, toUInt32(`{n}` IS NOT NULL) AS `{n}:count`"
         for n in attributes
     )
     records = _newest(f"id, timestamp, {', '.join(f'`{n}`' for n in attributes)}", raw_table, edge, "timestamp")
-    parts.append(f"SELECT id, timestamp AS bucket, {record_items} FROM ({records})")
+    parts = [
+        f"SELECT id, bucket, {cell_items} FROM ({cells})",
+        f"SELECT id, timestamp AS bucket, {record_items} FROM ({records})",
+    ]
     aggregates = []
     for attribute in record_type.attributes:
         n = attribute.name

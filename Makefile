@@ -62,6 +62,7 @@ typecheck: $(GENERATED)
 		| sed -e 's#^storecast/gateway/#gateway/#' -e 's#^storecast/services/#services/#' -e 's#^storecast/v1/#proto/storecast/v1/#'
 	set -o pipefail; cd tests/bench && MYPYPATH=$(abspath $(TYPECHECK_TREE)) $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/bench \
 		*.py | sed -E 's#^([a-z_]+\.py:)#tests/bench/\1#'
+	MYPYPATH=$(abspath $(TYPECHECK_TREE)) $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/deploy deploy/capacity/*.py
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)

@@ -19,11 +19,11 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
     if "ingest" in targets:
         from storecast.services.ingest.service import register as register_ingest
 
-        registrations.append(register_ingest(store, settings.batching))
+        registrations.append(register_ingest(store, settings.batching, settings.retention))
     if "query" in targets:
         from storecast.services.query.service import register as register_query
 
-        registrations.append(register_query(store, settings.max_records))
+        registrations.append(register_query(store, settings.max_records, settings.retention))
     if "vector" in targets:
         from storecast.services.vector.service import register as register_vector
 
@@ -41,7 +41,7 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
     # ON CLUSTER DDL from every starting replica would wait on every host.
     if settings.clickhouse_cluster is None:
         for table in all_tables():
-            store.apply(table.ddl(store.database))
+            store.apply(table.ddl(store.database, retention=settings.retention))
     server = serve(
         f"{settings.grpc_host}:{settings.grpc_port}",
         _registrations(targets, store, settings),

@@ -16,7 +16,9 @@ import numpy as np
 
 from storecast.catalog import EQUIPMENT_TYPES
 from storecast.services.ingest.service import IngestService
-from storecast.services.lib.schema import PRODUCTION_TABLES
+from storecast.services.lib.batching import BatchSettings
+from storecast.services.lib.retention import Retention
+from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.store import Store
 from storecast.v1 import catalog_pb2, ingest_pb2
 
@@ -66,8 +68,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         store = Store(f"chdb://{directory}", pool_size=1)
         table = PRODUCTION_TABLES["meter-3p"]
-        store.apply(table.ddl(store.database))
-        service = IngestService(store)
+        for layout in (table, ROLLUP_TABLES["meter-3p"]):
+            store.apply(layout.ddl(store.database))
+        service = IngestService(store, BatchSettings(), Retention())
         body_bytes = rows = 0
         elapsed = 0.0
         for site in range(1, args.sites + 1):

@@ -11,7 +11,8 @@ from storecast.services.lib import batch as typed
 from storecast.services.lib import native, payload
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
-from storecast.services.lib.rollup import touched_spans, upkeep_sql
+from storecast.services.lib.retention import Retention
+from storecast.services.lib.rollup import kept_spans, touched_spans, upkeep_sql
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.services.lib.store import Store
@@ -30,9 +31,16 @@ class _EquipmentWriter:
     """Decoder, insert layout and group commit of one equipment type."""
 
     def __init__(
-        self, store: Store, table: Table, equipment: RecordType, record: type[msgspec.Struct], batching: BatchSettings
+        self,
+        store: Store,
+        table: Table,
+        equipment: RecordType,
+        record: type[msgspec.Struct],
+        batching: BatchSettings,
+        retention: Retention,
     ) -> None:
         self.equipment = equipment
+        self._retention = retention
         self.decoder = payload.body_decoder(record, equipment.table_suffix)
         # Columns come out in the record's field order: timestamp, id, attributes.
         self.fields: tuple[str, ...] = record.__struct_fields__
@@ -48,26 +56,28 @@ class _EquipmentWriter:
     def _insert(self, columns: Columns) -> None:
         """The block, then the rollup cells it touched, before any of its PUTs is acknowledged."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
-        spans = touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP])
+        horizon = self._retention.horizon_ms("production", self.equipment.name)
+        spans = kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
         with self._store.client() as client:
             client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
-            client.command(upkeep_sql(self._table, self._rollup, self.equipment, spans))
+            if spans:
+                client.command(upkeep_sql(self._table, self._rollup, self.equipment, spans))
 
 
-def _writers(store: Store, batching: BatchSettings) -> dict[int, _EquipmentWriter]:
+def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dict[int, _EquipmentWriter]:
     writers = {}
     for enum_value, equipment in EQUIPMENT_BY_ENUM.items():
         struct = payload.record_struct(
             equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
         )
         table = PRODUCTION_TABLES[equipment.name]
-        writers[enum_value] = _EquipmentWriter(store, table, equipment, struct, batching)
+        writers[enum_value] = _EquipmentWriter(store, table, equipment, struct, batching, retention)
     return writers
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store, batching: BatchSettings) -> None:
-        self._writers = _writers(store, batching)
+    def __init__(self, store: Store, batching: BatchSettings, retention: Retention) -> None:
+        self._writers = _writers(store, batching, retention)
 
     def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._writers.get(request.equipment_type)
@@ -102,9 +112,9 @@ def _record_path(row: int) -> str:
     return f"values[{row}]"
 
 
-def register(store: Store, batching: BatchSettings) -> Registration:
+def register(store: Store, batching: BatchSettings, retention: Retention) -> Registration:
     def add(server: grpc.Server) -> str:
-        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching), server)
+        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching, retention), server)
         return ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
     return add

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from storecast.env import TlsFiles, dev_dir, optional_setting, setting
 from storecast.services.lib.batching import BatchSettings
 from storecast.services.lib.cluster import check_cluster_name
+from storecast.services.lib.retention import Retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class ServiceSettings:
     clickhouse_cluster: str | None = None
     grpc_tls: TlsFiles | None = None
     grpc_health_port: int | None = None
+    retention: Retention = Retention()
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -44,4 +46,5 @@ class ServiceSettings:
             clickhouse_cluster=check_cluster_name(cluster) if cluster else None,
             grpc_tls=TlsFiles.from_env(os.environ, "STORECAST_GRPC_TLS"),
             grpc_health_port=int(health_port) if health_port else None,
+            retention=Retention.parse(optional_setting("STORECAST_RETENTION")),
         )

@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 
 from storecast.services.lib.config import ServiceSettings
+from storecast.services.lib.retention import Retention
 from storecast.services.lib.schema import all_tables, database_ddl
 from storecast.services.lib.store import Store
 
 log = logging.getLogger("storecast.migrate")
 
 
-def schema_statements(database: str, cluster: str | None) -> list[str]:
-    return [database_ddl(database, cluster), *(statement for table in all_tables() for statement in table.ddl(database, cluster))]
+def schema_statements(database: str, cluster: str | None, retention: Retention | None = None) -> list[str]:
+    statements = [statement for table in all_tables() for statement in table.ddl(database, cluster, retention)]
+    return [database_ddl(database, cluster), *statements]
 
 
 def migrate(settings: ServiceSettings) -> None:
     store = Store(settings.store_url, pool_size=1, cluster=settings.clickhouse_cluster)
     try:
-        statements = schema_statements(store.database, settings.clickhouse_cluster)
+        statements = schema_statements(store.database, settings.clickhouse_cluster, settings.retention)
         store.apply(statements)
     finally:
         store.close()

@@ -16,7 +16,7 @@ of the range's unaligned edges.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,6 +56,18 @@ def touched_spans(
         Span(int(key >> np.uint64(32)), int(key & np.uint64(0xFFFFFFFF)), int(lo), int(hi))
         for key, lo, hi in zip(unique, first, last)
     ]
+
+
+def kept_spans(spans: Sequence[Span], horizon: int) -> list[Span]:
+    """The spans as far as their minutes are whole after the raw retention's horizon.
+
+    Minute cells are recomputed from raw records, so a minute that records may
+    have expired from (TTL) keeps the cell it has; coarser cells are made of
+    minute cells, so they stay exact either side of the horizon. Records older
+    than the horizon update no cell: TTL drops them.
+    """
+    first_whole = -(-horizon // MINUTE) * MINUTE
+    return [replace(span, first=max(span.first, first_whole)) for span in spans if span.last >= first_whole]
 
 
 def _newest(columns: str, table: str, where: str, key: str) -> str:
@@ -180,10 +192,12 @@ def aggregate_sql(
     attributes = [a.name for a in record_type.attributes]
     cell_items = ", ".join(f"`{n}:min`, `{n}:max`, `{n}:sum`, `{n}:count`" for n in attributes)
     cells = _newest(f"id, bucket, {cell_items}", rollup_table, f"{KEY_FILTER} AND ({' OR '.join(chosen)})", "resolution, bucket")
+    # Two key ranges, not the range minus the middle: the index narrows ranges, not negations.
     minute_lo, minute_hi = aligned(MINUTE)
     edge = (
-        f"{KEY_FILTER} AND timestamp >= {{start:Int64}} AND timestamp < {{end:Int64}}"
-        f" AND NOT (timestamp >= {minute_lo} AND timestamp < {minute_hi})"
+        f"{KEY_FILTER} AND timestamp >= {{horizon:Int64}}"
+        f" AND ((timestamp >= {{start:Int64}} AND timestamp < least({minute_lo}, {{end:Int64}}))"
+        f" OR (timestamp >= greatest({minute_hi}, {minute_lo}, {{start:Int64}}) AND timestamp < {{end:Int64}}))"
     )
     record_items = ", ".join(
         f"`{n}` AS `{n}:min`, `{n}` AS `{n}:max`, ifNull(`{n}`, 0) AS `{n}:sum`, toUInt32(`{n}` IS NOT NULL) AS `{n}:count`"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Kind, RecordType
 from storecast.services.lib.cluster import SHARDING_KEY, check_cluster_name
+from storecast.services.lib.retention import Retention
 
 ATTRIBUTE_COLUMN_TYPES = {
     Kind.FLOAT: "Nullable(Float64)",
@@ -74,20 +75,42 @@ class Table:
     engine: str = "ReplacingMergeTree"
     # MergeTree settings (name, numeric value), in the order they are rendered.
     settings: tuple[tuple[str, int], ...] = ()
+    # What STORECAST_RETENTION calls this table's data (category, type), and the
+    # epoch-milliseconds column its rows expire by.
+    retention_key: tuple[str, str | None] = ("", None)
+    expires_by: str = "timestamp"
 
     @property
     def columns(self) -> tuple[Column, ...]:
         return self.key_columns + self.value_columns
 
-    def ddl(self, database: str, cluster: str | None = None) -> list[str]:
-        """CREATE the table, then ADD any column a newer catalog declares;
-        on a ClickHouse cluster, the replicated and Distributed pair instead."""
+    def ddl(self, database: str, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
+        """CREATE the table, then ADD any column a newer catalog declares, and set its TTL
+        from the retention; on a ClickHouse cluster, the replicated and Distributed pair instead."""
+        ttl = self._ttl(retention)
         if cluster is not None:
-            return self._cluster_ddl(database, check_cluster_name(cluster))
+            return self._cluster_ddl(database, check_cluster_name(cluster), ttl)
         table = f"{database}.{self.name}"
-        return [self._create(table, self._merge_tree(self.engine)), *(self._add_column(table, c) for c in self.value_columns)]
+        statements = [
+            self._create(table, self._merge_tree(self.engine, ttl)),
+            *(self._add_column(table, c) for c in self.value_columns),
+        ]
+        return statements + ([self._modify_ttl(table, ttl)] if ttl else [])
 
-    def _cluster_ddl(self, database: str, cluster: str) -> list[str]:
+    def _ttl(self, retention: Retention | None) -> str | None:
+        """The TTL clause of the retention's days for this table, if it has any."""
+        days = retention.days_of(*self.retention_key) if retention is not None else None
+        if days is None:
+            return None
+        # DateTime ends in 2106; later timestamps (allowed up to 2200) are clamped there, never expiring early.
+        return f"toDateTime(least(intDiv(`{self.expires_by}`, 1000), 4294967295)) + INTERVAL {days} DAY DELETE"
+
+    @staticmethod
+    def _modify_ttl(table: str, ttl: str) -> str:
+        # The new TTL applies as parts merge, not by rewriting every part at start-up.
+        return f"ALTER TABLE {table} MODIFY TTL {ttl} SETTINGS materialize_ttl_after_modify = 0"
+
+    def _cluster_ddl(self, database: str, cluster: str, ttl: str | None) -> list[str]:
         """A replicated `<name>_local` table on every host, and a Distributed table under
         the single-node name, so the services use the same table names in either mode;
         each column a newer catalog declares is added to both."""
@@ -101,21 +124,22 @@ class Table:
         # {shard} and {replica} are each host's macros: one replication path per shard.
         replicated = f"Replicated{self.engine}('/clickhouse/tables/{{shard}}/{database}/{local}', '{{replica}}')"
         statements = [
-            self._create(local_table, self._merge_tree(replicated)),
+            self._create(local_table, self._merge_tree(replicated, ttl)),
             self._create(distributed_table, f"Distributed('{cluster}', '{database}', '{local}', {SHARDING_KEY})"),
         ]
         for column in self.value_columns:
             statements += [self._add_column(local_table, column), self._add_column(distributed_table, column)]
-        return statements
+        return statements + ([self._modify_ttl(local_table, ttl)] if ttl else [])
 
     def _create(self, table: str, engine: str) -> str:
         columns = ",\n  ".join(column.definition() for column in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n) ENGINE = {engine}"
 
-    def _merge_tree(self, engine: str) -> str:
-        """The engine clause of the table that stores the rows: the engine, its sort key and settings."""
+    def _merge_tree(self, engine: str, ttl: str | None = None) -> str:
+        """The engine clause of the table that stores the rows: the engine, its sort key, TTL and settings."""
         settings = ", ".join(f"{name} = {value}" for name, value in self.settings)
-        return f"{engine} ORDER BY ({', '.join(self.order_by)})" + (f" SETTINGS {settings}" if settings else "")
+        clause = f"{engine} ORDER BY ({', '.join(self.order_by)})" + (f" TTL {ttl}" if ttl else "")
+        return clause + (f" SETTINGS {settings}" if settings else "")
 
     @staticmethod
     def _add_column(table: str, column: Column) -> str:
@@ -127,7 +151,7 @@ def database_ddl(database: str, cluster: str | None = None) -> str:
     return f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"
 
 
-def record_table(name: str, record_type: RecordType) -> Table:
+def record_table(name: str, record_type: RecordType, retention_key: tuple[str, str | None]) -> Table:
     """One row per record (or tariff period), keyed (site_id, id, timestamp)."""
     return Table(
         name=name,
@@ -138,10 +162,11 @@ def record_table(name: str, record_type: RecordType) -> Table:
         ),
         value_columns=tuple(Column(a.name, ATTRIBUTE_COLUMN_TYPES[a.kind]) for a in record_type.attributes),
         order_by=("site_id", "id", "timestamp"),
+        retention_key=retention_key,
     )
 
 
-def vector_table(name: str, record_type: RecordType) -> Table:
+def vector_table(name: str, record_type: RecordType, retention_key: tuple[str, str | None]) -> Table:
     """One row per vector, keyed (site_id, id, creation_timestamp), periods in parallel arrays."""
     return Table(
         name=name,
@@ -157,6 +182,8 @@ def vector_table(name: str, record_type: RecordType) -> Table:
         ),
         order_by=("site_id", "id", "creation_timestamp"),
         settings=(("index_granularity", VECTOR_INDEX_GRANULARITY),),
+        retention_key=retention_key,
+        expires_by="creation_timestamp",
     )
 
 
@@ -190,16 +217,20 @@ def rollup_table(name: str, record_type: RecordType) -> Table:
         ),
         value_columns=tuple(values),
         order_by=("site_id", "id", "resolution", "bucket"),
+        retention_key=("rollup", record_type.name),
+        expires_by="bucket",
     )
 
 
 PRODUCTION_TABLES: dict[str, Table] = {
-    name: record_table(f"production_{t.table_suffix}", t) for name, t in EQUIPMENT_TYPES.items()
+    name: record_table(f"production_{t.table_suffix}", t, ("production", name)) for name, t in EQUIPMENT_TYPES.items()
 }
 ROLLUP_TABLES: dict[str, Table] = {name: rollup_table(f"rollup_{t.table_suffix}", t) for name, t in EQUIPMENT_TYPES.items()}
-FORECAST_TABLES: dict[str, Table] = {name: vector_table(f"forecast_{t.table_suffix}", t) for name, t in FORECAST_TYPES.items()}
-COMMITMENT_TABLE = vector_table("commitment", COMMITMENT)
-TARIFF_TABLE = record_table("tariff", TARIFF)
+FORECAST_TABLES: dict[str, Table] = {
+    name: vector_table(f"forecast_{t.table_suffix}", t, ("forecast", name)) for name, t in FORECAST_TYPES.items()
+}
+COMMITMENT_TABLE = vector_table("commitment", COMMITMENT, ("commitment", None))
+TARIFF_TABLE = record_table("tariff", TARIFF, ("tariff", None))
 
 
 def all_tables() -> list[Table]:

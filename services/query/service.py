@@ -13,6 +13,8 @@ from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
 from storecast.services.lib import batch as typed
 from storecast.services.lib.keys import KnownIds
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
+from storecast.services.lib.retention import Retention
+from storecast.services.lib.rollup import resolution_for
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.store import Store
@@ -23,9 +25,10 @@ from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
-    def __init__(self, store: Store, max_records: int) -> None:
+    def __init__(self, store: Store, max_records: int, retention: Retention) -> None:
         self._store = store
         self._max_records = max_records
+        self._retention = retention
         self._known_ids = KnownIds()
 
     def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
@@ -51,7 +54,15 @@ class QueryService(query_pb2_grpc.QueryServicer):
             request.period_ms if request.HasField("period_ms") else None,
         )
         limit = record_limit(request.max_records, self._max_records)
-        return _ProductionRead(self._store, self._known_ids, request, equipment, window, limit)
+        horizon = self._retention.horizon_ms("production", equipment.name)
+        if window.start is not None and window.start < horizon and not _from_rollups(window):
+            days = self._retention.days_of("production", equipment.name)
+            raise ApiFailure(
+                ApiStatus.INVALID_PARAMETERS,
+                f"from is older than the {days} days {equipment.name} records are kept; past them only"
+                " aggregations whose period is a multiple of 1 min are answered, from rollups",
+            )
+        return _ProductionRead(self._store, self._known_ids, request, equipment, window, limit, horizon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,7 @@ class _ProductionRead:
     equipment: RecordType
     window: Window
     limit: int
+    horizon: int  # the oldest timestamp kept (retention)
 
     def json(self) -> tuple[RenderedArray, int | None]:
         rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
@@ -86,7 +98,7 @@ class _ProductionRead:
         """Every record of the window from one engine query, whose blocks stream through in
         batches of `limit`: each record is read once, however many batches there are."""
         sql = production_sql(self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup)
-        parameters = {"site_id": self.request.site_id, "id": self.request.id, "start": self.window.start, "end": self.window.end}
+        parameters = self._parameters(self.window)
         found = False
         with self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
             for table in typed.rechunked(blocks, self.limit):
@@ -109,6 +121,15 @@ class _ProductionRead:
     def _table(self) -> str:
         return self.store.table(PRODUCTION_TABLES[self.equipment.name].name)
 
+    def _parameters(self, window: Window) -> dict[str, int | None]:
+        return {
+            "site_id": self.request.site_id,
+            "id": self.request.id,
+            "start": window.start,
+            "end": window.end,
+            "horizon": self.horizon,
+        }
+
     @property
     def _rollup(self) -> str:
         return self.store.table(ROLLUP_TABLES[self.equipment.name].name)
@@ -125,7 +146,7 @@ class _ProductionRead:
     def _query(self, window: Window, fmt: str, *, columns: bool) -> bytes:
         """limit + 1 records: one more tells whether the response is partial."""
         table = self._table
-        parameters = {"site_id": self.request.site_id, "id": self.request.id, "start": window.start, "end": window.end}
+        parameters = self._parameters(window)
         with self.store.client() as client:
             if window.period_ms is not None and window.bucket_count() > self.limit:
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
@@ -138,9 +159,13 @@ class _ProductionRead:
             return client.raw_query(sql, parameters, fmt=fmt)
 
 
-def register(store: Store, max_records: int) -> Registration:
+def _from_rollups(window: Window) -> bool:
+    return window.period_ms is not None and resolution_for(window.period_ms) is not None
+
+
+def register(store: Store, max_records: int, retention: Retention) -> Registration:
     def add(server: grpc.Server) -> str:
-        query_pb2_grpc.add_QueryServicer_to_server(QueryService(store, max_records), server)
+        query_pb2_grpc.add_QueryServicer_to_server(QueryService(store, max_records, retention), server)
         return query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 
     return add

@@ -9,6 +9,8 @@ from storecast.services.lib.rollup import aggregate_sql, resolution_for
 from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
+# Records older than their retention (STORECAST_RETENTION) are not read, whether or not TTL has dropped them yet.
+HORIZON_FILTER = " AND timestamp >= {horizon:Int64}"
 
 
 def production_members(equipment: RecordType, window: Window) -> list[Member]:
@@ -29,7 +31,7 @@ def production_sql(
     rendered JSON, or (`columns`) as the columns of `production_members`. An
     aggregation whose period fits a resolution of the `rollup` table reads its cells."""
     limit_clause = "" if limit is None else f" LIMIT {limit}"
-    where = KEY_FILTER + (_RANGE_FILTER if window.start is not None else "")
+    where = KEY_FILTER + HORIZON_FILTER + (_RANGE_FILTER if window.start is not None else "")
     members = production_members(equipment, window)
     record = select_list(members) if columns else json_object(members)
     if window.function is None:
@@ -62,7 +64,7 @@ def bucket_cut_sql(table: str, period_ms: int, limit: int) -> str:
     most limit + 1 buckets are ever held; the aggregation then reads no further.
     Versions of a record share its bucket, so no FINAL is needed.
     """
-    where = KEY_FILTER + _RANGE_FILTER
+    where = KEY_FILTER + HORIZON_FILTER + _RANGE_FILTER
     return (
         f"SELECT timestamp FROM {table} WHERE {where}"
         f" ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, {period_ms}) LIMIT {limit}, 1"

@@ -54,7 +54,7 @@ class Peer(Protocol):
     def write(self, client: httpx.Client, body: bytes) -> None: ...
     def finish_ingest(self, client: httpx.Client) -> None: ...
     def settle_for_disk(self, client: httpx.Client) -> DiskUsage: ...
-    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes: ...
+    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int, bucket_ms: int = BUCKET_MS) -> bytes: ...
     def count_buckets(self, body: bytes) -> int: ...
     def raw(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes: ...
     def count_raw_records(self, body: bytes) -> int: ...
@@ -155,10 +155,9 @@ class InfluxDB:
     def _range(dataset: Dataset, equipment_id: int) -> str:
         return f"id = '{equipment_id}' AND time >= {dataset.start_ms}ms AND time < {dataset.end_ms}ms"
 
-    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes:
-        return self._query(
-            client, f"SELECT mean(*) FROM {MEASUREMENT} WHERE {self._range(dataset, equipment_id)} GROUP BY time(15m)"
-        )
+    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int, bucket_ms: int = BUCKET_MS) -> bytes:
+        where = self._range(dataset, equipment_id)
+        return self._query(client, f"SELECT mean(*) FROM {MEASUREMENT} WHERE {where} GROUP BY time({bucket_ms // 1000}s)")
 
     def raw(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes:
         return self._query(client, f"SELECT * FROM {MEASUREMENT} WHERE {self._range(dataset, equipment_id)}")
@@ -241,14 +240,15 @@ class VictoriaMetrics:
     def _selector(equipment_id: int) -> str:
         return f'{{__name__=~"{MEASUREMENT}_.*",id="{equipment_id}"}}'
 
-    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int) -> bytes:
-        first_end_ms = dataset.start_ms + BUCKET_MS - 1
-        last_end_ms = dataset.start_ms + dataset.expected_buckets * BUCKET_MS - 1
+    def aggregate(self, client: httpx.Client, dataset: Dataset, equipment_id: int, bucket_ms: int = BUCKET_MS) -> bytes:
+        # Evaluated 1 ms before each epoch-aligned bucket's end, the window holds exactly the bucket's samples.
+        first_end_ms = dataset.start_ms // bucket_ms * bucket_ms + bucket_ms - 1
+        last_end_ms = (dataset.end_ms - 1) // bucket_ms * bucket_ms + bucket_ms - 1
         params = {
-            "query": f"avg_over_time({self._selector(equipment_id)}[15m])",
+            "query": f"avg_over_time({self._selector(equipment_id)}[{bucket_ms // 1000}s])",
             "start": f"{first_end_ms / 1000:.3f}",
             "end": f"{last_end_ms / 1000:.3f}",
-            "step": "15m",
+            "step": f"{bucket_ms // 1000}s",
             "nocache": "1",
         }
         return _expect(client.get(f"{self.server.base_url}/api/v1/query_range", params=params), 200).content

@@ -7,13 +7,15 @@ holds one engine path and these tests share the pytest process.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES
+from storecast.services.lib.rollup import Span, kept_spans, resolution_for, touched_spans, upkeep_sql
+from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.window import Vintage, Window
 from storecast.services.query.sql import bucket_cut_sql, production_sql
 from storecast.services.vector.sql import tariff_sql, vector_sql
@@ -21,6 +23,7 @@ from storecast.services.vector.sql import tariff_sql, vector_sql
 METER = EQUIPMENT_TYPES["meter"]
 WIND = FORECAST_TYPES["wind"]
 KEY = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
+KEPT = "timestamp >= {horizon:Int64}"
 RANGE = "timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 NEWEST = "ORDER BY timestamp, _block_number DESC, _part_offset DESC LIMIT 1 BY timestamp"
 RAW = Window(None, None, None, None)
@@ -44,32 +47,103 @@ def parses(engine: Client, sql: str) -> bool:
 def test_raw_production_is_the_newest_version_of_each_record_in_range() -> None:
     sql = production_sql("db.t", METER, IN_RANGE, 11)
     assert sql.startswith("SELECT concat('{\"timestamp\":', toString(timestamp), ',\"id\":', toString(id),")
-    assert sql.endswith(f" FROM db.t WHERE {KEY} AND {RANGE} {NEWEST} LIMIT 11")
+    assert sql.endswith(f" FROM db.t WHERE {KEY} AND {KEPT} AND {RANGE} {NEWEST} LIMIT 11")
     assert "[`p`, `q`, `f`, `u`, `i`]" in sql  # the float attributes rendered by one arrayMap
 
 
 def test_raw_production_without_a_range_reads_the_whole_id() -> None:
-    assert production_sql("db.t", METER, RAW, 11).endswith(f" FROM db.t WHERE {KEY} {NEWEST} LIMIT 11")
+    assert production_sql("db.t", METER, RAW, 11).endswith(f" FROM db.t WHERE {KEY} AND {KEPT} {NEWEST} LIMIT 11")
 
 
 def test_aggregated_production_groups_the_newest_versions_into_epoch_aligned_buckets() -> None:
     sql = production_sql("db.t", METER, AVERAGED, 11)
     assert "SELECT intDiv(timestamp, 5000) * 5000 AS bucket, any(id) AS record_id, avg(`p`) AS `agg_p`," in sql
-    assert f"FROM (SELECT timestamp, id, `p`, `q`, `f`, `u`, `i` FROM db.t WHERE {KEY} AND {RANGE} {NEWEST})" in sql
+    assert f"FROM (SELECT timestamp, id, `p`, `q`, `f`, `u`, `i` FROM db.t WHERE {KEY} AND {KEPT} AND {RANGE} {NEWEST})" in sql
     assert sql.endswith(" GROUP BY bucket ORDER BY bucket LIMIT 11) ORDER BY bucket")
     assert "[`agg_p`, `agg_q`, `agg_f`, `agg_u`, `agg_i`]" in sql
 
 
 def test_the_bucket_cut_reads_one_record_per_bucket_up_to_the_limit() -> None:
     assert bucket_cut_sql("db.t", 1000, 100) == (
-        f"SELECT timestamp FROM db.t WHERE {KEY} AND {RANGE} ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, 1000) LIMIT 100, 1"
+        f"SELECT timestamp FROM db.t WHERE {KEY} AND {KEPT} AND {RANGE}"
+        " ORDER BY timestamp LIMIT 1 BY intDiv(timestamp, 1000) LIMIT 100, 1"
     )
 
 
 @pytest.mark.parametrize("window", WINDOWS)
 def test_production_sql_parses(engine: Client, window: Window) -> None:
     assert parses(engine, production_sql("db.t", METER, window, 11))
+    assert parses(engine, production_sql("db.t", METER, window, 11, rollup="db.r"))
     assert parses(engine, bucket_cut_sql("db.t", 1000, 100))
+
+
+# ---- rollups -----------------------------------------------------------------
+
+
+def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
+    assert [resolution_for(p) for p in (60_000, 300_000, 3_600_000, 7_200_000, 86_400_000, 604_800_000)] == [
+        60_000,
+        60_000,
+        3_600_000,
+        3_600_000,
+        86_400_000,
+        86_400_000,
+    ]
+    assert resolution_for(30_000) is None and resolution_for(90_000) is None
+
+
+def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
+    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, "avg", 86_400_000), 11, rollup="db.r")
+    # Day cells in the middle, hour and minute cells towards the edges, records within a minute of them.
+    for resolution in (86_400_000, 3_600_000, 60_000):
+        assert f"resolution = {resolution} AND bucket >= intDiv({{start:Int64}} + {resolution - 1}, {resolution})" in sql
+    assert "FROM db.r WHERE" in sql and f"FROM db.t WHERE {KEY} AND {KEPT} AND ((timestamp >= {{start:Int64}}" in sql
+    assert "if(sum(`p:count`) = 0, NULL, sum(`p:sum`) / sum(`p:count`)) AS `agg_p`" in sql
+    # A period no resolution divides reads the records alone.
+    assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r")
+
+
+def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
+    spans = touched_spans([1, 1, 2], [7, 7, 7], [86_400_000 + 61_000, 86_400_000 + 3_600_000 * 5, 5])
+    assert spans == [Span(1, 7, 86_400_000 + 61_000, 86_400_000 + 18_000_000), Span(2, 7, 5, 5)]
+    sql = upkeep_sql("db.t", "db.r", METER, spans)
+    assert sql.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, `p:min`, `p:max`, `p:sum`, `p:count`,")
+    # Minutes from the records of the touched minutes; hours and days from the finer cells around them.
+    assert "(site_id = 1 AND id = 7 AND timestamp >= 86460000 AND timestamp < 104460000)" in sql
+    assert "(site_id = 2 AND id = 7 AND timestamp >= 0 AND timestamp < 60000)" in sql
+    assert "resolution = 60000 AND ((site_id = 1 AND id = 7 AND bucket >= 86400000 AND bucket < 108000000" in sql
+    assert "resolution = 3600000 AND ((site_id = 1 AND id = 7 AND bucket >= 86400000 AND bucket < 172800000" in sql
+
+
+def test_records_past_the_retention_update_no_cell() -> None:
+    spans = [Span(1, 7, 0, 59_999), Span(1, 8, 30_000, 200_000)]
+    assert kept_spans(spans, 30_000) == [Span(1, 8, 60_000, 200_000)]
+
+
+def test_the_rollup_sql_runs(engine: Client) -> None:
+    engine.command("CREATE DATABASE IF NOT EXISTS unit_rollup")
+    for table in (PRODUCTION_TABLES["meter"], ROLLUP_TABLES["meter"]):
+        for statement in table.ddl("unit_rollup"):
+            engine.command(statement)
+    engine.command(
+        "INSERT INTO unit_rollup.production_meter (site_id, id, timestamp, p) VALUES (1, 7, 61000, 1.0), (1, 7, 3700000, 3.0)"
+    )
+    spans = touched_spans([1, 1], [7, 7], [61_000, 3_700_000])
+    engine.command(upkeep_sql("unit_rollup.production_meter", "unit_rollup.rollup_meter", METER, spans))
+    cells = engine.query("SELECT resolution, bucket, records, `p:sum` FROM unit_rollup.rollup_meter ORDER BY resolution, bucket")
+    assert cells.result_rows == [
+        (60_000, 60_000, 1, 1.0),
+        (60_000, 3_660_000, 1, 3.0),
+        (3_600_000, 0, 1, 1.0),
+        (3_600_000, 3_600_000, 1, 3.0),
+        (86_400_000, 0, 2, 4.0),
+    ]
+    sql = production_sql(
+        "unit_rollup.production_meter", METER, Window(0, 7_200_000, "avg", 3_600_000), 11, rollup="unit_rollup.rollup_meter"
+    )
+    parameters = {"site_id": 1, "id": 7, "start": 0, "end": 7_200_000, "horizon": 0}
+    rendered = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw").decode().split()
+    assert [json.loads(r)["p"] for r in rendered] == [1.0, 3.0]
 
 
 # ---- vectors -----------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Long ranges: one meter-3p at 1 Hz for 14 and 90 days, then a 1 h and a 1 d average
+over the whole range, storecast (rollups) beside InfluxDB and VictoriaMetrics.
+
+Every system gets the same records (workload.Dataset), fresh, and each is measured
+alone. storecast is fed typed RecordBatches over gRPC, 100,000 records each; the
+peers line protocol, 50,000 records a request; neither side's encoding is timed.
+
+Standalone: .venv/bin/python tests/bench/long_ranges.py [--days 14 90] [--skip-peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import peers
+from storecast_target import start_storecast
+from timing import repeat
+from workload import ATTRIBUTES, EQUIPMENT_TYPE, Dataset, line_protocol_body, recent_aligned_start_ms
+
+from storecast.catalog import EQUIPMENT_TYPES
+from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, records_pb2
+
+SITE_ID = 1
+PERIODS_MS = {"1h": 3_600_000, "1d": 86_400_000}
+RUNS = 5
+_EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+def dataset_of(days: int) -> Dataset:
+    # Aligned to midnight UTC plus an hour, so the range's edges are unaligned to 1 d, as a user's would be.
+    start = recent_aligned_start_ms(days + 1)
+    start = start - start % 86_400_000 + 3_600_000
+    return Dataset(SITE_ID, (1,), start, days * 86_400, batch_records=50_000)
+
+
+def _typed(dataset: Dataset, start: int, stop: int) -> ingest_pb2.PutProductionRequest:
+    columns = dataset.columns
+    batch = records_pb2.RecordBatch(timestamps=columns["timestamp"][start:stop], ids=columns["id"][start:stop].astype(np.uint32))
+    batch.columns.extend(records_pb2.Column(name=name, doubles=columns[name][start:stop]) for name in ATTRIBUTES)
+    return ingest_pb2.PutProductionRequest(site_id=dataset.site_id, equipment_type=_EQUIPMENT, batch=batch)
+
+
+def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
+    target = start_storecast(workdir, 100_000)
+    result: dict[str, Any] = {}
+    try:
+        with grpc.insecure_channel(target.grpc_target, options=_CHANNEL_OPTIONS) as channel:
+            stub = ingest_pb2_grpc.IngestStub(channel)
+            requests = [
+                _typed(dataset, start, min(start + 100_000, dataset.records)) for start in range(0, dataset.records, 100_000)
+            ]
+            started = time.perf_counter()
+            for request in requests:
+                stub.PutProduction(request, timeout=600)
+            seconds = time.perf_counter() - started
+        result["ingest"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1)}
+        with target.client() as client:
+            for label, period_ms in PERIODS_MS.items():
+                params: dict[str, str | int] = {"from": dataset.start_ms, "to": dataset.end_ms, "agg": "avg", "period": label}
+
+                def get(p: dict[str, str | int] = params) -> list[dict[str, Any]]:
+                    response = target.get(client, dataset.site_id, 1, p)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"storecast GET {p}: {response.status_code} {response.text[:200]}")
+                    results: list[dict[str, Any]] = response.json()["results"]
+                    return results
+
+                timed = repeat(get, RUNS)
+                result[label] = {**timed.as_json(), "buckets": len(timed.last), "expected_buckets": _buckets(dataset, period_ms)}
+    finally:
+        result["exit_code"] = target.server.stop()
+    return result
+
+
+def _buckets(dataset: Dataset, period_ms: int) -> int:
+    return int(dataset.end_ms - 1) // period_ms - dataset.start_ms // period_ms + 1
+
+
+def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset: Dataset) -> dict[str, Any]:
+    peer = peer_class(workdir)
+    result: dict[str, Any] = {}
+    try:
+        with httpx.Client(timeout=600) as client:
+            peer.warm_up(client, dataset)
+            bodies = [line_protocol_body(dataset, start, stop) for start, stop in dataset.batch_bounds()]
+            started = time.perf_counter()
+            for body in bodies:
+                peer.write(client, body)
+            peer.finish_ingest(client)
+            seconds = time.perf_counter() - started
+            del bodies
+            result["ingest"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1)}
+            for label, period_ms in PERIODS_MS.items():
+
+                def aggregate(bucket_ms: int = period_ms) -> bytes:
+                    return peer.aggregate(client, dataset, 1, bucket_ms)
+
+                timed = repeat(aggregate, RUNS)
+                result[label] = {**timed.as_json(), "buckets": peer.count_buckets(timed.last)}
+    finally:
+        result["exit_code"] = peer.server.stop()
+    return result
+
+
+def bench_long_ranges(workdir: Path, days: list[int], with_peers: bool, say: Callable[[str], None] = print) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for count in days:
+        dataset = dataset_of(count)
+        key = f"{count}d"
+        results[key] = {"records": dataset.records}
+        say(f"long ranges, {count} days ({dataset.records:,} records of one {EQUIPMENT_TYPE} at 1 Hz)")
+        results[key]["storecast"] = bench_storecast(workdir / f"{key}-storecast", dataset)
+        systems = [("storecast", results[key]["storecast"])]
+        if with_peers:
+            for name, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+                results[key][name] = bench_peer(peer_class, workdir / f"{key}-{name}", dataset)
+                systems.append((name, results[key][name]))
+        for name, measured in systems:
+            say(
+                f"  {name:16} ingest {measured['ingest']['records_per_s']:>9,.0f} records/s,"
+                + "".join(f" {label} avg {measured[label]['median_ms']:7.1f} ms" for label in PERIODS_MS)
+            )
+        del dataset
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, nargs="+", default=[14, 90])
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="storecast-long-") as workdir:
+        print(json.dumps(bench_long_ranges(Path(workdir), args.days, not args.skip_peers), indent=2))
+
+
+if __name__ == "__main__":
+    main()

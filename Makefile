@@ -53,6 +53,7 @@ MYPY = $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml
 typecheck: $(GENERATED)
 	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/storecast
 	ln -s $(CURDIR)/storecast/*.py $(TYPECHECK_TREE)/storecast/
+	ln -s $(CURDIR)/storecast/client $(TYPECHECK_TREE)/storecast/client
 	ln -s $(CURDIR)/gateway $(TYPECHECK_TREE)/storecast/gateway
 	ln -s $(CURDIR)/services $(TYPECHECK_TREE)/storecast/services
 	ln -s $(CURDIR)/proto/storecast/v1 $(TYPECHECK_TREE)/storecast/v1

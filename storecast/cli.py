@@ -6,6 +6,11 @@ storecast serve gateway    the REST/JSON gateway alone
 storecast serve ingest     one gRPC service alone (likewise query, vector)
 storecast pki              a dev PKI and permissions file for `make run`
 storecast migrate          apply the schema (ON CLUSTER with STORECAST_CLICKHOUSE_CLUSTER) and exit
+
+storecast import           a CSV or Parquet file into a series, in parallel batches (storecast.client)
+storecast export           ids of a series into a CSV or Parquet file, resumable
+storecast get              print the records of one id (table, JSON or CSV)
+storecast put              put a v1 JSON body or a CSV file in one request
 """
 
 from __future__ import annotations
@@ -116,7 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     pki_cmd = commands.add_parser("pki", help="create a dev PKI and permissions file")
     pki_cmd.add_argument("--out", type=Path, default=None)
     pki_cmd.add_argument("--permissions", type=Path, default=None)
+    from storecast.client.commands import add_commands
+
+    add_commands(commands)
     args = parser.parse_args(argv)
+    if getattr(args, "client_command", None) is not None:
+        raise SystemExit(args.client_command(args))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "pki":

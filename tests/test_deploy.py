@@ -21,6 +21,7 @@ from helm_python import Chart
 from helm_python.errors import HelmError
 
 from storecast.gateway.permissions import Permissions
+from storecast.services.lib.retention import Retention
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,6 +338,18 @@ def test_modes_reach_the_environment(rendered: Rendered) -> None:
         assert env.get("STORECAST_CLICKHOUSE_CLUSTER") == (values["store"]["cluster"] or None)
         if manifest["kind"] == "Deployment":
             assert ("STORECAST_GRPC_TLS_CERT" in env) == values["internalTls"]["enabled"]
+
+
+def test_the_retention_reaches_every_store_pod_as_the_services_read_it(chart: Chart, default: Rendered) -> None:
+    retention = {"production": 400, "production/meter-3p": 90, "rollup": 3650, "forecast/solar": 30}
+    with_retention = render(chart, {"store": {"retention": retention}})
+    settings = set()
+    for manifest, pod in with_retention.pod_specs():
+        if manifest["metadata"]["name"] != "storecast-gateway":
+            settings.add(env_of(pod["containers"][0])["STORECAST_RETENTION"])
+    (setting,) = settings  # the migration Job sets the TTLs the services read by
+    assert Retention.parse(setting).days == retention
+    assert all("STORECAST_RETENTION" not in env_of(pod["containers"][0]) for _, pod in default.pod_specs())
 
 
 def test_the_ingress_verifies_client_certificates_and_passes_them_on(full: Rendered) -> None:

@@ -112,7 +112,9 @@ def test_max_records_per_call_is_capped_by_the_server(grpc_channel: grpc.Channel
     ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
     query = query_pb2_grpc.QueryStub(grpc_channel)
     body = b'{"values":[%s]}' % b",".join(b'{"timestamp":%d,"id":1,"value":%d}' % (T0 + i, i) for i in range(10))
-    ingest.PutProduction(ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, v1_json=body), timeout=30)
+    ingest.PutProduction(
+        ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, v1_json=body), timeout=30
+    )
     records = query.GetProduction(
         query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.STATUS, id=1, max_records=3), timeout=30
     )

@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from storecast import dev_pki
+from storecast.client import Client, TransportError
 from storecast.v1 import catalog_pb2, query_pb2, query_pb2_grpc
 from tests.conftest import Pki, Storecast, assert_error, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0
@@ -146,3 +147,14 @@ def test_a_gateway_without_the_client_certificate_gets_1500(tmp_path: Path, test
             assert_error(admin.get("/v1/1/production/meter/1"), 500, 1500)
     finally:
         stop_storecast(instance)
+
+
+def test_the_python_client_over_mutual_tls(secured: Secured, internal: Internal) -> None:
+    target = f"localhost:{secured.grpc_port}"
+    cert, key, ca = (internal.path(name) for name in ("caller.cert.pem", "caller.key.pem", "ca.cert.pem"))
+    with Client.grpc(target, cert=cert, key=key, ca=ca) as client:
+        client.put(3, "production/meter", {"timestamp": [T0, T0 + 1000], "id": [1, 1], "p": [6.0, 7.0]})
+        assert client.read(3, "production/meter", 1).columns["p"].tolist() == [6.0, 7.0]
+    with Client.grpc(target, ca=internal.path("ca.cert.pem"), timeout=5) as anonymous, pytest.raises(TransportError) as refused:
+        anonymous.read(3, "production/meter", 1)
+    assert refused.value.grpc_code == grpc.StatusCode.UNAVAILABLE

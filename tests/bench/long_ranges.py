@@ -82,6 +82,44 @@ def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
     return result
 
 
+def bench_vectors(workdir: Path) -> dict[str, Any]:
+    """Forecast aggregation on raw periods: a week of 15-min periods (672) per vintage, one
+    vintage and all 48 of two days' half-hourly runs, averaged per hour and per day."""
+    target = start_storecast(workdir, 100_000)
+    start = recent_aligned_start_ms(8)
+    periods = 672
+    vintages = [
+        {
+            "creation_timestamp": start + run * 1_800_000,
+            "id": 1,
+            "values": [{"timestamp": start + i * 900_000, "p": float(i % 96), "quality": 2} for i in range(periods)],
+        }
+        for run in range(48)
+    ]
+    result: dict[str, Any] = {"periods_per_vintage": periods, "vintages": len(vintages)}
+    try:
+        with target.client() as client:
+            response = client.put(f"/v1/{SITE_ID}/forecast/solar", json={"values": vintages})
+            if response.status_code != 201:
+                raise RuntimeError(f"forecast PUT: {response.status_code} {response.text[:200]}")
+            every = {"generated-after": start, "generated-before": start + 48 * 1_800_000, "generate-all": "true"}
+            for label, extra in (("latest", {}), ("all_48", every)):
+                for period in ("1h", "1d"):
+                    params = {"from": start, "to": start + periods * 900_000, "agg": "avg", "period": period, **extra}
+
+                    def get(p: dict[str, Any] = params) -> int:
+                        reply = client.get(f"/v1/{SITE_ID}/forecast/solar/1", params=p)
+                        if reply.status_code != 200:
+                            raise RuntimeError(f"forecast GET {p}: {reply.status_code} {reply.text[:200]}")
+                        return len(reply.json()["results"])
+
+                    timed = repeat(get, RUNS)
+                    result[f"{label}_{period}"] = {**timed.as_json(), "vintages": timed.last}
+    finally:
+        result["exit_code"] = target.server.stop()
+    return result
+
+
 def _buckets(dataset: Dataset, period_ms: int) -> int:
     return int(dataset.end_ms - 1) // period_ms - dataset.start_ms // period_ms + 1
 
@@ -131,6 +169,11 @@ def bench_long_ranges(workdir: Path, days: list[int], with_peers: bool, say: Cal
                 + "".join(f" {label} avg {measured[label]['median_ms']:7.1f} ms" for label in PERIODS_MS)
             )
         del dataset
+    say("forecast aggregation on raw periods (vectors have no rollups)")
+    results["vectors"] = bench_vectors(workdir / "vectors")
+    for key, value in results["vectors"].items():
+        if isinstance(value, dict):
+            say(f"  forecast avg {key}: {value['median_ms']:.1f} ms ({value['vintages']} vintages)")
     return results
 
 

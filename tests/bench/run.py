@@ -36,6 +36,7 @@ from typing import Any
 import concurrency
 import fleet
 import httpx
+import long_ranges
 import numpy as np
 import peers
 import profiling
@@ -95,6 +96,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fleet-clients", type=int, default=16, help="clients of the fleet's concurrent phases")
     parser.add_argument(
+        "--long-days",
+        type=int,
+        nargs="*",
+        default=None,
+        help="days of the long-range phase's datasets (default 14 90, quick 2 7; none skips it)",
+    )
+    parser.add_argument(
         "--typed-records",
         type=int,
         default=None,
@@ -114,6 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.fleet_seconds = 3.0 if args.quick else 10.0
     if not 0 <= args.fleet_seconds <= 600:
         parser.error("--fleet-seconds must be within [0, 600]")
+    if args.long_days is None:
+        args.long_days = [2, 7] if args.quick else [14, 90]
     if args.typed_records is None:
         args.typed_records = 200_000 if args.quick else 1_000_000
     if args.fleet_clients < 1 or args.fleet_processes < 1:
@@ -461,6 +471,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.fleet_seconds > 0:
             results["fleet"] = bench_fleet(workdir, args)
+
+        if args.long_days:
+            say(f"long ranges: {' and '.join(map(str, args.long_days))} days of one meter-3p at 1 Hz, rollups against the peers")
+            results["long_ranges"] = measured_alone(
+                "long_ranges",
+                lambda d: long_ranges.bench_long_ranges(d, args.long_days, not args.skip_peers, say),
+                workdir,
+                args,
+            )
 
         if args.typed_records > 0:
             say(f"typed gRPC API: ingest in 5k and 100k batches against JSON, a stream of {args.typed_records:,} records")

@@ -62,6 +62,19 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
   value: {{ .Values.store.batchMaxRows | int64 | quote }}
 - name: STORECAST_BATCH_GATHER_MS
   value: {{ .Values.store.batchGatherMs | quote }}
+{{- with .Values.store.retention }}
+- name: STORECAST_RETENTION
+  value: {{ include "storecast.retention" . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* store.retention ({key: days}) as STORECAST_RETENTION's "key=days,..." */}}
+{{- define "storecast.retention" -}}
+{{- $items := list -}}
+{{- range $key, $days := . -}}
+{{- $items = append $items (printf "%s=%d" $key (int $days)) -}}
+{{- end -}}
+{{- join "," $items -}}
 {{- end -}}
 
 {{- define "storecast.podSettings" -}}

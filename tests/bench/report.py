@@ -109,7 +109,48 @@ def checks(results: dict[str, Any]) -> list[Check]:
         ]
         + (fleet_checks(results["fleet"]) if "fleet" in results else [])
         + (typed_checks(results["typed"]) if "typed" in results else [])
+        + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
     )
+
+
+# The long-range targets: at the shorter range, at most half VictoriaMetrics' time;
+# at the longer, at most twice storecast's own time at the shorter.
+LONG_VS_VICTORIA = 0.5
+LONG_GROWTH = 2.0
+
+
+def long_range_checks(long: dict[str, Any]) -> list[Check]:
+    ranges = sorted((key for key in long if key.endswith("d") and key[:-1].isdigit()), key=lambda k: int(k[:-1]))
+    if not ranges:
+        return []
+    short, longest = ranges[0], ranges[-1]
+    checks = []
+    for label in ("1h", "1d"):
+        checks.append(
+            _ratio_check(
+                f"long range {short}, {label} avg: storecast / VictoriaMetrics",
+                _get(long, short, "storecast", label, "median_ms"),
+                _get(long, short, "victoria_metrics", label, "median_ms"),
+                "<=",
+                LONG_VS_VICTORIA,
+            )
+        )
+        if longest != short:
+            checks.append(
+                _ratio_check(
+                    f"long range {longest} / {short}, {label} avg time",
+                    _get(long, longest, "storecast", label, "median_ms"),
+                    _get(long, short, "storecast", label, "median_ms"),
+                    "<=",
+                    LONG_GROWTH,
+                )
+            )
+        for key in ranges:
+            stored = _get(long, key, "storecast", label) or {}
+            checks.append(
+                _equal_check(f"long range {key}, {label} avg: buckets", stored.get("buckets"), stored.get("expected_buckets", 0))
+            )
+    return checks
 
 
 def typed_checks(typed: dict[str, Any]) -> list[Check]:

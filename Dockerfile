@@ -2,8 +2,12 @@
 # Build from the repository root: docker build -t storecast:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# "embedded" carries chDB (~550 MB) for chdb:// store URLs; against a ClickHouse
+# server build with --build-arg EXTRAS= for an image without it.
+ARG EXTRAS=embedded
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG EXTRAS
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/storecast
@@ -15,9 +19,11 @@ COPY services services
 COPY gateway gateway
 # The gRPC code is generated as the Makefile does, then installed with the
 # package; grpcio-tools (pinned as in pyproject's dev extras) stays behind.
+# DL3013 reads ".[extras]" as an unpinned package: it is this source tree, whose dependencies pyproject pins.
+# hadolint ignore=DL3013
 RUN pip install grpcio-tools==1.85.1 \
     && python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto proto/storecast/v1/*.proto \
-    && pip install . \
+    && pip install ".${EXTRAS:+[$EXTRAS]}" \
     && pip uninstall --yes grpcio-tools
 
 FROM ${PYTHON_IMAGE}

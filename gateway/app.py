@@ -18,11 +18,15 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storecast.gateway import openapi, params, routing
+from storecast.gateway import health, openapi, params, routing
+from storecast.gateway.admission import Admission, Refusal
 from storecast.gateway.backends import Backends
 from storecast.gateway.config import GatewaySettings
+from storecast.gateway.health import Probes
 from storecast.gateway.identity import client_identity
+from storecast.gateway.metrics import ObserveMiddleware, hold_body_bytes, note_records
 from storecast.gateway.permissions import Access, Permissions
+from storecast.gateway.tracing import traced
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
 
@@ -35,15 +39,23 @@ _CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_messag
 def error_response(failure: ApiFailure) -> Response:
     body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
     headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
+    if isinstance(failure, Refusal):
+        headers = failure.headers()
     return Response(body, status_code=failure.http_status, headers=headers, media_type=JSON)
 
 
-def results_response(records: records_pb2.Records) -> Response:
+def results_response(request: Request, records: records_pb2.Records) -> Response:
+    note_records(request.scope, records.count)
     if records.HasField("next_from"):
         head = b'{"status_code":1001,"status_message":"partial response","next_from":%d,"results":' % records.next_from
         return Response(head + records.results_json + b"}", status_code=206, media_type=JSON)
     head = b'{"status_code":1000,"status_message":"success","results":'
     return Response(head + records.results_json + b"}", status_code=200, media_type=JSON)
+
+
+def created_response(request: Request, reply: records_pb2.PutReply) -> Response:
+    note_records(request.scope, reply.stored)
+    return Response(_CREATED, status_code=201, media_type=JSON)
 
 
 def request_id_of(scope: Scope) -> str:
@@ -57,8 +69,10 @@ class V1Api:
     def __init__(self, settings: GatewaySettings, permissions: Permissions) -> None:
         self._settings = settings
         self._permissions = permissions
+        self.admission = Admission.from_env()
         # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
         self.backends: Backends
+        self.probes: Probes
         self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
             ("production", "GET"): self.get_production,
             ("production", "PUT"): self.put_production,
@@ -73,18 +87,24 @@ class V1Api:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            response = await self.handle(request)
-        except ApiFailure as failure:
-            response = error_response(failure)
-        await response(scope, receive, send)
+            try:
+                response = await self.handle(request)
+            except ApiFailure as failure:
+                response = error_response(failure)
+            await response(scope, receive, send)
+        finally:
+            # The body bytes a PUT was admitted with, held until its answer is sent.
+            self.admission.release(scope)
 
     async def handle(self, request: Request) -> Response:
         endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
         access: Access = "read" if endpoint.method == "GET" else "write"
         cn = client_identity(request.scope, self._settings)
+        request.scope["state"]["cn"] = cn
         if not self._permissions.allows(cn, endpoint.site_id, access):
             who = f"certificate {cn!r}" if cn else "a request without a client certificate"
             raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{who} may not {access} site {endpoint.site_id}")
+        self.admission.check_rate(cn or "")
         target = routing.check_target(endpoint)
         handler = self._handlers.get((target.category, target.method))
         if handler is None:
@@ -102,14 +122,22 @@ class V1Api:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
+        # Over the in-flight budget: 503 before any of the body is read (gateway/admission.py).
+        declared_size = int(declared) if declared.isdigit() else None
+        if declared_size is not None:
+            self.admission.charge(request.scope, declared_size)
         chunks, size = [], 0
+        state = request.scope["state"]
         try:
             # A client that trickles its body must not hold a worker forever.
             async with asyncio.timeout(self._settings.body_timeout_s):
                 async for chunk in request.stream():
                     size += len(chunk)
+                    hold_body_bytes(state, len(chunk))
                     if size > limit:
                         raise too_large
+                    if declared_size is None:
+                        self.admission.charge(request.scope, len(chunk))
                     chunks.append(chunk)
         except TimeoutError:
             raise ApiFailure(
@@ -128,13 +156,13 @@ class V1Api:
             period_ms=params.period_ms(query),
         )
         records = await self.backends.call(self.backends.query.GetProduction, call, request_id_of(request.scope))
-        return results_response(records)
+        return results_response(request, records)
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), v1_json=body)
-        await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
-        return Response(_CREATED, status_code=201, media_type=JSON)
+        reply = await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
+        return created_response(request, reply)
 
     async def get_forecast(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "forecast")
@@ -142,25 +170,25 @@ class V1Api:
             site_id=target.site_id, forecast_type=_forecast_type(target), id=target.record_id(), **_vector_query(query)
         )
         records = await self.backends.call(self.backends.vector.GetForecast, call, request_id_of(request.scope))
-        return results_response(records)
+        return results_response(request, records)
 
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), v1_json=body)
-        await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
-        return Response(_CREATED, status_code=201, media_type=JSON)
+        reply = await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
+        return created_response(request, reply)
 
     async def get_commitment(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "commitment")
         call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.record_id(), **_vector_query(query))
         records = await self.backends.call(self.backends.vector.GetCommitment, call, request_id_of(request.scope))
-        return results_response(records)
+        return results_response(request, records)
 
     async def put_commitment(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = vector_pb2.PutCommitmentRequest(site_id=target.site_id, v1_json=body)
-        await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
-        return Response(_CREATED, status_code=201, media_type=JSON)
+        reply = await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
+        return created_response(request, reply)
 
     async def get_tariff(self, request: Request, target: routing.Target) -> Response:
         query = params.parse(request.scope["query_string"], params.RANGE, "tariff")
@@ -168,13 +196,13 @@ class V1Api:
             site_id=target.site_id, id=target.record_id(), range=params.interval(query, "from", "to")
         )
         records = await self.backends.call(self.backends.vector.GetTariff, call, request_id_of(request.scope))
-        return results_response(records)
+        return results_response(request, records)
 
     async def put_tariff(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = vector_pb2.PutTariffRequest(site_id=target.site_id, v1_json=body)
-        await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
-        return Response(_CREATED, status_code=201, media_type=JSON)
+        reply = await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
+        return created_response(request, reply)
 
 
 def _equipment_type(target: routing.Target) -> catalog_pb2.EquipmentType.ValueType:
@@ -256,6 +284,9 @@ class Dispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/openapi.json" and scope["method"] in ("GET", "HEAD"):
             await self._document(scope, receive, send)
+        elif scope["path"] in health.PATHS and scope["method"] in ("GET", "HEAD"):
+            # Like the document, without a client certificate (gateway/health.py).
+            await self._api.probes(scope, receive, send)
         else:
             await self._api(scope, receive, send)
 
@@ -266,6 +297,7 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
         api.backends = Backends(settings)
+        api.probes = Probes(settings, api.backends)
         yield
         await api.backends.close()
 
@@ -273,4 +305,6 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
     router = Router(default=Dispatch(api), lifespan=lifespan, redirect_slashes=False)
-    return RequestIdMiddleware(router)
+    # Outermost: the metrics and the access log see every answer, the 1500s included.
+    # Tracing (off unless STORECAST_OTLP_ENDPOINT): a span around each request, the gRPC calls its children.
+    return ObserveMiddleware(traced(RequestIdMiddleware(router)), trusted_header=settings.trusted_cert_header is not None)

@@ -12,6 +12,7 @@ from grpc_status import rpc_status
 
 from storecast.gateway.config import GatewaySettings
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
+from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
 
 log = logging.getLogger("storecast.gateway")
@@ -39,6 +40,10 @@ class Backends:
         self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
 
+    def channel(self, target: str) -> grpc.aio.Channel:
+        """The channel calls to `target` take (the readiness probe's Checks too: gateway/health.py)."""
+        return self._channel(target)
+
     def _channel(self, target: str) -> grpc.aio.Channel:
         if target not in self._channels:
             if self._credentials is None:
@@ -50,7 +55,9 @@ class Backends:
     async def call(self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Reply], request: Request, request_id: str) -> Reply:
         """Call a stub method; a refusal comes back as the service's ApiFailure."""
         try:
-            return await method(request, timeout=self._timeout, metadata=(("x-request-id", request_id),))
+            # The request id, and with tracing on the client span's traceparent (storecast/tracing.py).
+            with grpc_client_call(method, request_id) as metadata:
+                return await method(request, timeout=self._timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             status: status_pb2.Status | None = rpc_status.from_call(error)
             failure = from_rpc_status(status)

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import uvicorn
@@ -53,6 +53,9 @@ def build_server(settings: GatewaySettings) -> uvicorn.Server:
         proxy_headers=False,
         lifespan="on",
         log_level="warning",
+        # uvicorn's few lines go through the process's JSON logging (storecast/logs.py);
+        # the access log is ours (gateway/metrics.py).
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
         **server_ssl_options(str(settings.tls_cert), str(settings.tls_key), str(settings.tls_client_ca)),
@@ -80,12 +83,13 @@ def _die_with_parent(parent_pid: int) -> None:
         raise SystemExit(1)
 
 
-def spawn_workers(settings: GatewaySettings) -> list[subprocess.Popen[bytes]]:
+def spawn_workers(settings: GatewaySettings, extra_env: Mapping[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
     """Bind the gateway's address here, so a taken port fails `serve all` at once,
-    and start the worker processes serving it."""
+    and start the worker processes serving it (`extra_env`: the metrics' multiprocess
+    set-up, storecast/metrics.py)."""
     listener = socket.create_server((settings.http_host, settings.http_port), backlog=4096)
     listener.set_inheritable(True)
-    env = {**os.environ, _LISTEN_FD: str(listener.fileno()), _PARENT_PID: str(os.getpid())}
+    env = {**os.environ, **(extra_env or {}), _LISTEN_FD: str(listener.fileno()), _PARENT_PID: str(os.getpid())}
     argv = [sys.executable, "-m", "storecast", "serve", "gateway"]
     workers = [subprocess.Popen(argv, env=env, pass_fds=(listener.fileno(),)) for _ in range(settings.http_workers)]
     listener.close()  # the workers hold it now

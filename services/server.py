@@ -6,7 +6,9 @@ import gc
 
 import grpc
 
+from storecast.services.lib.admission import AdmissionInterceptor
 from storecast.services.lib.config import ServiceSettings
+from storecast.services.lib.readiness import StoreReadiness
 from storecast.services.lib.rpc import Registration, serve
 from storecast.services.lib.schema import all_tables
 from storecast.services.lib.store import Store
@@ -36,18 +38,31 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
     # (700 allocations) would run the cycle collector dozens of times per body.
     gc.set_threshold(50_000, 20, 20)
     settings = ServiceSettings.from_env()
-    store = Store(settings.store_url, pool_size=settings.store_connections, cluster=settings.clickhouse_cluster)
+    store = Store(
+        settings.store_url,
+        pool_size=settings.store_connections,
+        cluster=settings.clickhouse_cluster,
+        insert_quorum=settings.insert_quorum,
+        ca_file=settings.store_ca,
+        connect=False,
+    )
     # On a cluster the schema is `storecast migrate`'s, run once per release:
     # ON CLUSTER DDL from every starting replica would wait on every host.
+    schema: list[str] = []
     if settings.clickhouse_cluster is None:
         for table in all_tables():
-            store.apply(table.ddl(store.database, retention=settings.retention))
+            schema += table.ddl(store.database, retention=settings.retention, fsync=settings.fsync)
+    # Opens the store and applies the schema now; a server store that cannot be reached, later (NOT_SERVING meanwhile).
+    readiness = StoreReadiness(store, schema)
+    readiness.open()
     server = serve(
-        f"{settings.grpc_host}:{settings.grpc_port}",
+        f"unix:{settings.grpc_socket}" if settings.grpc_socket else f"{settings.grpc_host}:{settings.grpc_port}",
         _registrations(targets, store, settings),
         workers=settings.grpc_workers,
         max_message_bytes=settings.max_body_bytes + 1024 * 1024,
         credentials=settings.grpc_tls.server_credentials() if settings.grpc_tls else None,
         health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
+        interceptors=[AdmissionInterceptor.from_env(readiness.check_ready)],
+        publish_health=readiness.attach,
     )
     return server, store

@@ -22,9 +22,12 @@ import signal
 import threading
 from pathlib import Path
 
-from storecast.env import dev_dir
+from storecast.env import dev_dir, grpc_address, optional_setting
+from storecast.logs import setup_logging
+from storecast.metrics import serve_metrics
 from storecast.services.lib.config import ServiceSettings
 from storecast.services.server import SERVICE_TARGETS, start_services
+from storecast.tracing import setup_tracing
 
 log = logging.getLogger("storecast")
 
@@ -41,7 +44,10 @@ _FLAG_ENV = {
 
 
 def run_services(targets: tuple[str, ...]) -> None:
+    # Spans exported when STORECAST_OTLP_ENDPOINT is set (storecast/tracing.py), as storecast-<service>.
+    setup_tracing("-".join(targets))
     server, store = start_services(targets)
+    metrics = serve_metrics()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -49,6 +55,8 @@ def run_services(targets: tuple[str, ...]) -> None:
     log.info("draining in-flight calls")
     server.stop(grace=30).wait()
     store.close()
+    if metrics is not None:
+        metrics.close()
 
 
 def run_gateway() -> None:
@@ -58,7 +66,13 @@ def run_gateway() -> None:
     settings = GatewaySettings.from_env()
     url = f"https://{settings.http_host}:{settings.http_port}"
     log.info("gateway on %s, OpenAPI document: %s/openapi.json", url, url)
+    # None in a worker of `serve all`, whose metrics the parent serves.
+    metrics = serve_metrics()
+    # Each worker of `serve all` too: its own provider, from the environment it inherits.
+    setup_tracing("gateway")
     serve_gateway(settings)
+    if metrics is not None:
+        metrics.close()
 
 
 def run_all() -> None:
@@ -73,9 +87,14 @@ def run_all() -> None:
     from storecast.gateway.config import GatewaySettings
     from storecast.gateway.server import spawn_workers, stop_workers
 
+    internal = _internal_socket()
+    setup_tracing("all")  # the services here, as `storecast`; the workers set up their own
     server, store = start_services(SERVICE_TARGETS)
     settings = GatewaySettings.from_env()
-    workers = spawn_workers(settings)
+    log.info("gRPC services for internal callers on %s", f"unix:{internal}" if internal else grpc_address())
+    # One endpoint for the services here and the gateway workers (storecast/metrics.py).
+    metrics = serve_metrics(gateway_workers=True)
+    workers = spawn_workers(settings, metrics.worker_env() if metrics is not None else None)
     url = f"https://{settings.http_host}:{settings.http_port}"
     log.info("gateway on %s (%d worker processes), OpenAPI document: %s/openapi.json", url, len(workers), url)
     stopping = threading.Event()
@@ -90,8 +109,24 @@ def run_all() -> None:
     log.info("draining in-flight calls")
     server.stop(grace=30).wait()
     store.close()
+    if metrics is not None:
+        metrics.close()
     if failed or not stopping.is_set():
         raise SystemExit(1)
+
+
+def _internal_socket() -> Path | None:
+    """In `serve all` the services listen, unless STORECAST_GRPC_PORT asks for TCP, on a Unix
+    socket only this user can open (STORECAST_GRPC_SOCKET, default <dev dir>/run/grpc.sock):
+    a TCP port on 127.0.0.1 would let any local process write any site, past the
+    gateway's per-site permissions. The gateway workers are pointed at it."""
+    if optional_setting("STORECAST_GRPC_PORT") is not None and optional_setting("STORECAST_GRPC_SOCKET") is None:
+        return None
+    socket = Path(optional_setting("STORECAST_GRPC_SOCKET") or dev_dir() / "run" / "grpc.sock")
+    os.environ["STORECAST_GRPC_SOCKET"] = str(socket)
+    for service in SERVICE_TARGETS:
+        os.environ.setdefault(f"STORECAST_{service.upper()}_TARGET", f"unix:{socket}")
+    return socket
 
 
 def run_migration(store_url: str | None) -> None:
@@ -128,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "client_command", None) is not None:
         raise SystemExit(args.client_command(args))
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     if args.command == "pki":
         create_pki(args.out or dev_dir() / "pki", args.permissions or dev_dir() / "permissions.yaml")
         return

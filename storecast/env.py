@@ -31,6 +31,14 @@ DEFAULTS: dict[str, str] = {
     "STORECAST_BATCH_MODE": "group",
     "STORECAST_BATCH_MAX_ROWS": "100000",
     "STORECAST_BATCH_GATHER_MS": "5",
+    # The metrics endpoint listens here when STORECAST_METRICS_PORT is set (storecast/metrics.py).
+    "STORECAST_METRICS_HOST": "127.0.0.1",
+    "STORECAST_LOG_LEVEL": "INFO",
+    # Admission control, per process: PUT body bytes and decoded rows in flight at once.
+    "STORECAST_INFLIGHT_BODY_BYTES": str(256 * 1024 * 1024),
+    "STORECAST_INFLIGHT_RECORDS": "2000000",
+    "STORECAST_FSYNC": "1",
+    "STORECAST_INSERT_QUORUM": "auto",
 }
 
 

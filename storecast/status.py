@@ -43,11 +43,19 @@ STATUS: dict[ApiStatus.ValueType, StatusInfo] = _load_status_table()
 class ApiFailure(Exception):
     """A request refused with one of the contract's API status codes."""
 
-    def __init__(self, code: ApiStatus.ValueType, detail: str = "", http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: ApiStatus.ValueType,
+        detail: str = "",
+        http_status: int | None = None,
+        grpc_code: grpc.StatusCode | None = None,
+    ) -> None:
         info = STATUS[code]
         self.code = code
         self.message = f"{info.message}: {detail}" if detail else info.message
         self.http_status = http_status or info.http_status
+        # A refusal for load says so to gRPC callers (RESOURCE_EXHAUSTED, UNAVAILABLE) with the table's API code.
+        self.grpc_code = grpc_code or info.grpc_code
         super().__init__(self.message)
 
     @classmethod
@@ -61,7 +69,7 @@ class ApiFailure(Exception):
 def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
     detail = any_pb2.Any()
     detail.Pack(api_status_pb2.ApiError(status=failure.code, message=failure.message))
-    return status_pb2.Status(code=STATUS[failure.code].grpc_code.value[0], message=failure.message, details=[detail])
+    return status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message, details=[detail])
 
 
 def from_rpc_status(rpc_status: status_pb2.Status | None) -> ApiFailure | None:

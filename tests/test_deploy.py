@@ -3,6 +3,7 @@ Kubernetes schemas offline, and wired together (names, ports, secrets, probes)."
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -19,8 +20,13 @@ import pytest
 import yaml
 from helm_python import Chart
 from helm_python.errors import HelmError
+from prometheus_client.metrics import MetricWrapperBase
 
+from storecast.gateway import health
+from storecast.gateway import metrics as gateway_metrics
 from storecast.gateway.permissions import Permissions
+from storecast.services.lib import metrics as service_metrics
+from storecast.services.lib.readiness import LIVENESS
 from storecast.services.lib.retention import Retention
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
@@ -49,6 +55,16 @@ CLUSTER_INGRESS_MTLS = {
         "clients": [{"cn": "admin", "sites": "*", "access": ["read", "write"]}, {"cn": "site7", "sites": [7], "access": ["read"]}]
     },
 }
+
+
+OBSERVED = {
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "dashboard": {"enabled": True, "annotations": {"grafana_folder": "Storecast"}},
+    }
+}
+# Kinds of CRDs the Kubernetes schemas do not hold: checked for their wiring below instead.
+CUSTOM_KINDS = {"ServiceMonitor"}
 
 
 @dataclass
@@ -105,6 +121,11 @@ def full(chart: Chart) -> Rendered:
     return render(chart, CLUSTER_INGRESS_MTLS)
 
 
+@pytest.fixture(scope="module")
+def observed(chart: Chart) -> Rendered:
+    return render(chart, OBSERVED)
+
+
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
 
@@ -117,7 +138,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_helm_lint_is_clean() -> None:
-    for values in ({}, CLUSTER_INGRESS_MTLS):
+    for values in ({}, CLUSTER_INGRESS_MTLS, OBSERVED):
         report = helm_python.lint(CHART, values, strict=True, namespace="energy", kube_version=f"v{KUBERNETES}")
         assert report["errors"] == []
         # Severity 1 is advice (an icon is recommended); 2 and up are warnings and errors.
@@ -259,14 +280,24 @@ def test_probes_ask_real_ports_and_the_right_health_service(rendered: Rendered) 
     for component in COMPONENTS:
         container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        for probe in (container["readinessProbe"], container["livenessProbe"]):
-            if component == "gateway":
-                assert probe["httpGet"] == {"path": "/openapi.json", "port": "https", "scheme": "HTTPS"}
-                continue
+        readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+        if component == "gateway":
+            # Served by the gateway without a client certificate (gateway/health.py).
+            assert readiness["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+            assert liveness["httpGet"] == {"path": "/livez", "port": "https", "scheme": "HTTPS"}
+            assert {"/readyz", "/livez"} == set(health.PATHS)
+            continue
+        for probe in (readiness, liveness):
             assert probe["grpc"]["port"] == ports["grpc-health"]
             assert str(probe["grpc"]["port"]) == env_of(container)["STORECAST_GRPC_HEALTH_PORT"]
-            assert probe["grpc"]["service"] == rendered.values["services"][component]["healthService"]
-            assert probe["grpc"]["service"] == proto_names[component]
+        # Readiness asks for the service's own name (it follows the store), liveness for the name that is
+        # SERVING while the process answers (services/lib/readiness.py).
+        assert readiness["grpc"]["service"] == rendered.values["services"][component]["healthService"]
+        assert readiness["grpc"]["service"] == proto_names[component]
+        assert liveness["grpc"]["service"] == LIVENESS
+        # A pod leaves its endpoints before it could be restarted.
+        unready_after = readiness["periodSeconds"] * readiness["failureThreshold"]
+        assert unready_after < liveness["periodSeconds"] * liveness["failureThreshold"]
 
 
 def test_pods_run_as_non_root_on_a_read_only_root(rendered: Rendered) -> None:
@@ -306,7 +337,9 @@ def test_only_the_gateway_is_reachable_from_outside(rendered: Rendered) -> None:
         deployment = rendered.deployment(component)
         assert matches(policy["spec"]["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
         assert policy["spec"]["policyTypes"] == ["Ingress"]
-        [rule] = policy["spec"]["ingress"]
+        rule, *scraping = policy["spec"]["ingress"]
+        # The metrics port, to the scrapers only (metrics.scrapers).
+        assert scraping == [{"ports": [{"port": "metrics", "protocol": "TCP"}], "from": rendered.values["metrics"]["scrapers"]}]
         ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
         assert {p["port"] for p in rule["ports"]} <= ports
         if component == "gateway":
@@ -350,6 +383,22 @@ def test_the_retention_reaches_every_store_pod_as_the_services_read_it(chart: Ch
     (setting,) = settings  # the migration Job sets the TTLs the services read by
     assert Retention.parse(setting).days == retention
     assert all("STORECAST_RETENTION" not in env_of(pod["containers"][0]) for _, pod in default.pod_specs())
+
+
+def test_tracing_and_admission_reach_every_long_running_pod(chart: Chart) -> None:
+    values = {
+        "tracing": {"otlpEndpoint": "http://collector:4318/v1/traces"},
+        "admission": {"inflightBodyBytes": 134217728, "inflightRecords": 500000, "rateLimit": "50,100"},
+    }
+    rendered = render(chart, values)
+    for manifest, pod in rendered.pod_specs():
+        if manifest["kind"] != "Deployment":
+            continue
+        env = env_of(pod["containers"][0])
+        assert env["STORECAST_OTLP_ENDPOINT"] == "http://collector:4318/v1/traces"
+        assert (env["STORECAST_INFLIGHT_BODY_BYTES"], env["STORECAST_RATE_LIMIT"]) == ("134217728", "50,100")
+    for _, pod in render(chart, {}).pod_specs():
+        assert "STORECAST_OTLP_ENDPOINT" not in env_of(pod["containers"][0])
 
 
 def test_the_ingress_verifies_client_certificates_and_passes_them_on(full: Rendered) -> None:
@@ -407,3 +456,122 @@ def test_the_image_generates_grpc_code_as_the_makefile_does() -> None:
     assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
     # The chart runs the image as the user the image declares.
     assert yaml.safe_load((CHART / "values.yaml").read_text())["podSecurityContext"]["runAsUser"] == 10001
+
+
+# Metrics and logs
+
+
+def test_the_monitoring_objects_are_valid(observed: Rendered) -> None:
+    for manifest in observed.manifests:
+        if manifest["kind"] not in CUSTOM_KINDS:
+            kubernetes_validate.utils.validate(manifest, KUBERNETES, strict=True)
+    [monitor] = observed.of_kind("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    # What prometheus-operator's CRD requires and allows of what the chart sets.
+    assert set(monitor["spec"]) == {"selector", "namespaceSelector", "endpoints"}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert set(endpoint) == {"port", "path", "scheme", "interval", "scrapeTimeout", "relabelings"}
+    duration = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    assert re.fullmatch(duration, endpoint["interval"]) and re.fullmatch(duration, endpoint["scrapeTimeout"])
+    assert endpoint["scheme"] == "http" and endpoint["path"] == "/metrics"
+    for relabeling in endpoint["relabelings"]:
+        assert set(relabeling) <= {"sourceLabels", "targetLabel", "action", "regex", "replacement"}
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_the_service_monitor_scrapes_every_component_on_its_metrics_port(observed: Rendered) -> None:
+    [monitor] = observed.of_kind("ServiceMonitor")
+    [service] = [
+        s for s in observed.of_kind("Service") if matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["energy"]}
+    assert service["spec"]["clusterIP"] == "None"  # each pod is a target
+    [port] = service["spec"]["ports"]
+    assert monitor["spec"]["endpoints"][0]["port"] == port["name"]
+    selected = [
+        d["metadata"]["name"]
+        for d in observed.of_kind("Deployment")
+        if matches(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert sorted(selected) == sorted(f"storecast-{component}" for component in COMPONENTS)
+    for component in COMPONENTS:
+        [container] = observed.deployment(component)["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports[port["targetPort"]] == port["port"] == observed.values["metrics"]["port"]
+        env = env_of(container)
+        assert env["STORECAST_METRICS_PORT"] == str(ports["metrics"]) and env["STORECAST_METRICS_HOST"] == "0.0.0.0"
+        assert env["STORECAST_LOG_LEVEL"] == "INFO"
+        assert "component" in [r["targetLabel"] for r in monitor["spec"]["endpoints"][0]["relabelings"]]
+        assert container["name"] == component  # what the relabeling's pod label names
+
+
+def test_metrics_can_be_turned_off(chart: Chart, default: Rendered) -> None:
+    assert default.of_kind("ServiceMonitor") == [] and "storecast-dashboard" not in [
+        m["metadata"]["name"] for m in default.manifests
+    ]
+    off = render(chart, {"metrics": {"enabled": False}, "logLevel": "WARNING"})
+    for manifest, pod in off.pod_specs():
+        container = pod["containers"][0]
+        assert "metrics" not in [p["name"] for p in container.get("ports", [])]
+        assert "STORECAST_METRICS_PORT" not in env_of(container)
+        assert env_of(container)["STORECAST_LOG_LEVEL"] == "WARNING", manifest["metadata"]["name"]
+    for policy in off.of_kind("NetworkPolicy"):
+        assert len(policy["spec"]["ingress"]) == 1
+
+
+def test_the_values_schema_refuses_bad_monitoring_settings(chart: Chart) -> None:
+    bad: dict[str, Any]
+    for bad in (
+        {"metrics": {"serviceMonitor": {"interval": "30 seconds"}}},
+        {"metrics": {"port": 0}},
+        {"metrics": {"dashbord": {}}},
+        {"metrics": {"scrapers": [{}]}},
+        {"logLevel": "LOUD"},
+    ):
+        with pytest.raises(HelmError):
+            chart.render(bad, name="storecast", namespace="energy")
+    with pytest.raises(HelmError, match="metrics.enabled"):
+        chart.render({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, name="storecast", namespace="energy")
+
+
+# The names of a family's samples, by its type.
+SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def exported_families() -> dict[str, set[str]]:
+    """The families the gateway and the services export: each one's sample names."""
+    families = {}
+    for module in (gateway_metrics, service_metrics):
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                for family in value.describe():
+                    families[family.name] = {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
+    return families
+
+
+def test_the_dashboard_configmap_holds_a_dashboard_of_real_metrics(observed: Rendered) -> None:
+    [config_map] = [m for m in observed.of_kind("ConfigMap") if m["metadata"]["name"] == "storecast-dashboard"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Storecast"}
+    [(key, text)] = config_map["data"].items()
+    assert key.endswith(".json")
+    dashboard = json.loads(text)
+    assert text == (CHART / "dashboards" / "storecast.json").read_text().rstrip("\n")
+    assert dashboard["uid"] == "storecast" and dashboard["title"]
+    # A ConfigMap holds at most 1 MiB.
+    assert len(text.encode()) < 512 * 1024
+    families = exported_families()
+    assert len(families) == 14  # gateway 4, gRPC 3, records 3, store 2, group commit 2
+    exported = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"}.union(*families.values())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        for target in panel["targets"]:
+            used = set(re.findall(r"\b((?:storecast|process)_[a-z_]+)\b", target["expr"]))
+            assert used and used <= exported, (panel["title"], used - exported)
+    # Every family the code exports is on the dashboard.
+    missing = [family for family, samples in families.items() if not any(sample in text for sample in samples)]
+    assert missing == []

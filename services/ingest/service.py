@@ -9,12 +9,14 @@ import numpy as np
 from storecast.catalog import EQUIPMENT_BY_ENUM, RecordType
 from storecast.services.lib import batch as typed
 from storecast.services.lib import native, payload
+from storecast.services.lib.admission import charge_records
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
+from storecast.services.lib.metrics import RECORDS_WRITTEN, store_insert
 from storecast.services.lib.retention import Retention
-from storecast.services.lib.rollup import kept_spans, touched_spans, upkeep_sql
+from storecast.services.lib.rollup import Maintainer, RollupOf, kept_spans, pending_sql, touched_spans
 from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES, Table
+from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.services.lib.store import Store
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
@@ -50,18 +52,24 @@ class _EquipmentWriter:
         self._store = store
         self._table = store.table(table.name)
         self._rollup = store.table(ROLLUP_TABLES[equipment.name].name)
+        self._pending = store.table(PENDING_TABLE.name)
+        self.maintainer: Maintainer
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
+        self.written = RECORDS_WRITTEN.labels("production", equipment.name)
 
     def _insert(self, columns: Columns) -> None:
-        """The block, then the rollup cells it touched, before any of its PUTs is acknowledged."""
+        """The spans whose rollup cells the block changes, marked pending first (a crash
+        between the two leaves them pending, never a cell counted as current), then the block."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
         horizon = self._retention.horizon_ms("production", self.equipment.name)
         spans = kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
-        with self._store.client() as client:
-            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
+        with store_insert(), self._store.client() as client:
             if spans:
-                client.command(upkeep_sql(self._table, self._rollup, self.equipment, spans))
+                client.command(pending_sql(self._pending, self._table, spans))
+            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
+        if spans:
+            self.maintainer.notify()
 
 
 def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dict[int, _EquipmentWriter]:
@@ -78,6 +86,16 @@ def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dic
 class IngestService(ingest_pb2_grpc.IngestServicer):
     def __init__(self, store: Store, batching: BatchSettings, retention: Retention) -> None:
         self._writers = _writers(store, batching, retention)
+        tables = {
+            store.table(PRODUCTION_TABLES[w.equipment.name].name): RollupOf(
+                store.table(ROLLUP_TABLES[w.equipment.name].name), w.equipment
+            )
+            for w in self._writers.values()
+        }
+        maintainer = Maintainer(store, store.table(PENDING_TABLE.name), tables, retention)
+        for writer in self._writers.values():
+            writer.maintainer = maintainer
+        maintainer.notify()  # spans a previous process left pending
 
     def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._writers.get(request.equipment_type)
@@ -93,7 +111,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if kept is not None:
             columns = take(columns, kept)
         rows = len(columns[0])
+        charge_records(rows)
         writer.committer.store([(request.site_id,) * rows, *columns])
+        writer.written.inc(rows)
         return records_pb2.PutReply(stored=rows)
 
 

@@ -33,7 +33,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from opentelemetry.context import Context
+
 from storecast.services.lib.columns import Columns, concat, last_occurrences, take
+from storecast.services.lib.metrics import BATCH_REQUESTS, BATCH_ROWS
+from storecast.tracing import capture, commit_span
 
 log = logging.getLogger("storecast.batching")
 
@@ -84,6 +88,8 @@ class _Pending:
     # The store's error, or None once stored. A result, not the future's exception:
     # an exception object raised in every waiting thread would gather all their frames.
     done: Future[BaseException | None]
+    # The request's trace context, for the commit's span on the committer's thread (None: tracing off).
+    trace: Context | None = None
 
 
 class Committer:
@@ -98,14 +104,17 @@ class Committer:
         self._arrived = threading.Condition()
         self._expected = 1
         self._thread: threading.Thread | None = None
+        self._batch_requests = BATCH_REQUESTS.labels(name)
+        self._batch_rows = BATCH_ROWS.labels(name)
 
     def store(self, columns: Columns) -> None:
         """Returns once the rows are stored with the batch holding them; raises that batch's error."""
         rows = len(columns[0])
         if not self._settings.grouped_here or rows >= self._settings.max_rows:
+            self._observe(1, rows)
             self._insert(columns)  # alone anyway: no hand-over to the committer's thread
             return
-        pending = _Pending(columns, rows, Future())
+        pending = _Pending(columns, rows, Future(), capture())
         with self._arrived:
             self._pending.append(pending)
             if self._thread is None:
@@ -146,8 +155,10 @@ class Committer:
 
     def _commit(self, batch: list[_Pending]) -> None:
         error: BaseException | None = None
+        self._observe(len(batch), sum(p.rows for p in batch))
         try:
-            self._insert(self._merge([p.columns for p in batch]))
+            with commit_span(self._name, [p.trace for p in batch]):
+                self._insert(self._merge([p.columns for p in batch]))
         except BaseException as raised:  # every waiter gets the store's answer, whatever it was
             error = raised
             log.error("the %s insert of %d requests failed", self._name, len(batch), exc_info=raised)
@@ -155,6 +166,10 @@ class Committer:
             self._expected = len(batch) + len(self._pending)
         for pending in batch:
             pending.done.set_result(error)
+
+    def _observe(self, requests: int, rows: int) -> None:
+        self._batch_requests.observe(requests)
+        self._batch_rows.observe(rows)
 
     def _merge(self, requests: list[Columns]) -> Columns:
         """One block of every request's rows, in arrival order; of rows sharing a key, the last."""

@@ -35,6 +35,12 @@ CLUSTER_SETTINGS: dict[str, str | int] = {
 }
 
 
+def cluster_settings(insert_quorum: str) -> dict[str, str | int]:
+    """CLUSTER_SETTINGS, and how many replicas of a shard must hold an insert before
+    it is acknowledged ("auto": a majority), quorum inserts running in parallel."""
+    return {**CLUSTER_SETTINGS, "insert_quorum": insert_quorum, "insert_quorum_parallel": 1}
+
+
 def check_cluster_name(cluster: str) -> str:
     if not _CLUSTER_NAME.fullmatch(cluster):
         raise ValueError(f"not a ClickHouse cluster name: {cluster!r}")

@@ -25,6 +25,14 @@ class ServiceSettings:
     grpc_tls: TlsFiles | None = None
     grpc_health_port: int | None = None
     retention: Retention = Retention()
+    # Inserts fsynced before they are acknowledged (STORECAST_FSYNC, on by default).
+    fsync: bool = True
+    # On a cluster: replicas that must have an insert before it is acknowledged ("auto": a majority).
+    insert_quorum: str = "auto"
+    # CA bundle for an https:// store URL.
+    store_ca: str | None = None
+    # A Unix socket to listen on instead of the TCP port (serve all's default).
+    grpc_socket: str | None = None
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -47,4 +55,20 @@ class ServiceSettings:
             grpc_tls=TlsFiles.from_env(os.environ, "STORECAST_GRPC_TLS"),
             grpc_health_port=int(health_port) if health_port else None,
             retention=Retention.parse(optional_setting("STORECAST_RETENTION")),
+            fsync=_flag("STORECAST_FSYNC", setting("STORECAST_FSYNC")),
+            insert_quorum=_quorum(setting("STORECAST_INSERT_QUORUM")),
+            store_ca=optional_setting("STORECAST_STORE_CA"),
+            grpc_socket=optional_setting("STORECAST_GRPC_SOCKET"),
         )
+
+
+def _flag(name: str, value: str) -> bool:
+    if value not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+def _quorum(value: str) -> str:
+    if value != "auto" and not value.isdigit():
+        raise ValueError(f"STORECAST_INSERT_QUORUM must be auto or a number of replicas, got {value!r}")
+    return value

@@ -18,15 +18,17 @@ from storecast.services.lib.store import Store
 log = logging.getLogger("storecast.migrate")
 
 
-def schema_statements(database: str, cluster: str | None, retention: Retention | None = None) -> list[str]:
-    statements = [statement for table in all_tables() for statement in table.ddl(database, cluster, retention)]
+def schema_statements(
+    database: str, cluster: str | None, retention: Retention | None = None, fsync: bool | None = None
+) -> list[str]:
+    statements = [statement for table in all_tables() for statement in table.ddl(database, cluster, retention, fsync)]
     return [database_ddl(database, cluster), *statements]
 
 
 def migrate(settings: ServiceSettings) -> None:
-    store = Store(settings.store_url, pool_size=1, cluster=settings.clickhouse_cluster)
+    store = Store(settings.store_url, pool_size=1, cluster=settings.clickhouse_cluster, ca_file=settings.store_ca)
     try:
-        statements = schema_statements(store.database, settings.clickhouse_cluster, settings.retention)
+        statements = schema_statements(store.database, settings.clickhouse_cluster, settings.retention, settings.fsync)
         store.apply(statements)
     finally:
         store.close()

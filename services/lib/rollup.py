@@ -4,8 +4,8 @@ A rollup cell (site, id, resolution, bucket) holds per attribute min, max,
 sum and count of the cell's records (schema.rollup_table). After every insert
 the ingest service recomputes, before it acknowledges, exactly the cells the
 inserted records fall in, from what is stored then: minute cells from the raw
-records, hour cells from minute cells, day cells from hour cells, in one
-INSERT ... SELECT. A replaced or late record therefore leaves every cell
+records, hour cells from minute cells, day cells from hour cells, one
+one INSERT ... SELECT each. A replaced or late record therefore leaves every cell
 exact, and a read never sees a cell older than an acknowledged PUT.
 
 An aggregation whose period is a multiple of a resolution reads the cells of
@@ -15,14 +15,22 @@ of the range's unaligned edges.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import secrets
+import threading
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from storecast.catalog import Kind, RecordType
 from storecast.services.lib.keys import KEY_FILTER
+from storecast.services.lib.retention import Retention
 from storecast.services.lib.schema import ROLLUP_RESOLUTIONS_MS
+from storecast.services.lib.store import Store
+
+log = logging.getLogger("storecast.rollup")
 
 MINUTE, HOUR, DAY = ROLLUP_RESOLUTIONS_MS
 
@@ -89,77 +97,150 @@ def _within(spans: Sequence[Span], column: str, resolution: int, outside: int | 
     return "(" + " OR ".join(conditions) + ")"
 
 
-def _cell_columns(record_type: RecordType) -> list[str]:
-    names = ["records"]
-    for attribute in record_type.attributes:
-        names += [f"`{attribute.name}:{part}`" for part in ("min", "max", "sum", "count")]
-    return names
+CELLS = "records, mins, maxs, sums, counts"
 
 
-def _from_records(record_type: RecordType, bucket: str) -> str:
-    """SELECT items of the cells of raw records (columns: site_id, id, timestamp, attributes)."""
-    items = ["site_id", "id", f"{bucket} AS bucket", "toUInt32(count()) AS records"]
-    for attribute in record_type.attributes:
-        name = attribute.name
-        items += [
-            f"min(`{name}`) AS `{name}:min`",
-            f"max(`{name}`) AS `{name}:max`",
-            f"sum(`{name}`) AS `{name}:sum`",
-            f"toUInt32(count(`{name}`)) AS `{name}:count`",
-        ]
-    return ", ".join(items)
+def _values(record_type: RecordType) -> str:
+    """A record's attributes as one array, in catalog order, as the cells hold them; the
+    engine types it Nullable(Float64), every attribute being a float or an unsigned int
+    (a CAST per attribute would double the query's analysis time)."""
+    return "[" + ", ".join(f"`{a.name}`" for a in record_type.attributes) + "]"
 
 
-def _from_cells(record_type: RecordType, resolution: int, finer_cells: str) -> str:
+def _from_records(bucket: str) -> str:
+    """SELECT items of cells from records that carry their attributes as the array `v`."""
+    return (
+        f"site_id, id, {bucket} AS bucket, toUInt32(count()) AS records, minForEach(v) AS mins, maxForEach(v) AS maxs,"
+        " sumForEach(arrayMap(x -> ifNull(x, 0), v)) AS sums, sumForEach(arrayMap(x -> toUInt32(x IS NOT NULL), v)) AS counts"
+    )
+
+
+def _from_cells(resolution: int, finer_cells: str) -> str:
     """Coarser cells from finer ones. The aggregates are named apart from the columns
     they read (c_*), then renamed: an alias equal to a column would be read as itself."""
-    items = ["site_id", "id", f"intDiv(bucket, {resolution}) * {resolution} AS c_bucket", "sum(records) AS c_records"]
-    renamed = ["site_id", "id", "c_bucket AS bucket", "toUInt32(c_records) AS records"]
-    for attribute in record_type.attributes:
-        name = attribute.name
-        items += [
-            f"min(`{name}:min`) AS `c:{name}:min`",
-            f"max(`{name}:max`) AS `c:{name}:max`",
-            f"sum(`{name}:sum`) AS `c:{name}:sum`",
-            f"sum(`{name}:count`) AS `c:{name}:count`",
-        ]
-        renamed += [
-            f"`c:{name}:min` AS `{name}:min`",
-            f"`c:{name}:max` AS `{name}:max`",
-            f"`c:{name}:sum` AS `{name}:sum`",
-            f"toUInt32(`c:{name}:count`) AS `{name}:count`",
-        ]
-    grouped = f"SELECT {', '.join(items)} FROM ({finer_cells}) GROUP BY site_id, id, c_bucket"
-    return f"SELECT {', '.join(renamed)} FROM ({grouped})"
-
-
-def upkeep_sql(raw_table: str, rollup_table: str, record_type: RecordType, spans: Sequence[Span]) -> str:
-    """One INSERT ... SELECT recomputing every cell the spans touch, at every resolution."""
-    attributes = ", ".join(f"`{a.name}`" for a in record_type.attributes)
-    records = _newest(
-        f"site_id, id, timestamp, {attributes}", raw_table, _within(spans, "timestamp", MINUTE), "site_id, id, timestamp"
+    grouped = (
+        f"SELECT site_id, id, intDiv(bucket, {resolution}) * {resolution} AS c_bucket, sum(records) AS c_records,"
+        " minForEach(mins) AS c_mins, maxForEach(maxs) AS c_maxs, sumForEach(sums) AS c_sums, sumForEach(counts) AS c_counts"
+        f" FROM ({finer_cells}) GROUP BY site_id, id, c_bucket"
     )
-    cells = ", ".join(_cell_columns(record_type))
-    minute = f"intDiv(timestamp, {MINUTE}) * {MINUTE}"
-    minutes = f"SELECT {_from_records(record_type, minute)} FROM ({records}) GROUP BY site_id, id, bucket"
+    return (
+        "SELECT site_id, id, c_bucket AS bucket, toUInt32(c_records) AS records, c_mins AS mins, c_maxs AS maxs,"
+        f" c_sums AS sums, CAST(c_counts AS Array(UInt32)) AS counts FROM ({grouped})"
+    )
 
-    def coarser(resolution: int, finer: int, recomputed: str) -> str:
-        # The finer cells of the coarser cells touched: those recomputed now, and the others as stored.
-        kept = _newest(
-            f"site_id, id, bucket, {cells}",
+
+def upkeep_sql(raw_table: str, rollup_table: str, record_type: RecordType, spans: Sequence[Span]) -> list[str]:
+    """The INSERT ... SELECTs recomputing every cell the spans touch, to run in order: minute
+    cells from the records, then hour cells from the minute cells as now stored, then day
+    cells from the hour cells. Three statements rather than one nesting the finer levels in
+    the coarser: the engine's analysis of a query grows faster than its size."""
+    records = _newest(
+        f"site_id, id, timestamp, {_values(record_type)} AS v",
+        raw_table,
+        _within(spans, "timestamp", MINUTE),
+        "site_id, id, timestamp",
+    )
+    insert = f"INSERT INTO {rollup_table} (site_id, id, resolution, bucket, {CELLS})"
+    minutes = f"SELECT {_from_records(f'intDiv(timestamp, {MINUTE}) * {MINUTE}')} FROM ({records}) GROUP BY site_id, id, bucket"
+    statements = [f"{insert} SELECT site_id, id, {MINUTE}, bucket, {CELLS} FROM ({minutes})"]
+    for resolution, finer in ((HOUR, MINUTE), (DAY, HOUR)):
+        finer_cells = _newest(
+            f"site_id, id, bucket, {CELLS}",
             rollup_table,
-            f"resolution = {finer} AND {_within(spans, 'bucket', resolution, finer)}",
+            f"resolution = {finer} AND {_within(spans, 'bucket', resolution)}",
             "site_id, id, bucket",
         )
-        return _from_cells(record_type, resolution, f"{kept} UNION ALL SELECT site_id, id, bucket, {cells} FROM ({recomputed})")
+        statements.append(
+            f"{insert} SELECT site_id, id, {resolution}, bucket, {CELLS} FROM ({_from_cells(resolution, finer_cells)})"
+        )
+    return statements
 
-    hours = coarser(HOUR, MINUTE, minutes)
-    days = coarser(DAY, HOUR, hours)
-    selects = [
-        f"SELECT site_id, id, {resolution}, bucket, {cells} FROM ({sql})"
-        for resolution, sql in ((MINUTE, minutes), (HOUR, hours), (DAY, days))
-    ]
-    return f"INSERT INTO {rollup_table} (site_id, id, resolution, bucket, {cells}) " + " UNION ALL ".join(selects)
+
+def pending_sql(pending_table: str, raw_table: str, spans: Sequence[Span]) -> str:
+    """The INSERT that marks the spans' cells pending, under a token of their own."""
+    token = secrets.randbits(63)
+    rows = ", ".join(f"('{raw_table}', {s.site_id}, {s.id}, {token}, {s.first}, {s.last})" for s in spans)
+    return f"INSERT INTO {pending_table} (tbl, site_id, id, token, first, last) VALUES {rows}"
+
+
+@dataclass(frozen=True, slots=True)
+class RollupOf:
+    """Where the cells of one raw production table are kept, and its attributes."""
+
+    rollup_table: str
+    record_type: RecordType
+
+
+class Maintainer:
+    """Recomputes the cells of pending spans, coalescing every insert since its last round.
+
+    Rounds run every `interval_s`, and at once when `notify` is called after an
+    idle spell. The pending table outlives the process: spans left by a crash
+    are recomputed by the next maintainer, and one of any ingest replica may do
+    another's: a span is deleted only after a recompute that began after it was
+    written, so a cell is never trusted while a change to it is unaccounted for.
+    """
+
+    def __init__(
+        self, store: Store, pending_table: str, tables: Mapping[str, RollupOf], retention: Retention, interval_s: float = 0.5
+    ) -> None:
+        self._store = store
+        self._retention = retention
+        # A lightweight DELETE goes to the table that stores the rows: on a cluster, every host's local table.
+        cluster = store.cluster
+        self._stored_pending = pending_table if cluster is None else f"{pending_table}_local ON CLUSTER '{cluster}'"
+        self._pending = pending_table
+        self._tables = tables
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollup-maintainer", daemon=True)
+        self._thread.start()
+        store.before_close(self.stop)
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the round under way, then no more: the engine must not be called at exit."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.catch_up()
+            except Exception:
+                log.exception("rollup upkeep failed; its spans stay pending and are retried")
+            self._wake.wait(self._interval_s)
+
+    def catch_up(self) -> int:
+        """One round: every pending span's cells recomputed, those spans deleted; how many spans."""
+        with self._store.client() as client:
+            spans_sql = f"SELECT tbl, site_id, id, min(first), max(last), groupArray(token) FROM {self._pending}"
+            rows = client.query(f"{spans_sql} GROUP BY tbl, site_id, id").result_rows
+            work: dict[str, tuple[list[Span], list[int]]] = defaultdict(lambda: ([], []))
+            for table, site_id, record_id, first, last, tokens in rows:
+                spans, all_tokens = work[table]
+                spans.append(Span(site_id, record_id, first, last))
+                all_tokens.extend(tokens)
+            for table, (spans, tokens) in work.items():
+                rollup = self._tables.get(table)
+                # Records may have expired since they were marked: their minutes keep their cells.
+                kept = (
+                    [] if rollup is None else kept_spans(spans, self._retention.horizon_ms("production", rollup.record_type.name))
+                )
+                if rollup is not None and kept:
+                    for statement in upkeep_sql(table, rollup.rollup_table, rollup.record_type, kept):
+                        client.command(statement)
+                done = ", ".join(map(str, tokens))
+                client.command(f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})")
+        return len(rows)
 
 
 def resolution_for(period_ms: int) -> int | None:
@@ -169,17 +250,30 @@ def resolution_for(period_ms: int) -> int | None:
 
 
 def aggregate_sql(
-    raw_table: str, rollup_table: str, record_type: RecordType, function: str, period_ms: int, resolution: int
+    raw_table: str,
+    rollup_table: str,
+    pending_table: str,
+    record_type: RecordType,
+    function: str,
+    period_ms: int,
+    resolution: int,
 ) -> str:
     """Buckets of `period_ms` over [{start}, {end}[ with the columns production_sql's
-    aggregation gives (bucket, record_id, agg_<attribute>), from the fewest cells: whole
-    cells of `resolution` in the middle, finer cells towards the edges, raw records for
-    what is left of a minute at either end."""
+    aggregation gives (period_bucket, record_id, agg_<attribute>), from the fewest cells:
+    whole cells of `resolution` in the middle, finer cells towards the edges, raw records
+    for what is left of a minute at either end, and from the first minute with a pending
+    span of this (site, id) on (its cells may not count its records yet)."""
     levels = [r for r in ROLLUP_RESOLUTIONS_MS if r <= resolution]
+    # A scalar subquery: the engine computes it first, so the key ranges below stay constants.
+    pending = (
+        f"(SELECT minOrNull(first) FROM {pending_table} WHERE tbl = '{raw_table}'"
+        " AND site_id = {site_id:UInt32} AND id = {id:UInt32} AND last >= {start:Int64})"
+    )
+    cells_end = f"least({{end:Int64}}, ifNull(intDiv({pending}, {MINUTE}) * {MINUTE}, {{end:Int64}}))"
 
     def aligned(r: int) -> tuple[str, str]:
-        """[lo, hi[: the whole cells of resolution r within the range (empty when hi <= lo)."""
-        return f"intDiv({{start:Int64}} + {r - 1}, {r}) * {r}", f"intDiv({{end:Int64}}, {r}) * {r}"
+        """[lo, hi[: the whole cells of resolution r the range covers before any pending minute (empty when hi <= lo)."""
+        return f"intDiv({{start:Int64}} + {r - 1}, {r}) * {r}", f"intDiv({cells_end}, {r}) * {r}"
 
     chosen = []
     for finer, coarser in zip(levels, [*levels[1:], None]):
@@ -189,9 +283,7 @@ def aggregate_sql(
             coarse_lo, coarse_hi = aligned(coarser)
             condition += f" AND NOT (bucket >= {coarse_lo} AND bucket < {coarse_hi})"
         chosen.append(f"({condition})")
-    attributes = [a.name for a in record_type.attributes]
-    cell_items = ", ".join(f"`{n}:min`, `{n}:max`, `{n}:sum`, `{n}:count`" for n in attributes)
-    cells = _newest(f"id, bucket, {cell_items}", rollup_table, f"{KEY_FILTER} AND ({' OR '.join(chosen)})", "resolution, bucket")
+    cells = _newest(f"id, bucket, {CELLS}", rollup_table, f"{KEY_FILTER} AND ({' OR '.join(chosen)})", "resolution, bucket")
     # Two key ranges, not the range minus the middle: the index narrows ranges, not negations.
     minute_lo, minute_hi = aligned(MINUTE)
     edge = (
@@ -199,27 +291,24 @@ def aggregate_sql(
         f" AND ((timestamp >= {{start:Int64}} AND timestamp < least({minute_lo}, {{end:Int64}}))"
         f" OR (timestamp >= greatest({minute_hi}, {minute_lo}, {{start:Int64}}) AND timestamp < {{end:Int64}}))"
     )
-    record_items = ", ".join(
-        f"`{n}` AS `{n}:min`, `{n}` AS `{n}:max`, ifNull(`{n}`, 0) AS `{n}:sum`, toUInt32(`{n}` IS NOT NULL) AS `{n}:count`"
-        for n in attributes
-    )
-    records = _newest(f"id, timestamp, {', '.join(f'`{n}`' for n in attributes)}", raw_table, edge, "timestamp")
+    records = _newest(f"id, timestamp, {_values(record_type)} AS v", raw_table, edge, "timestamp")
     parts = [
-        f"SELECT id, bucket, {cell_items} FROM ({cells})",
-        f"SELECT id, timestamp AS bucket, {record_items} FROM ({records})",
+        f"SELECT id, bucket, mins, maxs, sums, counts FROM ({cells})",
+        "SELECT id, timestamp AS bucket, v AS mins, v AS maxs, arrayMap(x -> ifNull(x, 0), v) AS sums,"
+        f" arrayMap(x -> toUInt32(x IS NOT NULL), v) AS counts FROM ({records})",
     ]
     aggregates = []
-    for attribute in record_type.attributes:
-        n = attribute.name
-        if function == "min":
-            aggregates.append(f"min(`{n}:min`) AS `agg_{n}`")
-        elif function == "max":
-            aggregates.append(f"max(`{n}:max`) AS `agg_{n}`")
+    for index, attribute in enumerate(record_type.attributes, start=1):
+        if function == "avg":
+            value = f"if(n[{index}] = 0, NULL, s[{index}] / n[{index}])"
         else:
-            total = f"sum(`{n}:sum`)" if attribute.kind is Kind.FLOAT else f"toFloat64(sum(`{n}:sum`))"
-            aggregates.append(f"if(sum(`{n}:count`) = 0, NULL, {total} / sum(`{n}:count`)) AS `agg_{n}`")
-    period_bucket = f"intDiv(bucket, {period_ms}) * {period_ms}"
-    return (
-        f"SELECT {period_bucket} AS period_bucket, any(id) AS record_id, {', '.join(aggregates)}"
+            value = f"{'lows' if function == 'min' else 'highs'}[{index}]"
+            if attribute.kind is Kind.UNSIGNED_INT:
+                value = f"CAST({value} AS Nullable(UInt32))"
+        aggregates.append(f"{value} AS `agg_{attribute.name}`")
+    grouped = (
+        f"SELECT intDiv(bucket, {period_ms}) * {period_ms} AS period_bucket, any(id) AS record_id,"
+        " minForEach(mins) AS lows, maxForEach(maxs) AS highs, sumForEach(sums) AS s, sumForEach(counts) AS n"
         f" FROM ({' UNION ALL '.join(parts)}) GROUP BY period_bucket"
     )
+    return f"SELECT period_bucket, record_id, {', '.join(aggregates)} FROM ({grouped})"

@@ -84,18 +84,29 @@ class Table:
     def columns(self) -> tuple[Column, ...]:
         return self.key_columns + self.value_columns
 
-    def ddl(self, database: str, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
-        """CREATE the table, then ADD any column a newer catalog declares, and set its TTL
-        from the retention; on a ClickHouse cluster, the replicated and Distributed pair instead."""
+    def ddl(
+        self, database: str, cluster: str | None = None, retention: Retention | None = None, fsync: bool | None = None
+    ) -> list[str]:
+        """CREATE the table, then ADD any column a newer catalog declares, set its TTL from the
+        retention and, unless `fsync` is None, whether an insert is synced to disk before it
+        returns; on a ClickHouse cluster, the replicated and Distributed pair instead."""
         ttl = self._ttl(retention)
         if cluster is not None:
-            return self._cluster_ddl(database, check_cluster_name(cluster), ttl)
-        table = f"{database}.{self.name}"
-        statements = [
-            self._create(table, self._merge_tree(self.engine, ttl)),
-            *(self._add_column(table, c) for c in self.value_columns),
-        ]
-        return statements + ([self._modify_ttl(table, ttl)] if ttl else [])
+            statements = self._cluster_ddl(database, check_cluster_name(cluster), ttl)
+            stored = f"{database}.{self.name}_local ON CLUSTER '{cluster}'"
+        else:
+            stored = f"{database}.{self.name}"
+            statements = [self._create(stored, self._merge_tree(self.engine, ttl))]
+            statements += [self._add_column(stored, column) for column in self.value_columns]
+            statements += [self._modify_ttl(stored, ttl)] if ttl else []
+        return statements + ([self._durability(stored, fsync)] if fsync is not None else [])
+
+    @staticmethod
+    def _durability(table: str, fsync: bool) -> str:
+        """An insert's files and its part directory fsynced before the insert returns (MergeTree
+        defaults to neither: an acknowledged part could live in the page cache only)."""
+        value = int(fsync)
+        return f"ALTER TABLE {table} MODIFY SETTING fsync_after_insert = {value}, fsync_part_directory = {value}"
 
     def _ttl(self, retention: Retention | None) -> str | None:
         """The TTL clause of the retention's days for this table, if it has any."""
@@ -188,25 +199,19 @@ def vector_table(name: str, record_type: RecordType, retention_key: tuple[str, s
 
 
 # Rollups: per equipment table, each (site, id, bucket) cell of a few fixed resolutions
-# holds per attribute min, max, sum and count of non-null values (avg = sum / count),
-# and the number of records, so a long-range aggregation reads cells, not records.
-# The cell columns are `<attribute>:min` and so on: a colon is in no attribute name,
-# where `_max` is (battery's p_max), and a cell column must not be read as another's.
+# holds, per attribute in catalog order, min, max, sum and count of non-null values
+# (avg = sum / count) as four arrays, and the number of records, so a long-range
+# aggregation reads cells, not records. Arrays, not a column per attribute and
+# figure: the engine analyses every expression of every query, and 52 aggregate
+# expressions per statement cost more than the work (services/lib/rollup.py).
+# An attribute a newer catalog appends is past the end of older cells' arrays,
+# where the -ForEach aggregates read it as absent.
 ROLLUP_RESOLUTIONS_MS = (60_000, 3_600_000, 86_400_000)
-_SUM_TYPES = {Kind.FLOAT: "Float64", Kind.UNSIGNED_INT: "UInt64"}
 
 
 def rollup_table(name: str, record_type: RecordType) -> Table:
     """The rollup cells of one equipment type, keyed (site_id, id, resolution, bucket);
     a recomputed cell replaces the old one as a replaced record does."""
-    values = [Column("records", "UInt32")]
-    for attribute in record_type.attributes:
-        values += [
-            Column(f"{attribute.name}:min", ATTRIBUTE_COLUMN_TYPES[attribute.kind]),
-            Column(f"{attribute.name}:max", ATTRIBUTE_COLUMN_TYPES[attribute.kind]),
-            Column(f"{attribute.name}:sum", _SUM_TYPES[attribute.kind]),
-            Column(f"{attribute.name}:count", "UInt32"),
-        ]
     return Table(
         name=name,
         key_columns=(
@@ -215,11 +220,33 @@ def rollup_table(name: str, record_type: RecordType) -> Table:
             Column("resolution", "UInt32", KEY_CODEC),
             Column("bucket", "Int64", TIMESTAMP_CODEC),
         ),
-        value_columns=tuple(values),
+        value_columns=(
+            Column("records", "UInt32"),
+            Column("mins", "Array(Nullable(Float64))"),
+            Column("maxs", "Array(Nullable(Float64))"),
+            Column("sums", "Array(Float64)"),
+            Column("counts", "Array(UInt32)"),
+        ),
         order_by=("site_id", "id", "resolution", "bucket"),
         retention_key=("rollup", record_type.name),
         expires_by="bucket",
     )
+
+
+# Spans of records inserted whose rollup cells are not yet recomputed (services/lib/rollup.py):
+# written before the records, deleted once their cells are; reads take cells only before them.
+PENDING_TABLE = Table(
+    name="rollup_pending",
+    key_columns=(
+        Column("tbl", "LowCardinality(String)", KEY_CODEC),
+        Column("site_id", "UInt32", KEY_CODEC),
+        Column("id", "UInt32", KEY_CODEC),
+        Column("token", "UInt64", KEY_CODEC),
+    ),
+    value_columns=(Column("first", "Int64", TIMESTAMP_CODEC), Column("last", "Int64", TIMESTAMP_CODEC)),
+    order_by=("tbl", "site_id", "id", "token"),
+    engine="MergeTree",
+)
 
 
 PRODUCTION_TABLES: dict[str, Table] = {
@@ -234,4 +261,11 @@ TARIFF_TABLE = record_table("tariff", TARIFF, ("tariff", None))
 
 
 def all_tables() -> list[Table]:
-    return [*PRODUCTION_TABLES.values(), *ROLLUP_TABLES.values(), *FORECAST_TABLES.values(), COMMITMENT_TABLE, TARIFF_TABLE]
+    return [
+        *PRODUCTION_TABLES.values(),
+        *ROLLUP_TABLES.values(),
+        PENDING_TABLE,
+        *FORECAST_TABLES.values(),
+        COMMITMENT_TABLE,
+        TARIFF_TABLE,
+    ]

@@ -12,11 +12,12 @@ import pyarrow as pa
 from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
 from storecast.services.lib import batch as typed
 from storecast.services.lib.keys import KnownIds
+from storecast.services.lib.metrics import RECORDS_READ, store_query
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
 from storecast.services.lib.retention import Retention
 from storecast.services.lib.rollup import resolution_for
 from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES
+from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.store import Store
 from storecast.services.lib.window import Window, check_window, record_limit
 from storecast.services.query.sql import bucket_cut_sql, production_members, production_sql
@@ -35,14 +36,20 @@ class QueryService(query_pb2_grpc.QueryServicer):
         read = self._read(request)
         if request.format == records_pb2.BATCH:
             batch, next_from = read.batch(read.window)
-            return records_pb2.Records(batch=batch, count=len(batch.timestamps), next_from=next_from)
+            count = len(batch.timestamps)
+            read.counted(count)
+            return records_pb2.Records(batch=batch, count=count, next_from=next_from)
         rendered, next_from = read.json()
+        read.counted(rendered.count)
         return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
 
     def StreamProduction(
         self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
-        return self._read(request).stream()
+        read = self._read(request)
+        for batch in read.stream():
+            read.counted(len(batch.timestamps))
+            yield batch
 
     def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
@@ -97,10 +104,12 @@ class _ProductionRead:
     def stream(self) -> Iterator[records_pb2.RecordBatch]:
         """Every record of the window from one engine query, whose blocks stream through in
         batches of `limit`: each record is read once, however many batches there are."""
-        sql = production_sql(self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup)
+        sql = production_sql(
+            self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup, pending=self._pending
+        )
         parameters = self._parameters(self.window)
         found = False
-        with self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
+        with store_query(), self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
             for table in typed.rechunked(blocks, self.limit):
                 if not found:
                     self._known(True)
@@ -131,8 +140,15 @@ class _ProductionRead:
         }
 
     @property
+    def _pending(self) -> str:
+        return self.store.table(PENDING_TABLE.name)
+
+    @property
     def _rollup(self) -> str:
         return self.store.table(ROLLUP_TABLES[self.equipment.name].name)
+
+    def counted(self, records: int) -> None:
+        RECORDS_READ.labels("production", self.equipment.name).inc(records)
 
     def _known(self, found: bool) -> None:
         """1107 when a read found nothing and nothing was ever stored under its id."""
@@ -140,14 +156,14 @@ class _ProductionRead:
         if found:
             self.known_ids.add(self._table, site_id, record_id)
             return
-        with self.store.client() as client:
+        with store_query(), self.store.client() as client:
             self.known_ids.check(client, self._table, site_id, record_id, f"{self.equipment.name} record")
 
     def _query(self, window: Window, fmt: str, *, columns: bool) -> bytes:
         """limit + 1 records: one more tells whether the response is partial."""
         table = self._table
         parameters = self._parameters(window)
-        with self.store.client() as client:
+        with store_query(), self.store.client() as client:
             if window.period_ms is not None and window.bucket_count() > self.limit:
                 # GROUP BY holds every bucket of the range: a year of seconds would be 31M.
                 # Ending the range just after the first record of the bucket after the
@@ -155,7 +171,9 @@ class _ProductionRead:
                 cut = client.raw_query(bucket_cut_sql(table, window.period_ms, self.limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
-            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup)
+            sql = production_sql(
+                table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, pending=self._pending
+            )
             return client.raw_query(sql, parameters, fmt=fmt)
 
 

@@ -25,11 +25,19 @@ def production_members(equipment: RecordType, window: Window) -> list[Member]:
 
 
 def production_sql(
-    table: str, equipment: RecordType, window: Window, limit: int | None, *, columns: bool = False, rollup: str | None = None
+    table: str,
+    equipment: RecordType,
+    window: Window,
+    limit: int | None,
+    *,
+    columns: bool = False,
+    rollup: str | None = None,
+    pending: str | None = None,
 ) -> str:
     """The records ascending by timestamp, at most `limit` of them (None: all): as
     rendered JSON, or (`columns`) as the columns of `production_members`. An
-    aggregation whose period fits a resolution of the `rollup` table reads its cells."""
+    aggregation whose period fits a resolution of the `rollup` table reads its cells (and
+    the `pending` table, to know which it cannot trust yet)."""
     limit_clause = "" if limit is None else f" LIMIT {limit}"
     where = KEY_FILTER + HORIZON_FILTER + (_RANGE_FILTER if window.start is not None else "")
     members = production_members(equipment, window)
@@ -37,9 +45,10 @@ def production_sql(
     if window.function is None:
         return f"{newest_versions(record, table, where, 'timestamp')}{limit_clause}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch.
-    resolution = None if rollup is None or window.period_ms is None else resolution_for(window.period_ms)
-    if rollup is not None and resolution is not None and window.function is not None and window.period_ms is not None:
-        cells = aggregate_sql(table, rollup, equipment, window.function, window.period_ms, resolution)
+    period_ms, function = window.period_ms, window.function
+    resolution = None if period_ms is None else resolution_for(period_ms)
+    if rollup is not None and pending is not None and resolution is not None and period_ms is not None:
+        cells = aggregate_sql(table, rollup, pending, equipment, function, period_ms, resolution)
         aggregated = ", ".join(f"`agg_{a.name}`" for a in equipment.attributes)
         return (
             f"SELECT {record} FROM (SELECT period_bucket AS bucket, record_id, {aggregated}"

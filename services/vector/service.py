@@ -8,15 +8,18 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pyarrow as pa
+from prometheus_client import Counter
 
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, Kind, RecordType
 from storecast.services.lib import batch as typed
+from storecast.services.lib.admission import charge_records
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns
 from storecast.services.lib.keys import KnownIds
+from storecast.services.lib.metrics import RECORDS_READ, RECORDS_WRITTEN, VECTORS_WRITTEN, store_insert, store_query
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
 from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, TARIFF_TABLE, Table
+from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PERIOD_TIMESTAMPS, TARIFF_TABLE, Table
 from storecast.services.lib.store import Store
 from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
 from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql, vector_stream_sql
@@ -55,6 +58,12 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             self._tariff_writer,
         ]
         self._committers = {writer.table.name: self._committer(writer.table, writer.column_names) for writer in writers}
+        self._written = {
+            FORECAST_TABLES[t.name].name: _Written(self._forecast_writers[t.enum_value], "forecast", t.name)
+            for t in FORECAST_TYPES.values()
+        }
+        self._written[COMMITMENT_TABLE.name] = _Written(self._commitment_writer, "commitment", "")
+        self._written[TARIFF_TABLE.name] = _Written(self._tariff_writer, "tariff", "")
 
     def _committer(self, table: Table, column_names: list[str]) -> Committer:
         name = self._store.table(table.name)
@@ -63,7 +72,7 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         def insert(columns: Columns) -> None:
             # clickhouse-connect's column-oriented insert takes sequences (arrays, of typed input, become lists).
             data = [column.tolist() if isinstance(column, np.ndarray) else column for column in columns]
-            with self._store.client() as client:
+            with store_insert(), self._store.client() as client:
                 client.insert(name, data, column_names=column_names, column_oriented=True, settings=settings)
 
         return Committer(table.name, insert, _KEY_COLUMNS, self._batching)
@@ -81,28 +90,28 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         return self._store_rows(writer.table, _request_columns(writer, request))
 
     def GetForecast(self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        return self._forecast_read(request).records(request.format)
+        return _records(self._forecast_read(request), request.format)
 
     def GetCommitment(self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        return self._commitment_read(request).records(request.format)
+        return _records(self._commitment_read(request), request.format)
 
     def GetTariff(self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext) -> records_pb2.Records:
-        return self._tariff_read(request).records(request.format)
+        return _records(self._tariff_read(request), request.format)
 
     def StreamForecast(
         self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
-        return self._forecast_read(request).stream()
+        return _stream(self._forecast_read(request))
 
     def StreamCommitment(
         self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
-        return self._commitment_read(request).stream()
+        return _stream(self._commitment_read(request))
 
     def StreamTariff(
         self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
-        return self._tariff_read(request).stream()
+        return _stream(self._tariff_read(request))
 
     def _forecast_read(self, request: vector_pb2.GetForecastRequest) -> _VectorRead:
         forecast = _forecast_type(request.forecast_type)
@@ -121,17 +130,45 @@ class VectorService(vector_pb2_grpc.VectorServicer):
             request.generated if request.HasField("generated") else None,
             request.generate_all if request.HasField("generate_all") else None,
         )
-        place = _Place(self._store, self._known_ids, self._store.table(layout.name), request.site_id, request.id, what)
+        table = self._store.table(layout.name)
+        read = (
+            RECORDS_READ.labels("commitment", "")
+            if record_type is COMMITMENT
+            else RECORDS_READ.labels("forecast", record_type.name)
+        )
+        place = _Place(self._store, self._known_ids, table, request.site_id, request.id, what, read)
         return _VectorRead(place, record_type, window, vintage, record_limit(request.max_records, self._max_records))
 
     def _tariff_read(self, request: vector_pb2.GetTariffRequest) -> _TariffRead:
         window = check_window(request.range if request.HasField("range") else None, records_pb2.AGGREGATION_UNSPECIFIED, None)
-        place = _Place(self._store, self._known_ids, self._store.table(TARIFF_TABLE.name), request.site_id, request.id, "tariff")
+        table = self._store.table(TARIFF_TABLE.name)
+        place = _Place(
+            self._store, self._known_ids, table, request.site_id, request.id, "tariff", RECORDS_READ.labels("tariff", "")
+        )
         return _TariffRead(place, window, record_limit(request.max_records, self._max_records))
 
     def _store_rows(self, table: Table, columns: Columns) -> records_pb2.PutReply:
+        charge_records(len(columns[0]))
         self._committers[table.name].store(columns)
+        self._written[table.name].count(columns)
         return records_pb2.PutReply(stored=len(columns[0]))
+
+
+class _Written:
+    """The written counters of one table: periods, and vectors (rows) but for tariffs, whose rows are periods."""
+
+    def __init__(self, writer: VectorWriter | TariffWriter, category: str, kind: str) -> None:
+        self._periods = RECORDS_WRITTEN.labels(category, kind)
+        self._vectors = VECTORS_WRITTEN.labels(category, kind) if isinstance(writer, VectorWriter) else None
+        self._period_timestamps = writer.column_names.index(PERIOD_TIMESTAMPS) if self._vectors is not None else None
+
+    def count(self, columns: Columns) -> None:
+        if self._vectors is None or self._period_timestamps is None:
+            self._periods.inc(len(columns[0]))
+            return
+        self._vectors.inc(len(columns[0]))
+        # One length per vector, not per period.
+        self._periods.inc(sum(map(len, columns[self._period_timestamps])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +181,16 @@ class _Place:
     site_id: int
     id: int
     what: str
+    read: Counter  # records (periods) read
 
     def query(self, sql: str, fmt: str, **parameters: int | None) -> bytes:
-        with self.store.client() as client:
+        with store_query(), self.store.client() as client:
             return client.raw_query(sql, {"site_id": self.site_id, "id": self.id, **parameters}, fmt=fmt)
 
     def stream(self, sql: str, rows: int, **parameters: int | None) -> Iterator[pa.Table]:
         """The result of one query, streamed from the engine in tables of `rows` rows."""
         bound = {"site_id": self.site_id, "id": self.id, **parameters}
-        with self.store.client() as client, client.query_arrow_stream(sql, bound) as blocks:
+        with store_query(), self.store.client() as client, client.query_arrow_stream(sql, bound) as blocks:
             yield from typed.rechunked(blocks, rows)
 
     def known(self, found: bool) -> None:
@@ -160,7 +198,7 @@ class _Place:
         if found:
             self.known_ids.add(self.table, self.site_id, self.id)
             return
-        with self.store.client() as client:
+        with store_query(), self.store.client() as client:
             self.known_ids.check(client, self.table, self.site_id, self.id, self.what)
 
 
@@ -303,6 +341,18 @@ class _TariffRead:
         for attribute in TARIFF.attributes:
             batch.columns.append(typed.column(attribute.name, attribute.kind, table.column(attribute.name)))
         return batch
+
+
+def _records(read: _VectorRead | _TariffRead, fmt: records_pb2.ResultFormat.ValueType) -> records_pb2.Records:
+    records = read.records(fmt)
+    read.place.read.inc(records.count)
+    return records
+
+
+def _stream(read: _VectorRead | _TariffRead) -> Iterator[records_pb2.RecordBatch]:
+    for batch in read.stream():
+        read.place.read.inc(len(batch.timestamps))
+        yield batch
 
 
 def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -> Columns:

@@ -5,7 +5,9 @@
 - a streaming read (StreamProduction) of 1,000,000 records: time, and the
   peak RSS of the server and of this client process while it runs.
 
-Standalone: .venv/bin/python tests/bench/typed.py [--records 1000000]
+- `storecast import` of a CSV file of 10,000,000 records over gRPC (records/s).
+
+Standalone: .venv/bin/python tests/bench/typed.py [--records 1000000] [--import-records 10000000]
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -126,16 +130,49 @@ def bench_stream(channel: grpc.Channel, server_pid: int, records: int) -> dict[s
     return result
 
 
-def bench_typed(workdir: Path, records: int) -> dict[str, Any]:
+def write_csv(path: Path, records: int) -> None:
+    """A meter-3p CSV of `records` rows (timestamp, id, attributes), 100 equipments, one row per second each."""
+    with path.open("w") as out:
+        out.write(",".join(["timestamp", "id", *ATTRIBUTES]) + "\n")
+        for start in range(0, records, 500_000):
+            rows = min(500_000, records - start)
+            index = start + np.arange(rows, dtype=np.int64)
+            timestamps, values = columns(start, rows)
+            table = np.column_stack([T0 + (index // 100) * 1_000, index % 100 + 1, *(values[name] for name in ATTRIBUTES)])
+            np.savetxt(out, table, delimiter=",", fmt=["%d", "%d", *(["%.3f"] * len(ATTRIBUTES))])
+
+
+def bench_import(workdir: Path, grpc_target: str, records: int) -> dict[str, Any]:
+    """`storecast import` of a CSV file over gRPC (100,000-record batches, 4 workers), end to end."""
+    csv = workdir / "import.csv"
+    write_csv(csv, records)
+    argv = [str(Path(sys.executable).with_name("storecast")), "import", f"production/{EQUIPMENT_TYPE}", str(csv)]
+    argv += ["--site", "77", "--grpc", grpc_target, "--batch-size", "100000", "--workers", "4", "--quiet"]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"storecast import failed ({done.returncode}): {done.stderr[-2000:]}")
+    size = csv.stat().st_size
+    csv.unlink()
+    result = {"records": records, "file_bytes": size, "seconds": seconds, "records_per_s": records / seconds}
+    print(f"  import of a {records:,}-record CSV ({size / 2**20:.0f} MiB) over gRPC: {records / seconds:,.0f} records/s")
+    return result
+
+
+def bench_typed(workdir: Path, records: int, import_records: int = 0) -> dict[str, Any]:
     # The server's cap is the stream's batch size; the unary reads are not measured here.
     storecast = start_storecast(workdir, 100_000)
     try:
         with grpc.insecure_channel(storecast.grpc_target, options=_CHANNEL_OPTIONS) as channel:
-            return {
+            result = {
                 "records": records,
                 "ingest": bench_ingest(channel, records),
                 "stream": bench_stream(channel, storecast.server.process.pid, records),
             }
+        if import_records:
+            result["import"] = bench_import(workdir, storecast.grpc_target, import_records)
+        return result
     finally:
         storecast.server.stop()
 
@@ -143,9 +180,10 @@ def bench_typed(workdir: Path, records: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--import-records", type=int, default=10_000_000, help="rows of the CSV import (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storecast-typed-") as workdir:
-        print(json.dumps(bench_typed(Path(workdir), args.records), indent=2))
+        print(json.dumps(bench_typed(Path(workdir), args.records, args.import_records), indent=2))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
 from storecast.services.lib.rollup import Span, kept_spans, resolution_for, touched_spans, upkeep_sql
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PRODUCTION_TABLES, ROLLUP_TABLES
+from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.services.lib.window import Vintage, Window
 from storecast.services.query.sql import bucket_cut_sql, production_sql
 from storecast.services.vector.sql import tariff_sql, vector_sql
@@ -73,7 +73,7 @@ def test_the_bucket_cut_reads_one_record_per_bucket_up_to_the_limit() -> None:
 @pytest.mark.parametrize("window", WINDOWS)
 def test_production_sql_parses(engine: Client, window: Window) -> None:
     assert parses(engine, production_sql("db.t", METER, window, 11))
-    assert parses(engine, production_sql("db.t", METER, window, 11, rollup="db.r"))
+    assert parses(engine, production_sql("db.t", METER, window, 11, rollup="db.r", pending="db.p"))
     assert parses(engine, bucket_cut_sql("db.t", 1000, 100))
 
 
@@ -93,21 +93,26 @@ def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
 
 
 def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
-    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, "avg", 86_400_000), 11, rollup="db.r")
+    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, "avg", 86_400_000), 11, rollup="db.r", pending="db.p")
     # Day cells in the middle, hour and minute cells towards the edges, records within a minute of them.
     for resolution in (86_400_000, 3_600_000, 60_000):
         assert f"resolution = {resolution} AND bucket >= intDiv({{start:Int64}} + {resolution - 1}, {resolution})" in sql
     assert "FROM db.r WHERE" in sql and f"FROM db.t WHERE {KEY} AND {KEPT} AND ((timestamp >= {{start:Int64}}" in sql
-    assert "if(sum(`p:count`) = 0, NULL, sum(`p:sum`) / sum(`p:count`)) AS `agg_p`" in sql
+    assert "if(n[1] = 0, NULL, s[1] / n[1]) AS `agg_p`" in sql  # p, the meter's first attribute
     # A period no resolution divides reads the records alone.
-    assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r")
+    assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r", pending="db.p")
 
 
 def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
     spans = touched_spans([1, 1, 2], [7, 7, 7], [86_400_000 + 61_000, 86_400_000 + 3_600_000 * 5, 5])
     assert spans == [Span(1, 7, 86_400_000 + 61_000, 86_400_000 + 18_000_000), Span(2, 7, 5, 5)]
-    sql = upkeep_sql("db.t", "db.r", METER, spans)
-    assert sql.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, `p:min`, `p:max`, `p:sum`, `p:count`,")
+    minutes, hours, days = upkeep_sql("db.t", "db.r", METER, spans)
+    sql = " ".join((minutes, hours, days))
+    assert all(
+        s.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, mins, maxs, sums, counts)")
+        for s in (minutes, hours, days)
+    )
+    assert "[`p`, `q`, `f`, `u`, `i`] AS v" in minutes
     # Minutes from the records of the touched minutes; hours and days from the finer cells around them.
     assert "(site_id = 1 AND id = 7 AND timestamp >= 86460000 AND timestamp < 104460000)" in sql
     assert "(site_id = 2 AND id = 7 AND timestamp >= 0 AND timestamp < 60000)" in sql
@@ -122,15 +127,16 @@ def test_records_past_the_retention_update_no_cell() -> None:
 
 def test_the_rollup_sql_runs(engine: Client) -> None:
     engine.command("CREATE DATABASE IF NOT EXISTS unit_rollup")
-    for table in (PRODUCTION_TABLES["meter"], ROLLUP_TABLES["meter"]):
+    for table in (PRODUCTION_TABLES["meter"], ROLLUP_TABLES["meter"], PENDING_TABLE):
         for statement in table.ddl("unit_rollup"):
             engine.command(statement)
     engine.command(
         "INSERT INTO unit_rollup.production_meter (site_id, id, timestamp, p) VALUES (1, 7, 61000, 1.0), (1, 7, 3700000, 3.0)"
     )
     spans = touched_spans([1, 1], [7, 7], [61_000, 3_700_000])
-    engine.command(upkeep_sql("unit_rollup.production_meter", "unit_rollup.rollup_meter", METER, spans))
-    cells = engine.query("SELECT resolution, bucket, records, `p:sum` FROM unit_rollup.rollup_meter ORDER BY resolution, bucket")
+    for statement in upkeep_sql("unit_rollup.production_meter", "unit_rollup.rollup_meter", METER, spans):
+        engine.command(statement)
+    cells = engine.query("SELECT resolution, bucket, records, sums[1] FROM unit_rollup.rollup_meter ORDER BY resolution, bucket")
     assert cells.result_rows == [
         (60_000, 60_000, 1, 1.0),
         (60_000, 3_660_000, 1, 3.0),

@@ -77,6 +77,52 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
 {{- join "," $items -}}
 {{- end -}}
 
+{{/* Logging and metrics of a long-running component (README, "Metrics and logs"). */}}
+{{- define "storecast.observabilityEnv" -}}
+- name: STORECAST_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- if .Values.metrics.enabled }}
+- name: STORECAST_METRICS_HOST
+  value: "0.0.0.0"
+- name: STORECAST_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+{{- end }}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: STORECAST_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: STORECAST_INFLIGHT_BODY_BYTES
+  value: {{ .Values.admission.inflightBodyBytes | int64 | quote }}
+- name: STORECAST_INFLIGHT_RECORDS
+  value: {{ .Values.admission.inflightRecords | int64 | quote }}
+{{- with .Values.admission.rateLimit }}
+- name: STORECAST_RATE_LIMIT
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The metrics container port, named for the metrics Service and the NetworkPolicy. */}}
+{{- define "storecast.metricsPort" -}}
+{{- if .Values.metrics.enabled -}}
+- name: metrics
+  containerPort: {{ .Values.metrics.port }}
+  protocol: TCP
+{{- end }}
+{{- end -}}
+
+{{/* The NetworkPolicy rule that lets metrics.scrapers reach the metrics port. */}}
+{{- define "storecast.metricsIngress" -}}
+{{- if .Values.metrics.enabled -}}
+- ports:
+    - port: metrics
+      protocol: TCP
+  {{- with .Values.metrics.scrapers }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "storecast.podSettings" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:

@@ -1,0 +1,149 @@
+"""Admission control of a service process: a budget of PUT bytes and of decoded rows in flight.
+
+gRPC callers reach the services without the gateway, so the services hold
+their own budgets, per process: `STORECAST_INFLIGHT_BODY_BYTES` of Put
+requests (their serialized size, charged when the call starts and released
+when it ends) and `STORECAST_INFLIGHT_RECORDS` decoded rows (production
+records, forecast and commitment vectors, tariff periods; charged once the
+body is decoded, held while the rows wait for their insert). A call beyond
+either is refused at once with 1500 and gRPC RESOURCE_EXHAUSTED, and nothing
+of it is stored; through the gateway that is HTTP 500 by the status table
+(the gateway's own refusal, before it reads a body, is 503 with Retry-After).
+
+The interceptor also refuses every storecast.v1 call while the store is down
+(services/lib/readiness.py): 1500, gRPC UNAVAILABLE, without waiting on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from storecast.env import setting
+from storecast.status import ApiFailure, ApiStatus
+
+_API_PREFIX = "/storecast.v1."
+
+
+class Budget:
+    """A quantity shared by concurrent calls; a charge beyond it is refused, never waited for."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def try_charge(self, amount: int) -> bool:
+        with self._lock:
+            # A lone request larger than the whole budget still passes when nothing else is in flight:
+            # the body size limit, not this, is what refuses it.
+            if self.used and self.used + amount > self.limit:
+                return False
+            self.used += amount
+            return True
+
+    def release(self, amount: int) -> None:
+        with self._lock:
+            self.used -= amount
+
+
+def busy(what: str) -> ApiFailure:
+    return ApiFailure(
+        ApiStatus.SERVER_ERROR,
+        f"the server is busy ({what} in flight at the limit); retry later",
+        grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
+
+
+_local = threading.local()
+
+
+def charge_records(rows: int) -> None:
+    """Charge a decoded request's rows to the records budget, for the rest of the call
+    (a no-op outside an admitted Put call)."""
+    ticket: _Ticket | None = getattr(_local, "ticket", None)
+    if ticket is None:
+        return
+    if not ticket.records.try_charge(rows):
+        raise busy(f"{ticket.records.what}")
+    ticket.rows += rows
+
+
+class _Ticket:
+    def __init__(self, records: Budget) -> None:
+        self.records = records
+        self.rows = 0
+
+
+class AdmissionInterceptor(grpc.ServerInterceptor):
+    """Put calls within the budgets; every API call refused at once while the store is down.
+
+    It runs inside ApiErrorInterceptor, which turns its ApiFailure into the gRPC status."""
+
+    def __init__(self, body_bytes: Budget, records: Budget, check_ready: Callable[[], None] | None = None) -> None:
+        self.body_bytes = body_bytes
+        self.records = records
+        self._check_ready = check_ready
+
+    @classmethod
+    def from_env(cls, check_ready: Callable[[], None] | None = None) -> AdmissionInterceptor:
+        return cls(
+            Budget(int(setting("STORECAST_INFLIGHT_BODY_BYTES")), "request bytes"),
+            Budget(int(setting("STORECAST_INFLIGHT_RECORDS")), "decoded records"),
+            check_ready,
+        )
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(_API_PREFIX):
+            return handler
+        is_put = method.rsplit("/", 1)[-1].startswith("Put")
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            def admitted(request: Message, context: grpc.ServicerContext) -> Any:
+                with self._admission(request, is_put):
+                    return unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                admitted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            def admitted_stream(request: Message, context: grpc.ServicerContext) -> Iterator[Any]:
+                with self._admission(request, False):
+                    yield from stream(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                admitted_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @contextmanager
+    def _admission(self, request: Message, is_put: bool) -> Iterator[None]:
+        if self._check_ready is not None:
+            self._check_ready()
+        if not is_put:
+            yield
+            return
+        size = request.ByteSize()
+        if not self.body_bytes.try_charge(size):
+            raise busy(self.body_bytes.what)
+        ticket = _Ticket(self.records)
+        _local.ticket = ticket
+        try:
+            yield
+        finally:
+            _local.ticket = None
+            self.body_bytes.release(size)
+            self.records.release(ticket.rows)

@@ -1,0 +1,70 @@
+"""A 201 means on disk: the inserted part's files and its directory are fsynced before the answer.
+
+kill -9 cannot show this (the kernel keeps the page cache), so the serving process's
+sync calls are traced with strace while one PUT goes through.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from storecast.services.lib.schema import PRODUCTION_TABLES
+from tests.conftest import Pki, ok, put, start_storecast, stop_storecast
+from tests.helpers import T0
+
+# strace -ttt -y: "<tid> <epoch seconds> fdatasync(<fd></path>) = 0", or "... <unfinished ...>" when
+# another thread's line comes between the call and its return; the call's time is what counts.
+_SYNC = re.compile(r"^\d+\s+(?P<at>\d+\.\d+) (?:fsync|fdatasync)\(\d+<(?P<path>[^>]+)>")
+# A part being written is tmp_insert_<name>, renamed to <name> once complete (tables live under UUIDs).
+_PART = re.compile(r"/(?:tmp_insert_)?all_\d+_\d+_\d+$")
+_PART_FILE = re.compile(r"/(?:tmp_insert_)?all_\d+_\d+_\d+/[^/]+\.(?:bin|txt|cidx)$")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_put_is_synced_to_disk_before_its_201(tmp_path: Path, test_pki: Pki) -> None:
+    (tmp_path / "server").mkdir()
+    instance = start_storecast(tmp_path / "server", test_pki)
+    trace = tmp_path / "strace.log"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-ttt", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace), "-p", str(instance.process.pid)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)  # strace attaches to every thread of the process
+        with instance.client("admin") as admin:
+            ok(put(admin, "/v1/1/production/meter", [{"timestamp": T0 + i, "id": 1, "p": float(i)} for i in range(100)]), 201)
+            acknowledged = time.time()
+        time.sleep(1)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=30)
+        stop_storecast(instance)
+    syncs = [(float(m["at"]), m["path"]) for line in trace.read_text().splitlines() if (m := _SYNC.match(line))]
+    # Each part's syncs, by part directory: its files' and its own.
+    parts: dict[str, list[tuple[float, str]]] = {}
+    for at, path in syncs:
+        if directory := _PART.search(path) or _PART_FILE.search(path):
+            part = path[: directory.start()] + "/" + path[directory.start() + 1 :].split("/")[0].removeprefix("tmp_insert_")
+            parts.setdefault(part, []).append((at, path))
+    # The parts this PUT wrote before its 201 (the pending mark of its rollup cells, then its
+    # records) were synced whole before it: no part begun before the 201 had a sync after it.
+    # (The maintainer writes the rollup cells after the 201: those parts begin after it.)
+    written = {part: calls for part, calls in parts.items() if min(at for at, _ in calls) < acknowledged}
+    assert any(path.endswith("/data.bin") for calls in written.values() for _, path in calls), trace.read_text()[-3000:]
+    assert all(_PART.search(path) for calls in written.values() for _, path in calls if not _PART_FILE.search(path))
+    for part, calls in written.items():
+        assert any(_PART.search(path) for _, path in calls), (part, calls)  # the directory itself
+        assert all(at < acknowledged for at, _ in calls), (acknowledged, part, calls)
+
+
+def test_the_schema_turns_the_engine_fsyncs_on_or_off() -> None:
+    on, off = PRODUCTION_TABLES["meter"].ddl("db", fsync=True)[-1], PRODUCTION_TABLES["meter"].ddl("db", fsync=False)[-1]
+    assert on == "ALTER TABLE db.production_meter MODIFY SETTING fsync_after_insert = 1, fsync_part_directory = 1"
+    assert off.endswith("fsync_after_insert = 0, fsync_part_directory = 0")
+    assert "fsync" not in " ".join(PRODUCTION_TABLES["meter"].ddl("db"))

@@ -55,7 +55,8 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
     insert_s = time.perf_counter() - started
 
     equipment = EQUIPMENT_TYPES[EQUIPMENT_TYPE]
-    parameters = {"site_id": dataset.site_id, "id": equipment_id, "start": dataset.start_ms, "end": dataset.end_ms}
+    # horizon 0: no retention, as storecast runs in the bench.
+    parameters = {"site_id": dataset.site_id, "id": equipment_id, "start": dataset.start_ms, "end": dataset.end_ms, "horizon": 0}
     limit = dataset.seconds + 1  # storecast asks for one more row than its cap, to detect partial results
     aggregate_sql = production_sql(table, equipment, Window(dataset.start_ms, dataset.end_ms, "avg", BUCKET_MS), limit)
     raw_sql = production_sql(table, equipment, Window(dataset.start_ms, dataset.end_ms, None, None), limit)

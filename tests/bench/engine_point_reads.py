@@ -114,6 +114,7 @@ def targets(dataset: Dataset, seed: int, count: int = TARGETS_PER_CLIENT) -> lis
             "id": int(dataset.columns["id"][index]),
             "start": timestamp,
             "end": timestamp + STEP_MS,
+            "horizon": 0,  # no retention, as storecast runs in the bench
         }
         chosen.append((parameters, float(attribute[index])))
     return chosen

@@ -59,15 +59,17 @@ class _EquipmentWriter:
         self.written = RECORDS_WRITTEN.labels("production", equipment.name)
 
     def _insert(self, columns: Columns) -> None:
-        """The spans whose rollup cells the block changes, marked pending first (a crash
-        between the two leaves them pending, never a cell counted as current), then the block."""
+        """The block, then the spans whose rollup cells it changes, marked pending, before
+        any of its PUTs is acknowledged. The records first: a maintainer round that read a
+        mark must find its records stored (a mark written first could be done and deleted
+        while its records were still on their way)."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
         horizon = self._retention.horizon_ms("production", self.equipment.name)
         spans = kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
         with store_insert(), self._store.client() as client:
+            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
             if spans:
                 client.command(pending_sql(self._pending, self._table, spans))
-            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
         if spans:
             self.maintainer.notify()
 

@@ -21,11 +21,11 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
     if "ingest" in targets:
         from storecast.services.ingest.service import register as register_ingest
 
-        registrations.append(register_ingest(store, settings.batching, settings.retention))
+        registrations.append(register_ingest(store, settings.batching, settings.retention, rollups=settings.rollups))
     if "query" in targets:
         from storecast.services.query.service import register as register_query
 
-        registrations.append(register_query(store, settings.max_records, settings.retention))
+        registrations.append(register_query(store, settings.max_records, settings.retention, rollups=settings.rollups))
     if "vector" in targets:
         from storecast.services.vector.service import register as register_vector
 

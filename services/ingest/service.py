@@ -14,7 +14,7 @@ from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
 from storecast.services.lib.metrics import RECORDS_WRITTEN, store_insert
 from storecast.services.lib.retention import Retention
-from storecast.services.lib.rollup import Maintainer, RollupOf, kept_spans, pending_sql, touched_spans
+from storecast.services.lib.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.services.lib.store import Store
@@ -53,7 +53,8 @@ class _EquipmentWriter:
         self._table = store.table(table.name)
         self._rollup = store.table(ROLLUP_TABLES[equipment.name].name)
         self._pending = store.table(PENDING_TABLE.name)
-        self.maintainer: Maintainer
+        # None: rollups are off (STORECAST_ROLLUPS=0), and inserts mark nothing.
+        self.maintainer: Maintainer | None = None
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
         self.written = RECORDS_WRITTEN.labels("production", equipment.name)
@@ -65,12 +66,16 @@ class _EquipmentWriter:
         while its records were still on their way)."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
         horizon = self._retention.horizon_ms("production", self.equipment.name)
-        spans = kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
+        spans = (
+            []
+            if self.maintainer is None
+            else kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
+        )
         with store_insert(), self._store.client() as client:
             client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
             if spans:
                 client.command(pending_sql(self._pending, self._table, spans))
-        if spans:
+        if spans and self.maintainer is not None:
             self.maintainer.notify()
 
 
@@ -86,8 +91,11 @@ def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dic
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store, batching: BatchSettings, retention: Retention) -> None:
+    def __init__(self, store: Store, batching: BatchSettings, retention: Retention, *, rollups: bool = True) -> None:
         self._writers = _writers(store, batching, retention)
+        if not rollups:
+            mark_rollups_stale(store, store.table(PENDING_TABLE.name))
+            return
         tables = {
             store.table(PRODUCTION_TABLES[w.equipment.name].name): RollupOf(
                 store.table(ROLLUP_TABLES[w.equipment.name].name), w.equipment
@@ -134,9 +142,9 @@ def _record_path(row: int) -> str:
     return f"values[{row}]"
 
 
-def register(store: Store, batching: BatchSettings, retention: Retention) -> Registration:
+def register(store: Store, batching: BatchSettings, retention: Retention, *, rollups: bool = True) -> Registration:
     def add(server: grpc.Server) -> str:
-        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching, retention), server)
+        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching, retention, rollups=rollups), server)
         return ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
     return add

@@ -33,6 +33,8 @@ class ServiceSettings:
     store_ca: str | None = None
     # A Unix socket to listen on instead of the TCP port (serve all's default).
     grpc_socket: str | None = None
+    # Rollup cells kept up by ingest and read by aggregations (STORECAST_ROLLUPS, on by default).
+    rollups: bool = True
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -59,6 +61,7 @@ class ServiceSettings:
             insert_quorum=_quorum(setting("STORECAST_INSERT_QUORUM")),
             store_ca=optional_setting("STORECAST_STORE_CA"),
             grpc_socket=optional_setting("STORECAST_GRPC_SOCKET"),
+            rollups=_flag("STORECAST_ROLLUPS", setting("STORECAST_ROLLUPS")),
         )
 
 

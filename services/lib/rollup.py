@@ -1,12 +1,20 @@
 """Rollups of production records: their upkeep after each insert, and the reads they serve.
 
 A rollup cell (site, id, resolution, bucket) holds per attribute min, max,
-sum and count of the cell's records (schema.rollup_table). After every insert
-the ingest service recomputes, before it acknowledges, exactly the cells the
-inserted records fall in, from what is stored then: minute cells from the raw
-records, hour cells from minute cells, day cells from hour cells, one
-one INSERT ... SELECT each. A replaced or late record therefore leaves every cell
-exact, and a read never sees a cell older than an acknowledged PUT.
+sum and count of the cell's records (schema.rollup_table). Each insert marks
+the spans it touched pending (rollup_pending) before its PUTs are
+acknowledged; a Maintainer thread then recomputes exactly those spans' cells
+from what is stored: minute cells from the raw records, hour cells from minute
+cells, day cells from hour cells, one INSERT ... SELECT each. A read takes
+cells only before the first pending minute of its (site, id), and raw records
+from there on, so a replaced or late record is counted as soon as its PUT is
+acknowledged.
+
+On a single node neither the cells nor the marks are fsynced: a mark costs a
+PUT no sync of its own. What a power loss takes from the page cache is marked
+again when the next maintainer starts: the spans of every raw part written in
+the RECENT_PARTS_S before the newest one (raw parts are synced before their
+PUTs are acknowledged).
 
 An aggregation whose period is a multiple of a resolution reads the cells of
 the coarsest such resolution that the range covers whole, and the raw records
@@ -33,6 +41,12 @@ from storecast.services.lib.store import Store
 log = logging.getLogger("storecast.rollup")
 
 MINUTE, HOUR, DAY = ROLLUP_RESOLUTIONS_MS
+# Longer than the kernel keeps dirty pages (30 s by default) before writing them back.
+RECENT_PARTS_S = 600
+# The `tbl` of a pending row that says no cell can be trusted: an ingest ran with rollups off
+# (STORECAST_ROLLUPS=0), and its inserts marked nothing. Reads take no cell while it is there;
+# the next maintainer marks every stored span pending, then deletes it.
+EVERY_TABLE = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +177,33 @@ def pending_sql(pending_table: str, raw_table: str, spans: Sequence[Span]) -> st
     return f"INSERT INTO {pending_table} (tbl, site_id, id, token, first, last) VALUES {rows}"
 
 
+def remark_sql(pending_table: str, raw_tables: Sequence[str], *, everything: bool = False) -> str:
+    """The INSERT that marks pending again the spans of every part of the raw tables
+    written in the RECENT_PARTS_S before each table's newest part (`everything`: of all parts)."""
+    token = secrets.randbits(63)
+    selects = []
+    for raw_table in raw_tables:
+        database, name = raw_table.split(".", 1)
+        parts = f"system.parts WHERE database = '{database}' AND table = '{name}' AND active"
+        newest = f"(SELECT max(modification_time) FROM {parts})"
+        recent = f" WHERE _part IN (SELECT name FROM {parts} AND modification_time >= {newest} - {RECENT_PARTS_S})"
+        selects.append(
+            f"SELECT '{raw_table}', site_id, id, {token}, min(timestamp), max(timestamp) FROM {raw_table}"
+            f"{'' if everything else recent} GROUP BY site_id, id"
+        )
+    return f"INSERT INTO {pending_table} (tbl, site_id, id, token, first, last) {' UNION ALL '.join(selects)}"
+
+
+def mark_rollups_stale(store: Store, pending_table: str) -> None:
+    """Says, before an ingest with rollups off stores anything, that no cell can be trusted."""
+    with store.client() as client:
+        if not client.query(f"SELECT count() FROM {pending_table} WHERE tbl = '{EVERY_TABLE}'").result_rows[0][0]:
+            client.command(
+                f"INSERT INTO {pending_table} (tbl, site_id, id, token, first, last)"
+                f" VALUES ('{EVERY_TABLE}', 0, 0, 0, 0, {np.iinfo(np.int64).max})"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class RollupOf:
     """Where the cells of one raw production table are kept, and its attributes."""
@@ -194,6 +235,11 @@ class Maintainer:
         self._interval_s = interval_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._remarked = False
+        try:
+            self._remark_recent()
+        except Exception:
+            log.warning("the store cannot mark the recent parts' spans pending yet; the maintainer's rounds retry it")
         self._thread = threading.Thread(target=self._run, name="rollup-maintainer", daemon=True)
         self._thread.start()
         store.before_close(self.stop)
@@ -206,6 +252,18 @@ class Maintainer:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=30)
+
+    def _remark_recent(self) -> None:
+        """Before any read trusts a cell: what a power loss may have taken is pending again,
+        and everything if an ingest ran with rollups off."""
+        with self._store.client() as client:
+            stale = client.query(f"SELECT count() FROM {self._pending} WHERE tbl = '{EVERY_TABLE}'").result_rows[0][0]
+            # A cluster's marks are synced (schema.Table.synced): no power loss takes them.
+            if stale or self._store.cluster is None:
+                client.command(remark_sql(self._pending, list(self._tables), everything=bool(stale)))
+            if stale:
+                client.command(f"DELETE FROM {self._stored_pending} WHERE tbl = '{EVERY_TABLE}'")
+        self._remarked = True
 
     def _run(self) -> None:
         while True:
@@ -221,9 +279,11 @@ class Maintainer:
 
     def catch_up(self) -> int:
         """One round: every pending span's cells recomputed, those spans deleted; how many spans."""
+        if not self._remarked:
+            self._remark_recent()
         with self._store.client() as client:
             spans_sql = f"SELECT tbl, site_id, id, min(first), max(last), groupArray(token) FROM {self._pending}"
-            rows = client.query(f"{spans_sql} GROUP BY tbl, site_id, id").result_rows
+            rows = client.query(f"{spans_sql} WHERE tbl != '{EVERY_TABLE}' GROUP BY tbl, site_id, id").result_rows
             work: dict[str, tuple[list[Span], list[int]]] = defaultdict(lambda: ([], []))
             for table, site_id, record_id, first, last, tokens in rows:
                 spans, all_tokens = work[table]
@@ -266,8 +326,9 @@ def aggregate_sql(
     levels = [r for r in ROLLUP_RESOLUTIONS_MS if r <= resolution]
     # A scalar subquery: the engine computes it first, so the key ranges below stay constants.
     pending = (
-        f"(SELECT minOrNull(first) FROM {pending_table} WHERE tbl = '{raw_table}'"
+        f"(SELECT minOrNull(first) FROM {pending_table} WHERE (tbl = '{raw_table}'"
         " AND site_id = {site_id:UInt32} AND id = {id:UInt32} AND last >= {start:Int64})"
+        f" OR tbl = '{EVERY_TABLE}')"
     )
     cells_end = f"least({{end:Int64}}, ifNull(intDiv({pending}, {MINUTE}) * {MINUTE}, {{end:Int64}}))"
 

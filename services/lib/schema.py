@@ -79,6 +79,9 @@ class Table:
     # epoch-milliseconds column its rows expire by.
     retention_key: tuple[str, str | None] = ("", None)
     expires_by: str = "timestamp"
+    # False: inserts are never fsynced, whatever STORECAST_FSYNC says, on a single node, where
+    # the table holds what can be rebuilt from synced tables after a power loss (services/lib/rollup.py).
+    synced: bool = True
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -99,7 +102,9 @@ class Table:
             statements = [self._create(stored, self._merge_tree(self.engine, ttl))]
             statements += [self._add_column(stored, column) for column in self.value_columns]
             statements += [self._modify_ttl(stored, ttl)] if ttl else []
-        return statements + ([self._durability(stored, fsync)] if fsync is not None else [])
+        if fsync is None:
+            return statements
+        return [*statements, self._durability(stored, fsync and (self.synced or cluster is not None))]
 
     @staticmethod
     def _durability(table: str, fsync: bool) -> str:
@@ -230,11 +235,12 @@ def rollup_table(name: str, record_type: RecordType) -> Table:
         order_by=("site_id", "id", "resolution", "bucket"),
         retention_key=("rollup", record_type.name),
         expires_by="bucket",
+        synced=False,
     )
 
 
 # Spans of records inserted whose rollup cells are not yet recomputed (services/lib/rollup.py):
-# written before the records, deleted once their cells are; reads take cells only before them.
+# written after the records, deleted once their cells are; reads take cells only before them.
 PENDING_TABLE = Table(
     name="rollup_pending",
     key_columns=(
@@ -246,6 +252,7 @@ PENDING_TABLE = Table(
     value_columns=(Column("first", "Int64", TIMESTAMP_CODEC), Column("last", "Int64", TIMESTAMP_CODEC)),
     order_by=("tbl", "site_id", "id", "token"),
     engine="MergeTree",
+    synced=False,
 )
 
 

@@ -26,8 +26,9 @@ from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
-    def __init__(self, store: Store, max_records: int, retention: Retention) -> None:
+    def __init__(self, store: Store, max_records: int, retention: Retention, *, rollups: bool = True) -> None:
         self._store = store
+        self._rollups = rollups
         self._max_records = max_records
         self._retention = retention
         self._known_ids = KnownIds()
@@ -62,14 +63,17 @@ class QueryService(query_pb2_grpc.QueryServicer):
         )
         limit = record_limit(request.max_records, self._max_records)
         horizon = self._retention.horizon_ms("production", equipment.name)
-        if window.start is not None and window.start < horizon and not _from_rollups(window):
+        if window.start is not None and window.start < horizon and not (self._rollups and _from_rollups(window)):
             days = self._retention.days_of("production", equipment.name)
-            raise ApiFailure(
-                ApiStatus.INVALID_PARAMETERS,
-                f"from is older than the {days} days {equipment.name} records are kept; past them only"
-                " aggregations whose period is a multiple of 1 min are answered, from rollups",
+            past = (
+                "past them only aggregations whose period is a multiple of 1 min are answered, from rollups"
+                if self._rollups
+                else "rollups are off (STORECAST_ROLLUPS=0), so nothing past them is answered"
             )
-        return _ProductionRead(self._store, self._known_ids, request, equipment, window, limit, horizon)
+            raise ApiFailure(
+                ApiStatus.INVALID_PARAMETERS, f"from is older than the {days} days {equipment.name} records are kept; {past}"
+            )
+        return _ProductionRead(self._store, self._known_ids, request, equipment, window, limit, horizon, self._rollups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class _ProductionRead:
     window: Window
     limit: int
     horizon: int  # the oldest timestamp kept (retention)
+    rollups: bool
 
     def json(self) -> tuple[RenderedArray, int | None]:
         rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
@@ -144,8 +149,8 @@ class _ProductionRead:
         return self.store.table(PENDING_TABLE.name)
 
     @property
-    def _rollup(self) -> str:
-        return self.store.table(ROLLUP_TABLES[self.equipment.name].name)
+    def _rollup(self) -> str | None:
+        return self.store.table(ROLLUP_TABLES[self.equipment.name].name) if self.rollups else None
 
     def counted(self, records: int) -> None:
         RECORDS_READ.labels("production", self.equipment.name).inc(records)
@@ -181,9 +186,9 @@ def _from_rollups(window: Window) -> bool:
     return window.period_ms is not None and resolution_for(window.period_ms) is not None
 
 
-def register(store: Store, max_records: int, retention: Retention) -> Registration:
+def register(store: Store, max_records: int, retention: Retention, *, rollups: bool = True) -> Registration:
     def add(server: grpc.Server) -> str:
-        query_pb2_grpc.add_QueryServicer_to_server(QueryService(store, max_records, retention), server)
+        query_pb2_grpc.add_QueryServicer_to_server(QueryService(store, max_records, retention, rollups=rollups), server)
         return query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 
     return add

@@ -62,6 +62,8 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
   value: {{ .Values.store.batchMaxRows | int64 | quote }}
 - name: STORECAST_BATCH_GATHER_MS
   value: {{ .Values.store.batchGatherMs | quote }}
+- name: STORECAST_ROLLUPS
+  value: {{ ternary "1" "0" .Values.store.rollups | quote }}
 {{- with .Values.store.retention }}
 - name: STORECAST_RETENTION
   value: {{ include "storecast.retention" . | quote }}

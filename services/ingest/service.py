@@ -12,7 +12,7 @@ from storecast.services.lib import native, payload
 from storecast.services.lib.admission import charge_records
 from storecast.services.lib.batching import BatchSettings, Committer
 from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
-from storecast.services.lib.metrics import RECORDS_WRITTEN, store_insert
+from storecast.services.lib.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert
 from storecast.services.lib.retention import Retention
 from storecast.services.lib.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
 from storecast.services.lib.rpc import Registration
@@ -58,6 +58,7 @@ class _EquipmentWriter:
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
         self.written = RECORDS_WRITTEN.labels("production", equipment.name)
+        self._spans_marked = ROLLUP_SPANS_MARKED.labels(table.name)
 
     def _insert(self, columns: Columns) -> None:
         """The block, then the spans whose rollup cells it changes, marked pending, before
@@ -75,6 +76,7 @@ class _EquipmentWriter:
             client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
             if spans:
                 client.command(pending_sql(self._pending, self._table, spans))
+                self._spans_marked.inc(len(spans))
         if spans and self.maintainer is not None:
             self.maintainer.notify()
 

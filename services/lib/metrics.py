@@ -70,6 +70,17 @@ BATCH_ROWS = Histogram(
     buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
 )
 
+ROLLUP_SPANS_MARKED = Counter(
+    "storecast_rollup_spans_marked",
+    "Spans of inserted records marked pending for rollup upkeep, by raw table (the re-marks at a start not counted).",
+    ["table"],
+)
+ROLLUP_SPANS_RECOMPUTED = Counter(
+    "storecast_rollup_spans_recomputed",
+    "Pending spans whose rollup cells were recomputed and whose marks were deleted, by raw table.",
+    ["table"],
+)
+
 
 class StoreCall:
     """Times calls of one kind ("insert" or "query") and counts their failures.

@@ -34,6 +34,7 @@ import numpy as np
 
 from storecast.catalog import Kind, RecordType
 from storecast.services.lib.keys import KEY_FILTER
+from storecast.services.lib.metrics import ROLLUP_SPANS_RECOMPUTED
 from storecast.services.lib.retention import Retention
 from storecast.services.lib.schema import ROLLUP_RESOLUTIONS_MS
 from storecast.services.lib.store import Store
@@ -300,6 +301,7 @@ class Maintainer:
                         client.command(statement)
                 done = ", ".join(map(str, tokens))
                 client.command(f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})")
+                ROLLUP_SPANS_RECOMPUTED.labels(table.split(".", 1)[1]).inc(len(tokens))
         return len(rows)
 
 

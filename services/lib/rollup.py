@@ -122,11 +122,18 @@ def _values(record_type: RecordType) -> str:
     return "[" + ", ".join(f"`{a.name}`" for a in record_type.attributes) + "]"
 
 
-def _from_records(bucket: str) -> str:
-    """SELECT items of cells from records that carry their attributes as the array `v`."""
+def _from_records(record_type: RecordType, bucket: str) -> str:
+    """SELECT items of cells from records: an aggregate per attribute, gathered into the
+    cells' arrays. Over a round's records this is about twice as fast as -ForEach over
+    an array per record; the rows repay the analysis of the extra expressions."""
+
+    def gathered(aggregate: str) -> str:
+        return "[" + ", ".join(aggregate.format(f"`{a.name}`") for a in record_type.attributes) + "]"
+
     return (
-        f"site_id, id, {bucket} AS bucket, toUInt32(count()) AS records, minForEach(v) AS mins, maxForEach(v) AS maxs,"
-        " sumForEach(arrayMap(x -> ifNull(x, 0), v)) AS sums, sumForEach(arrayMap(x -> toUInt32(x IS NOT NULL), v)) AS counts"
+        f"site_id, id, {bucket} AS bucket, toUInt32(count()) AS records, {gathered('min({})')} AS mins,"
+        f" {gathered('max({})')} AS maxs, {gathered('toFloat64(ifNull(sum({}), 0))')} AS sums,"
+        f" {gathered('toUInt32(count({}))')} AS counts"
     )
 
 
@@ -149,21 +156,18 @@ def upkeep_sql(raw_table: str, rollup_table: str, record_type: RecordType, spans
     cells from the records, then hour cells from the minute cells as now stored, then day
     cells from the hour cells. Three statements rather than one nesting the finer levels in
     the coarser: the engine's analysis of a query grows faster than its size."""
-    records = _newest(
-        f"site_id, id, timestamp, {_values(record_type)} AS v",
-        raw_table,
-        _within(spans, "timestamp", MINUTE),
-        "site_id, id, timestamp",
-    )
     insert = f"INSERT INTO {rollup_table} (site_id, id, resolution, bucket, {CELLS})"
-    minutes = f"SELECT {_from_records(f'intDiv(timestamp, {MINUTE}) * {MINUTE}')} FROM ({records}) GROUP BY site_id, id, bucket"
+    # FINAL: the newest version of each record, as _newest gives (keys are unique within a
+    # part, and a newer insert has a higher block number), for about half its cost here.
+    minutes = (
+        f"SELECT {_from_records(record_type, f'intDiv(timestamp, {MINUTE}) * {MINUTE}')} FROM {raw_table} FINAL"
+        f" WHERE {_within(spans, 'timestamp', MINUTE)} GROUP BY site_id, id, bucket"
+    )
     statements = [f"{insert} SELECT site_id, id, {MINUTE}, bucket, {CELLS} FROM ({minutes})"]
     for resolution, finer in ((HOUR, MINUTE), (DAY, HOUR)):
-        finer_cells = _newest(
-            f"site_id, id, bucket, {CELLS}",
-            rollup_table,
-            f"resolution = {finer} AND {_within(spans, 'bucket', resolution)}",
-            "site_id, id, bucket",
+        finer_cells = (
+            f"SELECT site_id, id, bucket, {CELLS} FROM {rollup_table} FINAL"
+            f" WHERE resolution = {finer} AND {_within(spans, 'bucket', resolution)}"
         )
         statements.append(
             f"{insert} SELECT site_id, id, {resolution}, bucket, {CELLS} FROM ({_from_cells(resolution, finer_cells)})"

@@ -112,7 +112,9 @@ def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
         s.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, mins, maxs, sums, counts)")
         for s in (minutes, hours, days)
     )
-    assert "[`p`, `q`, `f`, `u`, `i`] AS v" in minutes
+    # The newest version of each record (FINAL), an aggregate per attribute gathered into the cells' arrays.
+    assert "FROM db.t FINAL" in minutes
+    assert "[min(`p`), min(`q`), min(`f`), min(`u`), min(`i`)] AS mins" in minutes
     # Minutes from the records of the touched minutes; hours and days from the finer cells around them.
     assert "(site_id = 1 AND id = 7 AND timestamp >= 86460000 AND timestamp < 104460000)" in sql
     assert "(site_id = 2 AND id = 7 AND timestamp >= 0 AND timestamp < 60000)" in sql

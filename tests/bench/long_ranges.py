@@ -22,9 +22,10 @@ import grpc
 import httpx
 import numpy as np
 import peers
+from processes import free_port
 from storecast_target import start_storecast
 from timing import repeat
-from workload import ATTRIBUTES, EQUIPMENT_TYPE, Dataset, line_protocol_body, recent_aligned_start_ms
+from workload import ATTRIBUTES, EQUIPMENT_TYPE, Dataset, json_body, line_protocol_body, recent_aligned_start_ms
 
 from storecast.catalog import EQUIPMENT_TYPES
 from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, records_pb2
@@ -32,6 +33,7 @@ from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, records_pb2
 SITE_ID = 1
 PERIODS_MS = {"1h": 3_600_000, "1d": 86_400_000}
 RUNS = 5
+UPKEEP_JSON_RECORDS = 300_000
 _EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 
@@ -79,6 +81,59 @@ def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
                 result[label] = {**timed.as_json(), "buckets": len(timed.last), "expected_buckets": _buckets(dataset, period_ms)}
     finally:
         result["exit_code"] = target.server.stop()
+    return result
+
+
+def _metric_total(text: str, name: str) -> float:
+    """The sum of a metric's samples over its labels, from the Prometheus text format."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _wait_upkeep_done(metrics_url: str) -> None:
+    """Until the maintainer has recomputed every span the inserts marked (rollups off: at once)."""
+    while True:
+        text = httpx.get(metrics_url, timeout=10).text
+        if _metric_total(text, "storecast_rollup_spans_recomputed_total") >= _metric_total(
+            text, "storecast_rollup_spans_marked_total"
+        ):
+            return
+        time.sleep(0.05)
+
+
+def bench_upkeep(workdir: Path, dataset: Dataset) -> dict[str, Any]:
+    """Bulk ingest with rollup upkeep against the same with rollups off (STORECAST_ROLLUPS=0),
+    each into a fresh instance: the dataset in typed 100,000-record batches over gRPC, then
+    UPKEEP_JSON_RECORDS of it in 5,000-record v1 JSON PUTs over REST (another site). With
+    rollups on, each clock stops only once the maintainer has recomputed every span marked."""
+    requests = [_typed(dataset, start, min(start + 100_000, dataset.records)) for start in range(0, dataset.records, 100_000)]
+    bodies = [json_body(dataset, start, start + 5_000) for start in range(0, UPKEEP_JSON_RECORDS, 5_000)]
+    result: dict[str, Any] = {}
+    for label, env in (("on", {}), ("off", {"STORECAST_ROLLUPS": "0"})):
+        metrics_port = free_port()
+        target = start_storecast(workdir / f"upkeep-{label}", 100_000, {**env, "STORECAST_METRICS_PORT": str(metrics_port)})
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        measured: dict[str, Any] = {}
+        try:
+            with grpc.insecure_channel(target.grpc_target, options=_CHANNEL_OPTIONS) as channel:
+                stub = ingest_pb2_grpc.IngestStub(channel)
+                started = time.perf_counter()
+                for request in requests:
+                    stub.PutProduction(request, timeout=600)
+                _wait_upkeep_done(metrics_url)
+                seconds = time.perf_counter() - started
+            measured["typed_100000"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1)}
+            with target.client() as client:
+                started = time.perf_counter()
+                for body in bodies:
+                    response = target.put(client, dataset.site_id + 1, body)
+                    if response.status_code != 201:
+                        raise RuntimeError(f"storecast PUT: {response.status_code} {response.text[:200]}")
+                _wait_upkeep_done(metrics_url)
+                seconds = time.perf_counter() - started
+            measured["json_5000"] = {"seconds": round(seconds, 3), "records_per_s": round(UPKEEP_JSON_RECORDS / seconds, 1)}
+        finally:
+            measured["exit_code"] = target.server.stop()
+        result[label] = measured
     return result
 
 
@@ -168,6 +223,12 @@ def bench_long_ranges(workdir: Path, days: list[int], with_peers: bool, say: Cal
                 f"  {name:16} ingest {measured['ingest']['records_per_s']:>9,.0f} records/s,"
                 + "".join(f" {label} avg {measured[label]['median_ms']:7.1f} ms" for label in PERIODS_MS)
             )
+        if count == min(days):
+            say(f"  rollup upkeep: bulk ingest of the {count}-day dataset, rollups on (upkeep done) and off")
+            results["upkeep"] = bench_upkeep(workdir / "upkeep", dataset)
+            for shape in ("typed_100000", "json_5000"):
+                on, off = (results["upkeep"][label][shape]["records_per_s"] for label in ("on", "off"))
+                say(f"    {shape:14} on {on:>9,.0f} records/s, off {off:>9,.0f} records/s ({on / off:.2f}x)")
         del dataset
     say("forecast aggregation on raw periods (vectors have no rollups)")
     results["vectors"] = bench_vectors(workdir / "vectors")

@@ -110,6 +110,7 @@ def checks(results: dict[str, Any]) -> list[Check]:
         + (fleet_checks(results["fleet"]) if "fleet" in results else [])
         + (typed_checks(results["typed"]) if "typed" in results else [])
         + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
+        + (upkeep_checks(results["long_ranges"]) if "upkeep" in results.get("long_ranges", {}) else [])
     )
 
 
@@ -151,6 +152,23 @@ def long_range_checks(long: dict[str, Any]) -> list[Check]:
                 _equal_check(f"long range {key}, {label} avg: buckets", stored.get("buckets"), stored.get("expected_buckets", 0))
             )
     return checks
+
+
+# Bulk ingest with rollup upkeep (until the maintainer is done), against rollups off in the same run.
+UPKEEP_INGEST = 0.8
+
+
+def upkeep_checks(long: dict[str, Any]) -> list[Check]:
+    return [
+        _ratio_check(
+            f"bulk ingest, rollup upkeep included / rollups off, {shape}",
+            _get(long, "upkeep", "on", key, "records_per_s"),
+            _get(long, "upkeep", "off", key, "records_per_s"),
+            ">=",
+            UPKEEP_INGEST,
+        )
+        for key, shape in (("typed_100000", "typed 100,000-record batches"), ("json_5000", "5,000-record JSON PUTs"))
+    ]
 
 
 def typed_checks(typed: dict[str, Any]) -> list[Check]:

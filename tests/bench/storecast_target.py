@@ -53,7 +53,7 @@ def check_pki() -> None:
         raise RuntimeError(f"dev PKI missing ({', '.join(missing)}): run `make pki` (or `make bench`)")
 
 
-def start_storecast(workdir: Path, max_records: int) -> Storecast:
+def start_storecast(workdir: Path, max_records: int, extra_env: dict[str, str] | None = None) -> Storecast:
     check_pki()
     root = workdir / "storecast"
     root.mkdir(parents=True)
@@ -71,6 +71,7 @@ def start_storecast(workdir: Path, max_records: int) -> Storecast:
         "STORECAST_TLS_CLIENT_CA": str(PKI_DIR / "ca.cert.pem"),
         "STORECAST_PERMISSIONS": str(DEV_DIR / "permissions.yaml"),
         "STORECAST_MAX_RECORDS": str(max_records),
+        **(extra_env or {}),
     }
     # The console script of this venv, so the measured process is storecast itself (no wrapper).
     argv = [str(Path(sys.executable).with_name("storecast")), "serve", "all"]

@@ -199,6 +199,8 @@ class VictoriaMetrics:
             f"-httpListenAddr=127.0.0.1:{http_port}",
             f"-storageDataPath={root}",
             "-loggerLevel=WARN",
+            # Its default keeps one month and drops older samples as they arrive: the long ranges hold 90 days.
+            "-retentionPeriod=100y",
             # Repeated benchmark queries would otherwise be answered from its rollup cache (NOTES.md, "Peers, fairly").
             "-search.disableCache",
             "-search.latencyOffset=0s",

@@ -2,9 +2,17 @@
 # Build from the repository root: docker build -t storecast:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm
 # "embedded" carries chDB (~550 MB) for chdb:// store URLs; against a ClickHouse
 # server build with --build-arg EXTRAS= for an image without it.
 ARG EXTRAS=embedded
+
+# The web console's charts: `make vendor` fetches uPlot from the npm registry and checks
+# its integrity, as on a developer's machine (node and make are in this image).
+FROM ${NODE_IMAGE} AS console
+WORKDIR /src
+COPY Makefile ./
+RUN make vendor
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG EXTRAS
@@ -17,6 +25,7 @@ COPY proto proto
 COPY storecast storecast
 COPY services services
 COPY gateway gateway
+COPY --from=console /src/gateway/console/vendor gateway/console/vendor
 # The gRPC code is generated as the Makefile does, then installed with the
 # package; grpcio-tools (pinned as in pyproject's dev extras) stays behind.
 # DL3013 reads ".[extras]" as an unpinned package: it is this source tree, whose dependencies pyproject pins.

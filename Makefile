@@ -8,8 +8,14 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 DEV_DIR := .dev
 PKI_DIR := $(DEV_DIR)/pki
 export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
+# The console's charts: uPlot from the npm registry, checked against the integrity npm
+# records for this version (`npm view uplot@VERSION dist.integrity`), vendored into the package.
+UPLOT_VERSION := 1.6.32
+UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+CONSOLE_VENDOR := gateway/console/vendor
+UPLOT_STAMP := $(CONSOLE_VENDOR)/.uplot-$(UPLOT_VERSION)
 
-.PHONY: run test soak bench lint typecheck proto pki clean
+.PHONY: run test soak bench lint typecheck proto pki clean vendor chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,16 +34,39 @@ $(GENERATED) &: $(PROTOS) $(VENV)/.installed
 
 proto: $(GENERATED)
 
-$(PKI_DIR)/ca.cert.pem: | $(GENERATED)
+# admin.p12 is the browser's copy of the admin certificate (README, "Web console"): a PKI
+# made before it existed is made anew, with it.
+$(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 &: | $(GENERATED)
 	$(BIN)/storecast pki --out $(PKI_DIR)
 
-pki: $(PKI_DIR)/ca.cert.pem
+pki: $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12
 
-run: $(GENERATED) $(PKI_DIR)/ca.cert.pem
+# npm and node only (the Dockerfile's node stage runs this target too): the tarball is
+# hashed as npm would, and only the two files the console loads are taken out of it.
+$(UPLOT_STAMP):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	mkdir -p $(DEV_DIR)/npm $(CONSOLE_VENDOR)
+	cd $(DEV_DIR)/npm && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null
+	test "$$(node -e 'const data = require("fs").readFileSync(process.argv[1]); \
+		process.stdout.write("sha512-" + require("crypto").createHash("sha512").update(data).digest("base64"))' \
+		$(DEV_DIR)/npm/uplot-$(UPLOT_VERSION).tgz)" = "$(UPLOT_INTEGRITY)" \
+		|| { echo "uplot-$(UPLOT_VERSION).tgz does not match its recorded integrity" >&2; exit 1; }
+	tar -xzf $(DEV_DIR)/npm/uplot-$(UPLOT_VERSION).tgz -C $(CONSOLE_VENDOR) --strip-components=2 \
+		package/dist/uPlot.iife.min.js package/dist/uPlot.min.css
+	tar -xzf $(DEV_DIR)/npm/uplot-$(UPLOT_VERSION).tgz -O package/LICENSE > $(CONSOLE_VENDOR)/uPlot.LICENSE
+	rm -f $(CONSOLE_VENDOR)/.uplot-* && touch $@
+
+vendor: $(UPLOT_STAMP)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+run: $(GENERATED) $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 $(UPLOT_STAMP)
 	$(BIN)/storecast serve all
 
 # Lint and types first: a change that breaks them does not land (.ci/run calls this target).
-test: lint typecheck $(GENERATED)
+test: lint typecheck $(GENERATED) $(UPLOT_STAMP) chromium
 	$(BIN)/python -m pytest -q tests
 
 lint: $(VENV)/.installed
@@ -78,4 +107,4 @@ bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEV_DIR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi
+	rm -rf $(VENV) $(DEV_DIR) $(CONSOLE_VENDOR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi

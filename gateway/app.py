@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storecast.gateway import health, openapi, params, routing
+from storecast.gateway import console, ext_routing, health, openapi, params, routing
 from storecast.gateway.admission import Admission, Refusal
 from storecast.gateway.backends import Backends
 from storecast.gateway.config import GatewaySettings
@@ -58,6 +58,21 @@ def created_response(request: Request, reply: records_pb2.PutReply) -> Response:
     return Response(_CREATED, status_code=201, media_type=JSON)
 
 
+def caller(cn: str | None) -> str:
+    """The caller as a refusal's message names it."""
+    return f"certificate {cn!r}" if cn else "a request without a client certificate"
+
+
+async def answer(handle: Callable[[Request], Awaitable[Response]], scope: Scope, receive: Receive, send: Send) -> None:
+    """Send `handle`'s response, or the error envelope of the ApiFailure it raised."""
+    request = Request(scope, receive)
+    try:
+        response = await handle(request)
+    except ApiFailure as failure:
+        response = error_response(failure)
+    await response(scope, receive, send)
+
+
 def request_id_of(scope: Scope) -> str:
     request_id: str = scope["state"]["request_id"]
     return request_id
@@ -85,13 +100,8 @@ class V1Api:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         try:
-            try:
-                response = await self.handle(request)
-            except ApiFailure as failure:
-                response = error_response(failure)
-            await response(scope, receive, send)
+            await answer(self.handle, scope, receive, send)
         finally:
             # The body bytes a PUT was admitted with, held until its answer is sent.
             self.admission.release(scope)
@@ -99,17 +109,25 @@ class V1Api:
     async def handle(self, request: Request) -> Response:
         endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
         access: Access = "read" if endpoint.method == "GET" else "write"
-        cn = client_identity(request.scope, self._settings)
-        request.scope["state"]["cn"] = cn
-        if not self._permissions.allows(cn, endpoint.site_id, access):
-            who = f"certificate {cn!r}" if cn else "a request without a client certificate"
-            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{who} may not {access} site {endpoint.site_id}")
-        self.admission.check_rate(cn or "")
+        self.authorize(request, endpoint.site_id, access)
         target = routing.check_target(endpoint)
         handler = self._handlers.get((target.category, target.method))
         if handler is None:
             raise ApiFailure(ApiStatus.SERVER_ERROR)
         return await handler(request, target)
+
+    def identify(self, request: Request) -> str | None:
+        """The caller's CN (None: no verified certificate), also kept for the access log."""
+        cn = client_identity(request.scope, self._settings)
+        request.scope["state"]["cn"] = cn
+        return cn
+
+    def authorize(self, request: Request, site_id: int, access: Access) -> None:
+        """403 (1400) unless the caller may `access` the site; then the caller's rate limit (429)."""
+        cn = self.identify(request)
+        if not self._permissions.allows(cn, site_id, access):
+            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{caller(cn)} may not {access} site {site_id}")
+        self.admission.check_rate(cn or "")
 
     async def read_json_body(self, request: Request) -> bytes:
         """The body of a PUT: no query string, JSON content type, within the size limit."""
@@ -265,7 +283,8 @@ class RequestIdMiddleware:
 
 
 class Dispatch:
-    """GET /openapi.json to the document, every other request to the v1 tree.
+    """GET /openapi.json to the document, /ext/v1/... to the extensions (gateway/ext.py),
+    /console/... to the web console's files (gateway/console), every other request to the v1 tree.
 
     The path is compared, not matched with Starlette's routes: their patterns
     use `.`, which does not match a newline, so a path holding %0A matched no
@@ -277,8 +296,10 @@ class Dispatch:
     v1 tree, which answers 404 (1101) as for any path outside it.
     """
 
-    def __init__(self, api: V1Api) -> None:
+    def __init__(self, api: V1Api, ext: ASGIApp, web_console: console.Console) -> None:
         self._api = api
+        self._ext = ext
+        self._console = web_console
         self._document = Response(msgspec.json.encode(openapi.build_document()), media_type=JSON)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -287,12 +308,20 @@ class Dispatch:
         elif scope["path"] in health.PATHS and scope["method"] in ("GET", "HEAD"):
             # Like the document, without a client certificate (gateway/health.py).
             await self._api.probes(scope, receive, send)
+        elif scope["path"].startswith(ext_routing.PREFIX):
+            await self._ext(scope, receive, send)
+        elif console.serves(scope["path"]):
+            await answer(self._console.handle, scope, receive, send)
         else:
             await self._api(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings) -> ASGIApp:
-    api = V1Api(settings, Permissions.load(settings.permissions))
+    # ext builds on this module's V1Api and responses, hence imported here.
+    from storecast.gateway.ext import ExtApi
+
+    permissions = Permissions.load(settings.permissions)
+    api = V1Api(settings, permissions)
 
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
@@ -304,7 +333,8 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
-    router = Router(default=Dispatch(api), lifespan=lifespan, redirect_slashes=False)
+    dispatch = Dispatch(api, ExtApi(api, permissions), console.Console(settings, permissions))
+    router = Router(default=dispatch, lifespan=lifespan, redirect_slashes=False)
     # Outermost: the metrics and the access log see every answer, the 1500s included.
     # Tracing (off unless STORECAST_OTLP_ENDPOINT): a span around each request, the gRPC calls its children.
     return ObserveMiddleware(traced(RequestIdMiddleware(router)), trusted_header=settings.trusted_cert_header is not None)

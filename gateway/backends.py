@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 from storecast.gateway.config import GatewaySettings
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.tracing import grpc_client_call
-from storecast.v1 import ingest_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
+from storecast.v1 import ingest_pb2_grpc, inventory_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
 
 log = logging.getLogger("storecast.gateway")
 
@@ -38,6 +38,8 @@ class Backends:
         self._credentials = settings.grpc_client_tls.channel_credentials() if settings.grpc_client_tls else None
         self.ingest = ingest_pb2_grpc.IngestStub(self._channel(settings.ingest_target))
         self.query = query_pb2_grpc.QueryStub(self._channel(settings.query_target))
+        # The query target serves the inventory too (services/server.py).
+        self.inventory = inventory_pb2_grpc.InventoryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
 
     def channel(self, target: str) -> grpc.aio.Channel:

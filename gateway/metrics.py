@@ -1,6 +1,7 @@
 """The gateway's Prometheus metrics and its access log: one observation per request.
 
-Requests are counted by route template (`/v1/{site_id}/production/{type}/{id}`),
+Requests are counted by route template (`/v1/{site_id}/production/{type}/{id}`,
+`/ext/v1/{site_id}/inventory`),
 never by their path, so the label values are a short fixed list whatever
 clients send. The API status code is read from the first bytes of the
 response body: every API response, success or error, begins with
@@ -23,6 +24,7 @@ from urllib.parse import unquote
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from storecast.gateway import ext_routing
 from storecast.gateway.health import PATHS as PROBE_PATHS
 from storecast.gateway.routing import TYPED_CATEGORIES, UNTYPED_CATEGORIES
 from storecast.gateway.tls import client_common_name
@@ -72,6 +74,9 @@ def route_template(raw_path: bytes) -> str:
     fixed = FIXED_ROUTES.get(raw_path)
     if fixed is not None:
         return fixed
+    if raw_path.startswith(ext_routing.PREFIX.encode()):
+        ext = ext_routing.match(raw_path)
+        return OTHER if ext is None else ext.route
     segments = raw_path.decode("latin-1").split("/")
     if segments[:2] != ["", "v1"] or not 4 <= len(segments) <= 6 or "" in segments[2:]:
         return OTHER

@@ -29,7 +29,7 @@ from storecast.catalog import (
     Kind,
     RecordType,
 )
-from storecast.gateway import params, routing
+from storecast.gateway import ext_routing, params, routing
 from storecast.status import STATUS, ApiStatus
 
 Schema = dict[str, Any]
@@ -475,6 +475,232 @@ def _get_operation(resource: Resource) -> Schema:
     }
 
 
+# ---- /ext/v1/ ----------------------------------------------------------------
+
+EXT_TAG = "ext"
+_CATEGORY_NAMES = [category.name for category in (PRODUCTION, FORECAST, COMMITMENTS, TARIFFS)]
+_DURATION = {"type": "string", "maxLength": params.PERIOD_MAX_DIGITS + 1}
+# Named apart from the v1 parameters (equipment_id is a path parameter there, period another bucket).
+_EXT_QUERY: dict[str, Schema] = {
+    "ext_horizon": {
+        "name": "horizon",
+        "in": "query",
+        "required": True,
+        "schema": {**_DURATION, "pattern": "^[0-9]+[smhd]$", "examples": ["0s", "6h", "1d"]},
+        "description": "the least time between a vintage's creation and a period it gives: an integer (0 allowed) and"
+        " s, m, h or d",
+    },
+    "ext_equipment": {
+        "name": "equipment",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "enum": list(EQUIPMENT_TYPES)},
+        "description": "the equipment type whose production records are the actuals",
+    },
+    "ext_equipment_id": {
+        "name": "equipment_id",
+        "in": "query",
+        "required": True,
+        "schema": _ref("schemas", "Uint32"),
+        "description": "the equipment id whose production records are the actuals",
+    },
+    "ext_attribute": {
+        "name": "attribute",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "examples": ["p"]},
+        "description": "the equipment type's attribute the forecast is compared with",
+    },
+    "ext_period": {
+        "name": "period",
+        "in": "query",
+        "required": True,
+        "schema": {**_DURATION, "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "examples": ["15m", "1h"]},
+        "description": "the forecast's period length: the actual of a period at t is the average of the attribute"
+        " over [t, t + period[",
+    },
+    "ext_horizon_bucket": {
+        "name": "horizon_bucket",
+        "in": "query",
+        "required": True,
+        "schema": {**_DURATION, "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "examples": ["1h"]},
+        "description": "horizons (t - creation_timestamp) are grouped in [k*bucket, (k+1)*bucket[",
+    },
+    "ext_forecast_attribute": {
+        "name": "forecast_attribute",
+        "in": "query",
+        "schema": {"type": "string", "default": "p"},
+        "description": "the forecast type's attribute compared",
+    },
+}
+
+
+def _ext_schemas() -> dict[str, Schema]:
+    timestamp, count = _ref("schemas", "Timestamp"), {"type": "integer", "format": "int64", "minimum": 0}
+    nullable_type = {"type": ["string", "null"], "description": "the type's catalog name; null for commitments and tariffs"}
+    attribute = _object(
+        {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": [kind.name.lower() for kind in Kind]},
+            "unit": {"type": "string", "description": "`-` when the attribute has none"},
+            "description": {"type": "string"},
+        },
+        ["name", "kind", "unit", "description"],
+        "an attribute as the catalog declares it",
+    )
+    attributes: Schema = {"type": "array", "items": _ref("schemas", "CatalogAttribute")}
+    schemas = {
+        "Site": _object({"site_id": _ref("schemas", "Uint32")}, ["site_id"], "a site with something stored"),
+        "Series": _object(
+            {
+                "category": {"type": "string", "enum": _CATEGORY_NAMES},
+                "type": nullable_type,
+                "id": _ref("schemas", "Uint32"),
+                "first_timestamp": {**timestamp, "description": "the first record or period timestamp"},
+                "last_timestamp": {**timestamp, "description": "the last record or period timestamp"},
+                "count": {**count, "description": "production: records; forecasts, commitments: vintages; tariffs: periods"},
+                "first_creation_timestamp": {**timestamp, "description": "forecasts and commitments: the first vintage"},
+                "last_creation_timestamp": {**timestamp, "description": "forecasts and commitments: the last vintage"},
+            },
+            ["category", "type", "id", "first_timestamp", "last_timestamp", "count"],
+            "one stored series: an equipment's records, a forecast's or a commitment's vintages, a tariff's periods",
+        ),
+        "CatalogAttribute": attribute,
+        "CatalogEntry": _object(
+            {
+                "category": {"type": "string", "enum": _CATEGORY_NAMES},
+                "type": nullable_type,
+                "description": {"type": "string"},
+                "attributes": {**attributes, "description": "a record's attributes; a vector's: each period's"},
+                "vector_attributes": {**attributes, "description": "a whole vector's attributes (a commitment's quality)"},
+            },
+            ["category", "type", "description", "attributes", "vector_attributes"],
+            "an equipment type, a forecast type, commitments or tariffs",
+        ),
+        "HorizonError": _object(
+            {
+                "horizon_ms": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "the bucket's lower bound, k * horizon_bucket in ms; negative for periods before"
+                    " their vintage's creation",
+                },
+                "count": {**count, "minimum": 1, "description": "(vintage, period) pairs with a forecast value and an actual"},
+                "mae": {"type": "number", "minimum": 0, "description": "mean absolute error, mean(|forecast - actual|)"},
+                "bias": {"type": "number", "description": "mean(forecast - actual)"},
+            },
+            ["horizon_ms", "count", "mae", "bias"],
+            "a forecast's error over the horizons of one bucket",
+        ),
+    }
+    for forecast in FORECAST_TYPES.values():
+        period = {
+            "timestamp": {**timestamp, "description": "period start"},
+            "creation_timestamp": {**timestamp, "description": "the creation time of the vintage the period is from"},
+        } | _attributes(forecast.attributes, request=False, averaged=False)
+        schemas[f"{_title(forecast)}StaircasePeriod"] = _object(
+            period, list(period), f"a period of the {forecast.name} forecast's staircase"
+        )
+    return schemas
+
+
+def _title(forecast: RecordType) -> str:
+    """Forecast type `solar` → `Solar`, for operation and component names."""
+    return "".join(word[:1].upper() + word[1:] for word in forecast.name.split("-"))
+
+
+def _ext_responses() -> dict[str, Schema]:
+    ranged = [ApiStatus.INVALID_FROM, ApiStatus.INVALID_TO, ApiStatus.INVALID_PERIOD]
+    forecast = [ApiStatus.INVALID_SITE_ID, ApiStatus.INVALID_ID, ApiStatus.INVALID_PARAMETERS, *ranged]
+    return {
+        "ExtNoQueryBadRequest": _error_response([ApiStatus.INVALID_PARAMETERS], "Bad request: a query parameter (none is taken)"),
+        "InventoryBadRequest": _error_response(
+            [ApiStatus.INVALID_SITE_ID, ApiStatus.INVALID_PARAMETERS], "Bad request: a bad site_id, or a query parameter"
+        ),
+        "StaircaseBadRequest": _error_response(
+            forecast,
+            "Bad request: a bad site_id or forecast_id, a forecast id never stored for this site, horizon missing or"
+            " bad, or a bad or inconsistent query parameter",
+        ),
+        "HorizonErrorsBadRequest": _error_response(
+            [*forecast, ApiStatus.INVALID_TYPE],
+            "Bad request: a bad site_id, forecast_id or equipment_id, an unknown equipment type or attribute, an id"
+            " never stored for this site, a required parameter missing, or a bad or inconsistent query parameter",
+        ),
+    }
+
+
+def _ext_get(
+    operation: tuple[str, str, str], parameters: list[Schema], item: str, bad_request: str, *, partial: bool = False
+) -> Schema:
+    """A GET of /ext/v1/: (operationId, summary, description), its parameters, the schema of its results' items,
+    the response of its 400s, and whether it may answer in parts (206)."""
+    operation_id, summary, description = operation
+    results = {"results": {"type": "array", "items": _ref("schemas", item)}}
+    responses = {
+        "200": _json_response("Success", _envelope(ApiStatus.SUCCESS, results)),
+        "400": _ref("responses", bad_request),
+    }
+    if partial:
+        next_from = {"next_from": {**_ref("schemas", "Timestamp"), "description": "repeat the request with from=next_from"}}
+        responses["206"] = _json_response(
+            "Partial response: more items than the gateway returns at once (STORECAST_MAX_RECORDS)",
+            _envelope(ApiStatus.PARTIAL_RESPONSE, next_from | results),
+        )
+    return {
+        "tags": [EXT_TAG],
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "parameters": parameters,
+        "responses": _by_status(responses),
+    }
+
+
+def _ext_paths() -> Iterator[tuple[str, Schema]]:
+    site, no_query = _ref("parameters", "site_id"), "ExtNoQueryBadRequest"
+    sites = ("listSites", "List the sites", "The sites with anything stored that the client certificate may read, ascending.")
+    yield ext_routing.SITES, {"get": _ext_get(sites, [], "Site", no_query)}
+    catalog = (
+        "listCatalog",
+        "List the catalog",
+        "Every equipment type, forecast type, commitments and tariffs, with their attributes, kinds and units;"
+        " for any client certificate the permissions file names.",
+    )
+    yield ext_routing.CATALOG, {"get": _ext_get(catalog, [], "CatalogEntry", no_query)}
+    inventory = (
+        "getInventory",
+        "List a site's series",
+        "Every equipment, forecast, commitment and tariff id stored for the site, with its first and last"
+        " timestamp and count, ordered by category (production, forecast, commitment, tariff), type, id.",
+    )
+    yield ext_routing.INVENTORY, {"get": _ext_get(inventory, [site], "Series", "InventoryBadRequest")}
+    head = [site, _ref("parameters", FORECAST.id_parameter)]
+    ranged = [_ref("parameters", "from"), _ref("parameters", "to")]
+    actuals = ("equipment", "equipment_id", "attribute", "period", "horizon_bucket", "forecast_attribute")
+    for forecast in FORECAST_TYPES.values():
+        base = f"/ext/v1/{{site_id}}/forecast/{forecast.name}/{{{FORECAST.id_parameter}}}"
+        title = _title(forecast)
+        staircase = (
+            f"getStaircase{title}",
+            f"Read the {forecast.name} forecast's staircase",
+            "For each period timestamp t in [from, to[ (every one without them), the period of the latest vintage"
+            " created at or before t - horizon, ascending by t (tshistory's staircase).",
+        )
+        parameters = [*head, _ref("parameters", "ext_horizon"), *ranged]
+        period = f"{title}StaircasePeriod"
+        yield f"{base}/staircase", {"get": _ext_get(staircase, parameters, period, "StaircaseBadRequest", partial=True)}
+        errors = (
+            f"getHorizonErrors{title}",
+            f"Read the {forecast.name} forecast's error per horizon",
+            "Over every (vintage, period) pair with t in [from, to[ that has both a forecast value and an actual"
+            " (the average of the equipment's attribute over [t, t + period[): the mean absolute error and the bias"
+            " (forecast - actual) per horizon bucket, ascending by horizon.",
+        )
+        parameters = [*head, *(_ref("parameters", f"ext_{name}") for name in actuals), *ranged]
+        yield f"{base}/horizon-errors", {"get": _ext_get(errors, parameters, "HorizonError", "HorizonErrorsBadRequest")}
+
+
 # ---- the document -----------------------------------------------------------
 
 
@@ -496,6 +722,13 @@ and commitment vectors, and tariffs, per site.
   an `X-Request-Id` header. A request that matches no path here is refused with
   404 (1101); a method other than the path's, with 405 (1102) and an `Allow`
   header.
+- Paths under `/ext/v1/` (tag `ext`) go beyond v1: the sites, the catalog, a
+  site's inventory, a forecast's staircase and its error per horizon; same
+  envelope, codes, identity and read permissions.
+- `/console/` is the web console, a page for browsers (HTML, not JSON; not an
+  operation here): it reads the sites through these paths with the browser's
+  client certificate, and its files go only to a certificate with a grant
+  (else 403, 1400).
 
 | API status | HTTP status | message |
 |---|---|---|
@@ -535,8 +768,11 @@ def build_document() -> Schema:
         # Relative: the API is wherever this document was fetched from.
         "servers": [{"url": "/"}],
         "security": [{"mutualTLS": []}],
-        "tags": [{"name": c.name} for c in categories],
-        "paths": dict(_paths(items)),
+        "tags": [
+            *({"name": c.name} for c in categories),
+            {"name": EXT_TAG, "description": "Beyond v1: the sites, the catalog, a site's inventory, forecast analyses"},
+        ],
+        "paths": dict(_paths(items)) | dict(_ext_paths()),
         "components": {
             "securitySchemes": {
                 "mutualTLS": {
@@ -545,9 +781,9 @@ def build_document() -> Schema:
                     " identity the permissions file grants sites and read/write access",
                 }
             },
-            "schemas": _schemas(items),
-            "parameters": _parameters(categories),
-            "responses": _shared_responses(categories),
+            "schemas": _schemas(items) | _ext_schemas(),
+            "parameters": _parameters(categories) | _EXT_QUERY,
+            "responses": _shared_responses(categories) | _ext_responses(),
             "headers": {
                 "X-Request-Id": {
                     "description": "this request's id, also in the gateway's log lines about it",

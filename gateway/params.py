@@ -75,13 +75,20 @@ def aggregation(params: dict[str, str]) -> records_pb2.Aggregation.ValueType:
 
 
 def period_ms(params: dict[str, str]) -> int | None:
-    text = params.get("period")
+    return duration_ms(params, "period")
+
+
+def duration_ms(params: dict[str, str], name: str, *, zero: bool = False, example: str = "15m") -> int | None:
+    """A duration in `period`'s syntax (1206 if bad), positive unless `zero` allows 0."""
+    text = params.get(name)
     if text is None:
         return None
     match = _PERIOD.fullmatch(text)
-    if match is None or int(match[1]) == 0:
+    if match is None or (int(match[1]) == 0 and not zero):
+        sign = "non-negative" if zero else "positive"
         raise ApiFailure(
-            ApiStatus.INVALID_PERIOD, f"period must be a positive integer followed by s, m, h or d (e.g. 15m), got {text!r}"
+            ApiStatus.INVALID_PERIOD,
+            f"{name} must be a {sign} integer followed by s, m, h or d (e.g. {example}), got {text!r}",
         )
     return int(match[1]) * _PERIOD_UNIT_MS[match[2]]
 

@@ -49,3 +49,15 @@ class Permissions:
         if grant is None or access not in grant.access:
             return False
         return grant.all_sites or site_id in grant.sites
+
+    def knows(self, cn: str | None) -> bool:
+        """Whether the file grants this certificate anything at all."""
+        return cn is not None and cn in self._grants
+
+    def readable_sites(self, cn: str | None) -> frozenset[int] | Literal["*"] | None:
+        """The sites the certificate may read: "*" for every site, None when it may read none
+        (unknown, or granted write access only)."""
+        grant = self._grants.get(cn) if cn is not None else None
+        if grant is None or "read" not in grant.access:
+            return None
+        return "*" if grant.all_sites else grant.sites

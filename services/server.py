@@ -26,10 +26,13 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from storecast.services.query.service import register as register_query
 
         registrations.append(register_query(store, settings.max_records, settings.retention, rollups=settings.rollups))
+        from storecast.services.inventory.service import register as register_inventory
+
+        registrations.append(register_inventory(store, settings.retention))
     if "vector" in targets:
         from storecast.services.vector.service import register as register_vector
 
-        registrations.append(register_vector(store, settings.max_records, settings.batching))
+        registrations.append(register_vector(store, settings.max_records, settings.batching, settings.retention))
     return registrations
 
 

@@ -11,6 +11,8 @@ storecast import           a CSV or Parquet file into a series, in parallel batc
 storecast export           ids of a series into a CSV or Parquet file, resumable
 storecast get              print the records of one id (table, JSON or CSV)
 storecast put              put a v1 JSON body or a CSV file in one request
+storecast demo             a realistic demo site through the API: a week of 1 Hz PV, meter and battery,
+                           forecasts, commitments, tariffs (the demo extra: pvlib, demandlib)
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def run_all() -> None:
     workers = spawn_workers(settings, metrics.worker_env() if metrics is not None else None)
     url = f"https://{settings.http_host}:{settings.http_port}"
     log.info("gateway on %s (%d worker processes), OpenAPI document: %s/openapi.json", url, len(workers), url)
+    print(console_hint(settings.http_host, settings.http_port), flush=True)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -113,6 +116,19 @@ def run_all() -> None:
         metrics.close()
     if failed or not stopping.is_set():
         raise SystemExit(1)
+
+
+def console_hint(host: str, port: int) -> str:
+    """What `make run` shows a person, in plain text beside the JSON log: where the web console is,
+    and the browser certificate of the dev PKI when there is one (README, "Web console")."""
+    from storecast.dev_pki import DEV_P12_PASSWORD
+
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    hint = f"web console: https://{shown}:{port}/console/"
+    p12 = dev_dir() / "pki" / "admin.p12"
+    if optional_setting("STORECAST_TLS_CERT") is None and p12.exists():
+        hint += f" (import {p12} into the browser, password {DEV_P12_PASSWORD!r}, and trust {p12.with_name('ca.cert.pem')})"
+    return hint
 
 
 def _internal_socket() -> Path | None:
@@ -157,8 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     pki_cmd.add_argument("--out", type=Path, default=None)
     pki_cmd.add_argument("--permissions", type=Path, default=None)
     from storecast.client.commands import add_commands
+    from storecast.demo import add_command as add_demo_command
 
     add_commands(commands)
+    add_demo_command(commands)
     args = parser.parse_args(argv)
     if getattr(args, "client_command", None) is not None:
         raise SystemExit(args.client_command(args))

@@ -15,9 +15,13 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEV_CLIENTS = {"admin": ("*", ["read", "write"]), "reader": ("*", ["read"])}
+# The password of the dev admin's PKCS#12 file, for a browser to import (README, "Web console").
+# Not a secret: it only keeps importers that refuse an empty password (macOS Keychain) working.
+DEV_P12_PASSWORD = "storecast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,14 @@ class Issued:
         )
         key_path.chmod(0o600)
         return cert_path, key_path
+
+    def write_pkcs12(self, directory: Path, stem: str, password: str, ca: x509.Certificate) -> Path:
+        """The certificate, its key and the CA in one PKCS#12 file, as browsers import a client identity."""
+        path = directory / f"{stem}.p12"
+        encryption = serialization.BestAvailableEncryption(password.encode())
+        path.write_bytes(pkcs12.serialize_key_and_certificates(stem.encode(), self.key, self.certificate, [ca], encryption))
+        path.chmod(0o600)
+        return path
 
 
 def _name(cn: str) -> x509.Name:
@@ -106,12 +118,16 @@ def permissions_yaml(clients: Mapping[str, tuple[str | Sequence[int], Sequence[s
 
 
 def create_dev_pki(directory: Path, permissions: Path) -> None:
-    """The CA, a server certificate for localhost, `admin` and `reader`; permissions if missing."""
+    """The CA, a server certificate for localhost, `admin` and `reader` (admin also as admin.p12
+    for a browser); permissions if missing."""
     ca = new_ca()
     ca.write(directory, "ca")
     issue(ca, "localhost", client=False, server_names=("localhost", "127.0.0.1", "::1")).write(directory, "server")
     for cn in DEV_CLIENTS:
-        issue(ca, cn).write(directory, cn)
+        client = issue(ca, cn)
+        client.write(directory, cn)
+        if cn == "admin":
+            client.write_pkcs12(directory, cn, DEV_P12_PASSWORD, ca.certificate)
     if not permissions.exists():
         permissions.parent.mkdir(parents=True, exist_ok=True)
         permissions.write_text(permissions_yaml(DEV_CLIENTS))

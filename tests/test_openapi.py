@@ -97,7 +97,7 @@ def test_every_type_of_the_catalog_has_its_paths() -> None:
         expected |= {f"/v1/{{site_id}}/production/{name}", f"/v1/{{site_id}}/production/{name}/{{equipment_id}}"}
     for name in FORECAST_TYPES:
         expected |= {f"/v1/{{site_id}}/forecast/{name}", f"/v1/{{site_id}}/forecast/{name}/{{forecast_id}}"}
-    assert set(DOCUMENT["paths"]) == expected
+    assert {path for path in DOCUMENT["paths"] if path.startswith("/v1/")} == expected
     assert (len(EQUIPMENT_TYPES), len(FORECAST_TYPES)) == (14, 4)
     assert len(PAIRS) == len(EQUIPMENT_TYPES) + len(FORECAST_TYPES) + 2
 

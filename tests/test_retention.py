@@ -47,6 +47,18 @@ def test_rollups_outlive_the_records_past_their_retention(tmp_path: Path, test_p
             # Within the retention any period is answered from the records.
             recent: dict[str, str | int] = {"from": today, "to": today + HOUR, "agg": "max", "period": "90s"}
             assert [r["p"] for r in ok(admin.get("/v1/1/production/meter/1", params=recent))["results"]] == [11.0, 12.0]
+            # A forecast's errors count as actuals only the records still kept: the old hour has none.
+            vintage = {"creation_timestamp": old - HOUR, "id": 1, "values": [{"timestamp": t, "p": 0.0} for t in (old, today)]}
+            ok(put(admin, "/v1/1/forecast/solar", [vintage]), 201)
+            against: dict[str, str | int] = {
+                "equipment": "meter",
+                "equipment_id": 1,
+                "attribute": "p",
+                "period": "1h",
+                "horizon_bucket": "1d",
+            }
+            errors = ok(admin.get("/ext/v1/1/forecast/solar/1/horizon-errors", params=against))["results"]
+            assert errors == [{"horizon_ms": 3 * DAY, "count": 1, "mae": 11.0, "bias": -11.0}]
     finally:
         stop_storecast(kept_one_day)
     assert kept_one_day.process.returncode == 0, kept_one_day.log.read_text()

@@ -10,6 +10,8 @@ from storecast.status import ApiFailure, ApiStatus
 
 # Bound with {"site_id": ..., "id": ...} as server-side query parameters.
 KEY_FILTER = "site_id = {site_id:UInt32} AND id = {id:UInt32}"
+# Records older than their retention (STORECAST_RETENTION) are not read, whether or not TTL has dropped them yet.
+HORIZON_FILTER = " AND timestamp >= {horizon:Int64}"
 
 
 def newest_versions(columns: str, table: str, where: str, key: str) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from storecast.catalog import Kind, RecordType
-from storecast.services.lib.keys import KEY_FILTER, newest_versions
+from storecast.services.lib.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
 from storecast.services.lib.render import Member, json_object, select_list
 from storecast.services.lib.rollup import aggregate_sql, resolution_for
 from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
-# Records older than their retention (STORECAST_RETENTION) are not read, whether or not TTL has dropped them yet.
-HORIZON_FILTER = " AND timestamp >= {horizon:Int64}"
 
 
 def production_members(equipment: RecordType, window: Window) -> list[Member]:

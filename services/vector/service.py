@@ -18,11 +18,13 @@ from storecast.services.lib.columns import Columns
 from storecast.services.lib.keys import KnownIds
 from storecast.services.lib.metrics import RECORDS_READ, RECORDS_WRITTEN, VECTORS_WRITTEN, store_insert, store_query
 from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
+from storecast.services.lib.retention import Retention
 from storecast.services.lib.rpc import Registration
 from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PERIOD_TIMESTAMPS, TARIFF_TABLE, Table
 from storecast.services.lib.store import Store
 from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
 from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql, vector_stream_sql
+from storecast.services.vector.staircase import Staircases
 from storecast.services.vector.write import TariffWriter, VectorWriter
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
@@ -44,11 +46,12 @@ _KEY_COLUMNS = (0, 1, 2)
 
 
 class VectorService(vector_pb2_grpc.VectorServicer):
-    def __init__(self, store: Store, max_records: int, batching: BatchSettings) -> None:
+    def __init__(self, store: Store, max_records: int, batching: BatchSettings, retention: Retention) -> None:
         self._store = store
         self._max_records = max_records
         self._batching = batching
         self._known_ids = KnownIds()
+        self._staircases = Staircases(store, self._known_ids, max_records, retention)
         self._forecast_writers = {t.enum_value: VectorWriter(FORECAST_TABLES[name], t) for name, t in FORECAST_TYPES.items()}
         self._commitment_writer = VectorWriter(COMMITMENT_TABLE, COMMITMENT)
         self._tariff_writer = TariffWriter(TARIFF_TABLE, TARIFF)
@@ -112,6 +115,12 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
         return _stream(self._tariff_read(request))
+
+    def GetStaircase(self, request: vector_pb2.GetStaircaseRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        return self._staircases.staircase(request)
+
+    def GetHorizonErrors(self, request: vector_pb2.GetHorizonErrorsRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        return self._staircases.horizon_errors(request)
 
     def _forecast_read(self, request: vector_pb2.GetForecastRequest) -> _VectorRead:
         forecast = _forecast_type(request.forecast_type)
@@ -361,9 +370,9 @@ def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -
     return writer.columns(request.site_id, request.v1_json)
 
 
-def register(store: Store, max_records: int, batching: BatchSettings) -> Registration:
+def register(store: Store, max_records: int, batching: BatchSettings, retention: Retention) -> Registration:
     def add(server: grpc.Server) -> str:
-        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching), server)
+        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching, retention), server)
         return vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name
 
     return add

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +43,10 @@ from storecast.services.lib.store import Store
 log = logging.getLogger("storecast.rollup")
 
 MINUTE, HOUR, DAY = ROLLUP_RESOLUTIONS_MS
+# The least time between two maintainer rounds (Maintainer).
+ROUND_INTERVAL_S = 2.0
+# How long a mark whose DELETE was issued is skipped; a background DELETE takes milliseconds.
+DELETED_KEPT_S = 60.0
 # Longer than the kernel keeps dirty pages (30 s by default) before writing them back.
 RECENT_PARTS_S = 600
 # The `tbl` of a pending row that says no cell can be trusted: an ingest ran with rollups off
@@ -220,15 +225,21 @@ class RollupOf:
 class Maintainer:
     """Recomputes the cells of pending spans, coalescing every insert since its last round.
 
-    Rounds run every `interval_s`, and at once when `notify` is called after an
-    idle spell. The pending table outlives the process: spans left by a crash
+    A round runs when `notify` is called, at most every `interval_s`: the longer,
+    the more inserts share a round's fixed cost (about 100 ms of engine queries),
+    and the longer reads of the newest minutes take raw records. The pending table outlives the process: spans left by a crash
     are recomputed by the next maintainer, and one of any ingest replica may do
     another's: a span is deleted only after a recompute that began after it was
     written, so a cell is never trusted while a change to it is unaccounted for.
     """
 
     def __init__(
-        self, store: Store, pending_table: str, tables: Mapping[str, RollupOf], retention: Retention, interval_s: float = 0.5
+        self,
+        store: Store,
+        pending_table: str,
+        tables: Mapping[str, RollupOf],
+        retention: Retention,
+        interval_s: float = ROUND_INTERVAL_S,
     ) -> None:
         self._store = store
         self._retention = retention
@@ -241,6 +252,10 @@ class Maintainer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._remarked = False
+        # Marks whose DELETE was issued, by when. It runs in the background (waiting on it cost
+        # a round up to a second), so a later round may still see them: it skips them rather
+        # than recompute their cells again. A mark seen anyway is only recomputed once more.
+        self._deleted: dict[int, float] = {}
         try:
             self._remark_recent()
         except Exception:
@@ -253,7 +268,8 @@ class Maintainer:
         self._wake.set()
 
     def stop(self) -> None:
-        """Finish the round under way, then no more: the engine must not be called at exit."""
+        """One last round for what was marked since the last, then no more: the engine must
+        not be called at exit. What is still pending then waits for the next start."""
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=30)
@@ -274,21 +290,28 @@ class Maintainer:
         while True:
             self._wake.wait()
             self._wake.clear()
+            self._round()
             if self._stopping.is_set():
                 return
-            try:
-                self.catch_up()
-            except Exception:
-                log.exception("rollup upkeep failed; its spans stay pending and are retried")
-            self._wake.wait(self._interval_s)
+            # Rounds at most every interval: the inserts meanwhile share the next one's fixed cost.
+            self._stopping.wait(self._interval_s)
+
+    def _round(self) -> None:
+        try:
+            self.catch_up()
+        except Exception:
+            log.exception("rollup upkeep failed; its spans stay pending and are retried")
 
     def catch_up(self) -> int:
         """One round: every pending span's cells recomputed, those spans deleted; how many spans."""
         if not self._remarked:
             self._remark_recent()
+        now = time.monotonic()
+        self._deleted = {token: at for token, at in self._deleted.items() if now - at < DELETED_KEPT_S}
+        skipped = f" AND token NOT IN ({', '.join(map(str, self._deleted))})" if self._deleted else ""
         with self._store.client() as client:
             spans_sql = f"SELECT tbl, site_id, id, min(first), max(last), groupArray(token) FROM {self._pending}"
-            rows = client.query(f"{spans_sql} WHERE tbl != '{EVERY_TABLE}' GROUP BY tbl, site_id, id").result_rows
+            rows = client.query(f"{spans_sql} WHERE tbl != '{EVERY_TABLE}'{skipped} GROUP BY tbl, site_id, id").result_rows
             work: dict[str, tuple[list[Span], list[int]]] = defaultdict(lambda: ([], []))
             for table, site_id, record_id, first, last, tokens in rows:
                 spans, all_tokens = work[table]
@@ -304,7 +327,11 @@ class Maintainer:
                     for statement in upkeep_sql(table, rollup.rollup_table, rollup.record_type, kept):
                         client.command(statement)
                 done = ", ".join(map(str, tokens))
-                client.command(f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})")
+                client.command(
+                    f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})"
+                    " SETTINGS lightweight_deletes_sync = 0"
+                )
+                self._deleted.update(dict.fromkeys(tokens, now))
                 ROLLUP_SPANS_RECOMPUTED.labels(table.split(".", 1)[1]).inc(len(tokens))
         return len(rows)
 

@@ -19,63 +19,28 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storecast.gateway import console, ext_routing, health, openapi, params, routing
-from storecast.gateway.admission import Admission, Refusal
+from storecast.gateway.admission import Admission
 from storecast.gateway.backends import Backends
 from storecast.gateway.config import GatewaySettings
+from storecast.gateway.ext import ExtApi
 from storecast.gateway.health import Probes
 from storecast.gateway.identity import client_identity
-from storecast.gateway.metrics import ObserveMiddleware, hold_body_bytes, note_records
+from storecast.gateway.metrics import ObserveMiddleware, hold_body_bytes
 from storecast.gateway.permissions import Access, Permissions
+from storecast.gateway.responses import (
+    JSON,
+    answer,
+    caller,
+    created_response,
+    error_response,
+    request_id_of,
+    results_response,
+)
 from storecast.gateway.tracing import traced
-from storecast.status import STATUS, ApiFailure, ApiStatus
+from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
-
-JSON = "application/json"
-_CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_message": STATUS[ApiStatus.SUCCESS].message})
-
-
-def error_response(failure: ApiFailure) -> Response:
-    body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
-    headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
-    if isinstance(failure, Refusal):
-        headers = failure.headers()
-    return Response(body, status_code=failure.http_status, headers=headers, media_type=JSON)
-
-
-def results_response(request: Request, records: records_pb2.Records) -> Response:
-    note_records(request.scope, records.count)
-    if records.HasField("next_from"):
-        head = b'{"status_code":1001,"status_message":"partial response","next_from":%d,"results":' % records.next_from
-        return Response(head + records.results_json + b"}", status_code=206, media_type=JSON)
-    head = b'{"status_code":1000,"status_message":"success","results":'
-    return Response(head + records.results_json + b"}", status_code=200, media_type=JSON)
-
-
-def created_response(request: Request, reply: records_pb2.PutReply) -> Response:
-    note_records(request.scope, reply.stored)
-    return Response(_CREATED, status_code=201, media_type=JSON)
-
-
-def caller(cn: str | None) -> str:
-    """The caller as a refusal's message names it."""
-    return f"certificate {cn!r}" if cn else "a request without a client certificate"
-
-
-async def answer(handle: Callable[[Request], Awaitable[Response]], scope: Scope, receive: Receive, send: Send) -> None:
-    """Send `handle`'s response, or the error envelope of the ApiFailure it raised."""
-    request = Request(scope, receive)
-    try:
-        response = await handle(request)
-    except ApiFailure as failure:
-        response = error_response(failure)
-    await response(scope, receive, send)
-
-
-def request_id_of(scope: Scope) -> str:
-    request_id: str = scope["state"]["request_id"]
-    return request_id
 
 
 class V1Api:
@@ -317,9 +282,6 @@ class Dispatch:
 
 
 def create_app(settings: GatewaySettings) -> ASGIApp:
-    # ext builds on this module's V1Api and responses, hence imported here.
-    from storecast.gateway.ext import ExtApi
-
     permissions = Permissions.load(settings.permissions)
     api = V1Api(settings, permissions)
 

@@ -16,6 +16,7 @@ path's type and id (1106, 1107), then the query string (12xx).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.requests import Request
@@ -24,10 +25,14 @@ from starlette.types import Receive, Scope, Send
 
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, RecordType
 from storecast.gateway import ext_routing, params, routing
-from storecast.gateway.app import V1Api, answer, caller, request_id_of, results_response
 from storecast.gateway.permissions import Permissions
+from storecast.gateway.responses import answer, caller, request_id_of, results_response
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, inventory_pb2, records_pb2, vector_pb2
+
+if TYPE_CHECKING:
+    # The v1 tree whose identity, permissions, rate limit and backends this tree shares; it builds this one.
+    from storecast.gateway.app import V1Api
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 JsonItem = dict[str, object]

@@ -30,6 +30,7 @@ from storecast.gateway import routing
 from storecast.gateway.config import GatewaySettings
 from storecast.gateway.identity import client_identity
 from storecast.gateway.permissions import Permissions
+from storecast.gateway.responses import caller
 from storecast.status import ApiFailure, ApiStatus
 
 log = logging.getLogger("storecast.gateway")
@@ -103,8 +104,7 @@ class Console:
         cn = client_identity(scope, self._settings)
         scope["state"]["cn"] = cn
         if not self._permissions.knows(cn):
-            who = f"certificate {cn!r}" if cn else "a request without a client certificate"
-            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{who} may not use the console")
+            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{caller(cn)} may not use the console")
         headers = {"etag": asset.etag, **_SECURITY_HEADERS}
         if asset.etag in _etags(scope):
             return Response(status_code=304, headers=headers)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -45,8 +44,6 @@ log = logging.getLogger("storecast.rollup")
 MINUTE, HOUR, DAY = ROLLUP_RESOLUTIONS_MS
 # The least time between two maintainer rounds (Maintainer).
 ROUND_INTERVAL_S = 2.0
-# How long a mark whose DELETE was issued is skipped; a background DELETE takes milliseconds.
-DELETED_KEPT_S = 60.0
 # Longer than the kernel keeps dirty pages (30 s by default) before writing them back.
 RECENT_PARTS_S = 600
 # The `tbl` of a pending row that says no cell can be trusted: an ingest ran with rollups off
@@ -252,10 +249,6 @@ class Maintainer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._remarked = False
-        # Marks whose DELETE was issued, by when. It runs in the background (waiting on it cost
-        # a round up to a second), so a later round may still see them: it skips them rather
-        # than recompute their cells again. A mark seen anyway is only recomputed once more.
-        self._deleted: dict[int, float] = {}
         try:
             self._remark_recent()
         except Exception:
@@ -306,12 +299,9 @@ class Maintainer:
         """One round: every pending span's cells recomputed, those spans deleted; how many spans."""
         if not self._remarked:
             self._remark_recent()
-        now = time.monotonic()
-        self._deleted = {token: at for token, at in self._deleted.items() if now - at < DELETED_KEPT_S}
-        skipped = f" AND token NOT IN ({', '.join(map(str, self._deleted))})" if self._deleted else ""
         with self._store.client() as client:
             spans_sql = f"SELECT tbl, site_id, id, min(first), max(last), groupArray(token) FROM {self._pending}"
-            rows = client.query(f"{spans_sql} WHERE tbl != '{EVERY_TABLE}'{skipped} GROUP BY tbl, site_id, id").result_rows
+            rows = client.query(f"{spans_sql} WHERE tbl != '{EVERY_TABLE}' GROUP BY tbl, site_id, id").result_rows
             work: dict[str, tuple[list[Span], list[int]]] = defaultdict(lambda: ([], []))
             for table, site_id, record_id, first, last, tokens in rows:
                 spans, all_tokens = work[table]
@@ -327,11 +317,11 @@ class Maintainer:
                     for statement in upkeep_sql(table, rollup.rollup_table, rollup.record_type, kept):
                         client.command(statement)
                 done = ", ".join(map(str, tokens))
+                # A patch part (schema.Table.patched_deletes): gone for every read at once.
                 client.command(
                     f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})"
-                    " SETTINGS lightweight_deletes_sync = 0"
+                    " SETTINGS lightweight_delete_mode = 'lightweight_update'"
                 )
-                self._deleted.update(dict.fromkeys(tokens, now))
                 ROLLUP_SPANS_RECOMPUTED.labels(table.split(".", 1)[1]).inc(len(tokens))
         return len(rows)
 

@@ -53,7 +53,8 @@ def _typed(dataset: Dataset, start: int, stop: int) -> ingest_pb2.PutProductionR
 
 
 def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
-    target = start_storecast(workdir, 100_000)
+    metrics_port = free_port()
+    target = start_storecast(workdir, 100_000, {"STORECAST_METRICS_PORT": str(metrics_port)})
     result: dict[str, Any] = {}
     try:
         with grpc.insecure_channel(target.grpc_target, options=_CHANNEL_OPTIONS) as channel:
@@ -66,6 +67,9 @@ def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
                 stub.PutProduction(request, timeout=600)
             seconds = time.perf_counter() - started
         result["ingest"] = {"seconds": round(seconds, 3), "records_per_s": round(dataset.records / seconds, 1)}
+        # Reads in the steady state, as the peers' are once their writes are searchable: the
+        # rollups are kept up in the background, and until then reads take the records.
+        _wait_upkeep_done(f"http://127.0.0.1:{metrics_port}/metrics")
         with target.client() as client:
             for label, period_ms in PERIODS_MS.items():
                 params: dict[str, str | int] = {"from": dataset.start_ms, "to": dataset.end_ms, "agg": "avg", "period": label}

@@ -285,3 +285,12 @@ def test_tariff_periods_start_at_the_one_in_force_at_from() -> None:
 @pytest.mark.parametrize("window", [RAW, IN_RANGE])
 def test_tariff_sql_parses(engine: Client, window: Window) -> None:
     assert parses(engine, tariff_sql("db.t", TARIFF, window, 11))
+
+
+def test_pending_marks_are_deleted_as_patch_parts() -> None:
+    """A patch part is visible at once and costs an insert; a lightweight DELETE's mutation took up to a second."""
+    statements = PENDING_TABLE.ddl("db")
+    patching = "enable_block_number_column = 1, enable_block_offset_column = 1"
+    assert statements[0].endswith(f"SETTINGS {patching}")
+    assert statements[-1] == f"ALTER TABLE db.rollup_pending MODIFY SETTING {patching}"
+    assert "enable_block" not in " ".join(PRODUCTION_TABLES["meter"].ddl("db"))

@@ -21,7 +21,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The package lists gateway/console/vendor, which `make vendor` fills: it must exist before pip reads it.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python $(UPLOT_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

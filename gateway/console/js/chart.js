@@ -227,6 +227,15 @@ export function numberChart(element, { series, data, xLabel, yLabel, xValue, xPa
 }
 
 /** The chart shortcuts of a view (← → pan, + − zoom, 0 reset); true when `key` was one. */
+/** A view's keys with a vintage slider: [ and ] step through the vintages, the rest move the chart. */
+export function vintageChartKey(vintagePicker, chart, key) {
+  if (key === "[" || key === "]") {
+    vintagePicker.step(key === "]" ? 1 : -1);
+    return true;
+  }
+  return chartKey(chart, key);
+}
+
 export function chartKey(chart, key) {
   const actions = {
     ArrowLeft: () => chart.pan(-0.25),

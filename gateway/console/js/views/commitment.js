@@ -2,7 +2,7 @@
 // latest vintage of the chosen forecast created at or before the commitment.
 
 import { getResults, paths, vintage, vintagesOf } from "../api.js";
-import { TimeChart, chartKey, colors, join, stepSeries } from "../chart.js";
+import { TimeChart, vintageChartKey, colors, join, stepSeries } from "../chart.js";
 import { intParam, linkTo, navigateParams, rangeParam, replaceParams } from "../state.js";
 import { HOUR, formatTime, typicalStep } from "../time.js";
 import { el, fill, rangeButtons, select, setCrumbs, vintageSlider } from "../ui.js";
@@ -98,12 +98,6 @@ export async function render(main, { site, segments, params, tz }) {
       vintagePicker.destroy();
       chart.destroy();
     },
-    key: (key) => {
-      if (key === "[" || key === "]") {
-        vintagePicker.step(key === "]" ? 1 : -1);
-        return true;
-      }
-      return chartKey(chart, key);
-    },
+    key: (key) => vintageChartKey(vintagePicker, chart, key),
   };
 }

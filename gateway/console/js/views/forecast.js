@@ -3,7 +3,7 @@
 // the value of the latest vintage created at least H before it), and the error per horizon.
 
 import { catalogEntry, getAllResults, getResults, paths, vintage, vintagesOf } from "../api.js";
-import { TimeChart, bars, chartKey, colors, join, numberChart, stepSeries } from "../chart.js";
+import { TimeChart, bars, vintageChartKey, colors, join, numberChart, stepSeries } from "../chart.js";
 import { intParam, linkTo, navigateParams, rangeParam, replaceParams } from "../state.js";
 import { HOUR, MINUTE, formatDuration, formatNumber, formatTime } from "../time.js";
 import { parsePeriod, periodText, pickPeriod, typicalStep } from "../time.js";
@@ -246,12 +246,6 @@ export async function render(main, { site, segments, params, tz }) {
       errorsPlot?.destroy();
       chart.destroy();
     },
-    key: (key) => {
-      if (key === "[" || key === "]") {
-        vintagePicker.step(key === "]" ? 1 : -1);
-        return true;
-      }
-      return chartKey(chart, key);
-    },
+    key: (key) => vintageChartKey(vintagePicker, chart, key),
   };
 }

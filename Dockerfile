@@ -31,7 +31,7 @@ COPY --from=console /src/gateway/console/vendor gateway/console/vendor
 # DL3013 reads ".[extras]" as an unpinned package: it is this source tree, whose dependencies pyproject pins.
 # hadolint ignore=DL3013
 RUN pip install grpcio-tools==1.85.1 \
-    && python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto proto/storecast/v1/*.proto \
+    && python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. proto/storecast/v1/*.proto \
     && pip install ".${EXTRAS:+[$EXTRAS]}" \
     && pip uninstall --yes grpcio-tools
 

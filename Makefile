@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard proto/storecast/v1/*.proto)
-GENERATED := $(PROTOS:.proto=_pb2.py)
+# protoc writes the stubs into the package they are imported from (storecast/v1/), not beside the sources.
+GENERATED := $(patsubst proto/%.proto,%_pb2.py,$(PROTOS))
 DEV_DIR := .dev
 PKI_DIR := $(DEV_DIR)/pki
 export STORECAST_DEV_DIR := $(abspath $(DEV_DIR))
@@ -30,8 +31,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python $(UPLOT_STAMP)
 # runs the same one); a second writes mypy-protobuf's typed stubs (.pyi) of the
 # messages and of the gRPC clients and servicers, for `make typecheck`.
 $(GENERATED) &: $(PROTOS) $(VENV)/.installed
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto $(PROTOS)
-	$(BIN)/python -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=proto --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=proto $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. $(PROTOS)
 
 proto: $(GENERATED)
 
@@ -74,26 +75,14 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow setuptools' package-dir, so it reads a tree of links laid
-# out as the installed package; its messages name the files where they are.
+# mypy reads the tree as it is (pyproject.toml: the root and proto/ are its source roots).
 # tests/bench holds scripts that import each other as top-level modules: a run of their own.
-TYPECHECK_TREE ?= $(DEV_DIR)/typecheck
 MYPY_CACHE ?= $(DEV_DIR)/mypy-cache
-MYPY = $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml
+MYPY = $(BIN)/mypy --config-file pyproject.toml
 typecheck: $(GENERATED)
-	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/storecast
-	ln -s $(CURDIR)/storecast/*.py $(TYPECHECK_TREE)/storecast/
-	ln -s $(CURDIR)/storecast/client $(TYPECHECK_TREE)/storecast/client
-	ln -s $(CURDIR)/gateway $(TYPECHECK_TREE)/storecast/gateway
-	ln -s $(CURDIR)/services $(TYPECHECK_TREE)/storecast/services
-	ln -s $(CURDIR)/proto/storecast/v1 $(TYPECHECK_TREE)/storecast/v1
-	ln -s $(CURDIR)/tests $(TYPECHECK_TREE)/tests
-	set -o pipefail; cd $(TYPECHECK_TREE) && $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/package \
-		storecast tests --exclude '^tests/bench/' \
-		| sed -e 's#^storecast/gateway/#gateway/#' -e 's#^storecast/services/#services/#' -e 's#^storecast/v1/#proto/storecast/v1/#'
-	set -o pipefail; cd tests/bench && MYPYPATH=$(abspath $(TYPECHECK_TREE)) $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/bench \
-		*.py | sed -E 's#^([a-z_]+\.py:)#tests/bench/\1#'
-	MYPYPATH=$(abspath $(TYPECHECK_TREE)) $(MYPY) --cache-dir $(abspath $(MYPY_CACHE))/deploy deploy/capacity/*.py
+	$(MYPY) --cache-dir $(MYPY_CACHE)/package storecast gateway services tests deploy/capacity --exclude '^tests/bench/'
+	cd tests/bench && MYPYPATH=$(CURDIR) $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
+		--cache-dir $(abspath $(MYPY_CACHE))/bench *.py
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)
@@ -108,4 +97,4 @@ bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEV_DIR) $(CONSOLE_VENDOR) proto/storecast/v1/*_pb2*.py proto/storecast/v1/*_pb2*.pyi
+	rm -rf $(VENV) $(DEV_DIR) $(CONSOLE_VENDOR) storecast/v1/*_pb2*.py storecast/v1/*_pb2*.pyi

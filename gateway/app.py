@@ -18,16 +18,16 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storecast.gateway import console, ext_routing, health, openapi, params, routing
-from storecast.gateway.admission import Admission
-from storecast.gateway.backends import Backends
-from storecast.gateway.config import GatewaySettings
-from storecast.gateway.ext import ExtApi
-from storecast.gateway.health import Probes
-from storecast.gateway.identity import client_identity
-from storecast.gateway.metrics import ObserveMiddleware, hold_body_bytes
-from storecast.gateway.permissions import Access, Permissions
-from storecast.gateway.responses import (
+from gateway import console, ext_routing, health, openapi, params, routing
+from gateway.admission import Admission
+from gateway.backends import Backends
+from gateway.config import GatewaySettings
+from gateway.ext import ExtApi
+from gateway.health import Probes
+from gateway.identity import client_identity
+from gateway.metrics import ObserveMiddleware, hold_body_bytes
+from gateway.permissions import Access, Permissions
+from gateway.responses import (
     JSON,
     answer,
     caller,
@@ -36,7 +36,7 @@ from storecast.gateway.responses import (
     request_id_of,
     results_response,
 )
-from storecast.gateway.tracing import traced
+from gateway.tracing import traced
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
 

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from storecast.gateway.config import GatewaySettings
+from gateway.config import GatewaySettings
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2_grpc, inventory_pb2_grpc, query_pb2_grpc, vector_pb2_grpc

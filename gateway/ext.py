@@ -23,16 +23,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway import ext_routing, params, routing
+from gateway.permissions import Permissions
+from gateway.responses import answer, caller, request_id_of, results_response
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, RecordType
-from storecast.gateway import ext_routing, params, routing
-from storecast.gateway.permissions import Permissions
-from storecast.gateway.responses import answer, caller, request_id_of, results_response
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, inventory_pb2, records_pb2, vector_pb2
 
 if TYPE_CHECKING:
     # The v1 tree whose identity, permissions, rate limit and backends this tree shares; it builds this one.
-    from storecast.gateway.app import V1Api
+    from gateway.app import V1Api
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 JsonItem = dict[str, object]

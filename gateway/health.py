@@ -10,7 +10,7 @@ Neither names a host, a target or a site.
 - `/readyz`: 200 when every backend service (ingest, query, vector) answers
   the gRPC health Check for its service name with SERVING within
   `timeout_s`, else 503 with status 1500 and the services that failed. A
-  service is NOT_SERVING while its store is down (services/lib/readiness.py),
+  service is NOT_SERVING while its store is down (services/lib/rpc/readiness.py),
   so a store outage takes the gateway out of its Service's endpoints too. The
   answer is cached for `cache_s`: probes from many kubelets cost one round of
   Checks per second per gateway process.
@@ -28,8 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from storecast.gateway.backends import Backends
-from storecast.gateway.config import GatewaySettings
+from gateway.backends import Backends
+from gateway.config import GatewaySettings
 from storecast.status import STATUS, ApiStatus
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 

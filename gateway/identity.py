@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.x509 import verification
 from starlette.types import Scope
 
-from storecast.gateway.config import GatewaySettings
-from storecast.gateway.tls import client_common_name, common_name
+from gateway.config import GatewaySettings
+from gateway.tls import client_common_name, common_name
 
 log = logging.getLogger("storecast.gateway")
 

@@ -24,10 +24,10 @@ from urllib.parse import unquote
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storecast.gateway import ext_routing
-from storecast.gateway.health import PATHS as PROBE_PATHS
-from storecast.gateway.routing import TYPED_CATEGORIES, UNTYPED_CATEGORIES
-from storecast.gateway.tls import client_common_name
+from gateway import ext_routing
+from gateway.health import PATHS as PROBE_PATHS
+from gateway.routing import TYPED_CATEGORIES, UNTYPED_CATEGORIES
+from gateway.tls import client_common_name
 
 # The families storecast/metrics.py takes from the gateway workers in `serve all`.
 FAMILY_PREFIX = "storecast_http_"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from gateway import ext_routing, params, routing
 from storecast.catalog import (
     COMMITMENT,
     EQUIPMENT_TYPES,
@@ -29,7 +30,6 @@ from storecast.catalog import (
     Kind,
     RecordType,
 )
-from storecast.gateway import ext_routing, params, routing
 from storecast.status import STATUS, ApiStatus
 
 Schema = dict[str, Any]

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from storecast.gateway import routing
-from storecast.gateway.admission import Refusal
-from storecast.gateway.metrics import note_records
+from gateway import routing
+from gateway.admission import Refusal
+from gateway.metrics import note_records
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
 

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from storecast.gateway.app import create_app
-from storecast.gateway.config import GatewaySettings
-from storecast.gateway.tls import GatewayHttpProtocol, server_ssl_options
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from gateway.tls import GatewayHttpProtocol, server_ssl_options
 
 # How `serve all` hands its listening socket and its pid to a worker process.
 _LISTEN_FD = "STORECAST_GATEWAY_LISTEN_FD"

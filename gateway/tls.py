@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from storecast.gateway import routing
+from gateway import routing
 from storecast.status import ApiFailure, ApiStatus
 
 # llhttp sets no limit of its own on the request line or the headers.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.metrics import route_template
 from storecast import tracing
-from storecast.gateway.metrics import route_template
 
 
 def traced(app: ASGIApp) -> ASGIApp:

@@ -6,12 +6,12 @@ import gc
 
 import grpc
 
-from storecast.services.lib.admission import AdmissionInterceptor
-from storecast.services.lib.config import ServiceSettings
-from storecast.services.lib.readiness import StoreReadiness
-from storecast.services.lib.rpc import Registration, serve
-from storecast.services.lib.schema import all_tables
-from storecast.services.lib.store import Store
+from services.lib.config import ServiceSettings
+from services.lib.rpc.admission import AdmissionInterceptor
+from services.lib.rpc.readiness import StoreReadiness
+from services.lib.rpc.server import Registration, serve
+from services.lib.store.engine import Store
+from services.lib.store.schema import all_tables
 
 SERVICE_TARGETS = ("ingest", "query", "vector")
 
@@ -19,18 +19,18 @@ SERVICE_TARGETS = ("ingest", "query", "vector")
 def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
     registrations = []
     if "ingest" in targets:
-        from storecast.services.ingest.service import register as register_ingest
+        from services.ingest.service import register as register_ingest
 
         registrations.append(register_ingest(store, settings.batching, settings.retention, rollups=settings.rollups))
     if "query" in targets:
-        from storecast.services.query.service import register as register_query
+        from services.query.service import register as register_query
 
         registrations.append(register_query(store, settings.max_records, settings.retention, rollups=settings.rollups))
-        from storecast.services.inventory.service import register as register_inventory
+        from services.inventory.service import register as register_inventory
 
         registrations.append(register_inventory(store, settings.retention))
     if "vector" in targets:
-        from storecast.services.vector.service import register as register_vector
+        from services.vector.service import register as register_vector
 
         registrations.append(register_vector(store, settings.max_records, settings.batching, settings.retention))
     return registrations

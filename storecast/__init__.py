@@ -1,6 +1,5 @@
-"""storecast: the store-and-forecast service for energy sites (README, "Layout").
+"""storecast: the store-and-forecast service for energy sites (docs/architecture.md, "Layout").
 
-This package root holds the binary's entry point and what gateway and
-services share; `storecast.v1`, `storecast.gateway` and `storecast.services`
-are mapped in from `proto/storecast/v1/`, `gateway/` and `services/`.
+This package holds the binary's entry point, the Python client and what gateway
+and services share; `storecast.v1` is the gRPC code generated from `proto/`.
 """

@@ -24,11 +24,11 @@ import signal
 import threading
 from pathlib import Path
 
+from services.lib.config import ServiceSettings
+from services.server import SERVICE_TARGETS, start_services
 from storecast.env import dev_dir, grpc_address, optional_setting
 from storecast.logs import setup_logging
 from storecast.metrics import serve_metrics
-from storecast.services.lib.config import ServiceSettings
-from storecast.services.server import SERVICE_TARGETS, start_services
 from storecast.tracing import setup_tracing
 
 log = logging.getLogger("storecast")
@@ -62,8 +62,8 @@ def run_services(targets: tuple[str, ...]) -> None:
 
 
 def run_gateway() -> None:
-    from storecast.gateway.config import GatewaySettings
-    from storecast.gateway.server import serve_gateway
+    from gateway.config import GatewaySettings
+    from gateway.server import serve_gateway
 
     settings = GatewaySettings.from_env()
     url = f"https://{settings.http_host}:{settings.http_port}"
@@ -86,8 +86,8 @@ def run_all() -> None:
     other. The children serve one listening socket bound here, and die with
     this process (kill -9 included).
     """
-    from storecast.gateway.config import GatewaySettings
-    from storecast.gateway.server import spawn_workers, stop_workers
+    from gateway.config import GatewaySettings
+    from gateway.server import spawn_workers, stop_workers
 
     internal = _internal_socket()
     setup_tracing("all")  # the services here, as `storecast`; the workers set up their own
@@ -146,7 +146,7 @@ def _internal_socket() -> Path | None:
 
 
 def run_migration(store_url: str | None) -> None:
-    from storecast.services.lib.migrate import migrate
+    from services.lib.store.migrate import migrate
 
     if store_url is not None:
         os.environ["STORECAST_STORE_URL"] = store_url

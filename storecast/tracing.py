@@ -17,7 +17,7 @@ One request is one trace:
   beside `x-request-id`; the service's server span (`storecast.v1.Ingest/PutProduction`)
   is its child;
 - under that, a span per store call (`store insert`, `store query`). A PUT
-  grouped with others (services/lib/batching.py) is inserted on the
+  grouped with others (services/lib/records/group_commit.py) is inserted on the
   committer's thread: its `commit <table>` span is the child of the first
   request's context in the batch and links to the others', and the store
   span is under it.

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from storecast.gateway.admission import RateLimit
+from gateway.admission import RateLimit
 from tests.conftest import Pki, Storecast, assert_error, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0
 

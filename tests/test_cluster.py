@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from storecast.services.lib.cluster import CLUSTER_SETTINGS, SHARDING_KEY
-from storecast.services.lib.migrate import schema_statements
-from storecast.services.lib.schema import all_tables
+from services.lib.store.cluster import CLUSTER_SETTINGS, SHARDING_KEY
+from services.lib.store.migrate import schema_statements
+from services.lib.store.schema import all_tables
 from tests.conftest import Pki, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0, JsonObject
 

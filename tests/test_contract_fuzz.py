@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from storecast.gateway.openapi import EXAMPLE_TIMESTAMP, Resource, build_document, example_item, resources
+from gateway.openapi import EXAMPLE_TIMESTAMP, Resource, build_document, example_item, resources
 from tests.conftest import MAX_RECORDS, Storecast
 
 if TYPE_CHECKING:

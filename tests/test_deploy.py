@@ -22,12 +22,12 @@ from helm_python import Chart
 from helm_python.errors import HelmError
 from prometheus_client.metrics import MetricWrapperBase
 
-from storecast.gateway import health
-from storecast.gateway import metrics as gateway_metrics
-from storecast.gateway.permissions import Permissions
-from storecast.services.lib import metrics as service_metrics
-from storecast.services.lib.readiness import LIVENESS
-from storecast.services.lib.retention import Retention
+from gateway import health
+from gateway import metrics as gateway_metrics
+from gateway.permissions import Permissions
+from services.lib.rpc import metrics as service_metrics
+from services.lib.rpc.readiness import LIVENESS
+from services.lib.store.retention import Retention
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,7 +291,7 @@ def test_probes_ask_real_ports_and_the_right_health_service(rendered: Rendered) 
             assert probe["grpc"]["port"] == ports["grpc-health"]
             assert str(probe["grpc"]["port"]) == env_of(container)["STORECAST_GRPC_HEALTH_PORT"]
         # Readiness asks for the service's own name (it follows the store), liveness for the name that is
-        # SERVING while the process answers (services/lib/readiness.py).
+        # SERVING while the process answers (services/lib/rpc/readiness.py).
         assert readiness["grpc"]["service"] == rendered.values["services"][component]["healthService"]
         assert readiness["grpc"]["service"] == proto_names[component]
         assert liveness["grpc"]["service"] == LIVENESS

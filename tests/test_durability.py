@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from tests.conftest import Pki, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0
 
@@ -54,7 +54,7 @@ def test_a_put_is_synced_to_disk_before_its_201(tmp_path: Path, test_pki: Pki) -
             parts.setdefault(part, []).append((at, path))
     # The parts this PUT synced before its 201 (its records) were synced whole before it: no
     # part begun before the 201 had a sync after it. (The pending mark of its rollup cells and
-    # the cells are not synced: services/lib/rollup.py rebuilds them after a power loss.)
+    # the cells are not synced: services/lib/reads/rollup.py rebuilds them after a power loss.)
     written = {part: calls for part, calls in parts.items() if min(at for at, _ in calls) < acknowledged}
     assert any(path.endswith("/data.bin") for calls in written.values() for _, path in calls), trace.read_text()[-3000:]
     assert all(_PART.search(path) for calls in written.values() for _, path in calls if not _PART_FILE.search(path))
@@ -68,7 +68,7 @@ def test_the_schema_turns_the_engine_fsyncs_on_or_off() -> None:
     assert on == "ALTER TABLE db.production_meter MODIFY SETTING fsync_after_insert = 1, fsync_part_directory = 1"
     assert off.endswith("fsync_after_insert = 0, fsync_part_directory = 0")
     assert "fsync" not in " ".join(PRODUCTION_TABLES["meter"].ddl("db"))
-    # Rollup cells and pending marks are rebuilt after a power loss on a single node (services/lib/rollup.py).
+    # Rollup cells and pending marks are rebuilt after a power loss on a single node (services/lib/reads/rollup.py).
     for rebuilt in (ROLLUP_TABLES["meter"], PENDING_TABLE):
         assert rebuilt.ddl("db", fsync=True)[-1].endswith("fsync_after_insert = 0, fsync_part_directory = 0")
         assert rebuilt.ddl("db", "c", fsync=True)[-1].endswith("fsync_after_insert = 1, fsync_part_directory = 1")

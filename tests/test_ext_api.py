@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from gateway.metrics import OTHER, route_template
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
-from storecast.gateway.metrics import OTHER, route_template
 from tests.conftest import MAX_RECORDS, Pki, Storecast, assert_error, ok, put, start_storecast, stop_storecast
 from tests.helpers import HOUR, MINUTE, T0, JsonObject, Query
 from tests.test_openapi import DOCUMENT, assert_documented, assert_matches

@@ -1,4 +1,4 @@
-"""Group commit (services/lib/batching.py) end to end: concurrent PUTs to one table
+"""Group commit (services/lib/records/group_commit.py) end to end: concurrent PUTs to one table
 are stored together in one insert, yet each request is answered for itself.
 
 - A fleet of clients mixing valid, re-sent and invalid PUTs of every category:

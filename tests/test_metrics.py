@@ -16,9 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from storecast.gateway.metrics import OTHER, api_status_of, route_template
+from gateway.metrics import OTHER, api_status_of, route_template
+from services.lib.store.schema import FORECAST_TABLES, PRODUCTION_TABLES
 from storecast.logs import JsonFormatter, log_level
-from storecast.services.lib.schema import FORECAST_TABLES, PRODUCTION_TABLES
 from storecast.status import STATUS, ApiStatus
 from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc
 from tests.conftest import Pki, Storecast, assert_error, free_port, ok, put, start_storecast, stop_storecast

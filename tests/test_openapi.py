@@ -13,11 +13,11 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gateway.app import V1Api
+from gateway.config import GatewaySettings
+from gateway.openapi import EXAMPLE_TIMESTAMP, build_document
+from gateway.permissions import Permissions
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
-from storecast.gateway.app import V1Api
-from storecast.gateway.config import GatewaySettings
-from storecast.gateway.openapi import EXAMPLE_TIMESTAMP, build_document
-from storecast.gateway.permissions import Permissions
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast
 from tests.helpers import JsonObject, raw_put
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from storecast.services.lib.readiness import LIVENESS
+from services.lib.rpc.readiness import LIVENESS
 from tests.conftest import Pki, Storecast, assert_error, free_port, start_storecast, stop_storecast
 
 SERVICES = ("storecast.v1.Ingest", "storecast.v1.Query", "storecast.v1.Vector")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.schema import FORECAST_TABLES, PRODUCTION_TABLES, ROLLUP_TABLES, TARIFF_TABLE
+from services.lib.store.retention import Retention
+from services.lib.store.schema import FORECAST_TABLES, PRODUCTION_TABLES, ROLLUP_TABLES, TARIFF_TABLE
 from tests.conftest import Pki, assert_error, ok, put, start_storecast, stop_storecast
 
 DAY, HOUR = 86_400_000, 3_600_000

@@ -29,9 +29,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.lib.reads.rollup import ROUND_INTERVAL_S
+from services.lib.store.schema import PRODUCTION_TABLES
 from storecast.catalog import EQUIPMENT_TYPES, Kind
-from storecast.services.lib.rollup import ROUND_INTERVAL_S
-from storecast.services.lib.schema import PRODUCTION_TABLES
 from tests.conftest import Pki, ok, put, start_storecast, stop_storecast
 from tests.helpers import JsonObject
 

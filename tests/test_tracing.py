@@ -159,7 +159,7 @@ def test_without_the_endpoint_no_provider_and_no_sdk(tmp_path: Path) -> None:
 import os, sys
 os.environ.pop("STORECAST_OTLP_ENDPOINT", None)
 from opentelemetry import trace
-import storecast.cli, storecast.gateway.app, storecast.services.server
+import storecast.cli, gateway.app, services.server
 from storecast import tracing
 assert tracing.setup_tracing("gateway") is None
 assert tracing.setup_tracing("all", {"STORECAST_OTLP_ENDPOINT": ""}) is None

@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 
+from services.ingest.service import IngestService
+from services.lib.records.group_commit import BatchSettings
+from services.lib.store.engine import Store
+from services.lib.store.retention import Retention
+from services.lib.store.schema import PRODUCTION_TABLES, ROLLUP_TABLES
 from storecast.catalog import EQUIPMENT_TYPES
-from storecast.services.ingest.service import IngestService
-from storecast.services.lib.batching import BatchSettings
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.schema import PRODUCTION_TABLES, ROLLUP_TABLES
-from storecast.services.lib.store import Store
 from storecast.v1 import catalog_pb2, ingest_pb2
 
 T0 = 1_767_225_600_000  # 2026-01-01

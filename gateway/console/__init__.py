@@ -26,11 +26,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Scope
 
-from storecast.gateway import routing
-from storecast.gateway.config import GatewaySettings
-from storecast.gateway.identity import client_identity
-from storecast.gateway.permissions import Permissions
-from storecast.gateway.responses import caller
+from gateway import routing
+from gateway.config import GatewaySettings
+from gateway.identity import client_identity
+from gateway.permissions import Permissions
+from gateway.responses import caller
 from storecast.status import ApiFailure, ApiStatus
 
 log = logging.getLogger("storecast.gateway")

@@ -6,18 +6,18 @@ import grpc
 import msgspec
 import numpy as np
 
+from services.lib.reads.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
+from services.lib.records import payload, typed
+from services.lib.records.columns import Columns, last_occurrences, take, to_columns
+from services.lib.records.group_commit import BatchSettings, Committer
+from services.lib.rpc.admission import charge_records
+from services.lib.rpc.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert
+from services.lib.rpc.server import Registration
+from services.lib.store import native
+from services.lib.store.engine import Store
+from services.lib.store.retention import Retention
+from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.catalog import EQUIPMENT_BY_ENUM, RecordType
-from storecast.services.lib import batch as typed
-from storecast.services.lib import native, payload
-from storecast.services.lib.admission import charge_records
-from storecast.services.lib.batching import BatchSettings, Committer
-from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
-from storecast.services.lib.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
-from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
-from storecast.services.lib.store import Store
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from storecast.services.inventory.sql import CATEGORIES, Source, inventory_sql, sites_sql
-from storecast.services.lib.metrics import store_query
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PRODUCTION_TABLES, TARIFF_TABLE
-from storecast.services.lib.store import Store
+from services.inventory.sql import CATEGORIES, Source, inventory_sql, sites_sql
+from services.lib.rpc.metrics import store_query
+from services.lib.rpc.server import Registration
+from services.lib.store.engine import Store
+from services.lib.store.retention import Retention
+from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PRODUCTION_TABLES, TARIFF_TABLE
 from storecast.v1 import inventory_pb2, inventory_pb2_grpc
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storecast.services.lib.schema import PERIOD_TIMESTAMPS
+from services.lib.store.schema import PERIOD_TIMESTAMPS
 
 # The order of SiteInventory.series: by category, then type name, then id.
 CATEGORIES = ("production", "forecast", "commitment", "tariff")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from services.lib.records.group_commit import BatchSettings
+from services.lib.store.cluster import check_cluster_name
+from services.lib.store.retention import Retention
 from storecast.env import TlsFiles, dev_dir, optional_setting, setting
-from storecast.services.lib.batching import BatchSettings
-from storecast.services.lib.cluster import check_cluster_name
-from storecast.services.lib.retention import Retention
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,18 @@ import grpc
 import numpy as np
 import pyarrow as pa
 
+from services.lib.reads.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
+from services.lib.reads.rollup import resolution_for
+from services.lib.reads.window import Window, check_window, record_limit
+from services.lib.records import typed
+from services.lib.rpc.metrics import RECORDS_READ, store_query
+from services.lib.rpc.server import Registration
+from services.lib.store.engine import Store
+from services.lib.store.keys import KnownIds
+from services.lib.store.retention import Retention
+from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
-from storecast.services.lib import batch as typed
-from storecast.services.lib.keys import KnownIds
-from storecast.services.lib.metrics import RECORDS_READ, store_query
-from storecast.services.lib.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.rollup import resolution_for
-from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
-from storecast.services.lib.store import Store
-from storecast.services.lib.window import Window, check_window, record_limit
-from storecast.services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 

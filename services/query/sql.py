@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from services.lib.reads.render import Member, json_object, select_list
+from services.lib.reads.rollup import aggregate_sql, resolution_for
+from services.lib.reads.window import Window
+from services.lib.store.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
 from storecast.catalog import Kind, RecordType
-from storecast.services.lib.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
-from storecast.services.lib.render import Member, json_object, select_list
-from storecast.services.lib.rollup import aggregate_sql, resolution_for
-from storecast.services.lib.window import Window
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 

@@ -10,22 +10,22 @@ import numpy as np
 import pyarrow as pa
 from prometheus_client import Counter
 
+from services.lib.reads.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
+from services.lib.reads.window import Vintage, Window, check_vintage, check_window, record_limit
+from services.lib.records import typed
+from services.lib.records.columns import Columns
+from services.lib.records.group_commit import BatchSettings, Committer
+from services.lib.rpc.admission import charge_records
+from services.lib.rpc.metrics import RECORDS_READ, RECORDS_WRITTEN, VECTORS_WRITTEN, store_insert, store_query
+from services.lib.rpc.server import Registration
+from services.lib.store.engine import Store
+from services.lib.store.keys import KnownIds
+from services.lib.store.retention import Retention
+from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PERIOD_TIMESTAMPS, TARIFF_TABLE, Table
+from services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql, vector_stream_sql
+from services.vector.staircase import Staircases
+from services.vector.write import TariffWriter, VectorWriter
 from storecast.catalog import COMMITMENT, FORECAST_BY_ENUM, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS, Kind, RecordType
-from storecast.services.lib import batch as typed
-from storecast.services.lib.admission import charge_records
-from storecast.services.lib.batching import BatchSettings, Committer
-from storecast.services.lib.columns import Columns
-from storecast.services.lib.keys import KnownIds
-from storecast.services.lib.metrics import RECORDS_READ, RECORDS_WRITTEN, VECTORS_WRITTEN, store_insert, store_query
-from storecast.services.lib.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.rpc import Registration
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PERIOD_TIMESTAMPS, TARIFF_TABLE, Table
-from storecast.services.lib.store import Store
-from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
-from storecast.services.vector.sql import tariff_sql, vector_kinds, vector_rows_sql, vector_sql, vector_stream_sql
-from storecast.services.vector.staircase import Staircases
-from storecast.services.vector.write import TariffWriter, VectorWriter
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2, vector_pb2_grpc
 

@@ -8,11 +8,11 @@ the whole `results` array. Nothing per period comes back to Python.
 
 from __future__ import annotations
 
+from services.lib.reads.render import Member, json_object, select_list
+from services.lib.reads.window import Vintage, Window
+from services.lib.store.keys import KEY_FILTER, newest_versions
+from services.lib.store.schema import ATTRIBUTE_COLUMN_TYPES, PERIOD_COLUMN_TYPES, PERIOD_TIMESTAMPS, period_column
 from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
-from storecast.services.lib.keys import KEY_FILTER, newest_versions
-from storecast.services.lib.render import Member, json_object, select_list
-from storecast.services.lib.schema import ATTRIBUTE_COLUMN_TYPES, PERIOD_COLUMN_TYPES, PERIOD_TIMESTAMPS, period_column
-from storecast.services.lib.window import Vintage, Window
 
 _IN_RANGE = "t >= {start:Int64} AND t < {end:Int64}"
 _GENERATED = "creation_timestamp >= {generated_start:Int64} AND creation_timestamp < {generated_end:Int64}"

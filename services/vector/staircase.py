@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.lib.reads.render import JSON_ARRAY_FORMAT, Member, json_object, leading_timestamp, limit_array
+from services.lib.reads.window import Window, check_window, record_limit
+from services.lib.rpc.metrics import RECORDS_READ, store_query
+from services.lib.store.engine import Store
+from services.lib.store.keys import HORIZON_FILTER, KEY_FILTER, KnownIds, newest_versions
+from services.lib.store.retention import Retention
+from services.lib.store.schema import FORECAST_TABLES, PERIOD_TIMESTAMPS, PRODUCTION_TABLES, period_column
 from storecast.catalog import EQUIPMENT_BY_ENUM, FORECAST_BY_ENUM, TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
-from storecast.services.lib.keys import HORIZON_FILTER, KEY_FILTER, KnownIds, newest_versions
-from storecast.services.lib.metrics import RECORDS_READ, store_query
-from storecast.services.lib.render import JSON_ARRAY_FORMAT, Member, json_object, leading_timestamp, limit_array
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.schema import FORECAST_TABLES, PERIOD_TIMESTAMPS, PRODUCTION_TABLES, period_column
-from storecast.services.lib.store import Store
-from storecast.services.lib.window import Window, check_window, record_limit
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2, vector_pb2
 

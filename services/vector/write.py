@@ -14,11 +14,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from services.lib.records import payload, typed
+from services.lib.records.columns import Columns, last_occurrences, take, to_columns
+from services.lib.store.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.catalog import RecordType
-from storecast.services.lib import batch as typed
-from storecast.services.lib import payload
-from storecast.services.lib.columns import Columns, last_occurrences, take, to_columns
-from storecast.services.lib.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
 

@@ -2,7 +2,7 @@
 
 Run by run.py as a separate process (chDB allows one engine per process and
 per directory), it prints one JSON object on stdout. Same table DDL as
-storecast (storecast.services.lib.schema), same batches, columns as Python lists with
+storecast (services.lib.store.schema), same batches, columns as Python lists with
 column_oriented=True, the way storecast's ingest service inserts; the
 aggregate and raw reads run storecast's own SQL (services.query.service).
 """
@@ -30,10 +30,10 @@ from workload import (
     insert_columns,
 )
 
+from services.lib.reads.window import Window
+from services.lib.store.schema import PRODUCTION_TABLES
+from services.query.sql import production_sql
 from storecast.catalog import EQUIPMENT_TYPES
-from storecast.services.lib.schema import PRODUCTION_TABLES
-from storecast.services.lib.window import Window
-from storecast.services.query.sql import production_sql
 
 DATABASE = "storecast"
 

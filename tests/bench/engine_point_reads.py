@@ -2,7 +2,7 @@
 
 Run by fleet.py as a separate process (chDB allows one engine per process
 and per directory); it prints one JSON object on stdout. The table has
-storecast's production layout (storecast.services.lib.schema) and the fleet's seed
+storecast's production layout (services.lib.store.schema) and the fleet's seed
 rows; each read is storecast's own raw-record SQL (services.query.service)
 over a [t, t + 1 s[ range holding exactly one record, with FINAL. Queries
 go through `client.raw_query` without per-call `settings=`: on the chDB
@@ -25,10 +25,10 @@ from clickhouse_connect.driver.client import Client
 from timing import rate_summary
 from workload import EQUIPMENT_TYPE, INSERT_COLUMNS, STEP_MS, Dataset, insert_batches
 
+from services.lib.reads.window import Window
+from services.lib.store.schema import PRODUCTION_TABLES
+from services.query.sql import production_sql
 from storecast.catalog import EQUIPMENT_TYPES
-from storecast.services.lib.schema import PRODUCTION_TABLES
-from storecast.services.lib.window import Window
-from storecast.services.query.sql import production_sql
 
 DATABASE = "storecast"
 # storecast asks for max_records + 1 rows; the value does not matter for a 1-record range.

@@ -545,7 +545,7 @@ NOTES = {
         " then a stable size"
     ),
     "engine": (
-        "separate process; same DDL (storecast.services.lib.schema), batches of the same size, Python-list columns,"
+        "separate process; same DDL (services.lib.store.schema), batches of the same size, Python-list columns,"
         " column_oriented=True; storecast's own SQL for the reads"
     ),
     "fleet": (

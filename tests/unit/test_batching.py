@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from storecast.services.lib.batching import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Committer
-from storecast.services.lib.columns import Columns
+from services.lib.records.columns import Columns
+from services.lib.records.group_commit import BOTH, GROUP, OFF, SERVER, BatchInsertError, BatchSettings, Committer
 
 
 class Recorder:

@@ -8,7 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from storecast.services.lib.columns import last_occurrences, take, to_columns
+from services.lib.records.columns import last_occurrences, take, to_columns
 
 
 class Reading(msgspec.Struct):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from storecast.services.lib.native import block, column
+from services.lib.store.native import block, column
 
 FIXED_WIDTH = {"UInt8": "<u1", "UInt32": "<u4", "Int64": "<i8", "Float64": "<f8"}
 NULLABLE = "Nullable("

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.lib.records import payload
 from storecast.catalog import (
     COMMITMENT,
     EQUIPMENT_TYPES,
@@ -23,7 +24,6 @@ from storecast.catalog import (
     Kind,
     RecordType,
 )
-from storecast.services.lib import payload
 from storecast.status import ApiFailure, ApiStatus
 
 ENCODING = "payload encoding error: the body is not UTF-8 JSON"

@@ -13,8 +13,7 @@ import re
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from storecast.catalog import EQUIPMENT_TYPES, Kind
-from storecast.services.lib.render import (
+from services.lib.reads.render import (
     JSON_ARRAY_FORMAT,
     JSON_ARRAY_SETTINGS,
     Member,
@@ -25,6 +24,7 @@ from storecast.services.lib.render import (
     leading_timestamp,
     limit_array,
 )
+from storecast.catalog import EQUIPMENT_TYPES, Kind
 
 FLOAT_P = "if(isFinite(p), concat(toString(p), if(p = trunc(p) AND abs(p) < 1e21, '.0', '')), 'null')"
 FLOAT_X = "if(isFinite(x), concat(toString(x), if(x = trunc(x) AND abs(x) < 1e21, '.0', '')), 'null')"

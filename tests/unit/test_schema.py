@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from storecast.services.lib.cluster import SHARDING_KEY
-from storecast.services.lib.schema import (
+from services.lib.store.cluster import SHARDING_KEY
+from services.lib.store.schema import (
     COMMITMENT_TABLE,
     FORECAST_TABLES,
     PRODUCTION_TABLES,

@@ -13,12 +13,12 @@ import re
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from services.lib.reads.rollup import Span, kept_spans, resolution_for, touched_spans, upkeep_sql
+from services.lib.reads.window import Vintage, Window
+from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.sql import bucket_cut_sql, production_sql
+from services.vector.sql import tariff_sql, vector_sql
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
-from storecast.services.lib.rollup import Span, kept_spans, resolution_for, touched_spans, upkeep_sql
-from storecast.services.lib.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
-from storecast.services.lib.window import Vintage, Window
-from storecast.services.query.sql import bucket_cut_sql, production_sql
-from storecast.services.vector.sql import tariff_sql, vector_sql
 
 METER = EQUIPMENT_TYPES["meter"]
 WIND = FORECAST_TYPES["wind"]

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from services.lib.reads.window import Vintage, Window, check_vintage, check_window, record_limit
 from storecast.catalog import TIMESTAMP_LIMIT_MS
-from storecast.services.lib.window import Vintage, Window, check_vintage, check_window, record_limit
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
 

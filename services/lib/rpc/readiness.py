@@ -30,7 +30,7 @@ import grpc
 from clickhouse_connect.driver.client import Client
 from grpc_health.v1 import health, health_pb2
 
-from storecast.services.lib.store import Store
+from services.lib.store.engine import Store
 from storecast.status import ApiFailure, ApiStatus
 
 log = logging.getLogger("storecast.readiness")

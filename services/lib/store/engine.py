@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from storecast.services.lib.cluster import cluster_settings
-from storecast.services.lib.render import JSON_ARRAY_SETTINGS
+from services.lib.reads.render import JSON_ARRAY_SETTINGS
+from services.lib.store.cluster import cluster_settings
 
 DEFAULT_DATABASE = "storecast"
 
@@ -54,7 +54,7 @@ class Store:
         self._pool_size = pool_size
         self._created = 0
         self._lock = threading.Lock()
-        # connect=False: the first connection is `open`'s, later (services/lib/readiness.py).
+        # connect=False: the first connection is `open`'s, later (services/lib/rpc/readiness.py).
         if connect:
             self.open()
 

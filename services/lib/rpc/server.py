@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from storecast.services.lib.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_IN_FLIGHT
+from services.lib.rpc.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_IN_FLIGHT
 from storecast.status import ApiFailure, ApiStatus, to_rpc_status
 from storecast.tracing import grpc_server_span
 
@@ -55,7 +55,7 @@ class _MethodMetrics:
 class ApiErrorInterceptor(grpc.ServerInterceptor):
     """An ApiFailure becomes its gRPC status with the ApiError in the details;
     anything else is logged and becomes 1500. Streams likewise, mid-stream too.
-    Each call is timed and counted (services/lib/metrics.py)."""
+    Each call is timed and counted (services/lib/rpc/metrics.py)."""
 
     def __init__(self) -> None:
         # Only methods that have a handler: bounded by the services registered.
@@ -149,7 +149,7 @@ def serve(
     publish_health: Callable[[health.HealthServicer, list[str]], None] | None = None,
 ) -> grpc.Server:
     """Start a server with the given services, all reported SERVING (or as
-    `publish_health` keeps them: services/lib/readiness.py); over mutual TLS
+    `publish_health` keeps them: services/lib/rpc/readiness.py); over mutual TLS
     with `credentials`, and with health also on `health_address`.
     `interceptors` run inside ApiErrorInterceptor, which answers their ApiFailures."""
     server = grpc.server(

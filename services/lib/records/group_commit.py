@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 from opentelemetry.context import Context
 
-from storecast.services.lib.columns import Columns, concat, last_occurrences, take
-from storecast.services.lib.metrics import BATCH_REQUESTS, BATCH_ROWS
+from services.lib.records.columns import Columns, concat, last_occurrences, take
+from services.lib.rpc.metrics import BATCH_REQUESTS, BATCH_ROWS
 from storecast.tracing import capture, commit_span
 
 log = logging.getLogger("storecast.batching")

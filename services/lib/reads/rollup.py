@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from services.lib.rpc.metrics import ROLLUP_SPANS_RECOMPUTED
+from services.lib.store.engine import Store
+from services.lib.store.keys import KEY_FILTER
+from services.lib.store.retention import Retention
+from services.lib.store.schema import ROLLUP_RESOLUTIONS_MS
 from storecast.catalog import Kind, RecordType
-from storecast.services.lib.keys import KEY_FILTER
-from storecast.services.lib.metrics import ROLLUP_SPANS_RECOMPUTED
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.schema import ROLLUP_RESOLUTIONS_MS
-from storecast.services.lib.store import Store
 
 log = logging.getLogger("storecast.rollup")
 

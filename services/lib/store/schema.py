@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.lib.store.cluster import SHARDING_KEY, check_cluster_name
+from services.lib.store.retention import Retention
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Kind, RecordType
-from storecast.services.lib.cluster import SHARDING_KEY, check_cluster_name
-from storecast.services.lib.retention import Retention
 
 ATTRIBUTE_COLUMN_TYPES = {
     Kind.FLOAT: "Nullable(Float64)",
@@ -80,7 +80,7 @@ class Table:
     retention_key: tuple[str, str | None] = ("", None)
     expires_by: str = "timestamp"
     # False: inserts are never fsynced, whatever STORECAST_FSYNC says, on a single node, where
-    # the table holds what can be rebuilt from synced tables after a power loss (services/lib/rollup.py).
+    # the table holds what can be rebuilt from synced tables after a power loss (services/lib/reads/rollup.py).
     synced: bool = True
     # True: rows are deleted as patch parts (lightweight updates), visible at once and as cheap as a
     # small insert; a lightweight DELETE is otherwise a mutation, here 0.4-1 s each (rollup_pending).
@@ -218,7 +218,7 @@ def vector_table(name: str, record_type: RecordType, retention_key: tuple[str, s
 # (avg = sum / count) as four arrays, and the number of records, so a long-range
 # aggregation reads cells, not records. Arrays, not a column per attribute and
 # figure: the engine analyses every expression of every query, and 52 aggregate
-# expressions per statement cost more than the work (services/lib/rollup.py).
+# expressions per statement cost more than the work (services/lib/reads/rollup.py).
 # An attribute a newer catalog appends is past the end of older cells' arrays,
 # where the -ForEach aggregates read it as absent.
 ROLLUP_RESOLUTIONS_MS = (60_000, 3_600_000, 86_400_000)
@@ -249,7 +249,7 @@ def rollup_table(name: str, record_type: RecordType) -> Table:
     )
 
 
-# Spans of records inserted whose rollup cells are not yet recomputed (services/lib/rollup.py):
+# Spans of records inserted whose rollup cells are not yet recomputed (services/lib/reads/rollup.py):
 # written after the records, deleted once their cells are; reads take cells only before them.
 PENDING_TABLE = Table(
     name="rollup_pending",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from storecast.services.lib.config import ServiceSettings
-from storecast.services.lib.retention import Retention
-from storecast.services.lib.schema import all_tables, database_ddl
-from storecast.services.lib.store import Store
+from services.lib.config import ServiceSettings
+from services.lib.store.engine import Store
+from services.lib.store.retention import Retention
+from services.lib.store.schema import all_tables, database_ddl
 
 log = logging.getLogger("storecast.migrate")
 

@@ -42,7 +42,7 @@ class AttributeValues:
     nulls: np.ndarray | None
 
     def for_native(self) -> np.ndarray | list[Any]:
-        """As services/lib/native.py takes a Nullable column: NaN or None where null."""
+        """As services/lib/store/native.py takes a Nullable column: NaN or None where null."""
         if self.attribute.kind is Kind.FLOAT:
             return self.values  # NaN already where null
         return self.as_list() if self.nulls is not None else self.values

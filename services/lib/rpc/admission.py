@@ -11,7 +11,7 @@ of it is stored; through the gateway that is HTTP 500 by the status table
 (the gateway's own refusal, before it reads a body, is 503 with Retry-After).
 
 The interceptor also refuses every storecast.v1 call while the store is down
-(services/lib/readiness.py): 1500, gRPC UNAVAILABLE, without waiting on it.
+(services/lib/rpc/readiness.py): 1500, gRPC UNAVAILABLE, without waiting on it.
 """
 
 from __future__ import annotations

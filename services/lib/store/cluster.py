@@ -2,7 +2,7 @@
 
 On a cluster each table is a replicated `<name>_local` table on every host plus
 a Distributed table under the single-node name, so the services read and write
-the same table names in either mode; `Table.ddl` (services/lib/schema.py)
+the same table names in either mode; `Table.ddl` (services/lib/store/schema.py)
 renders both forms from the table's fields.
 """
 

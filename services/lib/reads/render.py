@@ -88,7 +88,7 @@ def json_string(sql: str) -> str:
 
 # Output settings under which a query of one String column (a rendered record
 # per row) comes back as the JSON array of those records, one per line. Every
-# store connection carries them (services/lib/store.py).
+# store connection carries them (services/lib/store/engine.py).
 JSON_ARRAY_FORMAT = "CustomSeparated"
 JSON_ARRAY_SETTINGS = {
     "format_custom_escaping_rule": "Raw",

@@ -38,11 +38,7 @@ class Refusal(ApiFailure):
     """A refusal for load: 1500 with its own HTTP status and a Retry-After header."""
 
     def __init__(self, detail: str, http_status: int, retry_after_s: int) -> None:
-        super().__init__(ApiStatus.SERVER_ERROR, detail, http_status=http_status)
-        self.retry_after_s = retry_after_s
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+        super().__init__(ApiStatus.SERVER_ERROR, detail, http_status=http_status, retry_after_s=retry_after_s)
 
 
 @dataclass(frozen=True, slots=True)

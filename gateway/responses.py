@@ -13,7 +13,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway import routing
-from gateway.admission import Refusal
 from gateway.metrics import note_records
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
@@ -25,8 +24,8 @@ _CREATED = msgspec.json.encode({"status_code": ApiStatus.SUCCESS, "status_messag
 def error_response(failure: ApiFailure) -> Response:
     body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
     headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
-    if isinstance(failure, Refusal):
-        headers = failure.headers()
+    if failure.retry_after_s is not None:
+        headers = {"Retry-After": str(failure.retry_after_s)}
     return Response(body, status_code=failure.http_status, headers=headers, media_type=JSON)
 
 

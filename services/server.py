@@ -12,20 +12,28 @@ from services.lib.rpc.readiness import StoreReadiness
 from services.lib.rpc.server import Registration, serve
 from services.lib.store.engine import Store
 from services.lib.store.schema import all_tables
+from storecast.v1 import ingest_pb2
 
 SERVICE_TARGETS = ("ingest", "query", "vector")
 
 
 def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
     registrations = []
+    # In one process the query service reads what the ingest service holds in memory (services/lib/recent/).
+    recent = None
     if "ingest" in targets:
+        from services.ingest.service import IngestService
         from services.ingest.service import register as register_ingest
 
-        registrations.append(register_ingest(store, settings.batching, settings.retention, rollups=settings.rollups))
+        ingest = IngestService(store, settings.batching, settings.retention, rollups=settings.rollups, log_settings=settings.log)
+        recent = ingest.flusher
+        registrations.append(register_ingest(ingest))
     if "query" in targets:
         from services.query.service import register as register_query
 
-        registrations.append(register_query(store, settings.max_records, settings.retention, rollups=settings.rollups))
+        registrations.append(
+            register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent)
+        )
         from services.inventory.service import register as register_inventory
 
         registrations.append(register_inventory(store, settings.retention))
@@ -34,6 +42,13 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
 
         registrations.append(register_vector(store, settings.max_records, settings.batching, settings.retention))
     return registrations
+
+
+def _without_store(targets: tuple[str, ...], settings: ServiceSettings) -> frozenset[str]:
+    """What answers while the store is down: production PUTs, into the write-ahead log."""
+    if "ingest" in targets and settings.log is not None:
+        return frozenset({f"/{ingest_pb2.DESCRIPTOR.services_by_name['Ingest'].full_name}/PutProduction"})
+    return frozenset()
 
 
 def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
@@ -65,7 +80,7 @@ def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
         max_message_bytes=settings.max_body_bytes + 1024 * 1024,
         credentials=settings.grpc_tls.server_credentials() if settings.grpc_tls else None,
         health_address=f"{settings.grpc_host}:{settings.grpc_health_port}" if settings.grpc_health_port else None,
-        interceptors=[AdmissionInterceptor.from_env(readiness.check_ready)],
+        interceptors=[AdmissionInterceptor.from_env(readiness.check_ready, _without_store(targets, settings))],
         publish_health=readiness.attach,
     )
     return server, store

@@ -40,6 +40,13 @@ DEFAULTS: dict[str, str] = {
     "STORECAST_FSYNC": "1",
     "STORECAST_ROLLUPS": "1",
     "STORECAST_INSERT_QUORUM": "auto",
+    # The ingest service's write-ahead log and hot tier (services/ingest/, services/lib/recent/).
+    "STORECAST_LOG": "1",
+    "STORECAST_LOG_MAX_BYTES": str(1024 * 1024 * 1024),
+    "STORECAST_FLUSH_INTERVAL": "1",
+    "STORECAST_FLUSH_MAX_ROWS": "100000",
+    "STORECAST_HOT_WINDOW": "3600",
+    "STORECAST_HOT_MAX_BYTES": str(512 * 1024 * 1024),
 }
 
 

@@ -49,6 +49,7 @@ class ApiFailure(Exception):
         detail: str = "",
         http_status: int | None = None,
         grpc_code: grpc.StatusCode | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         info = STATUS[code]
         self.code = code
@@ -56,11 +57,15 @@ class ApiFailure(Exception):
         self.http_status = http_status or info.http_status
         # A refusal for load says so to gRPC callers (RESOURCE_EXHAUSTED, UNAVAILABLE) with the table's API code.
         self.grpc_code = grpc_code or info.grpc_code
+        # A refusal for load that a retry cures: HTTP 503 with Retry-After (CONTRACT §10).
+        self.retry_after_s = retry_after_s
+        if retry_after_s is not None and http_status is None:
+            self.http_status = 503
         super().__init__(self.message)
 
     @classmethod
-    def with_message(cls, code: ApiStatus.ValueType, message: str) -> ApiFailure:
-        failure = cls(code)
+    def with_message(cls, code: ApiStatus.ValueType, message: str, retry_after_s: int | None = None) -> ApiFailure:
+        failure = cls(code, retry_after_s=retry_after_s)
         failure.message = message
         failure.args = (message,)
         return failure
@@ -68,7 +73,7 @@ class ApiFailure(Exception):
 
 def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
     detail = any_pb2.Any()
-    detail.Pack(api_status_pb2.ApiError(status=failure.code, message=failure.message))
+    detail.Pack(api_status_pb2.ApiError(status=failure.code, message=failure.message, retry_after_s=failure.retry_after_s or 0))
     return status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message, details=[detail])
 
 
@@ -81,5 +86,5 @@ def from_rpc_status(rpc_status: status_pb2.Status | None) -> ApiFailure | None:
             error = api_status_pb2.ApiError()
             detail.Unpack(error)
             if error.status in STATUS:
-                return ApiFailure.with_message(error.status, error.message)
+                return ApiFailure.with_message(error.status, error.message, retry_after_s=error.retry_after_s or None)
     return None

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 import msgspec
 import numpy as np
 
+from services.ingest.flusher import Flusher, Records
+from services.ingest.wal import LogFull, WriteAheadLog
+from services.lib.config import LogSettings
 from services.lib.reads.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
+from services.lib.recent.hot import HotTier, SeriesKey
 from services.lib.records import payload, typed
 from services.lib.records.columns import Columns, last_occurrences, take, to_columns
 from services.lib.records.group_commit import BatchSettings, Committer
 from services.lib.rpc.admission import charge_records
-from services.lib.rpc.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert
+from services.lib.rpc.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert, store_query
 from services.lib.rpc.server import Registration
 from services.lib.store import native
 from services.lib.store.engine import Store
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
-from storecast.catalog import EQUIPMENT_BY_ENUM, RecordType
+from storecast.catalog import EQUIPMENT_BY_ENUM, EQUIPMENT_TYPES, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
+
+log = logging.getLogger("storecast.ingest")
 
 # Blocks reach the store with unique keys (deduplicated per request, then per
 # batch), so ClickHouse need not merge them on insert. Not so when the server
@@ -56,11 +64,11 @@ class _EquipmentWriter:
         # None: rollups are off (STORECAST_ROLLUPS=0), and inserts mark nothing.
         self.maintainer: Maintainer | None = None
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
-        self.committer = Committer(table.name, self._insert, (_SITE, _ID, _TIMESTAMP), batching)
+        self.committer = Committer(table.name, self.insert, (_SITE, _ID, _TIMESTAMP), batching)
         self.written = RECORDS_WRITTEN.labels("production", equipment.name)
         self._spans_marked = ROLLUP_SPANS_MARKED.labels(table.name)
 
-    def _insert(self, columns: Columns) -> None:
+    def insert(self, columns: Columns) -> None:
         """The block, then the spans whose rollup cells it changes, marked pending, before
         any of its PUTs is acknowledged. The records first: a maintainer round that read a
         mark must find its records stored (a mark written first could be done and deleted
@@ -93,8 +101,19 @@ def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dic
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store, batching: BatchSettings, retention: Retention, *, rollups: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        batching: BatchSettings,
+        retention: Retention,
+        *,
+        rollups: bool = True,
+        log_settings: LogSettings | None = None,
+    ) -> None:
+        self._store = store
         self._writers = _writers(store, batching, retention)
+        # None: PUTs wait for their insert (group commit), as forecasts and tariffs do.
+        self.flusher = None if log_settings is None else self._start_log(log_settings)
         if not rollups:
             mark_rollups_stale(store, store.table(PENDING_TABLE.name))
             return
@@ -108,6 +127,31 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         for writer in self._writers.values():
             writer.maintainer = maintainer
         maintainer.notify()  # spans a previous process left pending
+
+    def _start_log(self, settings: LogSettings) -> Flusher:
+        """The log replayed (before this service serves), then flushed in the background. Its last
+        flush at a stop runs before the rollup maintainer's last round (registered after it)."""
+        wal = WriteAheadLog(settings.directory, settings.max_bytes, sync=settings.sync)
+        hot = HotTier(list(EQUIPMENT_TYPES.values()), settings.hot_window_s, settings.hot_max_bytes)
+        inserts = {writer.equipment.name: writer.insert for writer in self._writers.values()}
+        flusher = Flusher(wal, inserts, self._newest_stored, hot, settings.flush)
+        replayed = flusher.replay()
+        if replayed:
+            log.info("write-ahead log: %d acknowledged records replayed from %s", replayed, settings.directory)
+        flusher.start()
+        self._store.before_close(flusher.stop)
+        return flusher
+
+    def _newest_stored(self, equipment: str, keys: list[SeriesKey]) -> dict[SeriesKey, int | None]:
+        table = self._store.table(PRODUCTION_TABLES[equipment].name)
+        # Keys are our own integers: the tuple list reads the primary key's ranges, as parameters would not.
+        wanted = ",".join(f"({site_id},{record_id})" for site_id, record_id in keys)
+        sql = f"SELECT site_id, id, max(timestamp) FROM {table} WHERE (site_id, id) IN ({wanted}) GROUP BY site_id, id"
+        with store_query(), self._store.client() as client:
+            rows = client.query(sql).result_rows
+        newest: dict[SeriesKey, int | None] = dict.fromkeys(keys)
+        newest.update({(int(site_id), int(record_id)): int(stamp) for site_id, record_id, stamp in rows})
+        return newest
 
     def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
         writer = self._writers.get(request.equipment_type)
@@ -124,9 +168,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             columns = take(columns, kept)
         rows = len(columns[0])
         charge_records(rows)
-        writer.committer.store([(request.site_id,) * rows, *columns])
+        if self.flusher is None:
+            writer.committer.store([(request.site_id,) * rows, *columns])
+        else:
+            self._log(Records.of(writer.equipment.name, request.site_id, columns))
         writer.written.inc(rows)
         return records_pb2.PutReply(stored=rows)
+
+    def _log(self, records: Records) -> None:
+        assert self.flusher is not None
+        try:
+            self.flusher.write(records)
+        except LogFull as full:
+            raise ApiFailure(
+                ApiStatus.SERVER_ERROR, f"{full}; retry later", grpc_code=grpc.StatusCode.UNAVAILABLE, retry_after_s=1
+            ) from None
 
 
 def _batch_columns(batch: records_pb2.RecordBatch, equipment: RecordType) -> Columns:
@@ -144,9 +200,9 @@ def _record_path(row: int) -> str:
     return f"values[{row}]"
 
 
-def register(store: Store, batching: BatchSettings, retention: Retention, *, rollups: bool = True) -> Registration:
+def register(service: IngestService) -> Registration:
     def add(server: grpc.Server) -> str:
-        ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, batching, retention, rollups=rollups), server)
+        ingest_pb2_grpc.add_IngestServicer_to_server(service, server)
         return ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
     return add

@@ -4,11 +4,48 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.lib.records.group_commit import BatchSettings
 from services.lib.store.cluster import check_cluster_name
 from services.lib.store.retention import Retention
 from storecast.env import TlsFiles, dev_dir, optional_setting, setting
+
+
+@dataclass(frozen=True, slots=True)
+class FlushSettings:
+    """How often the write-ahead log's records go to the store: every `interval_s`, or once `max_rows` wait."""
+
+    interval_s: float = 1.0
+    max_rows: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The ingest service's write-ahead log and hot tier (docs/operations.md, "Recent writes")."""
+
+    directory: Path
+    max_bytes: int
+    flush: FlushSettings
+    hot_window_s: float
+    hot_max_bytes: int
+    sync: bool = True
+
+    @classmethod
+    def from_env(cls, fsync: bool) -> LogSettings | None:
+        """None with STORECAST_LOG=0: production PUTs then wait for their insert, as before the log."""
+        if not _flag("STORECAST_LOG", setting("STORECAST_LOG")):
+            return None
+        return cls(
+            directory=Path(optional_setting("STORECAST_LOG_DIR") or dev_dir() / "wal"),
+            max_bytes=int(setting("STORECAST_LOG_MAX_BYTES")),
+            flush=FlushSettings(
+                interval_s=float(setting("STORECAST_FLUSH_INTERVAL")), max_rows=int(setting("STORECAST_FLUSH_MAX_ROWS"))
+            ),
+            hot_window_s=float(setting("STORECAST_HOT_WINDOW")),
+            hot_max_bytes=int(setting("STORECAST_HOT_MAX_BYTES")),
+            sync=fsync,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +72,8 @@ class ServiceSettings:
     grpc_socket: str | None = None
     # Rollup cells kept up by ingest and read by aggregations (STORECAST_ROLLUPS, on by default).
     rollups: bool = True
+    # Production PUTs acknowledged from a write-ahead log, recent reads from memory (None: off).
+    log: LogSettings | None = None
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -62,6 +101,7 @@ class ServiceSettings:
             store_ca=optional_setting("STORECAST_STORE_CA"),
             grpc_socket=optional_setting("STORECAST_GRPC_SOCKET"),
             rollups=_flag("STORECAST_ROLLUPS", setting("STORECAST_ROLLUPS")),
+            log=LogSettings.from_env(_flag("STORECAST_FSYNC", setting("STORECAST_FSYNC"))),
         )
 
 

@@ -86,17 +86,28 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
 
     It runs inside ApiErrorInterceptor, which turns its ApiFailure into the gRPC status."""
 
-    def __init__(self, body_bytes: Budget, records: Budget, check_ready: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        body_bytes: Budget,
+        records: Budget,
+        check_ready: Callable[[], None] | None = None,
+        without_store: frozenset[str] = frozenset(),
+    ) -> None:
         self.body_bytes = body_bytes
         self.records = records
         self._check_ready = check_ready
+        # Methods that need no store to answer (PUTs a write-ahead log acknowledges).
+        self._without_store = without_store
 
     @classmethod
-    def from_env(cls, check_ready: Callable[[], None] | None = None) -> AdmissionInterceptor:
+    def from_env(
+        cls, check_ready: Callable[[], None] | None = None, without_store: frozenset[str] = frozenset()
+    ) -> AdmissionInterceptor:
         return cls(
             Budget(int(setting("STORECAST_INFLIGHT_BODY_BYTES")), "request bytes"),
             Budget(int(setting("STORECAST_INFLIGHT_RECORDS")), "decoded records"),
             check_ready,
+            without_store,
         )
 
     def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -105,11 +116,12 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         if handler is None or not method.startswith(_API_PREFIX):
             return handler
         is_put = method.rsplit("/", 1)[-1].startswith("Put")
+        needs_store = method not in self._without_store
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
             def admitted(request: Message, context: grpc.ServicerContext) -> Any:
-                with self._admission(request, is_put):
+                with self._admission(request, is_put, needs_store):
                     return unary(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -119,7 +131,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
             stream = handler.unary_stream
 
             def admitted_stream(request: Message, context: grpc.ServicerContext) -> Iterator[Any]:
-                with self._admission(request, False):
+                with self._admission(request, False, needs_store):
                     yield from stream(request, context)
 
             return grpc.unary_stream_rpc_method_handler(
@@ -130,8 +142,8 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         return handler
 
     @contextmanager
-    def _admission(self, request: Message, is_put: bool) -> Iterator[None]:
-        if self._check_ready is not None:
+    def _admission(self, request: Message, is_put: bool, needs_store: bool) -> Iterator[None]:
+        if self._check_ready is not None and needs_store:
             self._check_ready()
         if not is_put:
             yield

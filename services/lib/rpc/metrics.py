@@ -81,6 +81,17 @@ ROLLUP_SPANS_RECOMPUTED = Counter(
     ["table"],
 )
 
+# The write-ahead log and the hot tier (services/ingest/), labelled by what they hold.
+WAL_BYTES = Gauge("storecast_wal_bytes", "Bytes of write-ahead log segments not yet released (flushed).", ["kind"])
+WAL_UNFLUSHED_ROWS = Gauge(
+    "storecast_wal_unflushed_rows", "Records acknowledged from the write-ahead log and not yet taken by a flush.", ["kind"]
+)
+WAL_FLUSHES = Counter("storecast_wal_flushes", "Flushes of the write-ahead log into the store, by outcome.", ["kind", "outcome"])
+HOT_TIER_BYTES = Gauge("storecast_hot_tier_bytes", "Bytes of records held by the hot tier.", ["kind"])
+HOT_TIER_READS = Counter(
+    "storecast_hot_tier_reads", "Production reads by where they were answered: memory or the store.", ["kind", "answered_from"]
+)
+
 
 class StoreCall:
     """Times calls of one kind ("insert" or "query") and counts their failures.

@@ -41,6 +41,10 @@ def _nullable(type_name: str, values: Sequence[Any] | np.ndarray) -> bytes:
         # decoder refuses NaN. The value under a null is ignored by ClickHouse.
         floats = np.asarray(values, dtype=np.float64)
         return np.isnan(floats).view(np.uint8).tobytes() + floats.tobytes()
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        # Integers held as floats, NaN where null (the write-ahead log's records).
+        missing: np.ndarray = np.isnan(values)
+        return bytes(missing.view(np.uint8).tobytes()) + _values(type_name, np.where(missing, 0, values))
     if None not in values:
         return bytes(len(values)) + _values(type_name, values)
     boxed = np.array(values, dtype=object)

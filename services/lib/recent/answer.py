@@ -1,0 +1,112 @@
+"""A production read answered from the hot tier, in the very bytes the engine renders.
+
+services/lib/reads/render.py makes ClickHouse write each record as JSON; a
+read answered from memory must be indistinguishable from it, byte for byte, so
+the float text here is ClickHouse's `toString(Float64)`: the shortest digits that
+read back to the same double, in positional notation for decimal exponents in
+[-6, 21[ and `<d>[.<ddd>]e<exp>` outside (1e-7, 1.5e22: no `+`, no padding),
+plus `.0` on an integral value under 1e21, as the engine's rendering adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from services.lib.recent.hot import SeriesRecords
+from storecast.catalog import Kind, RecordType
+
+# The aggregations memory can answer, over one bucket's non-null values.
+_REDUCE: dict[str, Callable[[np.ndarray], float]] = {
+    "min": lambda values: float(values.min()),
+    "max": lambda values: float(values.max()),
+    "avg": lambda values: float(values.sum() / len(values)),
+}
+
+
+def answers(function: str | None) -> bool:
+    return function is None or function in _REDUCE
+
+
+def engine_float(value: float) -> str:
+    """ClickHouse's toString of a finite Float64."""
+    text = repr(value)
+    if text in ("0.0", "-0.0"):
+        return text[:-2]
+    sign = "-" if text[0] == "-" else ""
+    mantissa, _, exponent = text.lstrip("-").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if fraction == "0":
+        fraction = ""
+    every_digit = whole + fraction
+    significant = every_digit.lstrip("0")
+    # The decimal point sits `point` digits after the first significant one.
+    point = len(whole) + (int(exponent) if exponent else 0) - (len(every_digit) - len(significant))
+    digits = significant.rstrip("0") or "0"
+    count = len(digits)
+    if count <= point <= 21:
+        return sign + digits + "0" * (point - count)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    return sign + digits[0] + ("." + digits[1:] if count > 1 else "") + "e" + str(point - 1)
+
+
+def _json_float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"
+    text = engine_float(value)
+    return text + ".0" if value == int(value) and abs(value) < 1e21 else text
+
+
+def _json_value(kind: Kind) -> Callable[[float], str]:
+    if kind is Kind.FLOAT:
+        return _json_float
+    return lambda value: "null" if value != value else str(int(value))
+
+
+def _render(timestamps: list[int], record_id: int, keys: list[str], kinds: list[Kind], columns: list[np.ndarray]) -> bytes:
+    formatters = [_json_value(kind) for kind in kinds]
+    texts = [[format_(value) for value in column.tolist()] for format_, column in zip(formatters, columns)]
+    records = []
+    for row, stamp in enumerate(timestamps):
+        members = "".join(f',"{key}":{values[row]}' for key, values in zip(keys, texts))
+        records.append(f'{{"timestamp":{stamp},"id":{record_id}{members}}}')
+    return ("[" + ",\n".join(records) + "]").encode()
+
+
+def render(
+    equipment: RecordType, record_id: int, records: SeriesRecords, function: str | None, period_ms: int | None, limit: int
+) -> tuple[bytes, int, int | None]:
+    """The JSON array of at most `limit` records (raw, or one per non-empty bucket), its count and next_from."""
+    keys = [a.name for a in equipment.attributes]
+    if function is None or period_ms is None:
+        timestamps, columns, kinds = records.timestamps, records.attributes, [a.kind for a in equipment.attributes]
+    else:
+        timestamps, columns = _aggregate(records, _REDUCE[function], period_ms)
+        kinds = [Kind.FLOAT if function == "avg" else a.kind for a in equipment.attributes]
+    next_from = int(timestamps[limit]) if len(timestamps) > limit else None
+    count = min(limit, len(timestamps))
+    cut = [column[:count] for column in columns]
+    return _render(timestamps[:count].tolist(), record_id, keys, kinds, cut), count, next_from
+
+
+def _aggregate(
+    records: SeriesRecords, reduce: Callable[[np.ndarray], float], period_ms: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One row per non-empty bucket [k*period, (k+1)*period[, each attribute reduced over its non-null values."""
+    buckets = records.timestamps // period_ms * period_ms
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else np.array([], dtype=np.int64)
+    ends = np.r_[starts[1:], len(buckets)]
+    columns = []
+    for column in records.attributes:
+        reduced = np.full(len(starts), np.nan)
+        for index, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
+            values = column[start:end]
+            values = values[~np.isnan(values)]
+            if len(values):
+                reduced[index] = reduce(values)
+        columns.append(reduced)
+    return buckets[starts], columns

@@ -1,4 +1,5 @@
-"""A 201 means on disk: the inserted part's files and its directory are fsynced before the answer.
+"""A 201 means on disk: the write-ahead log's entry, or (log off, and for vectors) the inserted
+part's files and its directory, are synced before the answer.
 
 kill -9 cannot show this (the kernel keeps the page cache), so the serving process's
 sync calls are traced with strace while one PUT goes through.
@@ -26,26 +27,44 @@ _PART = re.compile(r"/(?:tmp_insert_)?all_\d+_\d+_\d+$")
 _PART_FILE = re.compile(r"/(?:tmp_insert_)?all_\d+_\d+_\d+/[^/]+\.(?:bin|txt|cidx)$")
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-def test_a_put_is_synced_to_disk_before_its_201(tmp_path: Path, test_pki: Pki) -> None:
+def _traced_puts(tmp_path: Path, test_pki: Pki, env: dict[str, str], puts: int) -> tuple[list[tuple[float, float]], str]:
+    """Each PUT's (sent, acknowledged) times, and the strace of the serving process meanwhile."""
     (tmp_path / "server").mkdir()
-    instance = start_storecast(tmp_path / "server", test_pki)
+    instance = start_storecast(tmp_path / "server", test_pki, env)
     trace = tmp_path / "strace.log"
     tracer = subprocess.Popen(
         ["strace", "-f", "-ttt", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace), "-p", str(instance.process.pid)],
         stderr=subprocess.DEVNULL,
     )
+    times = []
     try:
         time.sleep(2)  # strace attaches to every thread of the process
         with instance.client("admin") as admin:
-            ok(put(admin, "/v1/1/production/meter", [{"timestamp": T0 + i, "id": 1, "p": float(i)} for i in range(100)]), 201)
-            acknowledged = time.time()
+            for n in range(puts):
+                records = [{"timestamp": T0 + n * 100 + i, "id": 1, "p": float(i)} for i in range(100)]
+                sent = time.time()
+                ok(put(admin, "/v1/1/production/meter", records), 201)
+                times.append((sent, time.time()))
         time.sleep(1)
     finally:
         tracer.terminate()
         tracer.wait(timeout=30)
         stop_storecast(instance)
-    syncs = [(float(m["at"]), m["path"]) for line in trace.read_text().splitlines() if (m := _SYNC.match(line))]
+    return times, trace.read_text()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_every_put_syncs_the_write_ahead_log_before_its_201(tmp_path: Path, test_pki: Pki) -> None:
+    times, trace = _traced_puts(tmp_path, test_pki, {}, puts=5)
+    log_syncs = [float(m["at"]) for line in trace.splitlines() if (m := _SYNC.match(line)) and m["path"].endswith(".wal")]
+    for sent, acknowledged in times:
+        assert any(sent < at < acknowledged for at in log_syncs), (sent, acknowledged, log_syncs, trace[-3000:])
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_with_the_log_off_a_put_is_synced_to_disk_before_its_201(tmp_path: Path, test_pki: Pki) -> None:
+    [(_, acknowledged)], trace = _traced_puts(tmp_path, test_pki, {"STORECAST_LOG": "0"}, puts=1)
+    syncs = [(float(m["at"]), m["path"]) for line in trace.splitlines() if (m := _SYNC.match(line))]
     # Each part's syncs, by part directory: its files' and its own.
     parts: dict[str, list[tuple[float, str]]] = {}
     for at, path in syncs:
@@ -56,7 +75,7 @@ def test_a_put_is_synced_to_disk_before_its_201(tmp_path: Path, test_pki: Pki) -
     # part begun before the 201 had a sync after it. (The pending mark of its rollup cells and
     # the cells are not synced: services/lib/reads/rollup.py rebuilds them after a power loss.)
     written = {part: calls for part, calls in parts.items() if min(at for at, _ in calls) < acknowledged}
-    assert any(path.endswith("/data.bin") for calls in written.values() for _, path in calls), trace.read_text()[-3000:]
+    assert any(path.endswith("/data.bin") for calls in written.values() for _, path in calls), trace[-3000:]
     assert all(_PART.search(path) for calls in written.values() for _, path in calls if not _PART_FILE.search(path))
     for part, calls in written.items():
         assert any(_PART.search(path) for _, path in calls), (part, calls)  # the directory itself

@@ -17,6 +17,7 @@ later write of a key is replayed after an earlier one and still wins.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import struct
@@ -74,6 +75,13 @@ class WriteAheadLog:
         self.max_bytes = max_bytes
         self._sync = sync
         directory.mkdir(parents=True, exist_ok=True)
+        # One process per log: a second one would replay and release what the first acknowledged.
+        self._lock_file = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_file)
+            raise RuntimeError(f"the write-ahead log {directory} is in use by another process (STORECAST_LOG_DIR)") from None
         self._sealed: list[tuple[int, int]] = [(seq, size) for seq, size in self._segments()]  # (sequence, bytes)
         self._sequence = self._sealed[-1][0] + 1 if self._sealed else 1
         self._file = self._open(self._sequence)
@@ -204,3 +212,4 @@ class WriteAheadLog:
     def close(self) -> None:
         with self._lock:
             os.close(self._file)
+            os.close(self._lock_file)

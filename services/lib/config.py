@@ -32,12 +32,14 @@ class LogSettings:
     sync: bool = True
 
     @classmethod
-    def from_env(cls, fsync: bool) -> LogSettings | None:
-        """None with STORECAST_LOG=0: production PUTs then wait for their insert, as before the log."""
+    def from_env(cls, store_url: str, fsync: bool) -> LogSettings | None:
+        """None with STORECAST_LOG=0: production PUTs then wait for their insert, as before the log.
+        By default the log sits beside an embedded store's directory (it belongs to that store)."""
         if not _flag("STORECAST_LOG", setting("STORECAST_LOG")):
             return None
+        beside = Path(store_url.removeprefix("chdb://")).parent if store_url.startswith("chdb:///") else dev_dir()
         return cls(
-            directory=Path(optional_setting("STORECAST_LOG_DIR") or dev_dir() / "wal"),
+            directory=Path(optional_setting("STORECAST_LOG_DIR") or beside / "wal"),
             max_bytes=int(setting("STORECAST_LOG_MAX_BYTES")),
             flush=FlushSettings(
                 interval_s=float(setting("STORECAST_FLUSH_INTERVAL")), max_rows=int(setting("STORECAST_FLUSH_MAX_ROWS"))
@@ -77,10 +79,11 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
+        store_url = optional_setting("STORECAST_STORE_URL") or f"chdb://{dev_dir() / 'store'}"
         cluster = optional_setting("STORECAST_CLICKHOUSE_CLUSTER")
         health_port = optional_setting("STORECAST_GRPC_HEALTH_PORT")
         return cls(
-            store_url=optional_setting("STORECAST_STORE_URL") or f"chdb://{dev_dir() / 'store'}",
+            store_url=store_url,
             grpc_host=setting("STORECAST_GRPC_HOST"),
             grpc_port=int(setting("STORECAST_GRPC_PORT")),
             max_records=int(setting("STORECAST_MAX_RECORDS")),
@@ -101,7 +104,7 @@ class ServiceSettings:
             store_ca=optional_setting("STORECAST_STORE_CA"),
             grpc_socket=optional_setting("STORECAST_GRPC_SOCKET"),
             rollups=_flag("STORECAST_ROLLUPS", setting("STORECAST_ROLLUPS")),
-            log=LogSettings.from_env(_flag("STORECAST_FSYNC", setting("STORECAST_FSYNC"))),
+            log=LogSettings.from_env(store_url, _flag("STORECAST_FSYNC", setting("STORECAST_FSYNC"))),
         )
 
 

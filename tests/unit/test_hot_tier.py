@@ -1,0 +1,102 @@
+"""The hot tier's proof of coverage at its edges, its newest-wins reads, eviction and budget."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from services.lib.recent.hot import HotTier
+from storecast.catalog import EQUIPMENT_TYPES
+
+METER = EQUIPMENT_TYPES["meter"]
+NOW_MS = 1_800_000_000_000
+
+
+def _tier(window_s: float = 3600, max_bytes: int = 1 << 30) -> HotTier:
+    return HotTier([METER], window_s, max_bytes)
+
+
+def _add(tier: HotTier, stamps: list[int], value: float, generation: int = 1, record_id: int = 1, now_ms: int = NOW_MS) -> None:
+    columns = [np.full(len(stamps), value)] + [np.full(len(stamps), np.nan) for _ in METER.attributes[1:]]
+    ids = np.full(len(stamps), record_id, dtype=np.uint32)
+    tier.add("meter", 100, ids, np.array(stamps, dtype=np.int64), columns, generation, now_ms)
+
+
+def _values(tier: HotTier, start: int | None, end: int | None) -> list[tuple[int, float]] | None:
+    records = tier.read("meter", 100, 1, start, end)
+    return None if records is None else list(zip(records.timestamps.tolist(), records.attributes[0].tolist()))
+
+
+def test_nothing_is_answered_before_the_store_was_asked_about_the_series() -> None:
+    tier = _tier()
+    _add(tier, [NOW_MS - 10, NOW_MS - 5], 1.0)
+    assert tier.unestablished("meter", [(100, 1), (100, 2)]) == [(100, 1)]
+    assert _values(tier, NOW_MS - 100, NOW_MS) is None
+    tier.establish("meter", {(100, 1): None})
+    assert _values(tier, None, None) == [(NOW_MS - 10, 1.0), (NOW_MS - 5, 1.0)]
+
+
+def test_coverage_starts_just_past_the_newest_stored_timestamp() -> None:
+    tier = _tier()
+    _add(tier, [NOW_MS - 10, NOW_MS - 5], 1.0)
+    tier.establish("meter", {(100, 1): NOW_MS - 20})
+    assert _values(tier, NOW_MS - 19, NOW_MS) == [(NOW_MS - 10, 1.0), (NOW_MS - 5, 1.0)]
+    assert _values(tier, NOW_MS - 20, NOW_MS) is None  # the stored record at -20 is not in memory
+    assert _values(tier, None, NOW_MS) is None
+
+
+def test_records_older_than_the_window_are_not_kept_and_move_coverage_past_them() -> None:
+    tier = _tier(window_s=60)
+    tier.establish("meter", {(100, 1): None})
+    _add(tier, [NOW_MS - 120_000, NOW_MS - 1_000], 2.0)
+    _add(tier, [NOW_MS - 500], 3.0)
+    tier.establish("meter", {(100, 1): None})
+    assert _values(tier, NOW_MS - 120_000 + 1, NOW_MS) == [(NOW_MS - 1_000, 2.0), (NOW_MS - 500, 3.0)]
+    assert _values(tier, NOW_MS - 120_000, NOW_MS) is None
+
+
+def test_the_last_acknowledged_version_of_a_timestamp_wins_also_after_compaction() -> None:
+    tier = _tier()
+    for version in range(100):
+        _add(tier, [NOW_MS - 3, NOW_MS - 2 - version % 2], float(version))
+    tier.establish("meter", {(100, 1): None})
+    assert _values(tier, None, None) == [(NOW_MS - 3, 99.0), (NOW_MS - 2, 98.0)]
+
+
+def test_only_stored_blocks_are_evicted_and_eviction_moves_coverage_past_them() -> None:
+    tier = _tier(window_s=0.05)
+    tier.establish("meter", {(100, 1): None})
+    _add(tier, [NOW_MS - 30], 1.0, generation=1)
+    _add(tier, [NOW_MS - 20], 2.0, generation=2)
+    tier.establish("meter", {(100, 1): None})
+    time.sleep(0.1)
+    tier.evict()  # nothing stored yet: all kept
+    assert _values(tier, NOW_MS - 40, NOW_MS) == [(NOW_MS - 30, 1.0), (NOW_MS - 20, 2.0)]
+    tier.stored_generation = 1
+    tier.evict()
+    assert _values(tier, NOW_MS - 40, NOW_MS) is None
+    assert _values(tier, NOW_MS - 29, NOW_MS) == [(NOW_MS - 20, 2.0)]
+
+
+def test_the_memory_budget_lets_go_of_the_oldest_stored_records_first() -> None:
+    tier = _tier(max_bytes=1)
+    tier.establish("meter", {(100, 1): None})
+    _add(tier, [NOW_MS - 30], 1.0, generation=1)
+    _add(tier, [NOW_MS - 20], 2.0, generation=2)
+    tier.establish("meter", {(100, 1): None})
+    tier.stored_generation = 1
+    tier.evict()
+    assert _values(tier, NOW_MS - 29, NOW_MS) == [(NOW_MS - 20, 2.0)]  # the unstored block stays
+    tier.stored_generation = 2
+    tier.evict()
+    assert tier.nbytes == 0 and _values(tier, NOW_MS - 19, NOW_MS) is None  # nothing left to answer from
+
+
+@pytest.mark.parametrize("window_s,max_bytes", [(0, 1 << 20), (3600, 0)])
+def test_a_tier_of_no_window_or_no_bytes_keeps_nothing(window_s: float, max_bytes: int) -> None:
+    tier = _tier(window_s, max_bytes)
+    _add(tier, [NOW_MS - 1], 1.0)
+    tier.establish("meter", {(100, 1): None})
+    assert tier.nbytes == 0 and _values(tier, None, None) is None

@@ -1,0 +1,52 @@
+"""Answers from memory are the engine's bytes: its float text, checked against chDB itself."""
+
+from __future__ import annotations
+
+import struct
+
+import chdb
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.lib.recent.answer import engine_float, render
+from services.lib.recent.hot import SeriesRecords
+from storecast.catalog import EQUIPMENT_TYPES
+
+_EDGES = [0.1, 1e-7, 1.5e-5, 1e-6, 9.999999e-7, 1e16, 1e20, 1e21, 1.5e22, 123456.789, -0.0, 0.0, 5e-324, 1.7976931348623157e308]
+
+
+def _engine_texts(values: list[float]) -> list[str]:
+    bits = ",".join(f"reinterpretAsFloat64(toUInt64({struct.unpack('<Q', struct.pack('<d', v))[0]}))" for v in values)
+    out = chdb.query(f"SELECT toString(x) FROM (SELECT arrayJoin([{bits}]) AS x) SETTINGS max_query_size=10000000", "TSVRaw")
+    return out.bytes().decode().split("\n")[: len(values)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200))
+def test_float_text_is_the_engines(values: list[float]) -> None:
+    values = _EDGES + values
+    assert [engine_float(v) for v in values] == _engine_texts(values)
+
+
+def test_a_rendered_record_has_the_engines_shape() -> None:
+    battery = EQUIPMENT_TYPES["battery"]
+    columns = [np.array([np.nan if a.name == "e" else (-0.0 if a.name == "p" else 2.0)]) for a in battery.attributes]
+    rendered, count, next_from = render(battery, 7, SeriesRecords(np.array([1000]), columns), None, None, 10)
+    members = ",".join(
+        f'"{a.name}":'
+        + ("null" if a.name == "e" else "-0.0" if a.name == "p" else "2" if a.kind.name == "UNSIGNED_INT" else "2.0")
+        for a in battery.attributes
+    )
+    assert rendered == f'[{{"timestamp":1000,"id":7,{members}}}]'.encode()
+    assert (count, next_from) == (1, None)
+
+
+def test_aggregation_buckets_ignore_nulls_and_cut_at_the_limit() -> None:
+    meter = EQUIPMENT_TYPES["meter"]
+    stamps = np.array([0, 500, 1000, 1500, 2500])
+    p = np.array([1.0, 3.0, np.nan, np.nan, 5.0])
+    columns = [p] + [np.full(5, np.nan) for _ in meter.attributes[1:]]
+    rendered, count, next_from = render(meter, 1, SeriesRecords(stamps, columns), "avg", 1000, 2)
+    assert rendered.startswith(b'[{"timestamp":0,"id":1,"p":2.0') and b'{"timestamp":1000,"id":1,"p":null' in rendered
+    assert (count, next_from) == (2, 2000)

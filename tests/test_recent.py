@@ -12,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -167,6 +167,13 @@ def test_nothing_acknowledged_is_lost_to_kill_9_under_load(tmp_path: Path, test_
         stop_storecast(instance)
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+_REDUCE: dict[str, Callable[[list[float]], float]] = {"min": min, "max": max, "avg": _mean}
+
+
 class _RecentWrites(RuleBasedStateMachine):
     """PUTs (replacing keys), reads raw and aggregated, flushes, restarts and kill -9, against a dict."""
 
@@ -225,7 +232,7 @@ class _RecentWrites(RuleBasedStateMachine):
         for (i, t), p in sorted(self.model.items()):
             if i == record_id:
                 buckets.setdefault(t // period_s * period_s, []).append(p)
-        reduce = {"min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[function]
+        reduce = _REDUCE[function]
         expected = {
             b: (reduce([v for v in values if v is not None]) if any(v is not None for v in values) else None)
             for b, values in buckets.items()

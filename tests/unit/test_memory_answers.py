@@ -18,8 +18,9 @@ _EDGES = [0.1, 1e-7, 1.5e-5, 1e-6, 9.999999e-7, 1e16, 1e20, 1e21, 1.5e22, 123456
 
 def _engine_texts(values: list[float]) -> list[str]:
     bits = ",".join(f"reinterpretAsFloat64(toUInt64({struct.unpack('<Q', struct.pack('<d', v))[0]}))" for v in values)
-    out = chdb.query(f"SELECT toString(x) FROM (SELECT arrayJoin([{bits}]) AS x) SETTINGS max_query_size=10000000", "TSVRaw")
-    return out.bytes().decode().split("\n")[: len(values)]
+    sql = f"SELECT toString(x) FROM (SELECT arrayJoin([{bits}]) AS x) SETTINGS max_query_size=10000000"
+    out: bytes = chdb.query(sql, "TSVRaw").bytes()  # type: ignore[no-untyped-call]
+    return out.decode().split("\n")[: len(values)]
 
 
 @settings(max_examples=20, deadline=None)

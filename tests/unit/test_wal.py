@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from services.ingest.wal import LogFull, WriteAheadLog, frame, read_segment
 
 def _appended(wal: WriteAheadLog, entries: list[bytes], seen: list[bytes]) -> None:
     for entry in entries:
-        wal.append(entry, lambda entry=entry: seen.append(entry))
+        wal.append(entry, functools.partial(seen.append, entry))
 
 
 def _segments(directory: Path) -> list[Path]:

@@ -116,6 +116,8 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
         "STORECAST_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         # The engine's insert files: a killed process leaves its last one behind.
         "TMPDIR": str(tmp),
+        # The write-ahead log belongs to this instance, whatever its store (an http:// one included).
+        "STORECAST_LOG_DIR": str(directory / "wal"),
         **(extra_env or {}),
     }
     log = directory / "storecast.log"

@@ -95,8 +95,9 @@ def gateway_env(test_pki: Pki, http_port: int, **targets: str) -> dict[str, str]
 
 
 def spawn(target: str, directory: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`storecast serve <target>`, logging to <directory>/<target>.log."""
+    """`storecast serve <target>`, logging to <directory>/<target>.log, an ingest's write-ahead log in <directory>/wal."""
     log = (directory / f"{target}.log").open("wb")
+    env = {"STORECAST_LOG_DIR": str(directory / "wal"), **env}
     return subprocess.Popen(
         [sys.executable, "-m", "storecast", "serve", target], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
     )

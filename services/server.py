@@ -7,6 +7,7 @@ import gc
 import grpc
 
 from services.lib.config import ServiceSettings
+from services.lib.recent.answer import InProcess, RecentReads
 from services.lib.rpc.admission import AdmissionInterceptor
 from services.lib.rpc.readiness import StoreReadiness
 from services.lib.rpc.server import Registration, serve
@@ -20,16 +21,21 @@ SERVICE_TARGETS = ("ingest", "query", "vector")
 def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
     registrations = []
     # In one process the query service reads what the ingest service holds in memory (services/lib/recent/).
-    recent = None
+    recent: RecentReads | None = None
     if "ingest" in targets:
         from services.ingest.service import IngestService
         from services.ingest.service import register as register_ingest
 
         ingest = IngestService(store, settings.batching, settings.retention, rollups=settings.rollups, log_settings=settings.log)
-        recent = ingest.flusher
+        recent = None if ingest.flusher is None else InProcess(ingest.flusher)
         registrations.append(register_ingest(ingest))
     if "query" in targets:
+        from services.query.replicas import IngestReplicas
         from services.query.service import register as register_query
+
+        if recent is None and settings.ingest_replicas:
+            credentials = settings.grpc_tls.channel_credentials() if settings.grpc_tls else None
+            recent = IngestReplicas(settings.ingest_replicas, credentials)
 
         registrations.append(
             register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent)

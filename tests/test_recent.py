@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from tests.conftest import Pki, Storecast, free_port, ok, put, start_storecast, stop_storecast
-from tests.helpers import JsonObject
+from tests.conftest import Pki, Storecast, free_port, ok, put, start_storecast, stop_storecast, wait_until_serving
+from tests.helpers import JsonObject, admin_client, gateway_env, spawn, wait_for_health
 
 NOW_MS = (int(time.time()) - 600) * 1000  # recent: inside the hot tier's window
 BATTERY = "battery"  # float attributes and an unsigned one (state)
@@ -287,3 +287,47 @@ def test_the_log_directory_is_tied_to_its_store(tmp_path: Path, test_pki: Pki) -
         assert (tmp_path / "wal" / "lock").exists() and (tmp_path / "store").is_dir()
     finally:
         stop_storecast(instance)
+
+
+def test_a_query_service_of_its_own_asks_the_ingest_replica(tmp_path: Path, test_pki: Pki) -> None:
+    """Two stores on purpose (chDB is one process per directory): what the query service returns
+    for the recent read can only have come from the ingest replica's hot tier."""
+    ingest_port, query_port, http_port = free_port(), free_port(), free_port()
+    ingest = spawn(
+        "ingest",
+        tmp_path,
+        {
+            "STORECAST_STORE_URL": f"chdb://{tmp_path / 'a'}",
+            "STORECAST_GRPC_PORT": str(ingest_port),
+            "STORECAST_FLUSH_INTERVAL": "3600",
+        },
+    )
+    query = spawn(
+        "query",
+        tmp_path,
+        {
+            "STORECAST_STORE_URL": f"chdb://{tmp_path / 'b'}",
+            "STORECAST_GRPC_PORT": str(query_port),
+            "STORECAST_INGEST_REPLICAS": f"127.0.0.1:{ingest_port}",
+        },
+    )
+    gateway = spawn(
+        "gateway", tmp_path, gateway_env(test_pki, http_port, ingest=f"127.0.0.1:{ingest_port}", query=f"127.0.0.1:{query_port}")
+    )
+    try:
+        wait_for_health(f"127.0.0.1:{ingest_port}", ingest, "storecast.v1.Ingest")
+        wait_for_health(f"127.0.0.1:{query_port}", query, "storecast.v1.Query")
+        wait_until_serving(f"https://localhost:{http_port}", test_pki.ca, gateway, tmp_path / "gateway.log")
+        with admin_client(test_pki, http_port) as admin:
+            ok(put(admin, "/v1/1/production/meter", [{"timestamp": NOW_MS, "id": 1, "p": 4.5}]), 201)
+            path = f"/v1/1/production/meter/1?from={NOW_MS}&to={NOW_MS + 1}"
+            # The first read has the replica store the series (into its store, not the query's), then
+            # reads the query's store; from then on the replica's memory answers.
+            assert admin.get(path).json()["status_code"] == 1107
+            [record] = ok(admin.get(path))["results"]
+            assert (record["timestamp"], record["p"], record["q"]) == (NOW_MS, 4.5, None)
+    finally:
+        for process in (gateway, query, ingest):
+            process.terminate()
+        for process in (gateway, query, ingest):
+            assert process.wait(timeout=60) == 0

@@ -12,6 +12,8 @@ from services.ingest.flusher import Flusher, Records
 from services.ingest.wal import LogFull, WriteAheadLog
 from services.lib.config import LogSettings
 from services.lib.reads.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
+from services.lib.reads.window import production_window
+from services.lib.recent.answer import from_memory
 from services.lib.recent.hot import HotTier, SeriesKey
 from services.lib.records import payload, typed
 from services.lib.records.columns import Columns, last_occurrences, take, to_columns
@@ -111,6 +113,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         log_settings: LogSettings | None = None,
     ) -> None:
         self._store = store
+        self._retention = retention
         self._writers = _writers(store, batching, retention)
         # None: PUTs wait for their insert (group commit), as forecasts and tariffs do.
         self.flusher = None if log_settings is None else self._start_log(log_settings)
@@ -174,6 +177,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             self._log(Records.of(writer.equipment.name, request.site_id, columns))
         writer.written.inc(rows)
         return records_pb2.PutReply(stored=rows)
+
+    def ReadRecent(self, request: ingest_pb2.ReadRecentRequest, context: grpc.ServicerContext) -> ingest_pb2.ReadRecentReply:
+        read = request.read
+        equipment = EQUIPMENT_BY_ENUM.get(read.equipment_type)
+        if self.flusher is None or equipment is None:
+            return ingest_pb2.ReadRecentReply(answered=False)
+        window = production_window(read)
+        if request.answer:
+            horizon = self._retention.horizon_ms("production", equipment.name)
+            limit = read.max_records or 1
+            answer = from_memory(self.flusher, equipment, read.site_id, read.id, window, horizon, limit)
+            if answer is not None:
+                return ingest_pb2.ReadRecentReply(answered=True, records=answer)
+        self.flusher.sync(equipment.name, read.site_id, read.id, window.start, window.end)
+        return ingest_pb2.ReadRecentReply(answered=False)
 
     def _log(self, records: Records) -> None:
         assert self.flusher is not None

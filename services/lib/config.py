@@ -76,6 +76,8 @@ class ServiceSettings:
     rollups: bool = True
     # Production PUTs acknowledged from a write-ahead log, recent reads from memory (None: off).
     log: LogSettings | None = None
+    # A query service's ingest replicas, asked for their recent writes (STORECAST_INGEST_REPLICAS, comma-separated).
+    ingest_replicas: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -104,8 +106,15 @@ class ServiceSettings:
             store_ca=optional_setting("STORECAST_STORE_CA"),
             grpc_socket=optional_setting("STORECAST_GRPC_SOCKET"),
             rollups=_flag("STORECAST_ROLLUPS", setting("STORECAST_ROLLUPS")),
+            ingest_replicas=tuple(
+                t.strip() for t in (optional_setting("STORECAST_INGEST_REPLICAS") or "").split(",") if t.strip()
+            ),
             log=LogSettings.from_env(store_url, _flag("STORECAST_FSYNC", setting("STORECAST_FSYNC"))),
         )
+
+
+def _targets(text: str | None) -> tuple[str, ...]:
+    return tuple(target.strip() for target in (text or "").split(",") if target.strip())
 
 
 def _flag(name: str, value: str) -> bool:

@@ -11,9 +11,8 @@ import pyarrow as pa
 
 from services.lib.reads.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
 from services.lib.reads.rollup import resolution_for
-from services.lib.reads.window import Window, check_window, record_limit
-from services.lib.recent import answer
-from services.lib.recent.hot import RecentWrites
+from services.lib.reads.window import Window, production_window, record_limit
+from services.lib.recent.answer import RecentReads
 from services.lib.records import typed
 from services.lib.rpc.metrics import HOT_TIER_READS, RECORDS_READ, store_query
 from services.lib.rpc.server import Registration
@@ -32,10 +31,10 @@ _FROM_STORE = HOT_TIER_READS.labels("production", "store")
 
 class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(
-        self, store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentWrites | None = None
+        self, store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentReads | None = None
     ) -> None:
         self._store = store
-        # The ingest service's recent writes, when it runs in this process (services/server.py).
+        # The ingest's recent writes: in this process, or its replicas' (services/server.py). None: the log is off.
         self._recent = recent
         self._rollups = rollups
         self._max_records = max_records
@@ -45,10 +44,11 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def GetProduction(self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext) -> records_pb2.Records:
         read = self._read(request)
         if request.format == records_pb2.V1_JSON:
-            remembered = read.from_memory()
+            remembered = read.from_memory_or_sync()
             if remembered is not None:
                 return remembered
-        read.sync()
+        else:
+            read.sync(read.window)
         if request.format == records_pb2.BATCH:
             batch, next_from = read.batch(read.window)
             count = len(batch.timestamps)
@@ -62,7 +62,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
         read = self._read(request)
-        read.sync()
+        read.sync(read.window)
         for batch in read.stream():
             read.counted(len(batch.timestamps))
             yield batch
@@ -71,11 +71,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
         if equipment is None:
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
-        window = check_window(
-            request.range if request.HasField("range") else None,
-            request.aggregation,
-            request.period_ms if request.HasField("period_ms") else None,
-        )
+        window = production_window(request)
         limit = record_limit(request.max_records, self._max_records)
         horizon = self._retention.horizon_ms("production", equipment.name)
         if window.start is not None and window.start < horizon and not (self._rollups and _from_rollups(window)):
@@ -105,29 +101,23 @@ class _ProductionRead:
     limit: int
     horizon: int  # the oldest timestamp kept (retention)
     rollups: bool
-    recent: RecentWrites | None
+    recent: RecentReads | None
 
-    def from_memory(self) -> records_pb2.Records | None:
-        """The answer from the hot tier, when it provably holds every record of the window."""
-        if self.recent is None or not answer.answers(self.window.function):
+    def from_memory_or_sync(self) -> records_pb2.Records | None:
+        """The answer from the hot tier, when it provably holds every record of the window; else
+        None, once every acknowledged record of the window is in the store."""
+        if self.recent is None:
             return None
-        site_id, record_id = self.request.site_id, self.request.id
-        start = self.horizon if self.window.start is None else max(self.window.start, self.horizon)
-        records = self.recent.read(self.equipment.name, site_id, record_id, start, self.window.end)
-        if records is None:
-            _FROM_STORE.inc()
-            return None
-        _FROM_MEMORY.inc()
-        results, count, next_from = answer.render(
-            self.equipment, record_id, records, self.window.function, self.window.period_ms, self.limit
-        )
-        self.counted(count)
-        return records_pb2.Records(results_json=results, count=count, next_from=next_from)
+        answer = self.recent.answer_or_sync(self.equipment, self.request, self.window, self.horizon, self.limit)
+        (_FROM_STORE if answer is None else _FROM_MEMORY).inc()
+        if answer is not None:
+            self.counted(answer.count)
+        return answer
 
-    def sync(self) -> None:
-        """Every acknowledged record of the window in the store before the engine reads it."""
+    def sync(self, window: Window | None = None) -> None:
+        """Every acknowledged record of the window (None: of the series) in the store before the engine reads it."""
         if self.recent is not None:
-            self.recent.sync(self.equipment.name, self.request.site_id, self.request.id, self.window.start, self.window.end)
+            self.recent.sync(self.equipment, self.request, window)
 
     def json(self) -> tuple[RenderedArray, int | None]:
         rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
@@ -201,9 +191,8 @@ class _ProductionRead:
         if found:
             self.known_ids.add(self._table, site_id, record_id)
             return
-        if self.recent is not None:
-            # An id whose only records still wait for a flush is known too.
-            self.recent.sync(self.equipment.name, site_id, record_id, None, None)
+        # An id whose only records still wait for a flush is known too.
+        self.sync()
         with store_query(), self.store.client() as client:
             self.known_ids.check(client, self._table, site_id, record_id, f"{self.equipment.name} record")
 
@@ -230,7 +219,7 @@ def _from_rollups(window: Window) -> bool:
 
 
 def register(
-    store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentWrites | None = None
+    store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentReads | None = None
 ) -> Registration:
     def add(server: grpc.Server) -> str:
         query_pb2_grpc.add_QueryServicer_to_server(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from storecast.catalog import TIMESTAMP_LIMIT_MS
 from storecast.status import ApiFailure, ApiStatus
-from storecast.v1 import records_pb2
+from storecast.v1 import query_pb2, records_pb2
 
 AGGREGATE_FUNCTIONS = {records_pb2.MIN: "min", records_pb2.MAX: "max", records_pb2.AVG: "avg"}
 
@@ -55,6 +55,15 @@ def check_window(
     elif period_ms is not None:
         raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "period needs agg")
     return Window(start, end, function, period_ms)
+
+
+def production_window(request: query_pb2.GetProductionRequest) -> Window:
+    """A production read's window, checked."""
+    return check_window(
+        request.range if request.HasField("range") else None,
+        request.aggregation,
+        request.period_ms if request.HasField("period_ms") else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,14 @@ plus `.0` on an integral value under 1e21, as the engine's rendering adds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
-from services.lib.recent.hot import SeriesRecords
+from services.lib.reads.window import Window
+from services.lib.recent.hot import RecentWrites, SeriesRecords
 from storecast.catalog import Kind, RecordType
+from storecast.v1 import query_pb2, records_pb2
 
 # The aggregations memory can answer, over one bucket's non-null values.
 _REDUCE: dict[str, Callable[[np.ndarray], float]] = {
@@ -110,3 +113,48 @@ def _aggregate(
                 reduced[index] = reduce(values)
         columns.append(reduced)
     return buckets[starts], columns
+
+
+def from_memory(
+    recent: RecentWrites, equipment: RecordType, site_id: int, record_id: int, window: Window, horizon: int, limit: int
+) -> records_pb2.Records | None:
+    """A production read's answer from the hot tier, when it provably holds every record of the window."""
+    if not answers(window.function):
+        return None
+    start = horizon if window.start is None else max(window.start, horizon)
+    records = recent.read(equipment.name, site_id, record_id, start, window.end)
+    if records is None:
+        return None
+    results, count, next_from = render(equipment, record_id, records, window.function, window.period_ms, limit)
+    return records_pb2.Records(results_json=results, count=count, next_from=next_from)
+
+
+class RecentReads(Protocol):
+    """What the query service asks of the ingest's recent writes: in its process, or of its replicas."""
+
+    def answer_or_sync(
+        self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
+    ) -> records_pb2.Records | None:
+        """The answer from memory, or None once every acknowledged record of the read is in the store."""
+
+    def sync(self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window | None) -> None:
+        """Returns once every acknowledged record of the read's series in the window (None: any) is in the store."""
+
+
+class InProcess:
+    """The ingest service's recent writes in this very process (`serve all`)."""
+
+    def __init__(self, recent: RecentWrites) -> None:
+        self._recent = recent
+
+    def answer_or_sync(
+        self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
+    ) -> records_pb2.Records | None:
+        answer = from_memory(self._recent, equipment, request.site_id, request.id, window, horizon, limit)
+        if answer is None:
+            self.sync(equipment, request, window)
+        return answer
+
+    def sync(self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window | None) -> None:
+        start, end = (None, None) if window is None else (window.start, window.end)
+        self._recent.sync(equipment.name, request.site_id, request.id, start, end)

@@ -68,7 +68,7 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 $(UPLOT_STAMP)
 	$(BIN)/storecast serve all
 
 # Lint and types first: a change that breaks them does not land (.ci/run calls this target).
-test: lint typecheck $(GENERATED) $(UPLOT_STAMP) chromium
+test: lint typecheck docs $(GENERATED) $(UPLOT_STAMP) chromium
 	$(BIN)/python -m pytest -q tests
 
 lint: $(VENV)/.installed
@@ -83,6 +83,12 @@ typecheck: $(GENERATED)
 	$(MYPY) --cache-dir $(MYPY_CACHE)/package storecast gateway services tests deploy/capacity --exclude '^tests/bench/'
 	cd tests/bench && MYPYPATH=$(CURDIR) $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(abspath $(MYPY_CACHE))/bench *.py
+
+# The documentation site (mkdocs.yml, docs/) into .dev/site: --strict, so a broken link or anchor fails `make test`.
+.PHONY: docs
+# (NO_MKDOCS_2_WARNING: Material's end-of-life notice, printed on every build, says nothing of these docs.)
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)

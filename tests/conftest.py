@@ -31,6 +31,33 @@ CLIENTS: dict[str, tuple[str | list[int], list[str]]] = {
 MAX_RECORDS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "e2e", "browser", "soak")
+BROWSER_FILES = {"test_console.py"}
+# What `make soak` runs long; it sets STORECAST_SOAK_SECONDS. Run short (as `make test` does), they are e2e tests.
+SOAK_FILES = {"test_load.py", "test_faults.py", "test_contract_fuzz.py", "test_put_fuzz.py", "test_memory.py"}
+
+
+def tier(path: Path) -> str:
+    if path.is_relative_to(TESTS / "unit"):
+        return "unit"
+    if path.name in BROWSER_FILES:
+        return "browser"
+    if path.name in SOAK_FILES and "STORECAST_SOAK_SECONDS" in os.environ:
+        return "soak"
+    return "e2e"
+
+
+# First, so that `-m` (the mark plugin's own hook) deselects by the tiers given here.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test's one tier, from where it lives: the single rule, never a marker written by hand."""
+    for item in items:
+        hand_written = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if hand_written:
+            raise pytest.UsageError(f"{item.nodeid} marks its own tier {hand_written}: tests/conftest.py assigns tiers")
+        item.add_marker(tier(item.path))
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -65,11 +65,10 @@ class VectorWriter:
         layout = Entries.ending(np.cumsum([len(v.values) for v in vectors]))
         stamps = np.fromiter(itertools.chain.from_iterable(p[0] for p in periods), np.int64, int(layout.ends[-1]))
         order = rules.period_order(stamps, layout)
-        # One column per period field, each holding one array per vector.
-        if order is None:  # the usual body: each vector's periods in time order already
-            by_vector = [list(arrays) for arrays in zip(*periods)]
-        else:
-            attributes = [list(itertools.chain.from_iterable(arrays)) for arrays in list(zip(*periods))[1:]]
+        # One column per period field, each holding one array per vector: as given, unless out of time order.
+        by_vector: Columns = [list(arrays) for arrays in zip(*periods)]
+        if order is not None:
+            attributes = [list(itertools.chain.from_iterable(arrays)) for arrays in by_vector[1:]]
             by_vector = _by_vector(layout, stamps, attributes, order)
         columns = to_columns(vectors, self._vector_fields) + by_vector
         # Within one request the last occurrence of (id, creation_timestamp) wins, whole.

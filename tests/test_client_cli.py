@@ -339,3 +339,21 @@ def test_a_client_command_loads_no_server_code(argv: tuple[str, ...]) -> None:
 def test_a_server_command_is_seen_loading_the_server_side() -> None:
     """The probe above sees server code where there is some: `storecast migrate`, of a store that is not there."""
     assert {"services", "clickhouse_connect"} <= set(loaded_after("migrate", "--store-url", "http://127.0.0.1:9"))
+
+
+def test_the_client_package_imports_a_name_on_first_use() -> None:
+    """`import storecast.client` is cheap (the binary's argument parser holds the client's commands); each public
+    name, listed once, for type checkers, in storecast/client/__init__.py, then comes from its module."""
+    script = """
+import json, sys
+import storecast.client as client
+before = sorted({"pandas", "pyarrow"} & set(sys.modules))
+found = {name: getattr(client, name).__module__ for name in client.__all__}
+print(json.dumps([before, found, sorted({"pandas", "pyarrow"} & set(sys.modules))]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, found, after = json.loads(result.stdout)
+    assert before == [] and after == ["pandas", "pyarrow"]
+    assert found["Client"] == "storecast.client.client" and found["ApiError"] == "storecast.client.errors"
+    assert {"Query", "Series", "Table", "TransportError", "RowError", "to_datetime_index"} <= set(found)

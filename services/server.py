@@ -13,8 +13,6 @@ from services.lib.rpc.server import Registration, serve
 from services.lib.store.engine import Store
 from services.lib.store.schema import all_tables
 
-SERVICE_TARGETS = ("ingest", "query", "vector")
-
 
 def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
     registrations = []

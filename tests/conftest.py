@@ -157,6 +157,33 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
     return Storecast(base_url, f"127.0.0.1:{grpc_port}", test_pki, process, log)
 
 
+class FakeClickHouse:
+    """tests/chdb_http.py in a process of its own: a ClickHouse server over one chDB directory,
+    which several storecast processes can share. Kill it for "down", start it again for "back"."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """The store URL of storecast services that use it (database `storecast`)."""
+        return f"http://127.0.0.1:{self.port}/storecast"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.chdb_http", str(self.port), str(self.directory)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
 def stop_storecast(storecast: Storecast) -> None:
     storecast.process.terminate()
     try:

@@ -16,7 +16,7 @@ UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+j
 CONSOLE_VENDOR := gateway/console/vendor
 UPLOT_STAMP := $(CONSOLE_VENDOR)/.uplot-$(UPLOT_VERSION)
 
-.PHONY: run test soak bench lint typecheck proto pki clean vendor chromium
+.PHONY: run test unit e2e browser soak bench lint typecheck proto pki clean vendor chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,14 +68,25 @@ run: $(GENERATED) $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 $(UPLOT_STAMP)
 	$(BIN)/storecast serve all
 
 # Lint and types first: a change that breaks them does not land (.ci/run calls this target).
-test: lint typecheck $(GENERATED) $(UPLOT_STAMP) chromium
-	$(BIN)/python -m pytest -q tests
+test: lint typecheck docs $(GENERATED) $(UPLOT_STAMP) chromium
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+# One tier each (tests/conftest.py gives every test its tier). The unit tier names its folder
+# only to spare importing the end-to-end modules (schemathesis builds its tests while collecting).
+unit: $(GENERATED)
+	$(BIN)/python -m pytest -q -m unit tests/unit
+
+e2e: $(GENERATED)
+	$(BIN)/python -m pytest -q --durations=15 -m e2e tests
+
+browser: $(GENERATED) $(UPLOT_STAMP) chromium
+	$(BIN)/python -m pytest -q -m browser tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy reads the tree as it is (pyproject.toml: the root and proto/ are its source roots).
+# mypy reads the tree as it is: folders are import paths.
 # tests/bench holds scripts that import each other as top-level modules: a run of their own.
 MYPY_CACHE ?= $(DEV_DIR)/mypy-cache
 MYPY = $(BIN)/mypy --config-file pyproject.toml
@@ -84,13 +95,19 @@ typecheck: $(GENERATED)
 	cd tests/bench && MYPYPATH=$(CURDIR) $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(abspath $(MYPY_CACHE))/bench *.py
 
+# The documentation site (mkdocs.yml, docs/) into .dev/site: --strict, so a broken link or anchor fails `make test`.
+.PHONY: docs
+# (NO_MKDOCS_2_WARNING: Material's end-of-life notice, printed on every build, says nothing of these docs.)
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # The long versions of the load, fault, fuzzing and memory tests; -s prints what they measured.
 soak: $(GENERATED)
 	STORECAST_SOAK_SECONDS=$${STORECAST_SOAK_SECONDS:-120} \
 	STORECAST_FUZZ_EXAMPLES=$${STORECAST_FUZZ_EXAMPLES:-50} STORECAST_FUZZ_COVERAGE=$${STORECAST_FUZZ_COVERAGE:-all} \
 	STORECAST_PUT_FUZZ_EXAMPLES=$${STORECAST_PUT_FUZZ_EXAMPLES:-100} \
 	STORECAST_MEMORY_PUTS=$${STORECAST_MEMORY_PUTS:-4} \
-	$(BIN)/python -m pytest -q -s tests/test_load.py tests/test_faults.py tests/test_contract_fuzz.py tests/test_put_fuzz.py tests/test_memory.py
+	$(BIN)/python -m pytest -q -s -m soak tests
 
 # Extra options: make bench BENCH_ARGS="--quick" (see tests/bench/run.py --help).
 bench: $(GENERATED) $(PKI_DIR)/ca.cert.pem

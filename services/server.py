@@ -15,8 +15,6 @@ from services.lib.store.engine import Store
 from services.lib.store.schema import all_tables
 from storecast.v1 import ingest_pb2
 
-SERVICE_TARGETS = ("ingest", "query", "vector")
-
 
 def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSettings) -> list[Registration]:
     registrations = []

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dev_socket() -> Path:
-    """Where `make run`'s services listen (cli.py, `_internal_socket`)."""
+    """Where `make run`'s services listen (serve.py, `_internal_socket`)."""
     return Path(optional_setting("STORECAST_GRPC_SOCKET") or dev_dir() / "run" / "grpc.sock")
 
 

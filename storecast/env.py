@@ -9,6 +9,9 @@ from pathlib import Path
 
 import grpc
 
+# The gRPC services: a `storecast serve` target each, which callers find at STORECAST_<NAME>_TARGET.
+SERVICE_TARGETS = ("ingest", "query", "vector")
+
 # The default of every STORECAST_* setting that has a fixed one (README,
 # "Configuration"); the gateway's and the services' settings both read them
 # through `setting`, so a default is written once. Those that default to a

@@ -31,6 +31,33 @@ CLIENTS: dict[str, tuple[str | list[int], list[str]]] = {
 MAX_RECORDS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "e2e", "browser", "soak")
+BROWSER_FILES = {"test_console.py"}
+# What `make soak` runs long; it sets STORECAST_SOAK_SECONDS. Run short (as `make test` does), they are e2e tests.
+SOAK_FILES = {"test_load.py", "test_faults.py", "test_contract_fuzz.py", "test_put_fuzz.py", "test_memory.py"}
+
+
+def tier(path: Path) -> str:
+    if path.is_relative_to(TESTS / "unit"):
+        return "unit"
+    if path.name in BROWSER_FILES:
+        return "browser"
+    if path.name in SOAK_FILES and "STORECAST_SOAK_SECONDS" in os.environ:
+        return "soak"
+    return "e2e"
+
+
+# First, so that `-m` (the mark plugin's own hook) deselects by the tiers given here.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test's one tier, from where it lives: the single rule, never a marker written by hand."""
+    for item in items:
+        hand_written = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if hand_written:
+            raise pytest.UsageError(f"{item.nodeid} marks its own tier {hand_written}: tests/conftest.py assigns tiers")
+        item.add_marker(tier(item.path))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -130,6 +157,33 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
     base_url = f"https://localhost:{http_port}"
     wait_until_serving(base_url, test_pki.ca, process, log)
     return Storecast(base_url, f"127.0.0.1:{grpc_port}", test_pki, process, log)
+
+
+class FakeClickHouse:
+    """tests/chdb_http.py in a process of its own: a ClickHouse server over one chDB directory,
+    which several storecast processes can share. Kill it for "down", start it again for "back"."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """The store URL of storecast services that use it (database `storecast`)."""
+        return f"http://127.0.0.1:{self.port}/storecast"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.chdb_http", str(self.port), str(self.directory)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
 
 def stop_storecast(storecast: Storecast) -> None:

@@ -3,12 +3,13 @@ start a storecast or check its answers (put, ok, assert_error, read_all), are in
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from storecast.catalog import Attribute, Kind, RecordType
 from storecast.status import ApiFailure, from_rpc_status
+from storecast.v1 import records_pb2
 
 if TYPE_CHECKING:  # conftest imports this module
     from tests.conftest import Pki, Storecast
@@ -116,3 +119,47 @@ def admin_client(test_pki: Pki, http_port: int) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(test_pki.ca))
     context.load_cert_chain(*test_pki.cert("admin"))
     return httpx.Client(base_url=f"https://localhost:{http_port}", verify=context, timeout=30)
+
+
+# --- typed records ---------------------------------------------------------------
+
+
+def column(attribute: Attribute, values: Sequence[Any]) -> records_pb2.Column:
+    """A typed Column of the attribute's kind: None is null."""
+    nulls = [value is None for value in values]
+    result = records_pb2.Column(name=attribute.name, null_map=bytes(nulls) if any(nulls) else b"")
+    if attribute.kind is Kind.FLOAT:
+        result.doubles.extend(0.0 if value is None else value for value in values)
+    elif attribute.kind is Kind.UNSIGNED_INT:
+        result.uints.extend(0 if value is None else value for value in values)
+    else:
+        result.strings.extend("" if value is None else value for value in values)
+    return result
+
+
+def production_batch(record_type: RecordType, records: Sequence[JsonObject]) -> records_pb2.RecordBatch:
+    """The production records of a v1 body as a RecordBatch; an attribute absent is null."""
+    batch = records_pb2.RecordBatch(timestamps=[r["timestamp"] for r in records], ids=[r["id"] for r in records])
+    batch.columns.extend(column(a, [r.get(a.name) for r in records]) for a in record_type.attributes)
+    return batch
+
+
+def vector_batch(record_type: RecordType, vectors: Sequence[JsonObject], with_creation: bool = True) -> records_pb2.RecordBatch:
+    """The vectors (tariff entries: without creation) of a v1 body as a RecordBatch."""
+    periods = [p for v in vectors for p in v["values"]]
+    ends, total = [], 0
+    for vector in vectors:
+        total += len(vector["values"])
+        ends.append(total)
+    batch = records_pb2.RecordBatch(timestamps=[p["timestamp"] for p in periods], ids=[v["id"] for v in vectors])
+    batch.period_ends.extend(ends)
+    if with_creation:
+        batch.creation_timestamps.extend(v["creation_timestamp"] for v in vectors)
+    batch.columns.extend(column(a, [p.get(a.name) for p in periods]) for a in record_type.attributes)
+    batch.entry_columns.extend(column(a, [v.get(a.name) for v in vectors]) for a in record_type.vector_attributes)
+    return batch
+
+
+def body(values: Sequence[JsonObject]) -> bytes:
+    """The v1 JSON body; JSON has no infinity, so an infinite float is the literal that overflows a double."""
+    return json.dumps({"values": list(values)}).replace("Infinity", "1e309").encode()

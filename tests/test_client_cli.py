@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +298,62 @@ def test_an_aggregated_export_cuts_no_bucket_in_two(storecast: Storecast, tmp_pa
     exported = pacsv.read_csv(output)
     assert exported["timestamp"].to_pylist() == expected.columns["timestamp"].tolist()
     assert exported["value"].to_pylist() == expected.columns["value"].tolist()
+
+
+# The server side of the binary: `storecast get` and its kin are clients and load none of it.
+SERVER_PACKAGES = ("services", "gateway", "clickhouse_connect", "chdb", "starlette", "uvicorn")
+_LOADED_AFTER = """
+import json, sys
+from storecast.cli import main
+try:
+    main(sys.argv[1:])
+except BaseException as ended:  # exit codes and failures alike: what was loaded on the way counts
+    print(repr(ended), file=sys.stderr)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def loaded_after(*argv: str) -> list[str]:
+    """The server packages a fresh interpreter holds after `storecast <argv>`."""
+    result = subprocess.run([sys.executable, "-c", _LOADED_AFTER, *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded: list[str] = json.loads(result.stdout.splitlines()[-1])
+    return [name for name in loaded if name in SERVER_PACKAGES]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # A read that gets as far as calling the service (there is none): the command's own imports are done.
+        ("get", "production/meter", "--site", "1", "7", "--grpc", "unix:/nonexistent", "--timeout", "2"),
+        ("put", "production/meter", "--site", "1", "-", "--help"),
+        ("import", "--help"),
+        ("export", "--help"),
+        ("demo", "--help"),
+    ],
+)
+def test_a_client_command_loads_no_server_code(argv: tuple[str, ...]) -> None:
+    assert loaded_after(*argv) == []
+
+
+def test_a_server_command_is_seen_loading_the_server_side() -> None:
+    """The probe above sees server code where there is some: `storecast migrate`, of a store that is not there."""
+    assert {"services", "clickhouse_connect"} <= set(loaded_after("migrate", "--store-url", "http://127.0.0.1:9"))
+
+
+def test_the_client_package_imports_a_name_on_first_use() -> None:
+    """`import storecast.client` is cheap (the binary's argument parser holds the client's commands); each public
+    name, listed once, for type checkers, in storecast/client/__init__.py, then comes from its module."""
+    script = """
+import json, sys
+import storecast.client as client
+before = sorted({"pandas", "pyarrow"} & set(sys.modules))
+found = {name: getattr(client, name).__module__ for name in client.__all__}
+print(json.dumps([before, found, sorted({"pandas", "pyarrow"} & set(sys.modules))]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, found, after = json.loads(result.stdout)
+    assert before == [] and after == ["pandas", "pyarrow"]
+    assert found["Client"] == "storecast.client.client" and found["ApiError"] == "storecast.client.errors"
+    assert {"Query", "Series", "Table", "TransportError", "RowError", "to_datetime_index"} <= set(found)

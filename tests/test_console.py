@@ -13,6 +13,7 @@ README's copies in gateway/console/screenshots/ are replaced too.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -45,6 +46,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # "site100" certificate may read.
 SITE = 4_200_000_001
 LIMITED_SITE = 100
+DAY = 24 * HOUR
 START = 1_782_028_800_000  # 2026-06-21 08:00 UTC
 HOURS = 4
 END = START + HOURS * HOUR
@@ -85,6 +87,15 @@ def production_records() -> tuple[list[JsonObject], list[JsonObject]]:
             }
         )
     return pv, meter
+
+
+def battery_records() -> list[JsonObject]:
+    """A battery going idle: its last record's powers are a negative zero and a negative that rounds to zero."""
+    records: list[JsonObject] = [
+        {"timestamp": t, "id": 2, "soc": 60.0, "p": round(-200 * (END - t) / (HOURS * HOUR), 3), "q": 5.0}
+        for t in range(START, END - MINUTE, MINUTE)
+    ]
+    return [*records, {"timestamp": END - MINUTE, "id": 2, "soc": 60.0, "p": -0.0, "q": -0.0004}]
 
 
 def forecast_vector(created: int) -> JsonObject:
@@ -130,6 +141,7 @@ def console_data(storecast: Storecast, admin: httpx.Client) -> None:
         },
     ]
     ok(put(admin, f"/v1/{SITE}/tariff", tariffs), 201)
+    ok(put(admin, f"/v1/{SITE}/production/battery", battery_records()), 201)
     ok(put(admin, f"/v1/{LIMITED_SITE}/production/renewable", [{"timestamp": START, "id": 1, "p": 1.0}]), 201)
 
 
@@ -294,7 +306,7 @@ def test_site_picker_and_overview(admin_console: Console, admin: httpx.Client) -
     console.page.wait_for_selector("body[data-view=ready]")
     assert console.page.url.endswith(f"#/{SITE}")
     # Every equipment with its latest values (the last record, as the API has it) and a sparkline.
-    console.wait_until("document.querySelectorAll('#equipment .sparkline canvas').length === 2")
+    console.wait_until("document.querySelectorAll('#equipment .sparkline canvas').length === 3")
     for equipment, (path, last) in {
         "meter:3": (f"/v1/{SITE}/production/meter/3", END - 1000),
         "renewable:1": (f"/v1/{SITE}/production/renewable/1", END - 1000),
@@ -304,6 +316,13 @@ def test_site_picker_and_overview(admin_console: Console, admin: httpx.Client) -
         assert shown == f"{record['p']:,.3f}".rstrip("0").rstrip(".") + " kW"
         sparkline = console.page.eval_on_selector(f"[data-equipment='{equipment}'] .sparkline", "e => e.uplot.data[1].length")
         assert sparkline > 10
+    # A negative zero, and a negative that rounds to zero, show as 0: a sign says which way power flows.
+    [battery] = ok(admin.get(f"/v1/{SITE}/production/battery/2", params={"from": END - MINUTE, "to": END}))["results"]
+    assert math.copysign(1, battery["p"]) == -1 and battery["q"] == -0.0004, battery
+    card = console.page.locator("[data-equipment='battery:2']")
+    assert card.locator("dd[data-attribute='p']").inner_text() == "0 kW"
+    assert card.locator("dd[data-attribute='q']").inner_text() == "0 kvar"
+    assert card.locator("dd[data-attribute='soc']").inner_text() == "60 %"
     assert console.page.locator("a", has_text="solar 1").count() == 1
     assert console.page.locator("a", has_text="commitment 1").count() == 1
     assert console.page.locator("a", has_text="Tariff timeline").count() == 1
@@ -365,6 +384,52 @@ def test_equipment_chart_period_follows_the_zoom(admin_console: Console) -> None
     console.wait_until("document.querySelector('#plan').dataset.period === '30s'")
 
 
+# The time axis's tick labels at each x range: per tick, its x and each line of its label with the
+# line's width, both in the canvas's pixels (uPlot centres a label on its tick).
+TIME_LABELS_AT = """async (element, ranges) => {
+  const plot = element.uplot;
+  const axis = plot.axes[0];
+  const context = document.createElement("canvas").getContext("2d");
+  const labels = [];
+  for (const [min, max] of ranges) {
+    plot.setScale("x", { min, max });
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    context.font = axis.font[0];
+    labels.push(axis._splits.map((split, i) => [
+      plot.valToPos(split, "x", true),
+      String(axis._values[i] ?? "").split("\\n").map((line) => [line, context.measureText(line).width]),
+    ]));
+  }
+  return labels;
+}"""
+LABEL_GAP_PX = 4
+
+
+def assert_time_labels_apart(console: Console) -> None:
+    """No two neighbouring time labels touch, line by line, at spans of hours to weeks starting at
+    several hours before a midnight (where the first label's full date meets the next day's)."""
+    midnight = START - 8 * HOUR
+    ranges = [
+        [midnight - before, midnight - before + span]
+        for span in (6 * HOUR, DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY, 7 * DAY, 10 * DAY, 30 * DAY)
+        for before in (0, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR, 12 * HOUR, 16 * HOUR)
+    ]
+    labels = console.page.eval_on_selector("#chart", TIME_LABELS_AT, ranges)
+    for (start, end), ticks in zip(ranges, labels, strict=True):
+        assert len(ticks) >= 3, (start, end, ticks)
+        for (x0, lines0), (x1, lines1) in itertools.pairwise(ticks):
+            for (text0, width0), (text1, width1) in zip(lines0, lines1):
+                if text0 and text1:
+                    assert x1 - x0 >= (width0 + width1) / 2 + LABEL_GAP_PX, (start, end, text0, text1, x0, x1)
+
+
+def y_label(console: Console, selector: str = "#chart") -> str:
+    """The y axis's title, with the room uPlot gives it (none: drawn nowhere)."""
+    label, size = console.page.eval_on_selector(selector, "e => [e.uplot.axes[1].label, e.uplot.axes[1].labelSize]")
+    assert size > 0, (label, size)
+    return str(label)
+
+
 def vintage_in_chart(console: Console) -> list[float]:
     """The values of the vintage series (the chart's second), without the join's gaps."""
     return [value for value in console.chart_data()[2] if value is not None]
@@ -408,6 +473,8 @@ def test_forecast_vintages_staircase_and_errors(admin_console: Console, admin: h
     console.page.wait_for_selector("#errors-table tbody tr")
     assert console.page.locator("#errors-table tbody tr").count() == len(expected) > 1
     assert console.chart_data("#errors-chart")[1] == [row["mae"] for row in expected]
+    assert y_label(console) == "kW"
+    assert_time_labels_apart(console)
 
 
 def test_commitment_over_its_forecast(admin_console: Console) -> None:
@@ -420,6 +487,7 @@ def test_commitment_over_its_forecast(admin_console: Console) -> None:
     # The forecast it was made from: the latest vintage created at or before it.
     assert [value for value in data[2] if value is not None][:-1] == [p["p"] for p in forecast_vector(START)["values"]]
     assert "quality 2" in console.page.locator("#details").inner_text()
+    assert y_label(console) == "commitment value · forecast p (kW)"
     console.screenshot("commitment")
 
 
@@ -432,7 +500,9 @@ def test_tariffs_as_a_labelled_timeline(admin_console: Console) -> None:
     assert rows.nth(0).locator(".timeline-segment").all_inner_texts() == ["off-peak", "on-peak", "off-peak"]
     assert rows.nth(1).locator(".timeline-segment").all_inner_texts() == ["standard", "peak"]
     assert console.page.locator("#periods tbody tr").count() == 5
+    assert y_label(console) == "tariff value"
     console.screenshot("tariffs")
+    assert_time_labels_apart(console)
 
 
 def test_keyboard_time_zone_and_theme(admin_console: Console) -> None:

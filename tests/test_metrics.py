@@ -99,6 +99,11 @@ PUTS = 3
 RECORDS_PER_PUT = 3
 
 
+def multiprocess_directories(storecast: Storecast) -> list[Path]:
+    """The directories `serve all` makes for its workers' metrics, in the TMPDIR start_storecast gives it."""
+    return list((storecast.log.parent / "tmp").glob("storecast-metrics-*"))
+
+
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[tuple[Storecast, int]]:
     metrics_port = free_port()
@@ -109,6 +114,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterato
     yield instance, metrics_port
     stop_storecast(instance)
     assert instance.process.returncode == 0, instance.log.read_text()
+    # Stopped, `serve all` has cleaned its multiprocess directory up.
+    assert multiprocess_directories(instance) == []
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -239,15 +246,11 @@ def test_the_metrics_port_is_plain_http_and_the_api_port_still_wants_tls(observe
         httpx.get(storecast.base_url.replace("https://", "http://") + "/metrics", timeout=10)
 
 
-def test_serve_all_cleans_its_multiprocess_directory(tmp_path: Path, test_pki: Pki) -> None:
-    instance = start_storecast(tmp_path, test_pki, {"STORECAST_METRICS_PORT": str(free_port())})
-    try:
-        [directory] = (tmp_path / "tmp").glob("storecast-metrics-*")
-        assert any(directory.glob("*.db"))  # the worker's files
-    finally:
-        stop_storecast(instance)
-    assert instance.process.returncode == 0, instance.log.read_text()
-    assert not any((tmp_path / "tmp").glob("storecast-metrics-*"))
+def test_serve_all_keeps_its_workers_metrics_in_one_directory(observed: tuple[Storecast, int]) -> None:
+    """Running, one directory holds the workers' files; the `observed` fixture checks it is gone once stopped."""
+    storecast, _ = observed
+    [directory] = multiprocess_directories(storecast)
+    assert any(directory.glob("*.db"))  # the workers' files
 
 
 def test_a_service_alone_serves_its_own_metrics(tmp_path: Path) -> None:

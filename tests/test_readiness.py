@@ -4,8 +4,6 @@ is down requests answer 500/1500 at once."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.lib.rpc.readiness import LIVENESS
-from tests.conftest import Pki, Storecast, assert_error, free_port, ok, start_storecast, stop_storecast
+from tests.conftest import FakeClickHouse, Pki, Storecast, assert_error, free_port, ok, start_storecast, stop_storecast
 
 SERVICES = ("storecast.v1.Ingest", "storecast.v1.Query", "storecast.v1.Vector")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -58,27 +56,6 @@ def test_probes_answer_without_a_client_certificate(storecast: Storecast) -> Non
             assert health_of(channel, service) == SERVING
 
 
-class FakeClickHouse:
-    """tests/chdb_http.py in a process of its own: kill it for "down", start it again for "back"."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.chdb_http", str(self.port), str(self.directory)], stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
 def fake_store(tmp_path: Path) -> Iterator[FakeClickHouse]:
     fake = FakeClickHouse(tmp_path / "clickhouse")
@@ -94,7 +71,7 @@ def test_readiness_follows_the_store_and_requests_fail_fast_while_it_is_down(
     storecast = start_storecast(
         tmp_path,
         test_pki,
-        {"STORECAST_STORE_URL": f"http://127.0.0.1:{fake_store.port}/storecast", "STORECAST_GRPC_HEALTH_PORT": str(health_port)},
+        {"STORECAST_STORE_URL": fake_store.url, "STORECAST_GRPC_HEALTH_PORT": str(health_port)},
     )
     try:
         with (

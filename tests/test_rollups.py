@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 from services.lib.reads.rollup import ROUND_INTERVAL_S
 from services.lib.store.schema import PRODUCTION_TABLES
 from storecast.catalog import EQUIPMENT_TYPES, Kind
-from tests.conftest import Pki, ok, put, start_storecast, stop_storecast
+from tests.conftest import Pki, Storecast, ok, put, start_storecast, stop_storecast
 from tests.helpers import JsonObject
 
 EXAMPLES = int(os.environ.get("STORECAST_ROLLUP_EXAMPLES", "8"))
@@ -125,31 +126,58 @@ def test_rollup_reads_equal_brute_force(
                     assert got_record[name] == pytest.approx(expected, rel=1e-9, abs=1e-9), (params, name)
 
 
-def test_spans_whose_marks_a_power_loss_took_are_recomputed_at_start(tmp_path: Path, test_pki: Pki) -> None:
+HOUR_1 = EPOCH + HOUR
+HOURLY: dict[str, str | int] = {"from": HOUR_1, "to": HOUR_1 + HOUR, "agg": "avg", "period": "1h"}
+
+
+def hourly_p(instance: Storecast) -> list[float]:
+    with instance.client("admin") as admin:
+        return [r["p"] for r in ok(admin.get("/v1/1/production/battery/1", params=HOURLY))["results"]]
+
+
+def put_p(instance: Storecast, records: list[JsonObject]) -> None:
+    with instance.client("admin") as admin:
+        ok(put(admin, "/v1/1/production/battery", records), 201)
+
+
+@pytest.fixture(scope="module")
+def rolled_up(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Path:
+    """A stopped server's store whose cells of HOUR_1 say 1.0 (three records, rolled up): the
+    starting point of the restart tests below, each of which restarts on a copy of its own."""
+    directory = tmp_path_factory.mktemp("rolled-up")
+    first = start_storecast(directory, test_pki)
+    try:
+        put_p(first, [{"timestamp": HOUR_1 + i * MINUTE, "id": 1, "p": 1.0} for i in range(3)])
+        time.sleep(ROUND_INTERVAL_S + 1)  # the maintainer's round: the hour's cells say 1.0
+        assert hourly_p(first) == [1.0]
+    finally:
+        stop_storecast(first)
+    assert first.process.returncode == 0, first.log.read_text()
+    return directory / "store"
+
+
+def copy_store(store: Path, directory: Path) -> None:
+    """A copy of the stopped server's `store` where start_storecast(directory) looks for it. The engine
+    links metadata/<database> and data/<database>/<table> to store/…: relative links, kept as links,
+    point into the copy (checked: a test must not write to the store another one starts from)."""
+    copy = directory / "store"
+    shutil.copytree(store, copy, symlinks=True)
+    links = [path for path in copy.rglob("*") if path.is_symlink()]
+    assert links and all(link.resolve().is_relative_to(copy) for link in links), links
+
+
+def test_spans_whose_marks_a_power_loss_took_are_recomputed_at_start(tmp_path: Path, test_pki: Pki, rolled_up: Path) -> None:
     """Marks are not fsynced: a power loss can keep a PUT's records (synced) and lose its mark.
     Such a record is stored here behind the stopped server's back, with no mark; the next
     start marks the recent parts' spans pending again, so the hour's average counts it."""
-    hour = EPOCH + HOUR
-    hourly: dict[str, str | int] = {"from": hour, "to": hour + HOUR, "agg": "avg", "period": "1h"}
-    first = start_storecast(tmp_path, test_pki)
-    try:
-        with first.client("admin") as admin:
-            ok(
-                put(admin, "/v1/1/production/battery", [{"timestamp": hour + i * MINUTE, "id": 1, "p": 1.0} for i in range(3)]),
-                201,
-            )
-            time.sleep(ROUND_INTERVAL_S + 1)  # the maintainer's round: the hour's cells say 1.0
-            assert [r["p"] for r in ok(admin.get("/v1/1/production/battery/1", params=hourly))["results"]] == [1.0]
-    finally:
-        stop_storecast(first)
+    copy_store(rolled_up, tmp_path)
     table = f"storecast.{PRODUCTION_TABLES['battery'].name}"
-    unmarked = f"INSERT INTO {table} (site_id, timestamp, id, p) VALUES (1, {hour + 3 * MINUTE}, 1, 5.0)"
+    unmarked = f"INSERT INTO {table} (site_id, timestamp, id, p) VALUES (1, {HOUR_1 + 3 * MINUTE}, 1, 5.0)"
     script = f"import clickhouse_connect; clickhouse_connect.get_client(dsn='chdb://{tmp_path / 'store'}').command({unmarked!r})"
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     second = start_storecast(tmp_path, test_pki)
     try:
-        with second.client("admin") as admin:
-            assert [r["p"] for r in ok(admin.get("/v1/1/production/battery/1", params=hourly))["results"]] == [2.0]
+        assert hourly_p(second) == [2.0]
     finally:
         stop_storecast(second)
 
@@ -164,28 +192,13 @@ def _pending_tables(store: Path) -> list[str]:
     return [name for name in out.strip().split(",") if name]
 
 
-def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(tmp_path: Path, test_pki: Pki) -> None:
-    hour = EPOCH + HOUR
-    hourly: dict[str, str | int] = {"from": hour, "to": hour + HOUR, "agg": "avg", "period": "1h"}
-
-    def hourly_p(instance: Any) -> list[float]:
-        with instance.client("admin") as admin:
-            return [r["p"] for r in ok(admin.get("/v1/1/production/battery/1", params=hourly))["results"]]
-
-    def put_p(instance: Any, records: list[JsonObject]) -> None:
-        with instance.client("admin") as admin:
-            ok(put(admin, "/v1/1/production/battery", records), 201)
-
-    on = start_storecast(tmp_path, test_pki)
-    try:
-        put_p(on, [{"timestamp": hour + i * MINUTE, "id": 1, "p": 1.0} for i in range(3)])
-        time.sleep(ROUND_INTERVAL_S + 1)  # the hour's cells say 1.0
-        assert hourly_p(on) == [1.0]
-    finally:
-        stop_storecast(on)
+def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(
+    tmp_path: Path, test_pki: Pki, rolled_up: Path
+) -> None:
+    copy_store(rolled_up, tmp_path)  # the hour's cells say 1.0
     off = start_storecast(tmp_path, test_pki, {"STORECAST_ROLLUPS": "0"})
     try:
-        put_p(off, [{"timestamp": hour, "id": 1, "p": 7.0}])  # replaces a record, marks nothing
+        put_p(off, [{"timestamp": HOUR_1, "id": 1, "p": 7.0}])  # replaces a record, marks nothing
         assert hourly_p(off) == [3.0]  # from the records
     finally:
         stop_storecast(off)

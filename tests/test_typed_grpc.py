@@ -7,7 +7,7 @@ refused with the same API status and message.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -26,7 +26,7 @@ from storecast.v1 import (
     vector_pb2_grpc,
 )
 from tests.conftest import MAX_RECORDS
-from tests.helpers import T0, JsonObject, rpc_failure
+from tests.helpers import T0, JsonObject, body, column, production_batch, rpc_failure, vector_batch
 
 Batch = records_pb2.RecordBatch
 
@@ -42,29 +42,11 @@ def sample(attribute: Attribute, row: int) -> Any:
     return f"label-{row}"
 
 
-def column(attribute: Attribute, values: Sequence[Any]) -> records_pb2.Column:
-    nulls = [value is None for value in values]
-    result = records_pb2.Column(name=attribute.name, null_map=bytes(nulls) if any(nulls) else b"")
-    if attribute.kind is Kind.FLOAT:
-        result.doubles.extend(0.0 if value is None else value for value in values)
-    elif attribute.kind is Kind.UNSIGNED_INT:
-        result.uints.extend(0 if value is None else value for value in values)
-    else:
-        result.strings.extend("" if value is None else value for value in values)
-    return result
-
-
 def records_of(record_type: RecordType, rows: int) -> list[JsonObject]:
     return [
         {"timestamp": T0 + 60_000 * row, "id": 7, **{a.name: sample(a, row) for a in record_type.attributes}}
         for row in range(rows)
     ]
-
-
-def production_batch(record_type: RecordType, records: Sequence[JsonObject]) -> Batch:
-    batch = Batch(timestamps=[r["timestamp"] for r in records], ids=[r["id"] for r in records])
-    batch.columns.extend(column(a, [r[a.name] for r in records]) for a in record_type.attributes)
-    return batch
 
 
 def vectors_of(record_type: RecordType, count: int, periods: int) -> list[JsonObject]:
@@ -79,25 +61,6 @@ def vectors_of(record_type: RecordType, count: int, periods: int) -> list[JsonOb
         ]
         vectors.append(vector)
     return vectors
-
-
-def vector_batch(record_type: RecordType, vectors: Sequence[JsonObject], with_creation: bool = True) -> Batch:
-    periods = [p for v in vectors for p in v["values"]]
-    ends, total = [], 0
-    for vector in vectors:
-        total += len(vector["values"])
-        ends.append(total)
-    batch = Batch(timestamps=[p["timestamp"] for p in periods], ids=[v["id"] for v in vectors], period_ends=ends)
-    if with_creation:
-        batch.creation_timestamps.extend(v["creation_timestamp"] for v in vectors)
-    batch.columns.extend(column(a, [p.get(a.name) for p in periods]) for a in record_type.attributes)
-    batch.entry_columns.extend(column(a, [v.get(a.name) for v in vectors]) for a in record_type.vector_attributes)
-    return batch
-
-
-def body(values: Sequence[JsonObject]) -> bytes:
-    """The v1 JSON body; JSON has no infinity, so an infinite float is the literal that overflows a double."""
-    return json.dumps({"values": list(values)}).replace("Infinity", "1e309").encode()
 
 
 @pytest.fixture

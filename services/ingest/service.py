@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import grpc
-import msgspec
 import numpy as np
 
 from services.ingest.flusher import Flusher, Records
@@ -39,26 +38,44 @@ _UNIQUE_KEYS_SETTINGS = {"optimize_on_insert": 0}
 _SITE, _TIMESTAMP, _ID = 0, 1, 2
 
 
-class _EquipmentWriter:
-    """Decoder, insert layout and group commit of one equipment type."""
+class RecordInput:
+    """The production records of a PUT of one equipment type, v1 JSON or typed, as insert columns:
+    timestamp, id, then the attributes in catalog order."""
 
-    def __init__(
-        self,
-        store: Store,
-        table: Table,
-        equipment: RecordType,
-        record: type[msgspec.Struct],
-        batching: BatchSettings,
-        retention: Retention,
-    ) -> None:
+    def __init__(self, equipment: RecordType) -> None:
+        self.equipment = equipment
+        keys: list[payload.Field] = [("timestamp", payload.Timestamp), ("id", payload.Uint32)]
+        record = payload.record_struct(equipment.table_suffix, keys, equipment)
+        self.fields: tuple[str, ...] = record.__struct_fields__
+        self._decoder = payload.body_decoder(record, equipment.table_suffix)
+
+    def columns(self, body: bytes) -> Columns:
+        return to_columns(payload.decode(self._decoder, body))
+
+    def batch_columns(self, batch: records_pb2.RecordBatch) -> Columns:
+        typed.check_empty(batch)
+        typed.no_fields(batch, ("creation_timestamps", "period_ends", "entry_columns"), "production records")
+        rows = len(batch.timestamps)
+        typed.check_length("ids", len(batch.ids), rows)
+        stamps = typed.timestamps(batch.timestamps, _record_path)
+        values = typed.attributes(batch.columns, self.equipment.attributes, rows, _record_path)
+        return [stamps, np.array(batch.ids, dtype=np.uint32), *(v.for_native() for v in values)]
+
+
+def _record_path(row: int) -> str:
+    return f"values[{row}]"
+
+
+class _EquipmentWriter:
+    """Input, insert layout and group commit of one equipment type."""
+
+    def __init__(self, store: Store, table: Table, equipment: RecordType, batching: BatchSettings, retention: Retention) -> None:
         self.equipment = equipment
         self._retention = retention
-        self.decoder = payload.body_decoder(record, equipment.table_suffix)
-        # Columns come out in the record's field order: timestamp, id, attributes.
-        self.fields: tuple[str, ...] = record.__struct_fields__
+        self.input = RecordInput(equipment)
         types = {column.name: column.type for column in table.columns}
-        self._column_types = ["UInt32", *(types[field] for field in self.fields)]
-        self._column_names = ["site_id", *self.fields]
+        self._column_types = ["UInt32", *(types[field] for field in self.input.fields)]
+        self._column_names = ["site_id", *self.input.fields]
         self._store = store
         self._table = store.table(table.name)
         self._rollup = store.table(ROLLUP_TABLES[equipment.name].name)
@@ -92,14 +109,10 @@ class _EquipmentWriter:
 
 
 def _writers(store: Store, batching: BatchSettings, retention: Retention) -> dict[int, _EquipmentWriter]:
-    writers = {}
-    for enum_value, equipment in EQUIPMENT_BY_ENUM.items():
-        struct = payload.record_struct(
-            equipment.table_suffix, [("timestamp", payload.Timestamp), ("id", payload.Uint32)], equipment
-        )
-        table = PRODUCTION_TABLES[equipment.name]
-        writers[enum_value] = _EquipmentWriter(store, table, equipment, struct, batching, retention)
-    return writers
+    return {
+        enum_value: _EquipmentWriter(store, PRODUCTION_TABLES[equipment.name], equipment, batching, retention)
+        for enum_value, equipment in EQUIPMENT_BY_ENUM.items()
+    }
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
@@ -161,9 +174,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if writer is None:
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
         if request.HasField("batch"):
-            columns = _batch_columns(request.batch, writer.equipment)
+            columns = writer.input.batch_columns(request.batch)
         else:
-            columns = to_columns(payload.decode(writer.decoder, request.v1_json))
+            columns = writer.input.columns(request.v1_json)
         # Within one request the last occurrence of a key wins.
         timestamps, ids = columns[0], columns[1]
         kept = last_occurrences(ids, timestamps)
@@ -201,21 +214,6 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             raise ApiFailure(
                 ApiStatus.SERVER_ERROR, f"{full}; retry later", grpc_code=grpc.StatusCode.UNAVAILABLE, retry_after_s=1
             ) from None
-
-
-def _batch_columns(batch: records_pb2.RecordBatch, equipment: RecordType) -> Columns:
-    """Typed records as the JSON path's columns: timestamp, id, then the attributes."""
-    typed.check_empty(batch)
-    typed.no_fields(batch, ("creation_timestamps", "period_ends", "entry_columns"), "production records")
-    rows = len(batch.timestamps)
-    typed.check_length("ids", len(batch.ids), rows)
-    stamps = typed.timestamps(batch.timestamps, _record_path)
-    values = typed.attributes(batch.columns, equipment.attributes, rows, _record_path)
-    return [stamps, np.array(batch.ids, dtype=np.uint32), *(v.for_native() for v in values)]
-
-
-def _record_path(row: int) -> str:
-    return f"values[{row}]"
 
 
 def register(service: IngestService) -> Registration:

@@ -7,18 +7,16 @@ into parallel arrays; tariff entries become one row per period.
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from services.lib.records import payload, typed
-from services.lib.records.columns import Columns, last_occurrences, take, to_columns
+from services.lib.records import payload, rules, typed
+from services.lib.records.columns import Columns, Entries, last_occurrences, take, to_columns
 from services.lib.store.schema import PERIOD_TIMESTAMPS, Table, period_column
 from storecast.catalog import RecordType
-from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
 
 
@@ -26,22 +24,13 @@ def _period_struct(name: str, record_type: RecordType) -> type[msgspec.Struct]:
     return payload.record_struct(f"{name}_period", [("timestamp", payload.Timestamp)], record_type)
 
 
-def _sorted_periods(periods: Sequence[Any], fields: Sequence[str], vector_index: int) -> Columns:
-    """A vector's period columns ascending by timestamp (fields[0]); two periods at one timestamp are 1303."""
-    columns = to_columns(periods, fields)
-    timestamps = columns[0]
-    if all(map(operator.lt, timestamps, itertools.islice(timestamps, 1, None))):
-        return columns
-    # Stable: of two periods at one timestamp, the earlier in the body comes first.
-    order = sorted(range(len(timestamps)), key=timestamps.__getitem__)
-    for earlier, later in itertools.pairwise(order):
-        if timestamps[earlier] == timestamps[later]:
-            raise ApiFailure(
-                ApiStatus.PAYLOAD_CONTENT_ERROR,
-                f"values[{vector_index}].values[{later}].timestamp: {timestamps[later]} is already the timestamp"
-                f" of values[{vector_index}].values[{earlier}]; a vector has one period per timestamp",
-            )
-    return [[column[i] for i in order] for column in columns]
+def _by_vector(layout: Entries, stamps: np.ndarray, attributes: Sequence[list[Any]], order: np.ndarray | None) -> Columns:
+    """Period columns (timestamps, then attributes) cut into one list per vector, rows in `order` (None: as they are)."""
+    if order is None:
+        bounds = list(zip(layout.starts.tolist(), layout.ends.tolist()))
+        return [[column[start:end] for start, end in bounds] for column in [stamps.tolist(), *attributes]]
+    ordered = [stamps[order], *(np.array(column, dtype=object)[order] for column in attributes)]
+    return [[part.tolist() for part in np.split(column, layout.ends[:-1])] for column in ordered]
 
 
 class VectorWriter:
@@ -72,9 +61,16 @@ class VectorWriter:
 
     def columns(self, site_id: int, body: bytes) -> Columns:
         vectors = payload.decode(self._decoder, body)
-        periods = [_sorted_periods(v.values, self._period_fields, index) for index, v in enumerate(vectors)]
-        # One column per period attribute, each holding one array per vector.
-        columns = to_columns(vectors, self._vector_fields) + [list(arrays) for arrays in zip(*periods)]
+        periods = [to_columns(v.values, self._period_fields) for v in vectors]
+        layout = Entries.ending(np.cumsum([len(v.values) for v in vectors]))
+        stamps = np.fromiter(itertools.chain.from_iterable(p[0] for p in periods), np.int64, int(layout.ends[-1]))
+        order = rules.period_order(stamps, layout)
+        # One column per period field, each holding one array per vector: as given, unless out of time order.
+        by_vector: Columns = [list(arrays) for arrays in zip(*periods)]
+        if order is not None:
+            attributes = [list(itertools.chain.from_iterable(arrays)) for arrays in by_vector[1:]]
+            by_vector = _by_vector(layout, stamps, attributes, order)
+        columns = to_columns(vectors, self._vector_fields) + by_vector
         # Within one request the last occurrence of (id, creation_timestamp) wins, whole.
         kept = last_occurrences(columns[0], columns[1])
         if kept is not None:
@@ -91,14 +87,11 @@ class VectorWriter:
         stamps = typed.timestamps(batch.timestamps, layout.path)
         periods = typed.attributes(batch.columns, self._record_type.attributes, rows, layout.path)
         vector_values = typed.attributes(batch.entry_columns, self._record_type.vector_attributes, vectors, _vector_path)
-        order = typed.period_order(stamps, layout)
-        cuts = layout.ends[:-1]
-        per_vector = [stamps[order], *(np.array(a.as_list(), dtype=object)[order] for a in periods)]
         columns: Columns = [
             np.array(batch.ids, dtype=np.uint32),
             creation,
             *(a.as_list() for a in vector_values),
-            *([part.tolist() for part in np.split(column, cuts)] for column in per_vector),
+            *_by_vector(layout, stamps, [a.as_list() for a in periods], rules.period_order(stamps, layout)),
         ]
         # The last occurrence of (id, creation_timestamp) wins, whole, as in JSON.
         kept = last_occurrences(columns[0], columns[1])

@@ -43,10 +43,35 @@ const TIME_LABELS = [
   [1, "{HH}:{mm}:{ss}.{fff}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
 ];
 
+const AXIS_FONT = "12px system-ui, sans-serif";
+// The least room between two time ticks: the widest line a label can have, and a gap. Each label is
+// centred on its tick, so neighbours this far apart never touch (the first one's date included).
+const TIME_LABEL_GAP = 10;
+const TIME_SPACE = widestTimeLabel() + TIME_LABEL_GAP;
+
+/** The width of the widest line TIME_LABELS can draw, in CSS px, every digit drawn as a 0. */
+function widestTimeLabel() {
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = AXIS_FONT;
+  const patterns = TIME_LABELS.flatMap((row) => row.filter((item) => typeof item === "string"));
+  const lines = patterns.flatMap((pattern) => pattern.split("\n"));
+  const drawn = lines.map((line) => line.replace(/\{(\w+)\}/g, (_, token) => "0".repeat(token.length)));
+  return Math.max(...drawn.map((line) => context.measureText(line).width));
+}
+
+/** An attribute as an axis or legend names it: its name, then its unit where the catalog has one. */
+export function attributeLabel(attribute) {
+  return attribute.unit && attribute.unit !== "-" ? `${attribute.name} (${attribute.unit})` : attribute.name;
+}
+
+function axisStyle(theme) {
+  return { stroke: theme.muted, font: AXIS_FONT, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
+}
+
 function axes(theme, yLabel, xLabel = "") {
-  const common = { stroke: theme.muted, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
+  const common = axisStyle(theme);
   return [
-    { ...common, label: xLabel, labelSize: xLabel ? 20 : 0, values: TIME_LABELS },
+    { ...common, label: xLabel, labelSize: xLabel ? 20 : 0, values: TIME_LABELS, space: TIME_SPACE },
     { ...common, label: yLabel, labelSize: yLabel ? 20 : 0, size: 60 },
   ];
 }
@@ -215,7 +240,7 @@ export function numberChart(element, { series, data, xLabel, yLabel, xValue, xPa
     series: [{ label: xLabel, value: (u, value) => (value === null ? "–" : xValue(value)) }, ...series],
     scales: { x: { time: false, range: (u, min, max) => [min - xPad, max + xPad] } },
     axes: [
-      { ...axes(theme)[0], label: xLabel, labelSize: 20, values: (u, splits) => splits.map(xValue) },
+      { ...axisStyle(theme), label: xLabel, labelSize: 20, values: (u, splits) => splits.map(xValue) },
       axes(theme, yLabel)[1],
     ],
     cursor: { drag: { x: false, y: false } },

@@ -66,7 +66,11 @@ export function formatDuration(ms) {
 
 export function formatNumber(value, unit = "") {
   if (value === null || value === undefined) return "–";
-  const text = typeof value === "number" ? value.toLocaleString(undefined, { maximumFractionDigits: 3 }) : String(value);
+  // "negative": no sign on a zero, even a negative one or one rounded from a negative (a battery at rest is 0 kW).
+  const text =
+    typeof value === "number"
+      ? value.toLocaleString(undefined, { maximumFractionDigits: 3, signDisplay: "negative" })
+      : String(value);
   return unit && unit !== "-" ? `${text} ${unit}` : text;
 }
 

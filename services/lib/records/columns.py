@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -14,6 +15,31 @@ from msgspec.structs import astuple
 Column = Sequence[Any] | np.ndarray
 # The columns of a request, all of one length.
 Columns = list[Column]
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """Vectors or tariff entries over rows of periods: entry i owns rows [starts[i], ends[i])."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def ending(cls, ends: np.ndarray) -> Entries:
+        return cls(np.concatenate(([0], ends[:-1])).astype(np.int64), ends)
+
+    @property
+    def counts(self) -> np.ndarray:
+        counts: np.ndarray = self.ends - self.starts
+        return counts
+
+    def owner(self, row: int) -> int:
+        return int(np.searchsorted(self.ends, row, side="right"))
+
+    def path(self, row: int) -> str:
+        """The JSON place of a period row: values[entry].values[index within it]."""
+        entry = self.owner(row)
+        return f"values[{entry}].values[{row - int(self.starts[entry])}]"
 
 
 def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None = None) -> Columns:

@@ -1,9 +1,11 @@
 """Decoding and validation of v1 PUT bodies, shared by every service that stores.
 
 msgspec decodes the JSON straight into typed structs built from the catalog,
-so every type, range and unknown-attribute rule is checked in C with the
-path of the offending value; this module only words the error the contract's
-way ("values[3].p: expected a number, got a string").
+whose types carry the bounds of services/lib/records/rules.py, so every type,
+range and unknown-attribute rule is checked in C with the path of the
+offending value; this module only words the error the contract's way
+("values[3].p: expected a number, got a string"), a broken bound in its rule's
+own words, as typed input words it.
 
 An integral-valued number (`1.0`, `1e3`) counts as that integer wherever an
 integer is expected (CONTRACT §2, JSON Schema's `integer`). The decoder of a
@@ -21,7 +23,6 @@ import functools
 import math
 import operator
 import re
-import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -31,72 +32,28 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from storecast.catalog import TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
+from services.lib.records import rules
+from storecast.catalog import Attribute, RecordType
 from storecast.status import ApiFailure, ApiStatus
 
 # A struct field for msgspec.defstruct: (name, type) or (name, type, default).
 Field = tuple[str, Any] | tuple[str, Any, Any]
 
-Timestamp = Annotated[int, msgspec.Meta(ge=0, lt=TIMESTAMP_LIMIT_MS)]
-Uint32 = Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]
-Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+Timestamp = rules.TIMESTAMP.annotated()
+Uint32 = rules.UINT32.annotated()
 
-ATTRIBUTE_TYPES: dict[Kind, Any] = {Kind.FLOAT: Finite, Kind.UNSIGNED_INT: Uint32, Kind.STRING: str}
-
-
-def attribute_type(attribute: Attribute) -> Any:
-    """The decoded type of an attribute; a STRING one carries its length limit (in characters)."""
-    if attribute.kind is Kind.STRING and attribute.max_length:
-        return Annotated[str, msgspec.Meta(max_length=attribute.max_length)]
-    return ATTRIBUTE_TYPES[attribute.kind]
-
-
-_TYPE_WORDS = {
-    "str": "a string",
-    "int": "an integer",
-    "float": "a decimal number",
-    "bool": "a boolean",
-    "null": "null",
-    "array": "an array",
-    "object": "an object",
-}
-_EXPECTED_WORDS = {
-    "int": "a non-negative integer",
-    "float": "a number",
-    "float | null": "a number or null",
-    "int | null": "a non-negative integer or null",
-    # An integer field of the decoders that take integral floats (see _integral_floats).
-    "int | float": "a non-negative integer",
-    "int | float | null": "a non-negative integer or null",
-    "str": "a string",
-    "str | null": "a string or null",
-    "object": "an object",
-    "array": "an array",
-    "array | null": "an array",
-}
 _LOCATED = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _EXPECTED_GOT = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
-_CONSTRAINT = re.compile(r"^Expected `(?P<expected>[^`]+)` (?P<op>>=|<=|<|>) (?P<bound>\S+)$")
-_LENGTH = re.compile(r"^Expected `(?P<expected>str|array)` of length (?P<op>>=|<=) (?P<bound>[0-9]+)$")
+_BOUND = re.compile(r"^Expected `(?P<expected>[^`]+)` (?P<length>of length )?(?P<op>>=|<=|<|>) (?P<bound>\S+)$")
 _FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]+)`$")
 
 
-def _constraint_words(expected: str, op: str, bound: str) -> str:
-    if expected.startswith("float"):
-        return "expected a finite number"
-    if bound == "0" and op == ">=":
-        return "expected a non-negative integer"
-    if bound in (str(TIMESTAMP_LIMIT_MS), str(TIMESTAMP_LIMIT_MS - 1)):
-        return f"expected a timestamp below {TIMESTAMP_LIMIT_MS} (2200-01-01T00:00:00Z)"
-    return f"expected an integer {op} {bound}"
-
-
-def _length_words(expected: str, op: str, bound: str) -> str:
-    if expected == "str" and op == "<=":
-        return f"expected a string of at most {bound} characters"
-    if expected == "array" and op == ">=" and bound == "1":
-        return "expected a non-empty array"
-    return f"expected {_TYPE_WORDS[expected]} of length {op} {bound}"
+def _bound_words(json_type: str, op: str, bound: str) -> str:
+    """The words of the rule whose bound msgspec states ("<=", "of length >=", ...), or the bound itself for one
+    that no rule has."""
+    number = float(bound) if json_type == "float" else int(bound)
+    rule = rules.spelled(json_type, op, number)
+    return rule.words if rule else f"expected {rules.TYPE_WORDS.get(json_type, json_type)} {op} {bound}"
 
 
 def describe(error: msgspec.ValidationError) -> str:
@@ -108,18 +65,16 @@ def describe(error: msgspec.ValidationError) -> str:
     located = _LOCATED.match(str(error))
     what, path = (located["what"], located["path"] or "") if located else (str(error), "")
     if match := _EXPECTED_GOT.match(what):
-        expected = _EXPECTED_WORDS.get(match["expected"], match["expected"])
-        words = f"expected {expected}, got {_TYPE_WORDS.get(match['got'], match['got'])}"
-    elif match := _CONSTRAINT.match(what):
-        words = _constraint_words(match["expected"], match["op"], match["bound"])
-    elif match := _LENGTH.match(what):
-        words = _length_words(match["expected"], match["op"], match["bound"])
+        words = rules.mismatch(match["expected"], match["got"])
+    elif match := _BOUND.match(what):
+        op = f"of length {match['op']}" if match["length"] else match["op"]
+        words = _bound_words(match["expected"].split(" | ")[0], op, match["bound"])
     elif match := _FIELD.match(what):
         field = match["field"]
         path = f"{path}.{field}" if path else field
-        words = "unknown attribute" if match["what"] == "contains unknown" else "missing required attribute"
+        words = rules.UNKNOWN_ATTRIBUTE if match["what"] == "contains unknown" else "missing required attribute"
     elif what == "Number out of range":
-        words = "expected a finite number"
+        words = rules.FINITE.words
     else:
         words = what[0].lower() + what[1:] if what else "invalid value"
     return f"{path}: {words}" if path else words
@@ -187,7 +142,7 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Sequence[Any]:
         decoded = _decode_integral_floats(decoder, body)
     values: Sequence[Any] | None = decoded.values
     if not values:
-        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
+        raise rules.nothing_to_store()
     return values
 
 
@@ -311,9 +266,9 @@ def _describe_float_for_int(error: msgspec.ValidationError, body_type: Any, body
         return describe(error)
     op, bound = branch["op"], branch["bound"]
     if op is not None and _is_integral(body, segments):
-        return f"{path}: {_constraint_words('int', op, str(int(float(bound))))}"
+        return f"{path}: {_bound_words('int', op, str(int(float(bound))))}"
     optional = any(isinstance(member, msgspec.inspect.NoneType) for member in members)
-    return f"{path}: expected {_EXPECTED_WORDS['int | null' if optional else 'int']}, got a decimal number"
+    return f"{path}: {rules.mismatch('int | null' if optional else 'int', 'float')}"
 
 
 def _is_integral(body: bytes, segments: Sequence[str | int]) -> bool:
@@ -370,7 +325,7 @@ def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json
 
 def optional_fields(attributes: Sequence[Attribute]) -> list[Field]:
     """Every attribute optional: absent is stored and returned as null."""
-    return [(a.name, attribute_type(a) | None, None) for a in attributes]
+    return [(a.name, rules.attribute_values(a).annotated() | None, None) for a in attributes]
 
 
 def record_struct(name: str, key_fields: list[Field], record_type: RecordType) -> type[msgspec.Struct]:
@@ -380,5 +335,5 @@ def record_struct(name: str, key_fields: list[Field], record_type: RecordType) -
 
 
 def periods_field(period_struct: type[msgspec.Struct]) -> tuple[str, Any]:
-    """The required, non-empty `values` list of a vector's periods."""
-    return ("values", Annotated[GenericAlias(list, (period_struct,)), msgspec.Meta(min_length=1)])
+    """The required `values` list of a vector's periods, bound by rules.PERIODS."""
+    return ("values", rules.PERIODS.annotated(GenericAlias(list, (period_struct,))))

@@ -1,14 +1,17 @@
-"""Typed input: a RecordBatch as insert columns, checked as a v1 JSON body is.
+"""Typed input: a RecordBatch as insert columns, checked by the rules a v1 JSON body keeps.
 
-Every check of the JSON path has its twin here, with the same API status and
-the same message, the row named by its place in the equivalent JSON body
-(`values[3].p`, `values[1].values[4].timestamp`). Values stay in numpy
-arrays from the protobuf message to the insert.
+The rules and their words are services/lib/records/rules.py's, which the JSON
+decoders carry too: a value is refused with the same API status and message
+either way, the row named by its place in the equivalent JSON body
+(`values[3].p`, `values[1].values[4].timestamp`). What only a RecordBatch can
+get wrong (columns of unequal lengths, fields its category has no use for) is
+checked here alone. Values stay in numpy arrays from the protobuf message to
+the insert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,20 +20,15 @@ import pyarrow as pa
 import pyarrow.ipc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
-from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind
-from storecast.status import ApiFailure, ApiStatus
+from services.lib.records import rules
+from services.lib.records.columns import Entries
+from services.lib.records.rules import RowPath, content_error
+from storecast.catalog import Attribute, Kind
 from storecast.v1 import records_pb2
 
-# Where a row sits in the equivalent JSON body, e.g. "values[3]".
-RowPath = Callable[[int], str]
-
 _FIELD_OF_KIND = {Kind.FLOAT: "doubles", Kind.UNSIGNED_INT: "uints", Kind.STRING: "strings"}
-_EXPECTED = {Kind.FLOAT: "a number or null", Kind.UNSIGNED_INT: "a non-negative integer or null", Kind.STRING: "a string or null"}
-_GOT = {"doubles": "a decimal number", "uints": "an integer", "strings": "a string"}
-
-
-def content_error(message: str) -> ApiFailure:
-    return ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, message)
+# The JSON type a Column's field holds, as msgspec names it.
+_JSON_TYPE_OF_FIELD = {"doubles": "float", "uints": "int", "strings": "str"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +56,7 @@ class AttributeValues:
 
 def check_empty(batch: records_pb2.RecordBatch) -> None:
     if not batch.timestamps and not batch.ids:
-        raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "`values` is missing or empty")
+        raise rules.nothing_to_store()
 
 
 def check_length(name: str, length: int, rows: int, what: str = "rows") -> None:
@@ -67,15 +65,9 @@ def check_length(name: str, length: int, rows: int, what: str = "rows") -> None:
 
 
 def timestamps(values: Sequence[int], path: RowPath, field: str = "timestamp") -> np.ndarray:
-    """Epoch milliseconds in [0, TIMESTAMP_LIMIT_MS[."""
+    """Epoch milliseconds, as rules.TIMESTAMP bounds them."""
     array = np.array(values, dtype=np.int64)
-    negative = array < 0
-    if negative.any():
-        raise content_error(f"{path(int(negative.argmax()))}.{field}: expected a non-negative integer")
-    beyond = array >= TIMESTAMP_LIMIT_MS
-    if beyond.any():
-        where = path(int(beyond.argmax()))
-        raise content_error(f"{where}.{field}: expected a timestamp below {TIMESTAMP_LIMIT_MS} (2200-01-01T00:00:00Z)")
+    rules.TIMESTAMP.check(array, None, path, field)
     return array
 
 
@@ -87,7 +79,7 @@ def attributes(
     given: dict[str, records_pb2.Column] = {}
     for column in columns:
         if column.name not in known:
-            raise content_error(f"{path(0)}.{column.name}: unknown attribute")
+            raise content_error(f"{path(0)}.{column.name}: {rules.UNKNOWN_ATTRIBUTE}")
         if column.name in given:
             raise content_error(f"columns: {column.name} is given twice")
         given[column.name] = column
@@ -105,10 +97,12 @@ def _all_null(attribute: Attribute, rows: int) -> AttributeValues:
 
 
 def _values(column: records_pb2.Column, attribute: Attribute, rows: int, path: RowPath) -> AttributeValues:
+    kind = rules.attribute_values(attribute)
     field = _FIELD_OF_KIND[attribute.kind]
-    for other in _GOT:
+    for other, json_type in _JSON_TYPE_OF_FIELD.items():
         if other != field and len(getattr(column, other)):
-            raise content_error(f"{path(0)}.{attribute.name}: expected {_EXPECTED[attribute.kind]}, got {_GOT[other]}")
+            # As the JSON decoder refuses a value of another type for an attribute, which is optional.
+            raise content_error(f"{path(0)}.{attribute.name}: {rules.mismatch(f'{kind.json_type} | null', json_type)}")
     nulls = None
     if column.null_map:
         check_length(f"{attribute.name}'s null_map", len(column.null_map), rows)
@@ -118,24 +112,16 @@ def _values(column: records_pb2.Column, attribute: Attribute, rows: int, path: R
     check_length(attribute.name, len(getattr(column, field)), rows)
     if attribute.kind is Kind.FLOAT:
         floats = np.array(column.doubles, dtype=np.float64)
-        infinite = ~np.isfinite(floats)
+        kind.check(floats, nulls, path, attribute.name)
         if nulls is not None:
-            infinite &= ~nulls
             floats[nulls] = np.nan
-        if infinite.any():
-            raise content_error(f"{path(int(infinite.argmax()))}.{attribute.name}: expected a finite number")
         return AttributeValues(attribute, floats, None)
     if attribute.kind is Kind.UNSIGNED_INT:
+        # A uint32 field holds nothing rules.UINT32 refuses.
         return AttributeValues(attribute, np.array(column.uints, dtype=np.uint32), nulls)
     strings = list(column.strings)
-    if attribute.max_length:
-        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-        too_long = lengths > attribute.max_length
-        if nulls is not None:
-            too_long &= ~nulls
-        if too_long.any():
-            where = path(int(too_long.argmax()))
-            raise content_error(f"{where}.{attribute.name}: expected a string of at most {attribute.max_length} characters")
+    if kind.rules:
+        kind.check(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), nulls, path, attribute.name)
     return AttributeValues(attribute, strings, nulls)
 
 
@@ -146,56 +132,18 @@ def no_fields(batch: records_pb2.RecordBatch, fields: Sequence[str], what: str) 
             raise content_error(f"columns: {what} have no {field}")
 
 
-@dataclass(frozen=True, slots=True)
-class Entries:
-    """Vectors or tariff entries: entry i owns rows [starts[i], ends[i])."""
-
-    starts: np.ndarray
-    ends: np.ndarray
-
-    @property
-    def counts(self) -> np.ndarray:
-        counts: np.ndarray = self.ends - self.starts
-        return counts
-
-    def owner(self, row: int) -> int:
-        return int(np.searchsorted(self.ends, row, side="right"))
-
-    def path(self, row: int) -> str:
-        """The JSON place of a period row: values[entry].values[index within it]."""
-        entry = self.owner(row)
-        return f"values[{entry}].values[{row - int(self.starts[entry])}]"
-
-
 def entries(batch: records_pb2.RecordBatch, rows: int) -> Entries:
-    """The entries' row ranges from period_ends, each entry holding at least one period."""
+    """The entries' row ranges from period_ends, each entry holding periods as rules.PERIODS bounds them."""
     check_length("period_ends", len(batch.period_ends), len(batch.ids), "entries")
-    ends = np.array(batch.period_ends, dtype=np.int64)
-    starts = np.concatenate(([0], ends[:-1]))
-    if len(ends) and (ends[-1] != rows or (ends < starts).any()):
+    layout = Entries.ending(np.array(batch.period_ends, dtype=np.int64))
+    if len(layout.ends) and (layout.ends[-1] != rows or (layout.ends < layout.starts).any()):
         raise content_error(f"columns: period_ends must rise to the {rows} rows of timestamps")
-    empty = ends == starts
-    if empty.any():
-        raise content_error(f"values[{int(empty.argmax())}].values: expected a non-empty array")
-    return Entries(starts, ends)
+    rules.PERIODS.check(layout.counts, None, _entry_path, "values")
+    return layout
 
 
-def period_order(stamps: np.ndarray, layout: Entries) -> np.ndarray:
-    """Row order putting each entry's periods ascending by timestamp (stable); two at one timestamp are 1303."""
-    owners = np.repeat(np.arange(len(layout.ends)), layout.counts)
-    order: np.ndarray = np.lexsort((stamps, owners))
-    sorted_stamps, sorted_owners = stamps[order], owners[order]
-    tied = (sorted_stamps[1:] == sorted_stamps[:-1]) & (sorted_owners[1:] == sorted_owners[:-1])
-    if tied.any():
-        at = int(tied.argmax())
-        earlier, later = int(order[at]), int(order[at + 1])
-        entry = layout.owner(later)
-        start = int(layout.starts[entry])
-        raise content_error(
-            f"values[{entry}].values[{later - start}].timestamp: {int(stamps[later])} is already the timestamp"
-            f" of values[{entry}].values[{earlier - start}]; a vector has one period per timestamp"
-        )
-    return order
+def _entry_path(entry: int) -> str:
+    return f"values[{entry}]"
 
 
 # ---- typed output -------------------------------------------------------------------

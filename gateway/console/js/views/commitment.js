@@ -1,12 +1,16 @@
 // A commitment over the forecast it was made from: a commitment vintage (slider) and, for it, the
 // latest vintage of the chosen forecast created at or before the commitment.
 
-import { getResults, paths, vintage, vintagesOf } from "../api.js";
-import { TimeChart, vintageChartKey, colors, join, stepSeries } from "../chart.js";
+import { catalogEntry, getResults, paths, vintage, vintagesOf } from "../api.js";
+import { TimeChart, attributeLabel, vintageChartKey, colors, join, stepSeries } from "../chart.js";
 import { intParam, linkTo, navigateParams, rangeParam, replaceParams } from "../state.js";
 import { HOUR, formatTime, typicalStep } from "../time.js";
 import { el, fill, rangeButtons, select, setCrumbs, vintageSlider } from "../ui.js";
 import { stepColumns } from "./forecast.js";
+
+// What the chart plots of each vector: the commitment's value over the forecast's active power.
+const COMMITTED = "value";
+const FORECAST = "p";
 
 export async function render(main, { site, segments, params, tz }) {
   const id = Number(segments[2]);
@@ -75,10 +79,18 @@ export async function render(main, { site, segments, params, tz }) {
     details,
   );
   const theme = colors();
+  const [commitmentEntry, forecastEntry] = await Promise.all([
+    catalogEntry("commitment", null),
+    forecast ? catalogEntry("forecast", forecast.type) : null,
+  ]);
+  const labelOf = (entry, name) => attributeLabel(entry.attributes.find((a) => a.name === name));
   const chart = new TimeChart(chartElement, {
     tz,
     full,
     range: rangeParam(params, full),
+    yLabel: [`commitment ${labelOf(commitmentEntry, COMMITTED)}`, forecast ? `forecast ${labelOf(forecastEntry, FORECAST)}` : null]
+      .filter(Boolean)
+      .join(" · "),
     series: [
       stepSeries("commitment", theme.series[3], { width: 2.5 }),
       stepSeries(forecast ? `forecast ${forecast.type} ${forecast.id}` : "forecast", theme.series[0], { width: 1.5, dash: [6, 4] }),
@@ -90,7 +102,7 @@ export async function render(main, { site, segments, params, tz }) {
       details.textContent =
         `commitment created ${formatTime(creation, tz)}, quality ${commitment?.quality ?? "–"}` +
         (basis ? `; forecast vintage created ${formatTime(basis.creation_timestamp, tz)}` : "; no forecast created before it");
-      return join([stepColumns(commitment?.values ?? [], "value", step), stepColumns(basis?.values ?? [], "p", step)]);
+      return join([stepColumns(commitment?.values ?? [], COMMITTED, step), stepColumns(basis?.values ?? [], FORECAST, step)]);
     },
   });
   return {

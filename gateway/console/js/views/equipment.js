@@ -3,7 +3,7 @@
 // the range into at most BUCKETS buckets. Units come from the catalog.
 
 import { catalogEntry, getAllResults, getResults, paths } from "../api.js";
-import { TimeChart, chartKey, colors, withGaps } from "../chart.js";
+import { TimeChart, attributeLabel, chartKey, colors, withGaps } from "../chart.js";
 import { linkTo, navigateParams, rangeParam, replaceParams } from "../state.js";
 import { SECOND, formatNumber, periodText, pickPeriod } from "../time.js";
 import { el, fill, rangeButtons, select, setCrumbs } from "../ui.js";
@@ -80,14 +80,13 @@ export async function render(main, { site, segments, params, tz }) {
     el("p", { class: "muted" }, `${series.count.toLocaleString()} records, one every ${formatNumber(interval / SECOND)} s on average`),
   );
   const theme = colors();
-  const unit = attribute.unit === "-" ? "" : ` (${attribute.unit})`;
   const chart = new TimeChart(chartElement, {
     tz,
     full,
     range: rangeParam(params, full),
-    yLabel: `${attribute.name}${unit}`,
+    yLabel: attributeLabel(attribute),
     series: [
-      { label: `${attribute.name}${unit}`, stroke: theme.series[0], width: 1.5 },
+      { label: attributeLabel(attribute), stroke: theme.series[0], width: 1.5 },
       { label: "min", stroke: theme.band, width: 1 },
       { label: "max", stroke: theme.band, width: 1 },
     ],

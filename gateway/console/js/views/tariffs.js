@@ -1,8 +1,8 @@
 // A site's tariffs on one time axis: each tariff's value as a step line, and under the chart a row per
 // tariff of labelled periods (on-peak, off-peak, …) that follows the chart's zoom, then the periods as a table.
 
-import { getResults, paths } from "../api.js";
-import { TimeChart, chartKey, colors, join, stepSeries } from "../chart.js";
+import { catalogEntry, getResults, paths } from "../api.js";
+import { TimeChart, attributeLabel, chartKey, colors, join, stepSeries } from "../chart.js";
 import { linkTo, rangeParam, replaceParams } from "../state.js";
 import { DAY, formatNumber, formatTime, typicalStep } from "../time.js";
 import { el, fill, rangeButtons, setCrumbs } from "../ui.js";
@@ -56,7 +56,7 @@ function rowName(text, width) {
 export async function render(main, { site, params, tz }) {
   setCrumbs([["Sites", linkTo([])], [`Site ${site}`, linkTo([site])], ["Tariffs", ""]]);
   document.title = `Tariffs · site ${site} · storecast`;
-  const inventory = await getResults(paths.inventory(site));
+  const [inventory, entry] = await Promise.all([getResults(paths.inventory(site)), catalogEntry("tariff", null)]);
   const series = inventory.filter((s) => s.category === "tariff");
   if (series.length === 0) throw new Error(`Site ${site} has no tariff.`);
   const tariffs = await Promise.all(
@@ -106,6 +106,7 @@ export async function render(main, { site, params, tz }) {
     full,
     range: rangeParam(params, full),
     height: 260,
+    yLabel: `tariff ${attributeLabel(entry.attributes.find((a) => a.name === "value"))}`,
     series: tariffs.map((t, i) => stepSeries(`tariff ${t.id}`, theme.series[i % 6])),
     onRange: (from, to) => replaceParams({ from, to }),
     load: async () => data,

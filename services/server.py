@@ -31,7 +31,8 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from services.query.replicas import IngestReplicas
         from services.query.service import register as register_query
 
-        if recent is None and settings.ingest_replicas:
+        # Replicas named: every read asks them all, this process's own ingest among them.
+        if settings.ingest_replicas:
             credentials = settings.grpc_tls.channel_credentials() if settings.grpc_tls else None
             recent = IngestReplicas(settings.ingest_replicas, credentials)
 

@@ -24,10 +24,16 @@ from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, records_pb2
 
 
+# A replica that restarts is asked again within a second, not after gRPC's default backoff of up to two minutes.
+_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+
+
 class IngestReplicas:
     def __init__(self, targets: Sequence[str], credentials: grpc.ChannelCredentials | None, timeout_s: float = 30) -> None:
         channels = [
-            grpc.insecure_channel(target) if credentials is None else grpc.secure_channel(target, credentials)
+            grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            if credentials is None
+            else grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
             for target in targets
         ]
         self._stubs = [ingest_pb2_grpc.IngestStub(channel) for channel in channels]

@@ -58,6 +58,7 @@ class _Series:
     stored_after: int | None = None  # see the module's docstring
     established: bool = False
     let_go_through: int = -1  # the newest timestamp not in memory for a reason of this tier's own
+    joined: tuple[np.ndarray, list[np.ndarray]] | None = None  # the blocks joined, until they change
 
     def covered_from(self) -> int | None:
         if not self.established:
@@ -72,6 +73,10 @@ class SeriesRecords:
 
     timestamps: np.ndarray
     attributes: list[np.ndarray]
+
+
+def _nbytes(joined: tuple[np.ndarray, list[np.ndarray]]) -> int:
+    return joined[0].nbytes + sum(column.nbytes for column in joined[1])
 
 
 def _joined(blocks: Sequence[_Block]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -146,6 +151,7 @@ class HotTier:
                     continue
                 block = _Block(stamps, [column[rows] for column in attributes], acked_at, generation)
                 series.blocks.append(block)
+                self._unjoin(series)
                 self.nbytes += block.nbytes
                 if len(series.blocks) > _COMPACT_AT:
                     self._compact(series)
@@ -182,8 +188,11 @@ class HotTier:
             covered_from = series.covered_from()
             if covered_from is None or (start if start is not None else 0) < covered_from or not series.blocks:
                 return None
-            blocks = list(series.blocks)
-        stamps, columns = _joined(blocks)
+            if series.joined is None:
+                # A polled series is joined once per change, not once per read (its bytes count too).
+                series.joined = _joined(series.blocks)
+                self.nbytes += _nbytes(series.joined)
+            stamps, columns = series.joined
         lower = 0 if start is None else int(np.searchsorted(stamps, start, side="left"))
         upper = len(stamps) if end is None else int(np.searchsorted(stamps, end, side="left"))
         return SeriesRecords(stamps[lower:upper], [column[lower:upper] for column in columns])
@@ -213,7 +222,13 @@ class HotTier:
     def _stored(self, block: _Block) -> bool:
         return block.generation <= self.stored_generation
 
+    def _unjoin(self, series: _Series) -> None:
+        if series.joined is not None:
+            self.nbytes -= _nbytes(series.joined)
+            series.joined = None
+
     def _let_go(self, series: _Series, block: _Block) -> None:
         self.nbytes -= block.nbytes
+        self._unjoin(series)
         if len(block.timestamps):
             series.let_go_through = max(series.let_go_through, int(block.timestamps.max()))

@@ -22,7 +22,7 @@ class FlushSettings:
 
 @dataclass(frozen=True, slots=True)
 class LogSettings:
-    """The ingest service's write-ahead log and hot tier (docs/operations.md, "Recent writes")."""
+    """The ingest service's write-ahead log and hot tier (docs/architecture/recent-writes.md)."""
 
     directory: Path
     max_bytes: int

@@ -5,8 +5,8 @@ within a flush interval; a read must see them at once. So before it reads the
 engine, the query service asks every replica (`Ingest.ReadRecent`) to store
 what it acknowledged of the read's series and range. With one replica the same
 call answers the read from that replica's hot tier when it provably can; with
-several, none can prove that another replica wrote nothing (docs/architecture.md,
-"Recent writes").
+several, none can prove that another replica wrote nothing
+(docs/architecture/recent-writes.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ timestamp is at or past it is in memory. It is the larger of
   the window or the memory budget, only once stored) or never kept (timestamps
   older than the window: history being loaded, which no recent read asks for).
 This holds while one ingest process writes each series: `serve all`, or replicas
-that each own their sites (docs/architecture.md, "Recent writes").
+that each own their sites (docs/architecture/recent-writes.md).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
 import msgspec
 from starlette.requests import Request
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import console, ext_routing, health, openapi, params, routing
+from gateway import console, ext_routing, health, openapi, params, reads, routing
 from gateway.admission import Admission
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
@@ -33,11 +32,11 @@ from gateway.responses import (
     created_response,
     error_response,
     request_id_of,
-    results_response,
 )
 from gateway.tracing import traced
+from storecast.aggregations import V1_AGGREGATIONS
 from storecast.status import ApiFailure, ApiStatus
-from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
+from storecast.v1 import ingest_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
 
@@ -52,13 +51,13 @@ class V1Api:
         # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
         self.backends: Backends
         self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
-            ("production", "GET"): self.get_production,
+            ("production", "GET"): self.get,
             ("production", "PUT"): self.put_production,
-            ("forecast", "GET"): self.get_forecast,
+            ("forecast", "GET"): self.get,
             ("forecast", "PUT"): self.put_forecast,
-            ("commitment", "GET"): self.get_commitment,
+            ("commitment", "GET"): self.get,
             ("commitment", "PUT"): self.put_commitment,
-            ("tariff", "GET"): self.get_tariff,
+            ("tariff", "GET"): self.get,
             ("tariff", "PUT"): self.put_tariff,
         }
 
@@ -116,44 +115,20 @@ class V1Api:
             ) from None
         return b"".join(chunks)
 
-    async def get_production(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION, "production")
-        call = query_pb2.GetProductionRequest(
-            site_id=target.site_id,
-            equipment_type=_equipment_type(target),
-            id=target.record_id(),
-            range=params.interval(query, "from", "to"),
-            aggregation=params.aggregation(query),
-            period_ms=params.period_ms(query),
-        )
-        records = await self.backends.call(self.backends.query.GetProduction, call, request_id_of(request.scope))
-        return results_response(request, records)
+    async def get(self, request: Request, target: routing.Target) -> Response:
+        return await reads.read(self.backends, request, target, V1_AGGREGATIONS)
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), v1_json=body)
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=reads.equipment_type(target), v1_json=body)
         reply = await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return created_response(request, reply)
 
-    async def get_forecast(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "forecast")
-        call = vector_pb2.GetForecastRequest(
-            site_id=target.site_id, forecast_type=_forecast_type(target), id=target.record_id(), **_vector_query(query)
-        )
-        records = await self.backends.call(self.backends.vector.GetForecast, call, request_id_of(request.scope))
-        return results_response(request, records)
-
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), v1_json=body)
+        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=reads.forecast_type(target), v1_json=body)
         reply = await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
         return created_response(request, reply)
-
-    async def get_commitment(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "commitment")
-        call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.record_id(), **_vector_query(query))
-        records = await self.backends.call(self.backends.vector.GetCommitment, call, request_id_of(request.scope))
-        return results_response(request, records)
 
     async def put_commitment(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
@@ -161,48 +136,11 @@ class V1Api:
         reply = await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
         return created_response(request, reply)
 
-    async def get_tariff(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE, "tariff")
-        call = vector_pb2.GetTariffRequest(
-            site_id=target.site_id, id=target.record_id(), range=params.interval(query, "from", "to")
-        )
-        records = await self.backends.call(self.backends.vector.GetTariff, call, request_id_of(request.scope))
-        return results_response(request, records)
-
     async def put_tariff(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = vector_pb2.PutTariffRequest(site_id=target.site_id, v1_json=body)
         reply = await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
         return created_response(request, reply)
-
-
-def _equipment_type(target: routing.Target) -> catalog_pb2.EquipmentType.ValueType:
-    return catalog_pb2.EquipmentType.ValueType(target.type_number())
-
-
-def _forecast_type(target: routing.Target) -> catalog_pb2.ForecastType.ValueType:
-    return catalog_pb2.ForecastType.ValueType(target.type_number())
-
-
-class VectorQuery(TypedDict):
-    """The query-string fields GetForecastRequest and GetCommitmentRequest share."""
-
-    range: records_pb2.Interval | None
-    generated: records_pb2.Interval | None
-    generate_all: bool | None
-    aggregation: records_pb2.Aggregation.ValueType
-    period_ms: int | None
-
-
-def _vector_query(query: dict[str, str]) -> VectorQuery:
-    """The GetForecast/GetCommitment fields from the query string, in text form only."""
-    return {
-        "range": params.interval(query, "from", "to"),
-        "generated": params.interval(query, "generated-after", "generated-before"),
-        "generate_all": params.generate_all(query),
-        "aggregation": params.aggregation(query),
-        "period_ms": params.period_ms(query),
-    }
 
 
 class RequestIdMiddleware:

@@ -1,4 +1,5 @@
-"""The /ext/v1/ tree (CONTRACT §10): what is stored, the catalog, and a forecast's staircase and errors.
+"""The /ext/v1/ tree (CONTRACT §10): what is stored, the catalog, a forecast's staircase and errors,
+and v1's reads with every aggregation (storecast/aggregations.py; v1 serves min, max and avg).
 
     GET /ext/v1/sites                                          the sites the caller may read that hold data
     GET /ext/v1/catalog                                        every type and its attributes
@@ -6,6 +7,9 @@
     GET /ext/v1/{site_id}/forecast/{type}/{id}/staircase       ?horizon=6h[&from=..&to=..]
     GET /ext/v1/{site_id}/forecast/{type}/{id}/horizon-errors  ?equipment=meter&equipment_id=3&attribute=p
                                                                &period=1h&horizon_bucket=1h[&forecast_attribute=p][&from=..&to=..]
+    GET /ext/v1/{site_id}/production/{type}/{id}               v1's query string, `agg` any aggregation
+    GET /ext/v1/{site_id}/forecast/{type}/{id}                 likewise
+    GET /ext/v1/{site_id}/commitment/{id}                      likewise
 
 The v1 envelope, codes, identity, permissions and rate limit, through the
 Gatekeeper /v1 shares, checked in /v1's order: the path's shape (404, 1101), the method
@@ -22,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import ext_routing, params, routing
+from gateway import ext_routing, params, reads, routing
 from gateway.backends import Backends
 from gateway.gatekeeper import Gatekeeper
 from gateway.metrics import note_route
 from gateway.responses import answer, caller, request_id_of, results_response
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, inventory_pb2, records_pb2, vector_pb2
@@ -61,6 +66,7 @@ class ExtApi:
             ext_routing.INVENTORY: self.get_inventory,
             ext_routing.STAIRCASE: self.get_staircase,
             ext_routing.HORIZON_ERRORS: self.get_horizon_errors,
+            **{route: self._reader(category) for category, route in ext_routing.READS.items()},
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -152,6 +158,17 @@ class ExtApi:
         backends = self.backends
         records = await backends.call(backends.vector.GetHorizonErrors, call, request_id_of(request.scope))
         return results_response(request, records)
+
+    def _reader(self, category: str) -> Handler:
+        """The handler of a category's read: v1's, with every aggregation."""
+
+        async def get_records(request: Request, values: dict[str, str]) -> Response:
+            site_id = self._readable_site(request, values)
+            segments = tuple(values[name] for name in ("type", "id") if name in values)
+            target = routing.check_target(routing.Endpoint("GET", site_id, category, segments))
+            return await reads.read(self.backends, request, target, AGGREGATIONS)
+
+        return get_records
 
     def _readable_site(self, request: Request, values: dict[str, str]) -> int:
         """The path's site_id (1104 if bad), once the caller may read it (403, then the rate limit)."""

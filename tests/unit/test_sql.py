@@ -18,6 +18,7 @@ from services.lib.reads.window import Vintage, Window
 from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.sql import bucket_cut_sql, production_sql
 from services.vector.sql import tariff_sql, vector_sql
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
 
 METER = EQUIPMENT_TYPES["meter"]
@@ -28,11 +29,12 @@ RANGE = "timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 NEWEST = "ORDER BY timestamp, _block_number DESC, _part_offset DESC LIMIT 1 BY timestamp"
 RAW = Window(None, None, None, None)
 IN_RANGE = Window(1000, 9000, None, None)
-AVERAGED = Window(0, 10_000, "avg", 5000)
+AVG = AGGREGATIONS["avg"]
+AVERAGED = Window(0, 10_000, AVG, 5000)
 LATEST = Vintage(None, None, False)
 LATEST_IN = Vintage(100, 200, False)
 EVERY = Vintage(100, 200, True)
-WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, "max", 5000)]
+WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, AGGREGATIONS["max"], 5000)]
 VINTAGES = [LATEST, LATEST_IN, EVERY]
 
 
@@ -80,8 +82,12 @@ def test_production_sql_parses(engine: Client, window: Window) -> None:
 # ---- rollups -----------------------------------------------------------------
 
 
+def averaged(period_ms: int) -> Window:
+    return Window(0, period_ms, AVG, period_ms)
+
+
 def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
-    assert [resolution_for(p) for p in (60_000, 300_000, 3_600_000, 7_200_000, 86_400_000, 604_800_000)] == [
+    assert [resolution_for(averaged(p)) for p in (60_000, 300_000, 3_600_000, 7_200_000, 86_400_000, 604_800_000)] == [
         60_000,
         60_000,
         3_600_000,
@@ -89,11 +95,11 @@ def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
         86_400_000,
         86_400_000,
     ]
-    assert resolution_for(30_000) is None and resolution_for(90_000) is None
+    assert resolution_for(averaged(30_000)) is None and resolution_for(averaged(90_000)) is None
 
 
 def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
-    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, "avg", 86_400_000), 11, rollup="db.r", pending="db.p")
+    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, AVG, 86_400_000), 11, rollup="db.r", pending="db.p")
     # Day cells in the middle, hour and minute cells towards the edges, records within a minute of them.
     for resolution in (86_400_000, 3_600_000, 60_000):
         assert f"resolution = {resolution} AND bucket >= intDiv({{start:Int64}} + {resolution - 1}, {resolution})" in sql
@@ -147,7 +153,11 @@ def test_the_rollup_sql_runs(engine: Client) -> None:
         (86_400_000, 0, 2, 4.0),
     ]
     sql = production_sql(
-        "unit_rollup.production_meter", METER, Window(0, 7_200_000, "avg", 3_600_000), 11, rollup="unit_rollup.rollup_meter"
+        "unit_rollup.production_meter",
+        METER,
+        Window(0, 7_200_000, AVG, 3_600_000),
+        11,
+        rollup="unit_rollup.rollup_meter",
     )
     parameters = {"site_id": 1, "id": 7, "start": 0, "end": 7_200_000, "horizon": 0}
     rendered = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw").decode().split()

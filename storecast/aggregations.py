@@ -30,7 +30,7 @@ from typing import Literal, get_args
 from storecast.catalog import Attribute, Kind
 from storecast.v1 import records_pb2
 
-AggregationName = Literal["min", "max", "avg"]
+AggregationName = Literal["min", "max", "avg", "sum", "count", "first", "last"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class Result:
 
 VALUE = Result(None, True)  # one of the attribute's values
 MEAN = Result(Kind.FLOAT, True)
+TOTAL = Result(None, False)  # a sum of integers stays an integer
+COUNT = Result(Kind.UNSIGNED_INT, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,12 @@ _ROWS = (
     Aggregation("min", "the least value", "min", "{min}", VALUE, v1=True),
     Aggregation("max", "the greatest value", "max", "{max}", VALUE, v1=True),
     Aggregation("avg", "the mean", "avg", "if({count} = 0, NULL, {sum} / {count})", MEAN, v1=True),
+    Aggregation("sum", "the sum", "sum", "if({count} = 0, NULL, {sum})", TOTAL),
+    Aggregation("count", "the number of non-null values (0 when all are null)", "count", "{count}", COUNT),
+    # The value of the bucket's earliest (latest) record or period that has one: nulls are skipped
+    # as by every other aggregation. Cells keep no order: the records answer.
+    Aggregation("first", "the earliest non-null value", "argMin", None, VALUE, by_time=True),
+    Aggregation("last", "the latest non-null value", "argMax", None, VALUE, by_time=True),
 )
 AGGREGATIONS: dict[str, Aggregation] = {row.name: row for row in _ROWS}
 V1_AGGREGATIONS: dict[str, Aggregation] = {name: row for name, row in AGGREGATIONS.items() if row.v1}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway import ext_routing
-from storecast.aggregations import V1_AGGREGATIONS
+from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
 from tests.conftest import MAX_RECORDS, Pki, Storecast, assert_error, ok, put, start_storecast, stop_storecast
 from tests.helpers import HOUR, MINUTE, T0, JsonObject, Query
@@ -322,6 +322,18 @@ def test_ext_reads_answer_as_v1_with_v1s_aggregations(
     ext = admin.get(f"/ext/v1/{forecast_site}/{v1_path}", params=query)
     assert assert_documented(ext, documented, "get", 200) == v1
     assert v1["results"]
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_ext_reads_answer_every_aggregation_as_documented(admin: httpx.Client, forecast_site: int, agg: str) -> None:
+    ok(put(admin, f"/v1/{forecast_site}/production/battery", [{"timestamp": T0 + i, "id": 5, "state": i} for i in range(9)]), 201)
+    window: Query = {"from": T0, "to": T0 + 6 * HOUR, "agg": agg, "period": "1h"}
+    for url, documented in [
+        (f"/ext/v1/{forecast_site}/production/meter/3", METER_READ),
+        (f"/ext/v1/{forecast_site}/production/battery/5", "/ext/v1/{site_id}/production/battery/{equipment_id}"),
+        (f"/ext/v1/{forecast_site}/forecast/solar/1", SOLAR_READ),
+    ]:
+        assert assert_documented(admin.get(url, params=window), documented, "get", 200)["results"]
 
 
 def test_a_long_ext_read_comes_in_parts(admin: httpx.Client, site: int) -> None:

@@ -109,6 +109,21 @@ def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
     assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r", pending="db.p")
 
 
+@pytest.mark.parametrize(
+    ("name", "from_cells"),
+    [("sum", "if(n[1] = 0, NULL, s[1])"), ("count", "CAST(n[1] AS Nullable(UInt64))"), ("first", None), ("last", None)],
+)
+def test_rollup_cells_answer_the_aggregations_they_hold(name: str, from_cells: str | None) -> None:
+    window = Window(0, 10 * 86_400_000, AGGREGATIONS[name], 86_400_000)
+    sql = production_sql("db.t", METER, window, 11, rollup="db.r", pending="db.p")
+    if from_cells is None:
+        # Cells keep no order: first and last read the records, by their timestamps.
+        assert resolution_for(window) is None and "db.r" not in sql
+        assert f"{AGGREGATIONS[name].function}(`p`, timestamp) AS `agg_p`" in sql
+    else:
+        assert f"{from_cells} AS `agg_p`" in sql
+
+
 def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
     spans = touched_spans([1, 1, 2], [7, 7, 7], [86_400_000 + 61_000, 86_400_000 + 3_600_000 * 5, 5])
     assert spans == [Span(1, 7, 86_400_000 + 61_000, 86_400_000 + 18_000_000), Span(2, 7, 5, 5)]
@@ -162,6 +177,17 @@ def test_the_rollup_sql_runs(engine: Client) -> None:
     parameters = {"site_id": 1, "id": 7, "start": 0, "end": 7_200_000, "horizon": 0}
     rendered = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw").decode().split()
     assert [json.loads(r)["p"] for r in rendered] == [1.0, 3.0]
+    # Over the day cell (nothing pending), or the records for first and last.
+    day = {"site_id": 1, "id": 7, "start": 0, "end": 86_400_000, "horizon": 0}
+    pending = f"unit_rollup.{PENDING_TABLE.name}"
+    for name, expected in (("count", 2), ("sum", 4.0), ("max", 3.0), ("first", 1.0), ("last", 3.0)):
+        window = Window(0, 86_400_000, AGGREGATIONS[name], 86_400_000)
+        sql = production_sql(
+            "unit_rollup.production_meter", METER, window, 11, rollup="unit_rollup.rollup_meter", pending=pending
+        )
+        assert ("rollup_meter" in sql) == (name not in ("first", "last"))
+        (record,) = engine.raw_query(sql, day, fmt="TabSeparatedRaw").decode().split()
+        assert json.loads(record)["p"] == expected and json.loads(record)["q"] == (0 if name == "count" else None)
 
 
 # ---- vectors -----------------------------------------------------------------

@@ -70,8 +70,8 @@ PARAMETERS = (
         _EVERY,
         ApiStatus.INVALID_FROM,
         "keep the timestamps in [from, to[; comes with `to`",
-        "range",
-        "start_ms",
+        field="range",
+        bound="start_ms",
     ),
     Parameter(
         "to",
@@ -80,8 +80,8 @@ PARAMETERS = (
         _EVERY,
         ApiStatus.INVALID_TO,
         "keep the timestamps in [from, to[; comes with `from`",
-        "range",
-        "end_ms",
+        field="range",
+        bound="end_ms",
     ),
     Parameter(
         "generated-after",
@@ -91,9 +91,9 @@ PARAMETERS = (
         ApiStatus.INVALID_GENERATED_AFTER,
         "select vectors created in [generated-after, generated-before[ (also spelt generated_after); comes with"
         " `generated-before`",
-        "generated",
-        "start_ms",
-        ("generated_after",),
+        field="generated",
+        bound="start_ms",
+        aliases=("generated_after",),
     ),
     Parameter(
         "generated-before",
@@ -103,9 +103,9 @@ PARAMETERS = (
         ApiStatus.INVALID_GENERATED_BEFORE,
         "select vectors created in [generated-after, generated-before[ (also spelt generated_before); comes with"
         " `generated-after`",
-        "generated",
-        "end_ms",
-        ("generated_before",),
+        field="generated",
+        bound="end_ms",
+        aliases=("generated_before",),
     ),
     Parameter(
         "generate-all",
@@ -115,7 +115,7 @@ PARAMETERS = (
         ApiStatus.INVALID_PARAMETERS,
         "true: every vector selected by generated-after/-before, ascending by creation time; false (the default):"
         " the most recent only (also spelt generate_all); needs `generated-after` and `generated-before`",
-        "generate_all",
+        field="generate_all",
         aliases=("generate_all",),
     ),
     Parameter(
@@ -125,8 +125,8 @@ PARAMETERS = (
         _AGGREGATED,
         ApiStatus.INVALID_AGG,
         "aggregate every numeric attribute with this function over buckets of `period`, ignoring nulls (null when"
-        " all are null); needs `from`, `to` and `period`",
-        "aggregation",
+        " a bucket has no value of it, but for a count); needs `from`, `to` and `period`",
+        field="aggregation",
     ),
     Parameter(
         "period",
@@ -135,7 +135,7 @@ PARAMETERS = (
         _AGGREGATED,
         ApiStatus.INVALID_PERIOD,
         "bucket length for `agg`, aligned to the Unix epoch: an integer and s, m, h or d; needs `agg`",
-        "period_ms",
+        field="period_ms",
     ),
 )
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS} | {a: p for p in PARAMETERS for a in p.aliases}

@@ -105,6 +105,19 @@ def test_every_aggregation_of_the_table_with_its_kinds(client: Client, site: int
         client.get_production(site, "battery", 3, start=T0, end=T0 + MINUTE, agg="median", period="1m")  # type: ignore[arg-type]
 
 
+def test_options_a_read_does_not_take_are_refused(client: Client, site: int) -> None:
+    with pytest.raises(TypeError, match="stat"):
+        client.get_production(site, "battery", 3, stat=T0)  # type: ignore[call-arg]
+    # The parameters' rows say which category takes which: gRPC refuses before sending, REST as the API does.
+    refused = (
+        pytest.raises(ApiError, match="'generated-after' is not a parameter of production")
+        if is_rest(client)
+        else pytest.raises(ValueError, match="a production read takes no generated_after")
+    )
+    with refused:
+        client.get_production(site, "battery", 3, generated_after=T0, generated_before=T0 + 1)
+
+
 def test_numpy_arrays_in_and_a_datetime_index_out(client: Client, site: int) -> None:
     stamps = T0 + np.arange(4, dtype=np.int64) * 15 * MINUTE
     client.put(

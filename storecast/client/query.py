@@ -85,6 +85,9 @@ class Query:
     def of(cls, *, as_of: Instant | None = None, **options: Unpack[ReadOptions]) -> Query:
         """`as_of`: the latest vector created at or before it (generated in [0, as_of]), as tshistory's revision_date."""
         given: dict[str, Any] = {keyword: value for keyword, value in options.items() if value is not None}
+        unknown = [keyword for keyword in given if keyword not in _BY_KEYWORD]
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; a read takes {', '.join(_BY_KEYWORD)}")
         if as_of is not None:
             if "generated_after" in given or "generated_before" in given:
                 raise ValueError("as_of replaces generated_after and generated_before")
@@ -94,18 +97,6 @@ class Query:
             if (lower.keyword in given) != (upper.keyword in given):
                 raise ValueError(f"{lower.keyword} and {upper.keyword} come together or not at all")
         return cls({keyword: _value(_BY_KEYWORD[keyword], value) for keyword, value in given.items()})
-
-    @property
-    def start(self) -> int | None:
-        return self._bound(_RANGE[0])
-
-    @property
-    def end(self) -> int | None:
-        return self._bound(_RANGE[1])
-
-    def _bound(self, parameter: Parameter) -> int | None:
-        value = self.values.get(parameter.keyword)
-        return value if isinstance(value, int) else None
 
     @property
     def aggregation(self) -> aggregations.Aggregation | None:

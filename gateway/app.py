@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
 import msgspec
 from starlette.requests import Request
@@ -18,27 +17,26 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import console, ext_routing, health, openapi, params, routing
+from gateway import console, ext_routing, health, openapi, params, reads, routing
 from gateway.admission import Admission
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
 from gateway.ext import ExtApi
+from gateway.gatekeeper import Gatekeeper
 from gateway.health import Probes
-from gateway.identity import client_identity
-from gateway.metrics import ObserveMiddleware, hold_body_bytes
+from gateway.metrics import ObserveMiddleware, hold_body_bytes, note_route
 from gateway.permissions import Access, Permissions
 from gateway.responses import (
     JSON,
     answer,
-    caller,
     created_response,
     error_response,
     request_id_of,
-    results_response,
 )
 from gateway.tracing import traced
+from storecast.aggregations import V1_AGGREGATIONS
 from storecast.status import ApiFailure, ApiStatus
-from storecast.v1 import catalog_pb2, ingest_pb2, query_pb2, records_pb2, vector_pb2
+from storecast.v1 import ingest_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
 
@@ -46,21 +44,20 @@ log = logging.getLogger("storecast.gateway")
 class V1Api:
     """The /v1 tree: CONTRACT §3 order, then the category's handler."""
 
-    def __init__(self, settings: GatewaySettings, permissions: Permissions) -> None:
+    def __init__(self, settings: GatewaySettings, gatekeeper: Gatekeeper, admission: Admission) -> None:
         self._settings = settings
-        self._permissions = permissions
-        self.admission = Admission.from_env()
+        self._gatekeeper = gatekeeper
+        self._admission = admission
         # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
         self.backends: Backends
-        self.probes: Probes
         self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
-            ("production", "GET"): self.get_production,
+            ("production", "GET"): self.get,
             ("production", "PUT"): self.put_production,
-            ("forecast", "GET"): self.get_forecast,
+            ("forecast", "GET"): self.get,
             ("forecast", "PUT"): self.put_forecast,
-            ("commitment", "GET"): self.get_commitment,
+            ("commitment", "GET"): self.get,
             ("commitment", "PUT"): self.put_commitment,
-            ("tariff", "GET"): self.get_tariff,
+            ("tariff", "GET"): self.get,
             ("tariff", "PUT"): self.put_tariff,
         }
 
@@ -69,30 +66,20 @@ class V1Api:
             await answer(self.handle, scope, receive, send)
         finally:
             # The body bytes a PUT was admitted with, held until its answer is sent.
-            self.admission.release(scope)
+            self._admission.release(scope)
 
     async def handle(self, request: Request) -> Response:
-        endpoint = routing.resolve(request.method, request.scope.get("raw_path") or request.scope["path"].encode())
+        shape = routing.shape(request.scope.get("raw_path") or request.scope["path"].encode())
+        if shape.route is not None:
+            note_route(request.scope, shape.route)
+        endpoint = routing.resolve(request.method, shape)
         access: Access = "read" if endpoint.method == "GET" else "write"
-        self.authorize(request, endpoint.site_id, access)
+        self._gatekeeper.authorize(request, endpoint.site_id, access)
         target = routing.check_target(endpoint)
         handler = self._handlers.get((target.category, target.method))
         if handler is None:
             raise ApiFailure(ApiStatus.SERVER_ERROR)
         return await handler(request, target)
-
-    def identify(self, request: Request) -> str | None:
-        """The caller's CN (None: no verified certificate), also kept for the access log."""
-        cn = client_identity(request.scope, self._settings)
-        request.scope["state"]["cn"] = cn
-        return cn
-
-    def authorize(self, request: Request, site_id: int, access: Access) -> None:
-        """403 (1400) unless the caller may `access` the site; then the caller's rate limit (429)."""
-        cn = self.identify(request)
-        if not self._permissions.allows(cn, site_id, access):
-            raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{caller(cn)} may not {access} site {site_id}")
-        self.admission.check_rate(cn or "")
 
     async def read_json_body(self, request: Request) -> bytes:
         """The body of a PUT: no query string, JSON content type, within the size limit."""
@@ -108,7 +95,7 @@ class V1Api:
         # Over the in-flight budget: 503 before any of the body is read (gateway/admission.py).
         declared_size = int(declared) if declared.isdigit() else None
         if declared_size is not None:
-            self.admission.charge(request.scope, declared_size)
+            self._admission.charge(request.scope, declared_size)
         chunks, size = [], 0
         state = request.scope["state"]
         try:
@@ -120,7 +107,7 @@ class V1Api:
                     if size > limit:
                         raise too_large
                     if declared_size is None:
-                        self.admission.charge(request.scope, len(chunk))
+                        self._admission.charge(request.scope, len(chunk))
                     chunks.append(chunk)
         except TimeoutError:
             raise ApiFailure(
@@ -128,44 +115,20 @@ class V1Api:
             ) from None
         return b"".join(chunks)
 
-    async def get_production(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION, "production")
-        call = query_pb2.GetProductionRequest(
-            site_id=target.site_id,
-            equipment_type=_equipment_type(target),
-            id=target.record_id(),
-            range=params.interval(query, "from", "to"),
-            aggregation=params.aggregation(query),
-            period_ms=params.period_ms(query),
-        )
-        records = await self.backends.call(self.backends.query.GetProduction, call, request_id_of(request.scope))
-        return results_response(request, records)
+    async def get(self, request: Request, target: routing.Target) -> Response:
+        return await reads.read(self.backends, request, target, V1_AGGREGATIONS)
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=_equipment_type(target), v1_json=body)
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=reads.equipment_type(target), v1_json=body)
         reply = await self.backends.call(self.backends.ingest.PutProduction, call, request_id_of(request.scope))
         return created_response(request, reply)
 
-    async def get_forecast(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "forecast")
-        call = vector_pb2.GetForecastRequest(
-            site_id=target.site_id, forecast_type=_forecast_type(target), id=target.record_id(), **_vector_query(query)
-        )
-        records = await self.backends.call(self.backends.vector.GetForecast, call, request_id_of(request.scope))
-        return results_response(request, records)
-
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
-        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=_forecast_type(target), v1_json=body)
+        call = vector_pb2.PutForecastRequest(site_id=target.site_id, forecast_type=reads.forecast_type(target), v1_json=body)
         reply = await self.backends.call(self.backends.vector.PutForecast, call, request_id_of(request.scope))
         return created_response(request, reply)
-
-    async def get_commitment(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE + params.AGGREGATION + params.VINTAGE, "commitment")
-        call = vector_pb2.GetCommitmentRequest(site_id=target.site_id, id=target.record_id(), **_vector_query(query))
-        records = await self.backends.call(self.backends.vector.GetCommitment, call, request_id_of(request.scope))
-        return results_response(request, records)
 
     async def put_commitment(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
@@ -173,48 +136,11 @@ class V1Api:
         reply = await self.backends.call(self.backends.vector.PutCommitment, call, request_id_of(request.scope))
         return created_response(request, reply)
 
-    async def get_tariff(self, request: Request, target: routing.Target) -> Response:
-        query = params.parse(request.scope["query_string"], params.RANGE, "tariff")
-        call = vector_pb2.GetTariffRequest(
-            site_id=target.site_id, id=target.record_id(), range=params.interval(query, "from", "to")
-        )
-        records = await self.backends.call(self.backends.vector.GetTariff, call, request_id_of(request.scope))
-        return results_response(request, records)
-
     async def put_tariff(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = vector_pb2.PutTariffRequest(site_id=target.site_id, v1_json=body)
         reply = await self.backends.call(self.backends.vector.PutTariff, call, request_id_of(request.scope))
         return created_response(request, reply)
-
-
-def _equipment_type(target: routing.Target) -> catalog_pb2.EquipmentType.ValueType:
-    return catalog_pb2.EquipmentType.ValueType(target.type_number())
-
-
-def _forecast_type(target: routing.Target) -> catalog_pb2.ForecastType.ValueType:
-    return catalog_pb2.ForecastType.ValueType(target.type_number())
-
-
-class VectorQuery(TypedDict):
-    """The query-string fields GetForecastRequest and GetCommitmentRequest share."""
-
-    range: records_pb2.Interval | None
-    generated: records_pb2.Interval | None
-    generate_all: bool | None
-    aggregation: records_pb2.Aggregation.ValueType
-    period_ms: int | None
-
-
-def _vector_query(query: dict[str, str]) -> VectorQuery:
-    """The GetForecast/GetCommitment fields from the query string, in text form only."""
-    return {
-        "range": params.interval(query, "from", "to"),
-        "generated": params.interval(query, "generated-after", "generated-before"),
-        "generate_all": params.generate_all(query),
-        "aggregation": params.aggregation(query),
-        "period_ms": params.period_ms(query),
-    }
 
 
 class RequestIdMiddleware:
@@ -266,13 +192,17 @@ class Dispatch:
         self._ext = ext
         self._console = web_console
         self._document = Response(msgspec.json.encode(openapi.build_document()), media_type=JSON)
+        # Set by the app's lifespan, with the backends it asks.
+        self.probes: Probes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/openapi.json" and scope["method"] in ("GET", "HEAD"):
+            note_route(scope, scope["path"])
             await self._document(scope, receive, send)
         elif scope["path"] in health.PATHS and scope["method"] in ("GET", "HEAD"):
             # Like the document, without a client certificate (gateway/health.py).
-            await self._api.probes(scope, receive, send)
+            note_route(scope, scope["path"])
+            await self.probes(scope, receive, send)
         elif scope["path"].startswith(ext_routing.PREFIX):
             await self._ext(scope, receive, send)
         elif console.serves(scope["path"]):
@@ -283,20 +213,28 @@ class Dispatch:
 
 def create_app(settings: GatewaySettings) -> ASGIApp:
     permissions = Permissions.load(settings.permissions)
-    api = V1Api(settings, permissions)
-
-    @asynccontextmanager
-    async def lifespan(app: Router) -> AsyncIterator[None]:
-        api.backends = Backends(settings)
-        api.probes = Probes(settings, api.backends)
-        yield
-        await api.backends.close()
-
+    admission = Admission.from_env()
+    gatekeeper = Gatekeeper(settings, permissions, admission)
+    api = V1Api(settings, gatekeeper, admission)
+    ext = ExtApi(gatekeeper)
     # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
-    dispatch = Dispatch(api, ExtApi(api, permissions), console.Console(settings, permissions))
+    dispatch = Dispatch(api, ext, console.Console(settings, permissions))
+
+    @asynccontextmanager
+    async def lifespan(app: Router) -> AsyncIterator[None]:
+        backends = Backends(settings)
+        api.backends = ext.backends = backends
+        dispatch.probes = Probes(settings, backends)
+        yield
+        await backends.close()
+
     router = Router(default=dispatch, lifespan=lifespan, redirect_slashes=False)
     # Outermost: the metrics and the access log see every answer, the 1500s included.
     # Tracing (off unless STORECAST_OTLP_ENDPOINT): a span around each request, the gRPC calls its children.
-    return ObserveMiddleware(traced(RequestIdMiddleware(router)), trusted_header=settings.trusted_cert_header is not None)
+    return ObserveMiddleware(
+        traced(RequestIdMiddleware(router)),
+        trusted_header=settings.trusted_cert_header is not None,
+        quiet_routes=health.PATHS,
+    )

@@ -1,4 +1,5 @@
-"""The /ext/v1/ tree (CONTRACT §10): what is stored, the catalog, and a forecast's staircase and errors.
+"""The /ext/v1/ tree (CONTRACT §10): what is stored, the catalog, a forecast's staircase and errors,
+and v1's reads with every aggregation (storecast/aggregations.py; v1 serves min, max and avg).
 
     GET /ext/v1/sites                                          the sites the caller may read that hold data
     GET /ext/v1/catalog                                        every type and its attributes
@@ -6,9 +7,12 @@
     GET /ext/v1/{site_id}/forecast/{type}/{id}/staircase       ?horizon=6h[&from=..&to=..]
     GET /ext/v1/{site_id}/forecast/{type}/{id}/horizon-errors  ?equipment=meter&equipment_id=3&attribute=p
                                                                &period=1h&horizon_bucket=1h[&forecast_attribute=p][&from=..&to=..]
+    GET /ext/v1/{site_id}/production/{type}/{id}               v1's query string, `agg` any aggregation
+    GET /ext/v1/{site_id}/forecast/{type}/{id}                 likewise
+    GET /ext/v1/{site_id}/commitment/{id}                      likewise
 
-The v1 envelope, codes, identity, permissions and rate limit, through V1Api's
-own methods, checked in /v1's order: the path's shape (404, 1101), the method
+The v1 envelope, codes, identity, permissions and rate limit, through the
+Gatekeeper /v1 shares, checked in /v1's order: the path's shape (404, 1101), the method
 (405, 1102), the site_id (1104), the identity (403, 1400; then 429), the
 path's type and id (1106, 1107), then the query string (12xx).
 """
@@ -16,23 +20,21 @@ path's type and id (1106, 1107), then the query string (12xx).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import ext_routing, params, routing
-from gateway.permissions import Permissions
+from gateway import ext_routing, params, reads, routing
+from gateway.backends import Backends
+from gateway.gatekeeper import Gatekeeper
+from gateway.metrics import note_route
 from gateway.responses import answer, caller, request_id_of, results_response
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import catalog_pb2, inventory_pb2, records_pb2, vector_pb2
-
-if TYPE_CHECKING:
-    # The v1 tree whose identity, permissions, rate limit and backends this tree shares; it builds this one.
-    from gateway.app import V1Api
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 JsonItem = dict[str, object]
@@ -53,9 +55,10 @@ HORIZON_ERRORS_QUERY = (
 class ExtApi:
     """The ASGI app of /ext/v1/: each request is routed, authorized and, but for the catalog, one gRPC call."""
 
-    def __init__(self, api: V1Api, permissions: Permissions) -> None:
-        self._api = api
-        self._permissions = permissions
+    def __init__(self, gatekeeper: Gatekeeper) -> None:
+        self._gatekeeper = gatekeeper
+        # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
+        self.backends: Backends
         self._catalog = listing(catalog())
         self._handlers: dict[str, Handler] = {
             ext_routing.SITES: self.get_sites,
@@ -63,6 +66,7 @@ class ExtApi:
             ext_routing.INVENTORY: self.get_inventory,
             ext_routing.STAIRCASE: self.get_staircase,
             ext_routing.HORIZON_ERRORS: self.get_horizon_errors,
+            **{route: self._reader(category) for category, route in ext_routing.READS.items()},
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,38 +76,39 @@ class ExtApi:
         matched = ext_routing.match(request.scope.get("raw_path") or request.scope["path"].encode())
         if matched is None:
             raise ApiFailure(ApiStatus.INVALID_ENDPOINT, "no /ext/v1 endpoint has this path")
+        note_route(request.scope, matched.route)
         if request.method not in ("GET", "HEAD"):
             raise routing.MethodNotAllowed(f"{request.method} is not allowed; use GET", routing.ALLOW_GET)
         return await self._handlers[matched.route](request, matched.values)
 
     async def get_sites(self, request: Request, values: dict[str, str]) -> Response:
-        cn = self._api.identify(request)
-        sites = self._permissions.readable_sites(cn)
+        cn = self._gatekeeper.identify(request)
+        sites = self._gatekeeper.permissions.readable_sites(cn)
         if sites is None:
             raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{caller(cn)} may not read any site")
-        self._api.admission.check_rate(cn or "")
+        self._gatekeeper.admit(cn)
         params.parse(request.scope["query_string"], (), "/ext/v1/sites")
         if not sites:
             return results_response(request, listing([]))
         # An empty `among` would ask for every site.
         call = inventory_pb2.ListSitesRequest(among=[] if sites == "*" else sorted(sites))
-        backends = self._api.backends
+        backends = self.backends
         reply = await backends.call(backends.inventory.ListSites, call, request_id_of(request.scope))
         return results_response(request, listing([{"site_id": site_id} for site_id in reply.site_ids]))
 
     async def get_catalog(self, request: Request, values: dict[str, str]) -> Response:
         # No site's data, but still only for certificates the permissions file names.
-        cn = self._api.identify(request)
-        if not self._permissions.knows(cn):
+        cn = self._gatekeeper.identify(request)
+        if not self._gatekeeper.permissions.knows(cn):
             raise ApiFailure(ApiStatus.PERMISSION_ERROR, f"{caller(cn)} is granted no access")
-        self._api.admission.check_rate(cn or "")
+        self._gatekeeper.admit(cn)
         params.parse(request.scope["query_string"], (), "/ext/v1/catalog")
         return results_response(request, self._catalog)
 
     async def get_inventory(self, request: Request, values: dict[str, str]) -> Response:
         site_id = self._readable_site(request, values)
         params.parse(request.scope["query_string"], (), "an inventory")
-        backends = self._api.backends
+        backends = self.backends
         call = inventory_pb2.SiteInventoryRequest(site_id=site_id)
         inventory = await backends.call(backends.inventory.GetSiteInventory, call, request_id_of(request.scope))
         return results_response(request, listing([series_item(series) for series in inventory.series]))
@@ -119,7 +124,7 @@ class ExtApi:
             range=params.interval(query, "from", "to"),
             horizon_ms=_duration(query, "horizon", zero=True, example="6h"),
         )
-        backends = self._api.backends
+        backends = self.backends
         records = await backends.call(backends.vector.GetStaircase, call, request_id_of(request.scope))
         return results_response(request, records)
 
@@ -150,16 +155,27 @@ class ExtApi:
             horizon_bucket_ms=_duration(query, "horizon_bucket", example="1h"),
             forecast_attribute=query.get("forecast_attribute", ""),
         )
-        backends = self._api.backends
+        backends = self.backends
         records = await backends.call(backends.vector.GetHorizonErrors, call, request_id_of(request.scope))
         return results_response(request, records)
+
+    def _reader(self, category: str) -> Handler:
+        """The handler of a category's read: v1's, with every aggregation."""
+
+        async def get_records(request: Request, values: dict[str, str]) -> Response:
+            site_id = self._readable_site(request, values)
+            segments = tuple(values[name] for name in ("type", "id") if name in values)
+            target = routing.check_target(routing.Endpoint("GET", site_id, category, segments))
+            return await reads.read(self.backends, request, target, AGGREGATIONS)
+
+        return get_records
 
     def _readable_site(self, request: Request, values: dict[str, str]) -> int:
         """The path's site_id (1104 if bad), once the caller may read it (403, then the rate limit)."""
         site_id = routing.parse_uint32(values["site_id"])
         if site_id is None:
             raise ApiFailure(ApiStatus.INVALID_SITE_ID, f"site_id must be an unsigned 32-bit integer, got {values['site_id']!r}")
-        self._api.authorize(request, site_id, "read")
+        self._gatekeeper.authorize(request, site_id, "read")
         return site_id
 
 

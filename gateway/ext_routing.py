@@ -16,7 +16,13 @@ CATALOG = "/ext/v1/catalog"
 INVENTORY = "/ext/v1/{site_id}/inventory"
 STAIRCASE = "/ext/v1/{site_id}/forecast/{type}/{id}/staircase"
 HORIZON_ERRORS = "/ext/v1/{site_id}/forecast/{type}/{id}/horizon-errors"
-ROUTES = (SITES, CATALOG, INVENTORY, STAIRCASE, HORIZON_ERRORS)
+# v1's reads with every aggregation of storecast/aggregations.py, by category.
+READS = {
+    "production": "/ext/v1/{site_id}/production/{type}/{id}",
+    "forecast": "/ext/v1/{site_id}/forecast/{type}/{id}",
+    "commitment": "/ext/v1/{site_id}/commitment/{id}",
+}
+ROUTES = (SITES, CATALOG, INVENTORY, STAIRCASE, HORIZON_ERRORS, *READS.values())
 
 _SEGMENTS = {route: tuple(route.split("/")) for route in ROUTES}
 

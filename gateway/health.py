@@ -25,11 +25,11 @@ import time
 import grpc
 import msgspec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
+from gateway.responses import ApiResponse
 from storecast.status import STATUS, ApiStatus
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
@@ -58,21 +58,21 @@ class Probes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/livez":
-            response = Response(_LIVE, media_type="application/json")
+            response = ApiResponse(_LIVE, ApiStatus.SUCCESS)
         else:
             response = await self.readiness()
         await response(scope, receive, send)
 
-    async def readiness(self) -> Response:
+    async def readiness(self) -> ApiResponse:
         statuses = await self.statuses()
         failing = [f"{name} {status}" for name, status in statuses.items() if status != "SERVING"]
         body: dict[str, object]
         if failing:
             message = f"{STATUS[ApiStatus.SERVER_ERROR].message}: not ready: {', '.join(failing)}"
             body = {"status_code": ApiStatus.SERVER_ERROR, "status_message": message, "services": statuses}
-            return Response(msgspec.json.encode(body), status_code=503, media_type="application/json")
+            return ApiResponse(msgspec.json.encode(body), ApiStatus.SERVER_ERROR, status_code=503)
         body = {"status_code": ApiStatus.SUCCESS, "status_message": STATUS[ApiStatus.SUCCESS].message, "services": statuses}
-        return Response(msgspec.json.encode(body), media_type="application/json")
+        return ApiResponse(msgspec.json.encode(body), ApiStatus.SUCCESS)
 
     async def statuses(self) -> dict[str, str]:
         """Each service's health status (or how its Check failed), at most `cache_s` old."""

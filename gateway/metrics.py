@@ -1,13 +1,14 @@
 """The gateway's Prometheus metrics and its access log: one observation per request.
 
 Requests are counted by route template (`/v1/{site_id}/production/{type}/{id}`,
-`/ext/v1/{site_id}/inventory`),
-never by their path, so the label values are a short fixed list whatever
-clients send. The API status code is read from the first bytes of the
-response body: every API response, success or error, begins with
-`{"status_code":NNNN`, and reading it there catches every path that answers
-(routing, handlers, the 1500 of an escaped error) without any of them
-reporting it.
+`/ext/v1/{site_id}/inventory`), never by their path, so the label values are a
+short fixed list whatever clients send. Neither the template nor the API status
+code is worked out here: the router that matched the path notes its template
+(`note_route`: gateway/routing.py's shape, gateway/ext_routing.py's match, the
+fixed paths of gateway/app.py's Dispatch), and every API response notes the
+status code it was built with when it is sent (gateway/responses.py's
+ApiResponse), the 1500 of an escaped error included. A path no router
+matched is `other`; a response without the API envelope has no API status.
 
 In `serve all` the gateway runs in worker processes; these metrics are then
 written in prometheus-client's multiprocess mode and served, summed over the
@@ -18,15 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
-from urllib.parse import unquote
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import ext_routing
-from gateway.health import PATHS as PROBE_PATHS
-from gateway.routing import TYPED_CATEGORIES, UNTYPED_CATEGORIES
 from gateway.tls import client_common_name
 
 # The families storecast/metrics.py takes from the gateway workers in `serve all`.
@@ -52,49 +50,21 @@ BODY_BYTES_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
-# Paths that are their own route: the OpenAPI document and the probes (gateway/health.py).
-FIXED_ROUTES = {path.encode(): path for path in ("/openapi.json", *PROBE_PATHS)}
-OTHER = "other"  # any path outside the API: one label value for all of them
-# Probes come every few seconds from the kubelet: their lines are DEBUG.
-_QUIET_ROUTES = frozenset(PROBE_PATHS)
+OTHER = "other"  # any path no router matched: one label value for all of them
 _METHODS = frozenset({"GET", "HEAD", "PUT"})
-_ENVELOPE = b'{"status_code":'
 _NO_STATUS = "none"
 
 access_log = logging.getLogger("storecast.access")
 
 
-def route_template(raw_path: bytes) -> str:
-    """The route a path is of, with its variable segments named: a bounded label value.
-
-    The shape is what counts, as in routing.resolve's first step: a known
-    category with the number of segments one of its endpoints has. Whether
-    the site, type or id are valid is the request's status, not its route.
-    """
-    fixed = FIXED_ROUTES.get(raw_path)
-    if fixed is not None:
-        return fixed
-    if raw_path.startswith(ext_routing.PREFIX.encode()):
-        ext = ext_routing.match(raw_path)
-        return OTHER if ext is None else ext.route
-    segments = raw_path.decode("latin-1").split("/")
-    if segments[:2] != ["", "v1"] or not 4 <= len(segments) <= 6 or "" in segments[2:]:
-        return OTHER
-    category, after = unquote(segments[3]), len(segments) - 4
-    if category in TYPED_CATEGORIES and after in (1, 2):
-        return f"/v1/{{site_id}}/{category}/{{type}}" + ("/{id}" if after == 2 else "")
-    if category in UNTYPED_CATEGORIES and after in (0, 1):
-        return f"/v1/{{site_id}}/{category}" + ("/{id}" if after == 1 else "")
-    return OTHER
+def note_route(scope: Scope, route: str) -> None:
+    """The route template the request's path matched, as its router names it."""
+    scope["state"]["route"] = route
 
 
-def api_status_of(body: bytes) -> str:
-    """The API status code a response body begins with, or "none"."""
-    if body.startswith(_ENVELOPE):
-        code = body[len(_ENVELOPE) : len(_ENVELOPE) + 4]
-        if code.isdigit():
-            return code.decode()
-    return _NO_STATUS
+def note_api_status(scope: Scope, code: int) -> None:
+    """The API status code of the response being sent."""
+    scope.setdefault("state", {})["api_status"] = code
 
 
 def hold_body_bytes(state: dict[str, Any], size: int) -> None:
@@ -111,15 +81,18 @@ def note_records(scope: Scope, records: int) -> None:
 class ObserveMiddleware:
     """Counts and times every HTTP request, and logs it as one JSON line.
 
-    Outermost, so that it sees the final answer: the request id and the CN
-    are read from the request state the inner layers fill in (RequestIdMiddleware,
-    V1Api); a request refused before its identity was read (404, 405) is
-    logged with the CN of its TLS certificate, or none behind an ingress.
+    Outermost, so that it sees the final answer: the route, the API status, the
+    request id and the CN are read from the request state the inner layers fill
+    in (the routers, ApiResponse, RequestIdMiddleware, the Gatekeeper); a
+    request refused before its identity was read (404, 405) is logged with the
+    CN of its TLS certificate, or none behind an ingress.
     """
 
-    def __init__(self, app: ASGIApp, *, trusted_header: bool) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_header: bool, quiet_routes: Collection[str] = ()) -> None:
         self.app = app
         self._tls_identity = not trusted_header
+        # Routes asked every few seconds (the kubelet's probes): their lines are DEBUG.
+        self._quiet_routes = frozenset(quiet_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,15 +100,12 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         state = scope.setdefault("state", {})
-        status, api_status, body_seen = _NO_STATUS, _NO_STATUS, False
+        status = _NO_STATUS
 
         async def observed(message: Message) -> None:
-            nonlocal status, api_status, body_seen
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = str(message["status"])
-            elif message["type"] == "http.response.body" and not body_seen:
-                body_seen = True
-                api_status = api_status_of(message.get("body", b""))
             await send(message)
 
         HTTP_IN_FLIGHT.inc()
@@ -147,11 +117,12 @@ class ObserveMiddleware:
             if held:
                 BODY_BYTES_IN_FLIGHT.dec(held)
             duration = time.perf_counter() - started
-            route = route_template(scope.get("raw_path") or scope["path"].encode())
+            route = state.get("route", OTHER)
+            api_status = str(state["api_status"]) if "api_status" in state else _NO_STATUS
             method = scope["method"] if scope["method"] in _METHODS else OTHER
             HTTP_REQUESTS.labels(route, method, status, api_status).inc()
             HTTP_DURATION.labels(route, method).observe(duration)
-            level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+            level = logging.DEBUG if route in self._quiet_routes else logging.INFO
             if access_log.isEnabledFor(level):
                 self._log(level, scope, state, route, status, api_status, duration)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from gateway import ext_routing, params, routing
+from gateway import ext_routing, routing
+from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS, Aggregation, of_period, spelled
 from storecast.catalog import (
     COMMITMENT,
     EQUIPMENT_TYPES,
@@ -30,6 +31,7 @@ from storecast.catalog import (
     Kind,
     RecordType,
 )
+from storecast.query_parameters import DURATION_MAX_DIGITS, PARAMETERS, Parameter, ValueType, taken_by
 from storecast.status import STATUS, ApiStatus
 
 Schema = dict[str, Any]
@@ -50,11 +52,18 @@ class Category:
     # record's timestamp and id, a vector's creation time and id.
     key: tuple[str, ...]
     vector: bool
-    # The GET's query parameters, by the names gateway.params parses.
-    query: tuple[str, ...]
     # What a PUT does to what is stored, and what a GET returns (CONTRACT §5, §7).
     writing: str
     reading: str
+
+    @property
+    def query(self) -> tuple[Parameter, ...]:
+        """The GET's query parameters."""
+        return taken_by(self.name)
+
+    @property
+    def aggregated(self) -> bool:
+        return any(p.value is ValueType.AGGREGATION for p in self.query)
 
 
 _VECTOR_WRITING = (
@@ -70,7 +79,6 @@ PRODUCTION = Category(
     "equipment_id",
     ("timestamp", "id"),
     False,
-    params.RANGE + params.AGGREGATION,
     "A record replaces the one stored with the same timestamp and id; within a request the last occurrence wins.",
     "The equipment's records in [from, to[ (all without them), ascending by timestamp, each with every attribute of"
     " its type (null when never given).",
@@ -80,19 +88,15 @@ FORECAST = Category(
     "forecast_id",
     ("creation_timestamp", "id"),
     True,
-    params.RANGE + params.AGGREGATION + params.VINTAGE,
     _VECTOR_WRITING,
     _VECTOR_READING,
 )
-COMMITMENTS = Category(
-    "commitment", "commitment_id", ("creation_timestamp", "id"), True, FORECAST.query, _VECTOR_WRITING, _VECTOR_READING
-)
+COMMITMENTS = Category("commitment", "commitment_id", ("creation_timestamp", "id"), True, _VECTOR_WRITING, _VECTOR_READING)
 TARIFFS = Category(
     "tariff",
     "tariff_id",
     ("id",),
     True,
-    params.RANGE,
     "Each period is added to the tariff, or replaces its period at the same timestamp; the tariff's other periods"
     " stay as they were.",
     "The periods in force during [from, to[: the last one starting at or before `from`, and every one starting in"
@@ -156,8 +160,9 @@ def _key_field(name: str, resource: Resource, *, period: bool = False) -> Schema
     return {**_ref("schemas", "Timestamp"), "description": _KEY_DESCRIPTIONS["period" if period else name]}
 
 
-def _attribute(attribute: Attribute, *, request: bool, averaged: bool) -> Schema:
-    """An attribute's schema; `null` stands for absent both ways (the services take it on a PUT)."""
+def _attribute(attribute: Attribute, *, request: bool, aggregations: Collection[Aggregation] = ()) -> Schema:
+    """An attribute's schema, in a request, or in a response as stored or aggregated by any of
+    `aggregations`; `null` stands for absent both ways (the services take it on a PUT)."""
     unit = "" if attribute.unit == "-" else f" ({attribute.unit})"
     schema: Schema = {"description": attribute.description + unit}
     if attribute.unit != "-":
@@ -168,11 +173,14 @@ def _attribute(attribute: Attribute, *, request: bool, averaged: bool) -> Schema
             # JSON has no NaN or Infinity, but 1e400 parses as one: the services refuse it.
             schema |= {"minimum": -sys.float_info.max, "maximum": sys.float_info.max}
     elif attribute.kind is Kind.UNSIGNED_INT:
-        # The mean of integers (agg=avg) is a decimal.
-        schema["type"] = ["number", "null"] if averaged else ["integer", "null"]
-        schema |= {"minimum": 0, "maximum": UINT32_MAX}
-        if averaged:
-            schema["description"] += "; an integer, or with agg=avg the mean, a decimal"
+        decimals = [a for a in aggregations if a.kind(attribute) is Kind.FLOAT]
+        schema["type"] = ["number", "null"] if decimals else ["integer", "null"]
+        schema["minimum"] = 0
+        if all(a.result.bounded for a in aggregations):
+            schema["maximum"] = UINT32_MAX
+        if decimals:
+            by = " or ".join(f"with agg={a.name} {a.description}" for a in decimals)
+            schema["description"] += f"; an integer, or {by}, a decimal"
         else:
             schema["format"] = "int64"
     else:
@@ -192,19 +200,28 @@ def _object(properties: dict[str, Schema], required: Iterable[str], description:
     }
 
 
-def _attributes(attributes: Iterable[Attribute], *, request: bool, averaged: bool) -> dict[str, Schema]:
-    return {a.name: _attribute(a, request=request, averaged=averaged) for a in attributes}
+def _attributes(
+    attributes: Iterable[Attribute], *, request: bool, aggregations: Collection[Aggregation] = (), periods: bool = False
+) -> dict[str, Schema]:
+    """The attributes' schemas; a vector's `periods` take their grades' minimum whatever is asked."""
+    return {
+        a.name: _attribute(a, request=request, aggregations=[of_period(g, a) if periods else g for g in aggregations])
+        for a in attributes
+    }
 
 
-def _item_schemas(resource: Resource, *, request: bool) -> dict[str, Schema]:
-    """The record schema (production) or the vector and period schemas, by component name."""
+def _item_schemas(
+    resource: Resource, *, request: bool, aggregations: Mapping[str, Aggregation] = V1_AGGREGATIONS, suffix: str = "Result"
+) -> dict[str, Schema]:
+    """The record schema (production) or the vector and period schemas, by component name: of a
+    request, or of a response that may be aggregated by any of `aggregations` (named with `suffix`)."""
     record_type, category = resource.record_type, resource.category
-    suffix = "" if request else "Result"
+    suffix = "" if request else suffix
     description = f"{resource.label}: {record_type.description}" if resource.typed else record_type.description
     # A request needs only the keys; a response carries every attribute, null when absent.
     optional = "; every attribute but the keys is optional, and null is the same as absent" if request else ""
-    averaged = not request and "agg" in category.query
-    attributes = _attributes(record_type.attributes, request=request, averaged=averaged)
+    given = list(aggregations.values()) if not request and category.aggregated else []
+    attributes = _attributes(record_type.attributes, request=request, aggregations=given, periods=category.vector)
     if not category.vector:
         record = {k: _key_field(k, resource) for k in category.key} | attributes
         required = category.key if request else record
@@ -218,7 +235,7 @@ def _item_schemas(resource: Resource, *, request: bool) -> dict[str, Schema]:
         periods["description"] = "the periods, ascending by timestamp"
     vector = (
         {k: _key_field(k, resource) for k in category.key}
-        | _attributes(record_type.vector_attributes, request=request, averaged=False)
+        | _attributes(record_type.vector_attributes, request=request)
         | {"values": periods}
     )
     if record_type.vector_attributes:
@@ -295,15 +312,6 @@ def _error_response(codes: Iterable[ApiStatus.ValueType], when: str) -> Schema:
     return _json_response(f"{when}. API status codes:\n{lines}", schema)
 
 
-_QUERY_CODES = {
-    "from": ApiStatus.INVALID_FROM,
-    "to": ApiStatus.INVALID_TO,
-    "generated-after": ApiStatus.INVALID_GENERATED_AFTER,
-    "generated-before": ApiStatus.INVALID_GENERATED_BEFORE,
-    "agg": ApiStatus.INVALID_AGG,
-    "period": ApiStatus.INVALID_PERIOD,
-    "generate-all": ApiStatus.INVALID_PARAMETERS,
-}
 _PUT_BAD_REQUEST = (
     ApiStatus.INVALID_HEADER,
     ApiStatus.INVALID_SITE_ID,
@@ -348,7 +356,7 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
     }
     for category in categories:
         codes = {ApiStatus.INVALID_SITE_ID, ApiStatus.INVALID_ID, ApiStatus.INVALID_PARAMETERS}
-        codes |= {_QUERY_CODES[name] for name in category.query}
+        codes |= {parameter.code for parameter in category.query}
         responses[_get_bad_request_name(category)] = _error_response(
             codes,
             f"Bad request: a bad site_id or {category.id_parameter}, an id never stored for this site,"
@@ -360,39 +368,26 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
 # ---- parameters -------------------------------------------------------------
 
 _TIMESTAMP_QUERY = {"type": "integer", "format": "int64", "minimum": 0, "maximum": TIMESTAMP_LIMIT_MS - 1}
-_QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
-    "from": (_TIMESTAMP_QUERY, "keep the timestamps in [from, to[; comes with `to`"),
-    "to": (_TIMESTAMP_QUERY, "keep the timestamps in [from, to[; comes with `from`"),
-    "agg": (
-        {"type": "string", "enum": ["min", "max", "avg"]},
-        "aggregate every numeric attribute with this function over buckets of `period`; needs `from`, `to` and `period`",
-    ),
-    "period": (
-        # A positive integer (at most 12 digits) and a unit.
-        {
-            "type": "string",
-            "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
-            "maxLength": params.PERIOD_MAX_DIGITS + 1,
-            "examples": ["30s", "15m", "1h"],
-        },
-        "bucket length for `agg`, aligned to the Unix epoch: an integer and s, m, h or d; needs `agg`",
-    ),
-    "generated-after": (
-        _TIMESTAMP_QUERY,
-        "select vectors created in [generated-after, generated-before[ (also spelt generated_after); comes with"
-        " `generated-before`",
-    ),
-    "generated-before": (
-        _TIMESTAMP_QUERY,
-        "select vectors created in [generated-after, generated-before[ (also spelt generated_before); comes with"
-        " `generated-after`",
-    ),
-    "generate-all": (
-        {"type": "string", "enum": ["true", "false"]},
-        "true: every vector selected by generated-after/-before, ascending by creation time; false (the default):"
-        " the most recent only (also spelt generate_all); needs `generated-after` and `generated-before`",
-    ),
-}
+# A positive integer (at most DURATION_MAX_DIGITS digits) and a unit.
+_DURATION = {"type": "string", "maxLength": DURATION_MAX_DIGITS + 1}
+_PERIOD = {**_DURATION, "pattern": "^[0-9]*[1-9][0-9]*[smhd]$"}
+# /ext/v1's reads name their `agg` apart: it takes every aggregation.
+EXT_AGG = "ext_agg"
+
+
+def _query_parameter(parameter: Parameter, aggregations: Mapping[str, Aggregation]) -> Schema:
+    """A query parameter as its row declares it; `agg` takes `aggregations`."""
+    description = parameter.description
+    if parameter.value is ValueType.TIMESTAMP:
+        schema: Schema = _TIMESTAMP_QUERY
+    elif parameter.value is ValueType.DURATION:
+        schema = {**_PERIOD, "examples": ["30s", "15m", "1h"]}
+    elif parameter.value is ValueType.BOOLEAN:
+        schema = {"type": "string", "enum": ["true", "false"]}
+    else:
+        schema = {"type": "string", "enum": list(aggregations)}
+        description += ": " + ", ".join(f"`{a.name}` {a.description}" for a in aggregations.values())
+    return {"name": parameter.name, "in": "query", "schema": schema, "description": description}
 
 
 def _parameters(categories: Iterable[Category]) -> dict[str, Schema]:
@@ -402,8 +397,10 @@ def _parameters(categories: Iterable[Category]) -> dict[str, Schema]:
         name: {"name": name, "in": "path", "required": True, "schema": uint32, "description": description}
         for name, description in paths.items()
     }
-    for name, (schema, description) in _QUERY_PARAMETERS.items():
-        parameters[name] = {"name": name, "in": "query", "schema": schema, "description": description}
+    for parameter in PARAMETERS:
+        parameters[parameter.name] = _query_parameter(parameter, V1_AGGREGATIONS)
+        if parameter.value is ValueType.AGGREGATION:
+            parameters[EXT_AGG] = _query_parameter(parameter, AGGREGATIONS)
     return parameters
 
 
@@ -447,20 +444,27 @@ def _put_operation(resource: Resource) -> Schema:
     }
 
 
-def _get_operation(resource: Resource) -> Schema:
+def _get_operation(resource: Resource, *, ext: bool = False) -> Schema:
+    """The GET of a resource's items: v1's, or (`ext`) /ext/v1's, whose `agg` takes every aggregation."""
     category = resource.category
-    item = f"{resource.title}{'Vector' if category.vector else 'Record'}Result"
+    item = f"{resource.title}{'Vector' if category.vector else 'Record'}{_EXT_RESULT if ext else 'Result'}"
     results = {"results": {"type": "array", "items": _ref("schemas", item)}}
     next_from = {"next_from": {**_ref("schemas", "Timestamp"), "description": "repeat the request with from=next_from"}}
+    query = [EXT_AGG if ext and p.value is ValueType.AGGREGATION else p.name for p in category.query]
+    summary = f"Read {resource.label} {'vectors' if category.vector else 'records'}"
+    description = f"{resource.record_type.description}. {category.reading}"
+    if ext:
+        summary += ", with every aggregation"
+        description += f" As v1's GET of the same path after /ext; {_beyond_v1()}."
     return {
-        "tags": [category.name],
-        "operationId": f"get{resource.title}",
-        "summary": f"Read {resource.label} {'vectors' if category.vector else 'records'}",
-        "description": f"{resource.record_type.description}. {category.reading}",
+        "tags": [EXT_TAG if ext else category.name],
+        "operationId": f"{'extGet' if ext else 'get'}{resource.title}",
+        "summary": summary,
+        "description": description,
         "parameters": [
             _ref("parameters", "site_id"),
             _ref("parameters", category.id_parameter),
-            *(_ref("parameters", name) for name in category.query),
+            *(_ref("parameters", name) for name in query),
         ],
         "responses": _by_status(
             {
@@ -478,8 +482,8 @@ def _get_operation(resource: Resource) -> Schema:
 # ---- /ext/v1/ ----------------------------------------------------------------
 
 EXT_TAG = "ext"
+_EXT_RESULT = "ExtResult"
 _CATEGORY_NAMES = [category.name for category in (PRODUCTION, FORECAST, COMMITMENTS, TARIFFS)]
-_DURATION = {"type": "string", "maxLength": params.PERIOD_MAX_DIGITS + 1}
 # Named apart from the v1 parameters (equipment_id is a path parameter there, period another bucket).
 _EXT_QUERY: dict[str, Schema] = {
     "ext_horizon": {
@@ -515,7 +519,7 @@ _EXT_QUERY: dict[str, Schema] = {
         "name": "period",
         "in": "query",
         "required": True,
-        "schema": {**_DURATION, "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "examples": ["15m", "1h"]},
+        "schema": {**_PERIOD, "examples": ["15m", "1h"]},
         "description": "the forecast's period length: the actual of a period at t is the average of the attribute"
         " over [t, t + period[",
     },
@@ -523,7 +527,7 @@ _EXT_QUERY: dict[str, Schema] = {
         "name": "horizon_bucket",
         "in": "query",
         "required": True,
-        "schema": {**_DURATION, "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "examples": ["1h"]},
+        "schema": {**_PERIOD, "examples": ["1h"]},
         "description": "horizons (t - creation_timestamp) are grouped in [k*bucket, (k+1)*bucket[",
     },
     "ext_forecast_attribute": {
@@ -593,11 +597,13 @@ def _ext_schemas() -> dict[str, Schema]:
             "a forecast's error over the horizons of one bucket",
         ),
     }
+    for resource in _ext_reads():
+        schemas |= _item_schemas(resource, request=False, aggregations=AGGREGATIONS, suffix=_EXT_RESULT)
     for forecast in FORECAST_TYPES.values():
         period = {
             "timestamp": {**timestamp, "description": "period start"},
             "creation_timestamp": {**timestamp, "description": "the creation time of the vintage the period is from"},
-        } | _attributes(forecast.attributes, request=False, averaged=False)
+        } | _attributes(forecast.attributes, request=False)
         schemas[f"{_title(forecast)}StaircasePeriod"] = _object(
             period, list(period), f"a period of the {forecast.name} forecast's staircase"
         )
@@ -699,9 +705,22 @@ def _ext_paths() -> Iterator[tuple[str, Schema]]:
         )
         parameters = [*head, *(_ref("parameters", f"ext_{name}") for name in actuals), *ranged]
         yield f"{base}/horizon-errors", {"get": _ext_get(errors, parameters, "HorizonError", "HorizonErrorsBadRequest")}
+    for resource in _ext_reads():
+        yield f"/ext{resource.get_path}", {"get": _get_operation(resource, ext=True)}
+
+
+def _ext_reads() -> list[Resource]:
+    """The resources /ext/v1 reads with every aggregation: those v1 reads aggregated."""
+    return [resource for resource in resources() if resource.category.aggregated]
 
 
 # ---- the document -----------------------------------------------------------
+
+
+def _beyond_v1() -> str:
+    """What /ext/v1's reads take beyond v1's."""
+    names = [name for name, aggregation in AGGREGATIONS.items() if not aggregation.v1]
+    return f"`agg` may also be {spelled(names)}" if names else "the aggregations v1 takes"
 
 
 def _description() -> str:
@@ -723,8 +742,9 @@ and commitment vectors, and tariffs, per site.
   404 (1101); a method other than the path's, with 405 (1102) and an `Allow`
   header.
 - Paths under `/ext/v1/` (tag `ext`) go beyond v1: the sites, the catalog, a
-  site's inventory, a forecast's staircase and its error per horizon; same
-  envelope, codes, identity and read permissions.
+  site's inventory, a forecast's staircase and its error per horizon, and v1's
+  reads with every aggregation ({_beyond_v1()}); same envelope, codes,
+  identity and read permissions.
 - `/console/` is the web console, a page for browsers (HTML, not JSON; not an
   operation here): it reads the sites through these paths with the browser's
   client certificate, and its files go only to a certificate with a grant
@@ -770,7 +790,10 @@ def build_document() -> Schema:
         "security": [{"mutualTLS": []}],
         "tags": [
             *({"name": c.name} for c in categories),
-            {"name": EXT_TAG, "description": "Beyond v1: the sites, the catalog, a site's inventory, forecast analyses"},
+            {
+                "name": EXT_TAG,
+                "description": "Beyond v1: the sites, the catalog, a site's inventory, forecast analyses, every aggregation",
+            },
         ],
         "paths": dict(_paths(items)) | dict(_ext_paths()),
         "components": {

@@ -5,9 +5,9 @@
     PUT /v1/<site_id>/commitment                         GET .../<commitment_id>
     PUT /v1/<site_id>/tariff                             GET .../<tariff_id>
 
-`resolve` does steps 1-3 (endpoint shape 404, method 405, site_id 1104); the
-app checks the identity (403, step 4) and then calls `check_target` (1105,
-1106, 1107, step 5).
+`shape` does step 1 (endpoint shape 404) and names the path's route template,
+`resolve` steps 2-3 (method 405, site_id 1104); the app checks the identity
+(403, step 4) and then calls `check_target` (1105, 1106, 1107, step 5).
 """
 
 from __future__ import annotations
@@ -83,7 +83,29 @@ def _segment_counts(category: str) -> tuple[int, int] | None:
     return None
 
 
-def resolve(method: str, raw_path: bytes) -> Endpoint:
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A path shaped as a v1 endpoint: 2 to 4 non-empty segments after /v1, percent-decoded,
+    as many after a known category as one of its endpoints has."""
+
+    site_text: str
+    category: str
+    rest: tuple[str, ...]  # after the category
+    counts: tuple[int, int] | None  # the category's (PUT, GET) numbers of segments; None: unknown
+
+    @property
+    def route(self) -> str | None:
+        """The route template (`/v1/{site_id}/production/{type}/{id}`), whatever the values of the
+        variable segments; None for an unknown category, whose paths name no route."""
+        if self.counts is None:
+            return None
+        typed = "/{type}" if self.category in TYPED_CATEGORIES else ""
+        with_id = "/{id}" if len(self.rest) == self.counts[1] else ""
+        return f"/v1/{{site_id}}/{self.category}{typed}{with_id}"
+
+
+def shape(raw_path: bytes) -> Shape:
+    """The path's shape (CONTRACT §3, step 1), or 404 (1101)."""
     raw_segments = raw_path.decode("latin-1").split("/")
     # ["", "v1", site_id, category, ...]: 2 to 4 segments after v1, none empty.
     if raw_segments[:2] != ["", "v1"] or not 4 <= len(raw_segments) <= 6 or "" in raw_segments[2:]:
@@ -92,8 +114,14 @@ def resolve(method: str, raw_path: bytes) -> Endpoint:
     counts = _segment_counts(category)
     if counts is not None and len(rest) not in counts:
         raise ApiFailure(ApiStatus.INVALID_ENDPOINT, f"no {category} endpoint has this path")
+    return Shape(site_text, category, tuple(rest), counts)
+
+
+def resolve(method: str, path: Shape) -> Endpoint:
+    """The endpoint a method asks of a path's shape (CONTRACT §3, steps 2 and 3)."""
+    counts, category = path.counts, path.category
     # An unknown category's path could be either; its 1105 comes after identity.
-    allow = ALLOW_ANY if counts is None else ALLOW_PUT if len(rest) == counts[0] else ALLOW_GET
+    allow = ALLOW_ANY if counts is None else ALLOW_PUT if len(path.rest) == counts[0] else ALLOW_GET
     verb = _METHODS.get(method)
     if verb is None:
         raise MethodNotAllowed(f"{method} is not allowed; use GET or PUT", allow)
@@ -101,10 +129,10 @@ def resolve(method: str, raw_path: bytes) -> Endpoint:
         raise MethodNotAllowed(f"this {category} endpoint takes PUT; GET needs an id", allow)
     if verb == "PUT" and allow == ALLOW_GET:
         raise MethodNotAllowed(f"this {category} endpoint takes GET; PUT has no id", allow)
-    site_id = parse_uint32(site_text)
+    site_id = parse_uint32(path.site_text)
     if site_id is None:
-        raise ApiFailure(ApiStatus.INVALID_SITE_ID, f"site_id must be an unsigned 32-bit integer, got {site_text!r}")
-    return Endpoint(verb, site_id, category, tuple(rest))
+        raise ApiFailure(ApiStatus.INVALID_SITE_ID, f"site_id must be an unsigned 32-bit integer, got {path.site_text!r}")
+    return Endpoint(verb, site_id, category, path.rest)
 
 
 def check_target(endpoint: Endpoint) -> Target:

@@ -145,7 +145,7 @@ def _unknown_method_refusal(data: bytes) -> ApiFailure:
     if not (method.isalpha() and len(method) <= 32):
         return malformed
     try:
-        routing.resolve(method.decode("ascii"), rest.split(b" ", 1)[0].split(b"?", 1)[0])
+        routing.resolve(method.decode("ascii"), routing.shape(rest.split(b" ", 1)[0].split(b"?", 1)[0]))
     except ApiFailure as failure:
         return failure
     # The data began with a request the app takes; the unknown method came later in it.

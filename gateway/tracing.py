@@ -1,9 +1,11 @@
 """The gateway's server span per HTTP request, when tracing is on (storecast/tracing.py).
 
 Named by method and route template (`PUT /v1/{site_id}/production/{type}/{id}`),
-as the metrics label requests, never by path. It sits outside
-RequestIdMiddleware, so the gRPC calls made inside are its children, and it
-reads the request id that middleware assigned once the request is answered.
+as the metrics label requests, never by path: the span is named by its method
+when it starts and by the route its router noted (gateway/metrics.py) once the
+request is answered. It sits outside RequestIdMiddleware, so the gRPC calls
+made inside are its children, and it reads the request id that middleware
+assigned once the request is answered.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metrics import route_template
+from gateway.metrics import OTHER
 from storecast import tracing
 
 
@@ -28,10 +30,9 @@ class TracingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = route_template(scope.get("raw_path") or scope["path"].encode())
         method = scope["method"]
-        attributes = {"http.request.method": method, "http.route": route, "url.scheme": scope.get("scheme", "https")}
-        with tracing.tracer().start_as_current_span(f"{method} {route}", kind=SpanKind.SERVER, attributes=attributes) as span:
+        attributes = {"http.request.method": method, "url.scheme": scope.get("scheme", "https")}
+        with tracing.tracer().start_as_current_span(method, kind=SpanKind.SERVER, attributes=attributes) as span:
 
             async def traced_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -44,6 +45,10 @@ class TracingMiddleware:
             try:
                 await self.app(scope, receive, traced_send)
             finally:
-                request_id = scope.get("state", {}).get("request_id")
+                state = scope.get("state", {})
+                route = state.get("route", OTHER)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                request_id = state.get("request_id")
                 if request_id is not None:
                     span.set_attribute(tracing.REQUEST_ID_ATTRIBUTE, request_id)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from storecast.aggregations import AGGREGATIONS, AggregationName
 from storecast.client import ApiError, Client, RowError, to_datetime_index
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast
 from tests.helpers import HOUR, MINUTE, T0
@@ -71,6 +72,50 @@ def test_unsigned_attributes_are_nullable_uint32(client: Client, site: int) -> N
     averaged = client.get_production(site, "battery", 3, start=T0, end=T0 + MINUTE, agg="avg", period="1m")
     assert averaged["state"].dtype == np.float64 and averaged["state"].tolist() == [5.5]
     assert averaged["soc"].tolist() == [51.25]
+
+
+def test_every_aggregation_of_the_table_with_its_kinds(client: Client, site: int) -> None:
+    # v1's over /v1 (REST) and the others under /ext/v1; gRPC asks the services for any.
+    frame = pd.DataFrame(
+        {"soc": [50.0, np.nan, 52.5, 40.0], "state": pd.array([4, 6, None, 7], dtype="UInt32")},
+        index=pd.Index([T0 + 3000, T0 + 1000, T0 + 2000, T0 + MINUTE], name="timestamp"),
+    )
+    client.put_production(site, "battery", frame, id=3)
+    # Per minute bucket: soc over [T0, T0 + 1 min[ is 52.5 (at +2 s) and 50.0 (+3 s); state 6 (+1 s) and 4 (+3 s).
+    expected: dict[AggregationName, tuple[list[float], list[float]]] = {
+        "min": ([50.0, 40.0], [4, 7]),
+        "max": ([52.5, 40.0], [6, 7]),
+        "avg": ([51.25, 40.0], [5.0, 7.0]),
+        "sum": ([102.5, 40.0], [10, 7]),
+        "count": ([2, 1], [2, 1]),
+        "first": ([52.5, 40.0], [6, 7]),
+        "last": ([50.0, 40.0], [4, 7]),
+    }
+    assert list(expected) == list(AGGREGATIONS)
+    for name, (soc, state) in expected.items():
+        out = client.get_production(site, "battery", 3, start=T0, end=T0 + 2 * MINUTE, agg=name, period="1m")
+        assert out.index.tolist() == [T0, T0 + MINUTE], name
+        assert out["soc"].tolist() == soc and out["state"].tolist() == state, name
+        # A count is an unsigned int, an average a float; the others keep the attribute's kind.
+        assert str(out["soc"].dtype) == ("UInt32" if name == "count" else "float64"), name
+        assert str(out["state"].dtype) == ("float64" if name == "avg" else "UInt32"), name
+        # e was never given: counted 0, else null.
+        assert out["e"].tolist() == [0, 0] if name == "count" else out["e"].isna().all(), name
+    with pytest.raises(ValueError, match="agg must be"):
+        client.get_production(site, "battery", 3, start=T0, end=T0 + MINUTE, agg="median", period="1m")  # type: ignore[arg-type]
+
+
+def test_options_a_read_does_not_take_are_refused(client: Client, site: int) -> None:
+    with pytest.raises(TypeError, match="stat"):
+        client.get_production(site, "battery", 3, stat=T0)  # type: ignore[call-arg]
+    # The parameters' rows say which category takes which: gRPC refuses before sending, REST as the API does.
+    refused = (
+        pytest.raises(ApiError, match="'generated-after' is not a parameter of production")
+        if is_rest(client)
+        else pytest.raises(ValueError, match="a production read takes no generated_after")
+    )
+    with refused:
+        client.get_production(site, "battery", 3, generated_after=T0, generated_before=T0 + 1)
 
 
 def test_numpy_arrays_in_and_a_datetime_index_out(client: Client, site: int) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.metrics import OTHER, route_template
+from gateway import ext_routing
+from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
 from tests.conftest import MAX_RECORDS, Pki, Storecast, assert_error, ok, put, start_storecast, stop_storecast
 from tests.helpers import HOUR, MINUTE, T0, JsonObject, Query
@@ -232,6 +233,8 @@ def test_a_certificate_limited_to_one_site_cannot_read_another(
         (f"/ext/v1/{forecast_site}/inventory", {}),
         (staircase_url(forecast_site), {"horizon": "0s"}),
         (errors_url(forecast_site), ERRORS_QUERY),
+        (f"/ext/v1/{forecast_site}/production/meter/3", {}),
+        (f"/ext/v1/{forecast_site}/forecast/solar/1", {}),
     ]
     for url, params in requests:
         assert_error(site100.get(url, params=params), 403, 1400, "site100", str(forecast_site))
@@ -272,6 +275,76 @@ def test_ext_requests_share_the_certificates_rate_limit_with_v1(rate_limited: St
         ok(reader.get("/ext/v1/sites"))
 
 
+# --- v1's reads with every aggregation ------------------------------------------------
+
+METER_READ = "/ext/v1/{site_id}/production/meter/{equipment_id}"
+SOLAR_READ = "/ext/v1/{site_id}/forecast/solar/{forecast_id}"
+COMMITMENT_READ = "/ext/v1/{site_id}/commitment/{commitment_id}"
+
+
+@pytest.mark.parametrize(
+    ("v1_path", "documented", "query"),
+    [
+        ("production/meter/3", METER_READ, {}),
+        ("production/meter/3", METER_READ, {"from": T0 + 5 * MINUTE, "to": T0 + 3 * HOUR}),
+        *(
+            ("production/meter/3", METER_READ, {"from": T0 + 5 * MINUTE, "to": T0 + 3 * HOUR, "agg": agg, "period": period})
+            for agg in V1_AGGREGATIONS
+            for period in ("1h", "25m")
+        ),
+        ("forecast/solar/1", SOLAR_READ, {}),
+        ("forecast/solar/1", SOLAR_READ, {"generated-after": 0, "generated_before": T0, "generate-all": "true"}),
+        *(
+            (
+                "forecast/solar/1",
+                SOLAR_READ,
+                {
+                    "generated-after": 0,
+                    "generated-before": T0,
+                    "from": T0,
+                    "to": T0 + 5 * HOUR,
+                    "agg": agg,
+                    "period": "2h",
+                    "generate_all": "true",
+                },
+            )
+            for agg in V1_AGGREGATIONS
+        ),
+        ("commitment/2", COMMITMENT_READ, {"from": T0, "to": T0 + 4 * HOUR, "agg": "avg", "period": "2h"}),
+    ],
+)
+def test_ext_reads_answer_as_v1_with_v1s_aggregations(
+    admin: httpx.Client, forecast_site: int, v1_path: str, documented: str, query: Query
+) -> None:
+    periods = [{"timestamp": T0 + i * HOUR, "value": float(i)} for i in range(4)]
+    ok(put(admin, f"/v1/{forecast_site}/commitment", [{"creation_timestamp": T0, "id": 2, "quality": 3, "values": periods}]), 201)
+    v1 = ok(admin.get(f"/v1/{forecast_site}/{v1_path}", params=query))
+    ext = admin.get(f"/ext/v1/{forecast_site}/{v1_path}", params=query)
+    assert assert_documented(ext, documented, "get", 200) == v1
+    assert v1["results"]
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_ext_reads_answer_every_aggregation_as_documented(admin: httpx.Client, forecast_site: int, agg: str) -> None:
+    ok(put(admin, f"/v1/{forecast_site}/production/battery", [{"timestamp": T0 + i, "id": 5, "state": i} for i in range(9)]), 201)
+    window: Query = {"from": T0, "to": T0 + 6 * HOUR, "agg": agg, "period": "1h"}
+    for url, documented in [
+        (f"/ext/v1/{forecast_site}/production/meter/3", METER_READ),
+        (f"/ext/v1/{forecast_site}/production/battery/5", "/ext/v1/{site_id}/production/battery/{equipment_id}"),
+        (f"/ext/v1/{forecast_site}/forecast/solar/1", SOLAR_READ),
+    ]:
+        assert assert_documented(admin.get(url, params=window), documented, "get", 200)["results"]
+
+
+def test_a_long_ext_read_comes_in_parts(admin: httpx.Client, site: int) -> None:
+    ok(
+        put(admin, f"/v1/{site}/production/meter", [{"timestamp": T0 + i, "id": 1, "p": 1.0} for i in range(MAX_RECORDS + 1)]),
+        201,
+    )
+    response = admin.get(f"/ext/v1/{site}/production/meter/1")
+    assert assert_documented(response, METER_READ, "get", 206)["next_from"] == T0 + MAX_RECORDS
+
+
 # --- errors -------------------------------------------------------------------------
 
 
@@ -282,7 +355,9 @@ def test_ext_requests_share_the_certificates_rate_limit_with_v1(rate_limited: St
         "/ext/v1/nothing",
         "/ext/v1/1/inventory/more",
         "/ext/v1//inventory",
-        "/ext/v1/1/forecast/solar/1",
+        "/ext/v1/1/forecast/solar",
+        "/ext/v1/1/tariff/1",
+        "/ext/v1/1/commitment",
         "/ext/v1/1/forecast/solar/1/forecast",
         "/ext/v1/1/forecast/solar//staircase",
         "/ext/v1/1/production/meter/1/staircase",
@@ -299,7 +374,7 @@ def test_paths_outside_the_tree_are_not_found(storecast: Storecast, path: str) -
 @pytest.mark.parametrize("method", ["PUT", "POST", "DELETE", "PATCH"])
 def test_other_methods_are_not_allowed(storecast: Storecast, method: str) -> None:
     with storecast.client(None) as anonymous:
-        for path in ("/ext/v1/sites", "/ext/v1/catalog", "/ext/v1/1/inventory", staircase_url(1)):
+        for path in ("/ext/v1/sites", "/ext/v1/catalog", "/ext/v1/1/inventory", staircase_url(1), "/ext/v1/1/commitment/1"):
             response = anonymous.request(method, path)
             assert_error(response, 405, 1102)
             assert response.headers["allow"] == "GET, HEAD"
@@ -342,6 +417,17 @@ def test_head_answers_like_get(admin: httpx.Client) -> None:
         (errors_url("{site}"), {**ERRORS_QUERY, "horizon": "1h"}, 1200, "'horizon'"),
         (errors_url("{site}", 2), ERRORS_QUERY, 1107, "2"),
         (errors_url("{site}"), {**ERRORS_QUERY, "equipment_id": 4}, 1107, "4"),
+        ("/ext/v1/{site}/production/toaster/3", {}, 1106, "toaster"),
+        ("/ext/v1/{site}/production/meter/x", {}, 1107, "'x'"),
+        ("/ext/v1/{site}/production/meter/9", {}, 1107, "9"),
+        ("/ext/v1/{site}/commitment/9", {}, 1107, "9"),
+        ("/ext/v1/{site}/production/meter/3", {"from": 0, "to": T0, "agg": "median", "period": "1h"}, 1205, "'median'"),
+        ("/ext/v1/{site}/production/meter/3", {"from": 0, "to": T0, "agg": "avg", "period": "1w"}, 1206, "period"),
+        ("/ext/v1/{site}/production/meter/3", {"agg": "avg", "period": "1h"}, 1200, "agg needs from and to"),
+        ("/ext/v1/{site}/production/meter/3", {"generated-after": 0, "generated-before": T0}, 1200, "'generated-after'"),
+        ("/ext/v1/{site}/production/meter/3", {"horizon": "1h"}, 1200, "'horizon'"),
+        ("/ext/v1/{site}/forecast/solar/1", {"generated_after": T0}, 1200, "come together"),
+        ("/ext/v1/{site}/forecast/solar/1", {"from": "yesterday", "to": T0}, 1201, "from"),
     ],
 )
 def test_bad_requests_get_the_v1_codes(
@@ -368,6 +454,10 @@ def test_the_document_describes_every_ext_path() -> None:
     expected = {"/ext/v1/sites", "/ext/v1/catalog", "/ext/v1/{site_id}/inventory"}
     for name in FORECAST_TYPES:
         expected |= {f"/ext/v1/{{site_id}}/forecast/{name}/{{forecast_id}}/{what}" for what in ("staircase", "horizon-errors")}
+        expected.add(f"/ext/v1/{{site_id}}/forecast/{name}/{{forecast_id}}")
+    # v1's aggregated reads, with every aggregation.
+    expected |= {f"/ext/v1/{{site_id}}/production/{name}/{{equipment_id}}" for name in EQUIPMENT_TYPES}
+    expected.add("/ext/v1/{site_id}/commitment/{commitment_id}")
     assert {path for path in DOCUMENT["paths"] if path.startswith("/ext/")} == expected
     for path in expected:
         assert list(DOCUMENT["paths"][path]) == ["get"]
@@ -383,9 +473,10 @@ def test_the_document_describes_every_ext_path() -> None:
         ("/ext/v1/x/inventory", "/ext/v1/{site_id}/inventory"),
         ("/ext/v1/7/forecast/solar/3/staircase", "/ext/v1/{site_id}/forecast/{type}/{id}/staircase"),
         ("/ext/v1/7/forecast/toaster/3/horizon-errors", "/ext/v1/{site_id}/forecast/{type}/{id}/horizon-errors"),
-        ("/ext/v1/7/inventory/8", OTHER),
-        ("/ext/v1/", OTHER),
+        ("/ext/v1/7/inventory/8", None),
+        ("/ext/v1/", None),
     ],
 )
-def test_metrics_count_ext_requests_by_route_template(path: str, route: str) -> None:
-    assert route_template(path.encode()) == route
+def test_metrics_count_ext_requests_by_route_template(path: str, route: str | None) -> None:
+    matched = ext_routing.match(path.encode())
+    assert (None if matched is None else matched.route) == route

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -15,16 +16,29 @@ import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Scope
 
-from gateway.metrics import OTHER, api_status_of, route_template
+from gateway import routing
+from gateway.metrics import OTHER
+from gateway.responses import created_response, error_response
 from services.lib.store.schema import FORECAST_TABLES, PRODUCTION_TABLES
 from storecast.logs import JsonFormatter, log_level
-from storecast.status import STATUS, ApiStatus
-from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc
+from storecast.status import STATUS, ApiFailure, ApiStatus
+from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, records_pb2
 from tests.conftest import Pki, Storecast, assert_error, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import T0, JsonObject, spawn, wait_for_health
 
 # --- route templates: the label values are a fixed list whatever the path --------------------
+
+
+def v1_route(path: str) -> str:
+    """The route label of a path of the /v1 tree: the template routing names, or OTHER."""
+    try:
+        return routing.shape(path.encode()).route or OTHER
+    except ApiFailure:
+        return OTHER
 
 
 @pytest.mark.parametrize(
@@ -41,9 +55,6 @@ from tests.helpers import T0, JsonObject, spawn, wait_for_health
         ("/v1/7/tariff", "/v1/{site_id}/tariff"),
         ("/v1/7/tariff/3", "/v1/{site_id}/tariff/{id}"),
         ("/v1/7/%74ariff/3", "/v1/{site_id}/tariff/{id}"),  # percent-decoded, as routing reads it
-        ("/openapi.json", "/openapi.json"),
-        ("/readyz", "/readyz"),
-        ("/livez", "/livez"),
         ("/", OTHER),
         ("/metrics", OTHER),
         ("/v1/7/production", OTHER),
@@ -56,14 +67,30 @@ from tests.helpers import T0, JsonObject, spawn, wait_for_health
     ],
 )
 def test_route_templates(path: str, template: str) -> None:
-    assert route_template(path.encode()) == template
+    assert v1_route(path) == template
 
 
-def test_api_status_is_read_from_the_envelope() -> None:
-    assert api_status_of(b'{"status_code":1000,"status_message":"success","results":[]}') == "1000"
-    assert api_status_of(b'{"status_code":1107,"status_message":"invalid id"}') == "1107"
-    assert api_status_of(b'{"openapi":"3.1.0"}') == "none"
-    assert api_status_of(b"") == "none"
+def _sent(response: Response, scope: Scope) -> Scope:
+    """The request state once the response is sent."""
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    asyncio.run(response(scope, receive, send))
+    state: Scope = scope["state"]
+    return state
+
+
+def test_api_responses_note_their_status_as_they_are_sent() -> None:
+    refused = _sent(error_response(ApiFailure(ApiStatus.INVALID_ID)), {"type": "http", "state": {}})
+    assert refused["api_status"] == ApiStatus.INVALID_ID
+    scope: Scope = {"type": "http", "state": {}}
+    stored = _sent(created_response(Request(scope), records_pb2.PutReply(stored=3)), scope)
+    assert (stored["api_status"], stored["records"]) == (ApiStatus.SUCCESS, 3)
+    assert "api_status" not in _sent(Response(b'{"openapi":"3.1.0"}'), {"type": "http", "state": {}})
 
 
 def test_log_lines_are_json_with_the_record_fields() -> None:

@@ -13,10 +13,13 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gateway.admission import Admission
 from gateway.app import V1Api
 from gateway.config import GatewaySettings
+from gateway.gatekeeper import Gatekeeper
 from gateway.openapi import EXAMPLE_TIMESTAMP, build_document
 from gateway.permissions import Permissions
+from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, Attribute, Kind
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast
 from tests.helpers import JsonObject, raw_put
@@ -28,7 +31,8 @@ _REGISTRY = Registry().with_resource(_URI, Resource.from_contents(DOCUMENT, defa
 
 # The categories the running gateway has handlers for; the others' paths are
 # documented ahead of their handlers, and their tests turn green when they land.
-_HANDLED = set(V1Api(GatewaySettings.from_env(), Permissions({}))._handlers)
+_SETTINGS, _ADMISSION = GatewaySettings.from_env(), Admission.from_env()
+_HANDLED = set(V1Api(_SETTINGS, Gatekeeper(_SETTINGS, Permissions({}), _ADMISSION), _ADMISSION)._handlers)
 _PENDING = pytest.mark.xfail(strict=False, reason="vector service lands with issue 3")
 
 
@@ -229,3 +233,25 @@ def test_errors_are_as_documented(storecast: Storecast, admin: httpx.Client, sit
     for response in [admin.put(get_url(get_path, site, 1), json=example), admin.delete(url)]:
         assert response.status_code == 405
         assert_matches(response, "/components/responses/MethodNotAllowed")
+
+
+def _aggregations_of(path: str) -> list[str] | None:
+    """The `agg` values a GET path's document lists, None if it takes no `agg`."""
+    for reference in DOCUMENT["paths"][path]["get"]["parameters"]:
+        parameter = DOCUMENT["components"]["parameters"][reference["$ref"].rsplit("/", 1)[1]]
+        if parameter["name"] == "agg":
+            names: list[str] = parameter["schema"]["enum"]
+            return names
+    return None
+
+
+def test_v1_paths_list_v1s_aggregations_and_ext_paths_every_one() -> None:
+    v1 = {
+        path: _aggregations_of(path) for path in DOCUMENT["paths"] if path.startswith("/v1/") and "get" in DOCUMENT["paths"][path]
+    }
+    assert {path for path, names in v1.items() if names is None} == {"/v1/{site_id}/tariff/{tariff_id}"}
+    assert all(names == list(V1_AGGREGATIONS) for names in v1.values() if names is not None)
+    ext = {path: _aggregations_of(path) for path in DOCUMENT["paths"] if path.startswith("/ext/v1/")}
+    aggregated = {path for path, names in ext.items() if names is not None}
+    assert aggregated == {f"/ext{path}" for path, names in v1.items() if names is not None}
+    assert all(ext[path] == list(AGGREGATIONS) for path in aggregated)

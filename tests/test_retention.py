@@ -38,6 +38,12 @@ def test_rollups_outlive_the_records_past_their_retention(tmp_path: Path, test_p
             hourly: dict[str, str | int] = {"from": old, "to": today + HOUR, "agg": "avg", "period": "1h"}
             averaged = ok(admin.get("/v1/1/production/meter/1", params=hourly))["results"]
             assert [(r["timestamp"], r["p"]) for r in averaged] == [(old, 1.0), (today, 11.0)]
+            # The cells hold sums and counts too (read under /ext/v1); first and last need the records.
+            for agg, expected in (("sum", [3.0, 33.0]), ("count", [3, 3])):
+                cells = ok(admin.get("/ext/v1/1/production/meter/1", params={**hourly, "agg": agg}))["results"]
+                assert [(r["timestamp"], r["p"]) for r in cells] == [(old, expected[0]), (today, expected[1])]
+            first_p = {**hourly, "agg": "first"}
+            assert_error(admin.get("/ext/v1/1/production/meter/1", params=first_p), 400, 1200, "only min, max, avg, sum or count")
             # A late record past the retention is dropped, and leaves the cells it would fall in as they were.
             ok(put(admin, "/v1/1/production/meter", [{"timestamp": old + 30_000, "id": 1, "p": 100.0}]), 201)
             assert ok(admin.get("/v1/1/production/meter/1", params=hourly))["results"] == averaged

@@ -21,12 +21,15 @@ from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.sql import bucket_cut_sql, production_members, production_sql
+from storecast.aggregations import AGGREGATIONS, spelled
 from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 _FROM_MEMORY = HOT_TIER_READS.labels("production", "memory")
 _FROM_STORE = HOT_TIER_READS.labels("production", "store")
+# The aggregations rollup cells answer: the only ones past the raw records' retention.
+_FROM_CELLS = spelled([a.name for a in AGGREGATIONS.values() if a.cells is not None])
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
@@ -74,10 +77,10 @@ class QueryService(query_pb2_grpc.QueryServicer):
         window = production_window(request)
         limit = record_limit(request.max_records, self._max_records)
         horizon = self._retention.horizon_ms("production", equipment.name)
-        if window.start is not None and window.start < horizon and not (self._rollups and _from_rollups(window)):
+        if window.start is not None and window.start < horizon and not (self._rollups and resolution_for(window) is not None):
             days = self._retention.days_of("production", equipment.name)
             past = (
-                "past them only aggregations whose period is a multiple of 1 min are answered, from rollups"
+                f"past them only {_FROM_CELLS} aggregations whose period is a multiple of 1 min are answered, from rollups"
                 if self._rollups
                 else "rollups are off (STORECAST_ROLLUPS=0), so nothing past them is answered"
             )
@@ -212,10 +215,6 @@ class _ProductionRead:
                 table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, pending=self._pending
             )
             return client.raw_query(sql, parameters, fmt=fmt)
-
-
-def _from_rollups(window: Window) -> bool:
-    return window.period_ms is not None and resolution_for(window.period_ms) is not None
 
 
 def register(

@@ -6,20 +6,20 @@ from services.lib.reads.render import Member, json_object, select_list
 from services.lib.reads.rollup import aggregate_sql, resolution_for
 from services.lib.reads.window import Window
 from services.lib.store.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
-from storecast.catalog import Kind, RecordType
+from storecast.catalog import RecordType
 
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 
 
 def production_members(equipment: RecordType, window: Window) -> list[Member]:
     """What a production record returns: timestamp, id, then each attribute, of its kind
-    (avg of an integer is a float), read from the columns `production_sql` selects."""
-    if window.function is None:
+    or of its aggregation's result, read from the columns `production_sql` selects."""
+    aggregation = window.aggregation
+    if aggregation is None:
         head = [Member("timestamp", "timestamp"), Member("id", "id")]
         return head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes]
     head = [Member("timestamp", "bucket"), Member("id", "record_id")]
-    kind = {a.name: Kind.FLOAT if window.function == "avg" else a.kind for a in equipment.attributes}
-    return head + [Member(a.name, f"`agg_{a.name}`", kind[a.name]) for a in equipment.attributes]
+    return head + [Member(a.name, f"`agg_{a.name}`", aggregation.kind(a)) for a in equipment.attributes]
 
 
 def production_sql(
@@ -40,19 +40,22 @@ def production_sql(
     where = KEY_FILTER + HORIZON_FILTER + (_RANGE_FILTER if window.start is not None else "")
     members = production_members(equipment, window)
     record = select_list(members) if columns else json_object(members)
-    if window.function is None:
+    aggregation = window.aggregation
+    if aggregation is None:
         return f"{newest_versions(record, table, where, 'timestamp')}{limit_clause}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch.
-    period_ms, function = window.period_ms, window.function
-    resolution = None if period_ms is None else resolution_for(period_ms)
+    period_ms, resolution = window.period_ms, resolution_for(window)
     if rollup is not None and pending is not None and resolution is not None and period_ms is not None:
-        cells = aggregate_sql(table, rollup, pending, equipment, function, period_ms, resolution)
+        cells = aggregate_sql(table, rollup, pending, equipment, aggregation, period_ms, resolution)
         aggregated = ", ".join(f"`agg_{a.name}`" for a in equipment.attributes)
         return (
             f"SELECT {record} FROM (SELECT period_bucket AS bucket, record_id, {aggregated}"
             f" FROM ({cells}) ORDER BY bucket{limit_clause}) ORDER BY bucket"
         )
-    aggregates = ", ".join(f"{window.function}(`{a.name}`) AS `agg_{a.name}`" for a in equipment.attributes)
+    aggregates = ", ".join(
+        f"{aggregation.function}({aggregation.arguments(f'`{a.name}`', 'timestamp')}) AS `agg_{a.name}`"
+        for a in equipment.attributes
+    )
     records = newest_versions(
         ", ".join(["timestamp", "id", *(f"`{a.name}`" for a in equipment.attributes)]), table, where, "timestamp"
     )

@@ -12,12 +12,11 @@ from services.lib.reads.render import Member, json_object, select_list
 from services.lib.reads.window import Vintage, Window
 from services.lib.store.keys import KEY_FILTER, newest_versions
 from services.lib.store.schema import ATTRIBUTE_COLUMN_TYPES, PERIOD_COLUMN_TYPES, PERIOD_TIMESTAMPS, period_column
-from storecast.catalog import TIMESTAMP_LIMIT_MS, Attribute, Kind, RecordType
+from storecast.aggregations import of_period
+from storecast.catalog import TIMESTAMP_LIMIT_MS, Kind, RecordType
 
 _IN_RANGE = "t >= {start:Int64} AND t < {end:Int64}"
 _GENERATED = "creation_timestamp >= {generated_start:Int64} AND creation_timestamp < {generated_end:Int64}"
-# Quality is a grade: a bucket is only as good as its worst period (CONTRACT §7).
-_ALWAYS_MIN = frozenset({"quality"})
 
 
 def _selection(table: str, vintage: Vintage) -> str:
@@ -33,23 +32,17 @@ def _selection(table: str, vintage: Vintage) -> str:
     )
 
 
-def _aggregate(attribute: Attribute, function: str) -> tuple[str, Kind]:
-    """The function an attribute aggregates with, and the kind of the result."""
-    if attribute.name in _ALWAYS_MIN:
-        return "min", attribute.kind
-    return function, Kind.FLOAT if function == "avg" else attribute.kind
-
-
 def _output_periods(record_type: RecordType, window: Window) -> tuple[list[str], list[Kind]]:
     """SELECT items giving each vector's output periods as arrays `o_timestamp`, `o_<attribute>`
-    (ascending, as stored), and the kind each attribute is rendered as."""
+    (ascending, as stored), and the kind each attribute is rendered as (its aggregation's result)."""
     names = [a.name for a in record_type.attributes]
     stored = {"timestamp": f"`{PERIOD_TIMESTAMPS}`", **{n: f"`{period_column(n)}`" for n in names}}
     if window.start is None:
         in_range = stored
     else:
         in_range = {n: f"arrayFilter((x, t) -> {_IN_RANGE}, {sql}, `{PERIOD_TIMESTAMPS}`)" for n, sql in stored.items()}
-    if window.function is None:
+    asked = window.aggregation
+    if asked is None:
         items = [f"{sql} AS `o_{n}`" for n, sql in in_range.items()]
         return items, [a.kind for a in record_type.attributes]
     period = window.period_ms
@@ -65,9 +58,10 @@ def _output_periods(record_type: RecordType, window: Window) -> tuple[list[str],
     ]
     kinds = []
     for attribute in record_type.attributes:
-        function, kind = _aggregate(attribute, window.function)
-        items.append(f"arrayReduceInRanges('{function}', r_ranges, `r_{attribute.name}`) AS `o_{attribute.name}`")
-        kinds.append(kind)
+        aggregation = of_period(asked, attribute)
+        arguments = aggregation.arguments(f"`r_{attribute.name}`", "r_timestamp")
+        items.append(f"arrayReduceInRanges('{aggregation.function}', r_ranges, {arguments}) AS `o_{attribute.name}`")
+        kinds.append(aggregation.kind(attribute))
     return items, kinds
 
 
@@ -189,7 +183,7 @@ def vector_stream_sql(table: str, record_type: RecordType, window: Window, vinta
 
 
 def vector_kinds(record_type: RecordType, window: Window) -> list[Kind]:
-    """The kind each period attribute is returned as (avg of an integer is a float; quality stays a grade)."""
+    """The kind each period attribute is returned as: its own, or its aggregation's result."""
     return _output_periods(record_type, window)[1]
 
 

@@ -17,7 +17,7 @@ from storecast.client.exporter import Exporter, ExportSpec
 from storecast.client.files import FileReader, file_format
 from storecast.client.frames import to_frame
 from storecast.client.importer import NotContiguous, import_file
-from storecast.client.query import Query
+from storecast.client.query import Query, period_ms
 from storecast.client.table import RowError, Table
 from storecast.client.v1json import encode_put
 from storecast.env import dev_dir, setting
@@ -88,7 +88,7 @@ def run_export(args: argparse.Namespace) -> int:
         generated_before=args.generated_before,
         latest=args.latest,
         agg=args.agg,
-        period_ms=None if args.period is None else Query.of(period=args.period).period_ms,
+        period_ms=None if args.period is None else period_ms(args.period),
     )
     with connect(args) as client:
         exporter = Exporter(

@@ -9,6 +9,7 @@ with its own message (README, "Python client").
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -28,8 +29,8 @@ _INFINITY = {True: msgspec.Raw(b"1e999"), False: msgspec.Raw(b"-1e999")}
 _INT64_SAFE = 2.0**53
 
 
-def arrow_schema(series: Series, names: list[str] | None = None, float_attributes: frozenset[str] = frozenset()) -> pa.Schema:
-    """The file layout's types: int64 keys, float64 and uint32 attributes (float64 for averages), strings."""
+def arrow_schema(series: Series, names: list[str] | None = None, kinds: Mapping[str, Kind] | None = None) -> pa.Schema:
+    """The file layout's types: int64 keys, float64 and uint32 attributes (of `kinds` when aggregated), strings."""
     fields: list[pa.Field[Any]] = []
     for name in names or list(series.columns):
         attribute = series.attribute(name)
@@ -37,7 +38,7 @@ def arrow_schema(series: Series, names: list[str] | None = None, float_attribute
             fields.append(pa.field(name, pa.int64(), nullable=False))
         elif attribute.kind is Kind.STRING:
             fields.append(pa.field(name, pa.string()))
-        elif attribute.kind is Kind.UNSIGNED_INT and name not in float_attributes:
+        elif (kinds or {}).get(name, attribute.kind) is Kind.UNSIGNED_INT:
             fields.append(pa.field(name, pa.uint32()))
         else:
             fields.append(pa.field(name, pa.float64()))
@@ -46,7 +47,7 @@ def arrow_schema(series: Series, names: list[str] | None = None, float_attribute
 
 def table_to_arrow(table: Table, names: list[str] | None = None) -> pa.RecordBatch:
     """The table in the file layout (every column of the series unless `names`), typed as `arrow_schema`."""
-    schema = arrow_schema(table.series, names, table.float_attributes)
+    schema = arrow_schema(table.series, names, table.kinds)
     arrays = []
     for schema_field in schema:
         values = table.columns.get(schema_field.name)
@@ -160,7 +161,7 @@ def column_values(table: Table, name: str) -> list[Any]:
         out = values.tolist()
     else:
         nulls = np.isnan(values)
-        if attribute.kind is Kind.UNSIGNED_INT and name not in table.float_attributes:
+        if table.kind(attribute) is Kind.UNSIGNED_INT:
             as_objects = np.where(nulls, 0, values).astype(np.int64).astype(object)
         else:
             as_objects = values.astype(object)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from storecast.catalog import Attribute, Kind
@@ -54,7 +56,7 @@ def _column(attribute: Attribute, values: Array) -> records_pb2.Column:
     return column
 
 
-def from_batch(series: Series, batch: records_pb2.RecordBatch, float_attributes: frozenset[str] = frozenset()) -> Table:
+def from_batch(series: Series, batch: records_pb2.RecordBatch, kinds: Mapping[str, Kind] | None = None) -> Table:
     """Every attribute of the series is a column; one the batch leaves out is null."""
     timestamps = np.array(batch.timestamps, dtype=np.int64)
     rows = len(timestamps)
@@ -82,7 +84,7 @@ def from_batch(series: Series, batch: records_pb2.RecordBatch, float_attributes:
             columns[attribute.name] = null_column(series, attribute.name, rows)
         else:
             columns[attribute.name] = _values(attribute, column, len(batch.ids))[per_row]
-    return Table(series, columns, float_attributes=float_attributes)
+    return Table(series, columns, kinds=kinds or {})
 
 
 def _values(attribute: Attribute, column: records_pb2.Column, rows: int) -> Array:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
+from typing import Unpack
 
 import grpc
 import numpy as np
@@ -14,12 +15,13 @@ import pandas as pd
 from storecast.client.errors import ApiError, TooLarge
 from storecast.client.frames import Data, to_frame, to_table
 from storecast.client.grpc_transport import GrpcTransport, channel_credentials
-from storecast.client.query import Aggregation, Instant, Period, Query
+from storecast.client.query import Instant, Query, to_ms
 from storecast.client.rest import RestTransport
 from storecast.client.series import READ_END_MS, Series
 from storecast.client.table import Indices, RowError, Table
 from storecast.client.transport import Transport
 from storecast.client.v1json import row_of_message
+from storecast.query_parameters import ReadOptions
 
 StrPath = str | PathLike[str]
 SeriesName = str | Series
@@ -160,9 +162,7 @@ class Client:
         self, site: int, series: SeriesName, id: int, generated_after: Instant = 0, generated_before: Instant = READ_END_MS
     ) -> list[int]:
         """The creation timestamps of an id's vectors created in [generated_after, generated_before[."""
-        query = Query.of(generated_after=generated_after, generated_before=generated_before)
-        assert query.generated_after is not None and query.generated_before is not None
-        return self.transport.vintages(site, _series(series), id, query.generated_after, query.generated_before)
+        return self.transport.vintages(site, _series(series), id, to_ms(generated_after), to_ms(generated_before))
 
     def get(
         self,
@@ -170,29 +170,16 @@ class Client:
         series: SeriesName,
         id: Ids,
         *,
-        start: Instant | None = None,
-        end: Instant | None = None,
-        generated_after: Instant | None = None,
-        generated_before: Instant | None = None,
-        generate_all: bool | None = None,
         as_of: Instant | None = None,
-        agg: Aggregation | None = None,
-        period: Period | None = None,
         datetime_index: bool = False,
+        **options: Unpack[ReadOptions],
     ) -> pd.DataFrame:
         """A DataFrame indexed by timestamp ((creation_timestamp, timestamp) for vectors), one column per
-        attribute, and an `id` column when `id` is a sequence of ids."""
-        query = Query.of(
-            start=start,
-            end=end,
-            generated_after=generated_after,
-            generated_before=generated_before,
-            generate_all=generate_all,
-            as_of=as_of,
-            agg=agg,
-            period=period,
-        )
-        table = self.read(site, series, id, query)
+        attribute, and an `id` column when `id` is a sequence of ids. The options are the read's query
+        parameters (storecast/query_parameters.py: start, end, generated_after, generated_before,
+        generate_all, agg, period), those the series' category takes; `as_of` the latest vector
+        created at or before it."""
+        table = self.read(site, series, id, Query.of(as_of=as_of, **options))
         return to_frame(table, with_id=not isinstance(id, int), datetime_index=datetime_index)
 
     # --- by category ----------------------------------------------------------
@@ -203,20 +190,9 @@ class Client:
         return self.put(site, f"production/{equipment_type}", data, id=id, batch_size=batch_size)
 
     def get_production(
-        self,
-        site: int,
-        equipment_type: str,
-        id: Ids,
-        *,
-        start: Instant | None = None,
-        end: Instant | None = None,
-        agg: Aggregation | None = None,
-        period: Period | None = None,
-        datetime_index: bool = False,
+        self, site: int, equipment_type: str, id: Ids, *, datetime_index: bool = False, **options: Unpack[ReadOptions]
     ) -> pd.DataFrame:
-        return self.get(
-            site, f"production/{equipment_type}", id, start=start, end=end, agg=agg, period=period, datetime_index=datetime_index
-        )
+        return self.get(site, f"production/{equipment_type}", id, datetime_index=datetime_index, **options)
 
     def put_forecast(
         self, site: int, forecast_type: str, data: Data, *, id: int | None = None, batch_size: int | None = None
@@ -229,68 +205,22 @@ class Client:
         forecast_type: str,
         id: Ids,
         *,
-        start: Instant | None = None,
-        end: Instant | None = None,
-        generated_after: Instant | None = None,
-        generated_before: Instant | None = None,
-        generate_all: bool | None = None,
         as_of: Instant | None = None,
-        agg: Aggregation | None = None,
-        period: Period | None = None,
         datetime_index: bool = False,
+        **options: Unpack[ReadOptions],
     ) -> pd.DataFrame:
-        return self.get(
-            site,
-            f"forecast/{forecast_type}",
-            id,
-            start=start,
-            end=end,
-            generated_after=generated_after,
-            generated_before=generated_before,
-            generate_all=generate_all,
-            as_of=as_of,
-            agg=agg,
-            period=period,
-            datetime_index=datetime_index,
-        )
+        return self.get(site, f"forecast/{forecast_type}", id, as_of=as_of, datetime_index=datetime_index, **options)
 
     def put_commitment(self, site: int, data: Data, *, id: int | None = None, batch_size: int | None = None) -> int:
         return self.put(site, "commitment", data, id=id, batch_size=batch_size)
 
     def get_commitment(
-        self,
-        site: int,
-        id: Ids,
-        *,
-        start: Instant | None = None,
-        end: Instant | None = None,
-        generated_after: Instant | None = None,
-        generated_before: Instant | None = None,
-        generate_all: bool | None = None,
-        as_of: Instant | None = None,
-        agg: Aggregation | None = None,
-        period: Period | None = None,
-        datetime_index: bool = False,
+        self, site: int, id: Ids, *, as_of: Instant | None = None, datetime_index: bool = False, **options: Unpack[ReadOptions]
     ) -> pd.DataFrame:
-        return self.get(
-            site,
-            "commitment",
-            id,
-            start=start,
-            end=end,
-            generated_after=generated_after,
-            generated_before=generated_before,
-            generate_all=generate_all,
-            as_of=as_of,
-            agg=agg,
-            period=period,
-            datetime_index=datetime_index,
-        )
+        return self.get(site, "commitment", id, as_of=as_of, datetime_index=datetime_index, **options)
 
     def put_tariff(self, site: int, data: Data, *, id: int | None = None, batch_size: int | None = None) -> int:
         return self.put(site, "tariff", data, id=id, batch_size=batch_size)
 
-    def get_tariff(
-        self, site: int, id: Ids, *, start: Instant | None = None, end: Instant | None = None, datetime_index: bool = False
-    ) -> pd.DataFrame:
-        return self.get(site, "tariff", id, start=start, end=end, datetime_index=datetime_index)
+    def get_tariff(self, site: int, id: Ids, *, datetime_index: bool = False, **options: Unpack[ReadOptions]) -> pd.DataFrame:
+        return self.get(site, "tariff", id, datetime_index=datetime_index, **options)

@@ -13,6 +13,7 @@ import argparse
 from importlib import import_module
 from pathlib import Path
 
+from storecast.aggregations import AGGREGATIONS
 from storecast.client.series import Series, all_series_names
 
 
@@ -38,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         parser.add_argument("--to", dest="end", type=_instant, help="periods before")
         parser.add_argument("--generated-after", type=_instant, help="vectors created from")
         parser.add_argument("--generated-before", type=_instant, help="vectors created before")
-        parser.add_argument("--agg", choices=("min", "max", "avg"), help="aggregate per period")
+        parser.add_argument("--agg", choices=list(AGGREGATIONS), help="aggregate per period")
         parser.add_argument("--period", help="aggregation period: 30s, 15m, 1h, 1d")
 
     parallel = argparse.ArgumentParser(add_help=False)

@@ -35,7 +35,7 @@ from storecast.client.client import Client
 from storecast.client.errors import ApiError
 from storecast.client.files import CsvSink, Format, ParquetSink
 from storecast.client.progress import progress_bar
-from storecast.client.query import Aggregation, Query, float_attributes
+from storecast.client.query import Aggregation, Query, result_kinds
 from storecast.client.series import READ_END_MS, Category, Series
 from storecast.client.table import Table
 
@@ -60,8 +60,8 @@ class ExportSpec:
     period_ms: int | None = None
 
     def query(self, **changes: Any) -> Query:
-        fields = {"start": self.start, "end": self.end, "agg": self.agg, "period_ms": self.period_ms, **changes}
-        return Query(**fields)
+        options = {"start": self.start, "end": self.end, "agg": self.agg, "period": self.period_ms, **changes}
+        return Query.of(**options)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class Exporter:
         starts: list[int] = []
         while high > low:
             width = max(1000, math.ceil((high - low) / _BUCKETS / 1000) * 1000)
-            query = Query(start=low, end=high, agg="max", period_ms=width)
+            query = Query.of(start=low, end=high, agg="max", period=width)
             table = self.client.read(self.site, self.series, id, query)
             starts = sorted(int(t) for t in table.columns["timestamp"].tolist())
             if len(starts) >= _ENOUGH_BUCKETS or width == 1000 or not starts:
@@ -238,7 +238,7 @@ class Exporter:
         console = console or Console(stderr=True, soft_wrap=True)
         result = ExportResult()
         started = time.monotonic()
-        floats = float_attributes(self.series, self.spec.query())
+        kinds = result_kinds(self.series, self.spec.query())
         if resume:
             state = self._load_state()
             if state.get("complete"):
@@ -249,14 +249,14 @@ class Exporter:
             self._save_state(state)
         sink: CsvSink | ParquetSink
         if self.format == "csv":
-            sink = CsvSink(self.output, self.series, offset=state["bytes"] if resume else None, float_attributes=floats)
+            sink = CsvSink(self.output, self.series, offset=state["bytes"] if resume else None, kinds=kinds)
         else:
             sink = ParquetSink(
                 self.output,
                 self.series,
                 parts=state["parts"] if resume else None,
                 part_rows=self.parquet_part_rows,
-                float_attributes=floats,
+                kinds=kinds,
             )
         records_before = int(state.get("records", 0))
         written = 0

@@ -15,7 +15,7 @@ import csv
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from storecast.catalog import Kind
 from storecast.client.arrow import arrow_schema, arrow_to_table, table_to_arrow
 from storecast.client.series import Series
 from storecast.client.table import Table
@@ -141,11 +142,9 @@ class FileReader:
 class CsvSink:
     """Appends tables to a CSV file; every write is durable once `checkpoint` says so (each one)."""
 
-    def __init__(
-        self, path: Path, series: Series, *, offset: int | None = None, float_attributes: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, path: Path, series: Series, *, offset: int | None = None, kinds: Mapping[str, Kind] | None = None) -> None:
         self.path = path
-        self.schema = arrow_schema(series, None, float_attributes)
+        self.schema = arrow_schema(series, None, kinds)
         if not offset or not path.exists():
             self._file: BinaryIO = path.open("wb")
             header = True
@@ -185,10 +184,10 @@ class ParquetSink:
         *,
         parts: int | None = None,
         part_rows: int = 1_000_000,
-        float_attributes: frozenset[str] = frozenset(),
+        kinds: Mapping[str, Kind] | None = None,
     ) -> None:
         self.path = path
-        self.schema = arrow_schema(series, None, float_attributes)
+        self.schema = arrow_schema(series, None, kinds)
         self.directory = path.with_name(path.name + ".parts")
         self.part_rows = part_rows
         if parts is None:

@@ -83,7 +83,7 @@ def to_frame(table: Table, *, with_id: bool = False, datetime_index: bool = Fals
         if attribute.kind is Kind.STRING:
             # pandas would infer its `str` dtype (None becoming NaN) from an object array alone.
             data[attribute.name] = pd.Series(values, index=index, dtype=object)
-        elif attribute.kind is Kind.UNSIGNED_INT and attribute.name not in table.float_attributes:
+        elif table.kind(attribute) is Kind.UNSIGNED_INT:
             data[attribute.name] = pd.array(values, dtype="UInt32")
         else:
             data[attribute.name] = np.asarray(values, dtype=np.float64)

@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 
 from storecast.client.batches import from_batch, to_batch
 from storecast.client.errors import ApiError, StorecastError, TooLarge, TransportError
-from storecast.client.query import Query, float_attributes
+from storecast.client.query import Query, result_kinds
 from storecast.client.series import Category, Series
 from storecast.client.table import Table
 from storecast.client.v1json import encode_put
@@ -37,12 +37,6 @@ from storecast.v1 import (
 
 T = TypeVar("T")
 _OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-_AGGREGATIONS = {
-    None: records_pb2.AGGREGATION_UNSPECIFIED,
-    "min": records_pb2.MIN,
-    "max": records_pb2.MAX,
-    "avg": records_pb2.AVG,
-}
 # A read of no period at all lists a vector's vintages (each selected vector with no period).
 _NO_PERIOD = records_pb2.Interval(start_ms=0, end_ms=1)
 
@@ -107,17 +101,17 @@ class GrpcTransport:
         return reply.stored
 
     def read(self, site: int, series: Series, id: int, query: Query) -> Iterator[Table]:
-        floats = float_attributes(series, query)
+        kinds = result_kinds(series, query)
         request = self._request(site, series, id, query)
         stream = self._stream(series, request)
         try:
             for batch in stream:
-                yield from_batch(series, batch, floats)
+                yield from_batch(series, batch, kinds)
         except grpc.RpcError as error:
             raise _failure(error) from None
 
     def vintages(self, site: int, series: Series, id: int, generated_after: int, generated_before: int) -> list[int]:
-        query = Query(generated_after=generated_after, generated_before=generated_before, generate_all=True)
+        query = Query.of(generated_after=generated_after, generated_before=generated_before, generate_all=True)
         request = self._request(site, series, id, query)
         request.range.CopyFrom(_NO_PERIOD)
         request.format = records_pb2.V1_JSON
@@ -133,28 +127,16 @@ class GrpcTransport:
         return sorted(int(entry["creation_timestamp"]) for entry in results)
 
     def _request(self, site: int, series: Series, id: int, query: Query) -> GetRequest:
-        fields: dict[str, Any] = {"site_id": site, "id": id, "format": records_pb2.BATCH}
-        if query.start is not None and query.end is not None:
-            fields["range"] = records_pb2.Interval(start_ms=query.start, end_ms=query.end)
-        if series.category is Category.TARIFF:
-            if query.agg is not None or query.generated_after is not None:
-                raise ValueError("a tariff read takes start and end only")
-            return vector_pb2.GetTariffRequest(**fields)
-        fields["aggregation"] = _AGGREGATIONS[query.agg]
-        if query.period_ms is not None:
-            fields["period_ms"] = query.period_ms
+        query.check(series.category)
+        fields: dict[str, Any] = {"site_id": site, "id": id, "format": records_pb2.BATCH, **query.request_fields()}
         kind = series.record_type.enum_value
         if series.category is Category.PRODUCTION:
-            if query.generated_after is not None or query.generate_all is not None:
-                raise ValueError("a production read has no vintages")
             return query_pb2.GetProductionRequest(equipment_type=catalog_pb2.EquipmentType.ValueType(kind), **fields)
-        if query.generated_after is not None and query.generated_before is not None:
-            fields["generated"] = records_pb2.Interval(start_ms=query.generated_after, end_ms=query.generated_before)
-        if query.generate_all is not None:
-            fields["generate_all"] = query.generate_all
         if series.category is Category.FORECAST:
             return vector_pb2.GetForecastRequest(forecast_type=catalog_pb2.ForecastType.ValueType(kind), **fields)
-        return vector_pb2.GetCommitmentRequest(**fields)
+        if series.category is Category.COMMITMENT:
+            return vector_pb2.GetCommitmentRequest(**fields)
+        return vector_pb2.GetTariffRequest(**fields)
 
     def _stream(self, series: Series, request: GetRequest) -> Iterator[records_pb2.RecordBatch]:
         timeout = self._stream_timeout

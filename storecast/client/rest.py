@@ -17,7 +17,7 @@ import httpx
 import msgspec
 
 from storecast.client.errors import ApiError, TooLarge, TransportError
-from storecast.client.query import Query, float_attributes
+from storecast.client.query import Query, result_kinds
 from storecast.client.series import Series
 from storecast.client.table import Table
 from storecast.client.v1json import decode_results, encode_put
@@ -82,10 +82,12 @@ class RestTransport:
         return None
 
     def read(self, site: int, series: Series, id: int, query: Query) -> Iterator[Table]:
-        floats = float_attributes(series, query)
+        kinds = result_kinds(series, query)
+        # An aggregation v1 does not serve is read under /ext/v1, with the same query string.
+        path = f"{'/ext' if query.beyond_v1 else ''}{series.path(site)}/{id}"
         while True:
-            envelope = self._request("GET", f"{series.path(site)}/{id}", params=query.params())
-            yield decode_results(series, envelope.results, floats)
+            envelope = self._request("GET", path, params=query.params())
+            yield decode_results(series, envelope.results, kinds)
             if envelope.next_from is None:
                 return
             query = query.resumed(envelope.next_from)

@@ -17,7 +17,7 @@ message; its slot in the column holds NaN (-1 in a key column).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from storecast.catalog import Kind
+from storecast.catalog import Attribute, Kind
 from storecast.client.series import CREATION_TIMESTAMP, ID, TIMESTAMP, Series
 
 Array = npt.NDArray[Any]
@@ -63,8 +63,9 @@ class Table:
     raw: RawCells = field(default_factory=dict)
     # The line of the source file each row came from (import), if any.
     lines: npt.NDArray[np.int64] | None = None
-    # Unsigned-int attributes that hold averages here (agg=avg): floats, not UInt32.
-    float_attributes: frozenset[str] = frozenset()
+    # Attributes whose values here are of another kind than the catalog's: aggregated ones
+    # (storecast/aggregations.py), an average of an unsigned int being a float.
+    kinds: Mapping[str, Kind] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lengths = {len(values) for values in self.columns.values()}
@@ -84,6 +85,10 @@ class Table:
     @property
     def has_raw(self) -> bool:
         return any(self.raw.values())
+
+    def kind(self, attribute: Attribute) -> Kind:
+        """The kind of the attribute's values here."""
+        return self.kinds.get(attribute.name, attribute.kind)
 
     def attribute_names(self) -> list[str]:
         return [a.name for a in self.series.all_attributes if a.name in self.columns]
@@ -136,7 +141,7 @@ class Table:
             {name: values[indices] for name, values in self.columns.items()},
             raw,
             None if self.lines is None else self.lines[indices],
-            self.float_attributes,
+            self.kinds,
         )
 
     def slice(self, start: int, stop: int) -> Table:
@@ -173,8 +178,8 @@ class Table:
         lines = None
         if all(table.lines is not None for table in tables):
             lines = np.concatenate([table.lines for table in tables if table.lines is not None])
-        floats = frozenset().union(*(table.float_attributes for table in tables))
-        return cls(series, columns, raw, lines, floats)
+        kinds = {name: kind for table in tables for name, kind in table.kinds.items()}
+        return cls(series, columns, raw, lines, kinds)
 
     def sorted(self) -> Table:
         """Rows in key order: by timestamp (production); by id, creation_timestamp, timestamp (vectors); by id, timestamp."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -55,7 +56,7 @@ def row_of_message(table: Table, message: str) -> int | None:
     return int(table.layout.order[row]) if row < table.rows else None
 
 
-def decode_results(series: Series, results: list[Any], float_attributes: frozenset[str] = frozenset()) -> Table:
+def decode_results(series: Series, results: list[Any], kinds: Mapping[str, Kind] | None = None) -> Table:
     """A v1 `results` array (parsed) as a table with every attribute of the series."""
     if series.has_entries:
         rows: list[dict[str, Any]] = []
@@ -71,4 +72,4 @@ def decode_results(series: Series, results: list[Any], float_attributes: frozens
         columns[attribute.name] = (
             np.array(values, dtype=object) if attribute.kind is Kind.STRING else np.array(values, dtype=np.float64)
         )
-    return Table(series, columns, float_attributes=float_attributes)
+    return Table(series, columns, kinds=kinds or {})

@@ -33,6 +33,7 @@ from workload import (
 from services.lib.reads.window import Window
 from services.lib.store.schema import PRODUCTION_TABLES
 from services.query.sql import production_sql
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES
 
 DATABASE = "storecast"
@@ -58,7 +59,9 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
     # horizon 0: no retention, as storecast runs in the bench.
     parameters = {"site_id": dataset.site_id, "id": equipment_id, "start": dataset.start_ms, "end": dataset.end_ms, "horizon": 0}
     limit = dataset.seconds + 1  # storecast asks for one more row than its cap, to detect partial results
-    aggregate_sql = production_sql(table, equipment, Window(dataset.start_ms, dataset.end_ms, "avg", BUCKET_MS), limit)
+    aggregate_sql = production_sql(
+        table, equipment, Window(dataset.start_ms, dataset.end_ms, AGGREGATIONS["avg"], BUCKET_MS), limit
+    )
     raw_sql = production_sql(table, equipment, Window(dataset.start_ms, dataset.end_ms, None, None), limit)
     aggregate = repeat(lambda: client.raw_query(aggregate_sql, parameters, fmt="TabSeparatedRaw"), runs)
     raw = repeat(lambda: client.raw_query(raw_sql, parameters, fmt="TabSeparatedRaw"), runs)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.lib.recent.answer import engine_float, render
 from services.lib.recent.hot import SeriesRecords
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES
 
 _EDGES = [0.1, 1e-7, 1.5e-5, 1e-6, 9.999999e-7, 1e16, 1e20, 1e21, 1.5e22, 123456.789, -0.0, 0.0, 5e-324, 1.7976931348623157e308]
@@ -48,6 +49,14 @@ def test_aggregation_buckets_ignore_nulls_and_cut_at_the_limit() -> None:
     stamps = np.array([0, 500, 1000, 1500, 2500])
     p = np.array([1.0, 3.0, np.nan, np.nan, 5.0])
     columns = [p] + [np.full(5, np.nan) for _ in meter.attributes[1:]]
-    rendered, count, next_from = render(meter, 1, SeriesRecords(stamps, columns), "avg", 1000, 2)
+    rendered, count, next_from = render(meter, 1, SeriesRecords(stamps, columns), AGGREGATIONS["avg"], 1000, 2)
     assert rendered.startswith(b'[{"timestamp":0,"id":1,"p":2.0') and b'{"timestamp":1000,"id":1,"p":null' in rendered
     assert (count, next_from) == (2, 2000)
+
+
+def test_every_aggregation_memory_answers_over_a_bucket_of_nulls_as_the_engine_would() -> None:
+    meter = EQUIPMENT_TYPES["meter"]
+    columns = [np.array([np.nan, np.nan])] + [np.full(2, np.nan) for _ in meter.attributes[1:]]
+    for name, aggregation in AGGREGATIONS.items():
+        rendered, _, _ = render(meter, 1, SeriesRecords(np.array([0, 1]), columns), aggregation, 1000, 10)
+        assert rendered.startswith(b'[{"timestamp":0,"id":1,"p":' + (b"0" if name == "count" else b"null")), name

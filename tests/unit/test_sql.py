@@ -18,6 +18,7 @@ from services.lib.reads.window import Vintage, Window
 from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.sql import bucket_cut_sql, production_sql
 from services.vector.sql import tariff_sql, vector_sql
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIFF, TIMESTAMP_LIMIT_MS
 
 METER = EQUIPMENT_TYPES["meter"]
@@ -28,11 +29,12 @@ RANGE = "timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 NEWEST = "ORDER BY timestamp, _block_number DESC, _part_offset DESC LIMIT 1 BY timestamp"
 RAW = Window(None, None, None, None)
 IN_RANGE = Window(1000, 9000, None, None)
-AVERAGED = Window(0, 10_000, "avg", 5000)
+AVG = AGGREGATIONS["avg"]
+AVERAGED = Window(0, 10_000, AVG, 5000)
 LATEST = Vintage(None, None, False)
 LATEST_IN = Vintage(100, 200, False)
 EVERY = Vintage(100, 200, True)
-WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, "max", 5000)]
+WINDOWS = [RAW, IN_RANGE, AVERAGED, Window(0, 10_000, AGGREGATIONS["max"], 5000)]
 VINTAGES = [LATEST, LATEST_IN, EVERY]
 
 
@@ -80,8 +82,12 @@ def test_production_sql_parses(engine: Client, window: Window) -> None:
 # ---- rollups -----------------------------------------------------------------
 
 
+def averaged(period_ms: int) -> Window:
+    return Window(0, period_ms, AVG, period_ms)
+
+
 def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
-    assert [resolution_for(p) for p in (60_000, 300_000, 3_600_000, 7_200_000, 86_400_000, 604_800_000)] == [
+    assert [resolution_for(averaged(p)) for p in (60_000, 300_000, 3_600_000, 7_200_000, 86_400_000, 604_800_000)] == [
         60_000,
         60_000,
         3_600_000,
@@ -89,11 +95,11 @@ def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
         86_400_000,
         86_400_000,
     ]
-    assert resolution_for(30_000) is None and resolution_for(90_000) is None
+    assert resolution_for(averaged(30_000)) is None and resolution_for(averaged(90_000)) is None
 
 
 def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
-    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, "avg", 86_400_000), 11, rollup="db.r", pending="db.p")
+    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, AVG, 86_400_000), 11, rollup="db.r", pending="db.p")
     # Day cells in the middle, hour and minute cells towards the edges, records within a minute of them.
     for resolution in (86_400_000, 3_600_000, 60_000):
         assert f"resolution = {resolution} AND bucket >= intDiv({{start:Int64}} + {resolution - 1}, {resolution})" in sql
@@ -101,6 +107,21 @@ def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
     assert "if(n[1] = 0, NULL, s[1] / n[1]) AS `agg_p`" in sql  # p, the meter's first attribute
     # A period no resolution divides reads the records alone.
     assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r", pending="db.p")
+
+
+@pytest.mark.parametrize(
+    ("name", "from_cells"),
+    [("sum", "if(n[1] = 0, NULL, s[1])"), ("count", "CAST(n[1] AS Nullable(UInt64))"), ("first", None), ("last", None)],
+)
+def test_rollup_cells_answer_the_aggregations_they_hold(name: str, from_cells: str | None) -> None:
+    window = Window(0, 10 * 86_400_000, AGGREGATIONS[name], 86_400_000)
+    sql = production_sql("db.t", METER, window, 11, rollup="db.r", pending="db.p")
+    if from_cells is None:
+        # Cells keep no order: first and last read the records, by their timestamps.
+        assert resolution_for(window) is None and "db.r" not in sql
+        assert f"{AGGREGATIONS[name].function}(`p`, timestamp) AS `agg_p`" in sql
+    else:
+        assert f"{from_cells} AS `agg_p`" in sql
 
 
 def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
@@ -147,11 +168,26 @@ def test_the_rollup_sql_runs(engine: Client) -> None:
         (86_400_000, 0, 2, 4.0),
     ]
     sql = production_sql(
-        "unit_rollup.production_meter", METER, Window(0, 7_200_000, "avg", 3_600_000), 11, rollup="unit_rollup.rollup_meter"
+        "unit_rollup.production_meter",
+        METER,
+        Window(0, 7_200_000, AVG, 3_600_000),
+        11,
+        rollup="unit_rollup.rollup_meter",
     )
     parameters = {"site_id": 1, "id": 7, "start": 0, "end": 7_200_000, "horizon": 0}
     rendered = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw").decode().split()
     assert [json.loads(r)["p"] for r in rendered] == [1.0, 3.0]
+    # Over the day cell (nothing pending), or the records for first and last.
+    day = {"site_id": 1, "id": 7, "start": 0, "end": 86_400_000, "horizon": 0}
+    pending = f"unit_rollup.{PENDING_TABLE.name}"
+    for name, expected in (("count", 2), ("sum", 4.0), ("max", 3.0), ("first", 1.0), ("last", 3.0)):
+        window = Window(0, 86_400_000, AGGREGATIONS[name], 86_400_000)
+        sql = production_sql(
+            "unit_rollup.production_meter", METER, window, 11, rollup="unit_rollup.rollup_meter", pending=pending
+        )
+        assert ("rollup_meter" in sql) == (name not in ("first", "last"))
+        (record,) = engine.raw_query(sql, day, fmt="TabSeparatedRaw").decode().split()
+        assert json.loads(record)["p"] == expected and json.loads(record)["q"] == (0 if name == "count" else None)
 
 
 # ---- vectors -----------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from services.lib.reads.window import Vintage, Window, check_vintage, check_window, record_limit
+from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import TIMESTAMP_LIMIT_MS
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
@@ -34,9 +35,9 @@ def refusal(call: Callable[..., object], *arguments: object) -> tuple[int, str]:
         (Interval(start_ms=0, end_ms=1), UNSPECIFIED, None, Window(0, 1, None, None)),
         (Interval(start_ms=0, end_ms=LAST), UNSPECIFIED, None, Window(0, LAST, None, None)),
         (Interval(start_ms=LAST - 1, end_ms=LAST), UNSPECIFIED, None, Window(LAST - 1, LAST, None, None)),
-        (Interval(start_ms=1000, end_ms=9000), MIN, 1, Window(1000, 9000, "min", 1)),
-        (Interval(start_ms=1000, end_ms=9000), MAX, 60_000, Window(1000, 9000, "max", 60_000)),
-        (Interval(start_ms=1000, end_ms=9000), AVG, 86_400_000, Window(1000, 9000, "avg", 86_400_000)),
+        (Interval(start_ms=1000, end_ms=9000), MIN, 1, Window(1000, 9000, AGGREGATIONS["min"], 1)),
+        (Interval(start_ms=1000, end_ms=9000), MAX, 60_000, Window(1000, 9000, AGGREGATIONS["max"], 60_000)),
+        (Interval(start_ms=1000, end_ms=9000), AVG, 86_400_000, Window(1000, 9000, AGGREGATIONS["avg"], 86_400_000)),
     ],
 )
 def test_valid_windows(
@@ -133,14 +134,19 @@ def test_refusals_carry_their_http_status() -> None:
     ],
 )
 def test_bucket_count_is_the_epoch_aligned_buckets_the_range_overlaps(start: int, end: int, period_ms: int, count: int) -> None:
-    assert Window(start, end, "avg", period_ms).bucket_count() == count
+    assert Window(start, end, AGGREGATIONS["avg"], period_ms).bucket_count() == count
     if end - start <= 10_000:  # small enough to count bucket by bucket
         assert count == len({t // period_ms for t in range(start, end)})
 
 
 @pytest.mark.parametrize(
     "window",
-    [Window(None, None, None, None), Window(0, 1000, None, None), Window(None, None, "avg", 1000), Window(0, None, "avg", 1000)],
+    [
+        Window(None, None, None, None),
+        Window(0, 1000, None, None),
+        Window(None, None, AGGREGATIONS["avg"], 1000),
+        Window(0, None, AGGREGATIONS["avg"], 1000),
+    ],
 )
 def test_bucket_count_is_zero_without_a_range_and_a_period(window: Window) -> None:
     assert window.bucket_count() == 0

@@ -32,11 +32,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from services.lib.reads.window import Window
 from services.lib.rpc.metrics import ROLLUP_SPANS_RECOMPUTED
 from services.lib.store.engine import Store
 from services.lib.store.keys import KEY_FILTER
 from services.lib.store.retention import Retention
 from services.lib.store.schema import ROLLUP_RESOLUTIONS_MS
+from storecast.aggregations import Aggregation
 from storecast.catalog import Kind, RecordType
 
 log = logging.getLogger("storecast.rollup")
@@ -326,9 +328,12 @@ class Maintainer:
         return len(rows)
 
 
-def resolution_for(period_ms: int) -> int | None:
-    """The coarsest rollup resolution that divides the period, if any."""
-    fitting = [resolution for resolution in ROLLUP_RESOLUTIONS_MS if period_ms % resolution == 0]
+def resolution_for(window: Window) -> int | None:
+    """The coarsest rollup resolution whose cells answer the window's aggregation: one that
+    divides its period, for an aggregation the cells can answer."""
+    if window.aggregation is None or window.aggregation.cells is None or window.period_ms is None:
+        return None
+    fitting = [resolution for resolution in ROLLUP_RESOLUTIONS_MS if window.period_ms % resolution == 0]
     return max(fitting) if fitting else None
 
 
@@ -337,7 +342,7 @@ def aggregate_sql(
     rollup_table: str,
     pending_table: str,
     record_type: RecordType,
-    function: str,
+    aggregation: Aggregation,
     period_ms: int,
     resolution: int,
 ) -> str:
@@ -383,12 +388,12 @@ def aggregate_sql(
     ]
     aggregates = []
     for index, attribute in enumerate(record_type.attributes, start=1):
-        if function == "avg":
-            value = f"if(n[{index}] = 0, NULL, s[{index}] / n[{index}])"
-        else:
-            value = f"{'lows' if function == 'min' else 'highs'}[{index}]"
-            if attribute.kind is Kind.UNSIGNED_INT:
-                value = f"CAST({value} AS Nullable(UInt32))"
+        value = aggregation.over_cells(f"lows[{index}]", f"highs[{index}]", f"s[{index}]", f"n[{index}]")
+        if value is None:
+            raise ValueError(f"rollup cells cannot answer {aggregation.name}")
+        if aggregation.kind(attribute) is Kind.UNSIGNED_INT:
+            # The cells hold every attribute as Float64.
+            value = f"CAST({value} AS Nullable({'UInt32' if aggregation.result.bounded else 'UInt64'}))"
         aggregates.append(f"{value} AS `agg_{attribute.name}`")
     grouped = (
         f"SELECT intDiv(bucket, {period_ms}) * {period_ms} AS period_bucket, any(id) AS record_id,"

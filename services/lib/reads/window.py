@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storecast.aggregations import BY_WIRE, Aggregation
 from storecast.catalog import TIMESTAMP_LIMIT_MS
 from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import query_pb2, records_pb2
-
-AGGREGATE_FUNCTIONS = {records_pb2.MIN: "min", records_pb2.MAX: "max", records_pb2.AVG: "avg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +16,7 @@ class Window:
 
     start: int | None
     end: int | None
-    function: str | None
+    aggregation: Aggregation | None
     period_ms: int | None
 
     def bucket_count(self) -> int:
@@ -42,19 +41,19 @@ def check_window(
         if range_.start_ms >= range_.end_ms:
             raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "from must be lower than to")
         start, end = range_.start_ms, range_.end_ms
-    if aggregation != records_pb2.AGGREGATION_UNSPECIFIED and aggregation not in AGGREGATE_FUNCTIONS:
+    if aggregation != records_pb2.AGGREGATION_UNSPECIFIED and aggregation not in BY_WIRE:
         raise ApiFailure(ApiStatus.INVALID_AGG, f"unknown aggregation {aggregation}")
     if period_ms is not None and period_ms <= 0:
         raise ApiFailure(ApiStatus.INVALID_PERIOD, "period must be positive")
-    function = AGGREGATE_FUNCTIONS.get(aggregation)
-    if function is not None:
+    chosen = BY_WIRE.get(aggregation)
+    if chosen is not None:
         if range_ is None:
             raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "agg needs from and to")
         if period_ms is None:
             raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "agg needs period")
     elif period_ms is not None:
         raise ApiFailure(ApiStatus.INVALID_PARAMETERS, "period needs agg")
-    return Window(start, end, function, period_ms)
+    return Window(start, end, chosen, period_ms)
 
 
 def production_window(request: query_pb2.GetProductionRequest) -> Window:

@@ -17,19 +17,13 @@ import numpy as np
 
 from services.lib.reads.window import Window
 from services.lib.recent.hot import RecentWrites, SeriesRecords
+from storecast.aggregations import Aggregation
 from storecast.catalog import Kind, RecordType
 from storecast.v1 import query_pb2, records_pb2
 
-# The aggregations memory can answer, over one bucket's non-null values.
-_REDUCE: dict[str, Callable[[np.ndarray], float]] = {
-    "min": lambda values: float(values.min()),
-    "max": lambda values: float(values.max()),
-    "avg": lambda values: float(values.sum() / len(values)),
-}
 
-
-def answers(function: str | None) -> bool:
-    return function is None or function in _REDUCE
+def answers(aggregation: Aggregation | None) -> bool:
+    return aggregation is None or aggregation.memory is not None
 
 
 def engine_float(value: float) -> str:
@@ -81,15 +75,20 @@ def _render(timestamps: list[int], record_id: int, keys: list[str], kinds: list[
 
 
 def render(
-    equipment: RecordType, record_id: int, records: SeriesRecords, function: str | None, period_ms: int | None, limit: int
+    equipment: RecordType,
+    record_id: int,
+    records: SeriesRecords,
+    aggregation: Aggregation | None,
+    period_ms: int | None,
+    limit: int,
 ) -> tuple[bytes, int, int | None]:
     """The JSON array of at most `limit` records (raw, or one per non-empty bucket), its count and next_from."""
     keys = [a.name for a in equipment.attributes]
-    if function is None or period_ms is None:
+    if aggregation is None or aggregation.memory is None or period_ms is None:
         timestamps, columns, kinds = records.timestamps, records.attributes, [a.kind for a in equipment.attributes]
     else:
-        timestamps, columns = _aggregate(records, _REDUCE[function], period_ms)
-        kinds = [Kind.FLOAT if function == "avg" else a.kind for a in equipment.attributes]
+        timestamps, columns = _aggregate(records, aggregation.memory, period_ms)
+        kinds = [aggregation.kind(a) for a in equipment.attributes]
     next_from = int(timestamps[limit]) if len(timestamps) > limit else None
     count = min(limit, len(timestamps))
     cut = [column[:count] for column in columns]
@@ -97,7 +96,7 @@ def render(
 
 
 def _aggregate(
-    records: SeriesRecords, reduce: Callable[[np.ndarray], float], period_ms: int
+    records: SeriesRecords, reduce: Callable[[np.ndarray], float | None], period_ms: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """One row per non-empty bucket [k*period, (k+1)*period[, each attribute reduced over its non-null values."""
     buckets = records.timestamps // period_ms * period_ms
@@ -108,9 +107,9 @@ def _aggregate(
         reduced = np.full(len(starts), np.nan)
         for index, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
             values = column[start:end]
-            values = values[~np.isnan(values)]
-            if len(values):
-                reduced[index] = reduce(values)
+            value = reduce(values[~np.isnan(values)])
+            if value is not None:
+                reduced[index] = value
         columns.append(reduced)
     return buckets[starts], columns
 
@@ -119,13 +118,13 @@ def from_memory(
     recent: RecentWrites, equipment: RecordType, site_id: int, record_id: int, window: Window, horizon: int, limit: int
 ) -> records_pb2.Records | None:
     """A production read's answer from the hot tier, when it provably holds every record of the window."""
-    if not answers(window.function):
+    if not answers(window.aggregation):
         return None
     start = horizon if window.start is None else max(window.start, horizon)
     records = recent.read(equipment.name, site_id, record_id, start, window.end)
     if records is None:
         return None
-    results, count, next_from = render(equipment, record_id, records, window.function, window.period_ms, limit)
+    results, count, next_from = render(equipment, record_id, records, window.aggregation, window.period_ms, limit)
     return records_pb2.Records(results_json=results, count=count, next_from=next_from)
 
 

@@ -121,6 +121,8 @@ class Flusher:
         self._changed = threading.Condition()  # the generations; woken by writes over max_rows and by reads
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wanted = False
+        # What the flush under way took, and its generation: a read of it waits for that flush.
+        self._in_flight: tuple[_Waiting, int] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -165,13 +167,21 @@ class Flusher:
 
     def sync(self, equipment: str, site_id: int, record_id: int, start: int | None, end: int | None) -> None:
         """Returns once every acknowledged record of the series in [start, end[ is in the store."""
-        span = self._waiting.spans.get(equipment, {}).get((site_id, record_id))
-        if span is None or (start is not None and span[1] < start) or (end is not None and span[0] >= end):
-            return
+
+        def waits_in(waiting: _Waiting) -> bool:
+            span = waiting.spans.get(equipment, {}).get((site_id, record_id))
+            return span is not None and (start is None or span[1] >= start) and (end is None or span[0] < end)
+
         with self._changed:
-            target = self._generation
-            self._wanted = True
-            self._changed.notify_all()
+            # What waits, or what a flush under way took and has not stored yet (both swapped under this lock).
+            if waits_in(self._waiting):
+                target = self._generation
+                self._wanted = True
+                self._changed.notify_all()
+            elif self._in_flight is not None and waits_in(self._in_flight[0]):
+                target = self._in_flight[1]
+            else:
+                return
             while self._stored_generation < target and self._failed_generation < target:
                 self._changed.wait()
             if self._stored_generation < target:
@@ -227,15 +237,17 @@ class Flusher:
                 else:
                     self._stored_generation = generation
                     self.hot.stored_generation = generation
+                self._in_flight = None
                 self._changed.notify_all()
             return not failed
 
     def _take(self) -> tuple[_Waiting, int]:
         """Under the log's lock: what waits, and its generation; a new generation starts."""
-        taken, self._waiting = self._waiting, _Waiting()
         with self._changed:
+            taken, self._waiting = self._waiting, _Waiting()
             generation = self._generation
             self._generation += 1
+            self._in_flight = (taken, generation)
         return taken, generation
 
     def _restore(self, failed: dict[str, list[Columns]], taken: _Waiting) -> None:

@@ -36,7 +36,7 @@ $(GENERATED) &: $(PROTOS) $(VENV)/.installed
 
 proto: $(GENERATED)
 
-# admin.p12 is the browser's copy of the admin certificate (README, "Web console"): a PKI
+# admin.p12 is the browser's copy of the admin certificate (docs/console.md): a PKI
 # made before it existed is made anew, with it.
 $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 &: | $(GENERATED)
 	$(BIN)/storecast pki --out $(PKI_DIR)

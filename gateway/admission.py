@@ -1,4 +1,4 @@
-"""Admission control in the gateway: refusals for load, not for the request's content (CONTRACT §10).
+"""Admission control in the gateway: refusals for load, not for the request's content (docs/api/v1.md §10).
 
 - **In-flight body bytes.** Each gateway process admits at most
   `STORECAST_INFLIGHT_BODY_BYTES` of PUT bodies at once, from the moment a
@@ -8,7 +8,7 @@
   the PUT is refused at once: HTTP 503, `Retry-After: 1`, status 1500,
   "server error: the server is busy ...", and nothing of it is stored. A lone
   PUT is always admitted (the body size limit, 413, is what bounds it). The
-  check comes after every v1 check of the request (CONTRACT §3, then the
+  check comes after every v1 check of the request (docs/api/v1.md §3, then the
   query string, Content-Type and the 413 of a declared size), so a request
   within budget sees the v1 contract unchanged.
 - **Per-certificate rate limit** (`STORECAST_RATE_LIMIT=<requests/s>[,<burst>]`,
@@ -16,7 +16,7 @@
   certificate may do what it asks (after 403). Beyond it: HTTP 429,
   `Retry-After` (whole seconds until a token is back), status 1500, "server
   error: rate limited ...". status.proto has no code for either refusal, so
-  both are 1500 with their own HTTP status, as CONTRACT §10 decides.
+  both are 1500 with their own HTTP status, as docs/api/v1.md §10 decides.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ log = logging.getLogger("storecast.gateway")
 
 
 class V1Api:
-    """The /v1 tree: CONTRACT §3 order, then the category's handler."""
+    """The /v1 tree: docs/api/v1.md §3 order, then the category's handler."""
 
     def __init__(self, settings: GatewaySettings, gatekeeper: Gatekeeper, admission: Admission) -> None:
         self._settings = settings

@@ -1,4 +1,4 @@
-"""The /ext/v1/ tree (CONTRACT §10): what is stored, the catalog, a forecast's staircase and errors,
+"""The /ext/v1/ tree (docs/api/v1.md §10): what is stored, the catalog, a forecast's staircase and errors,
 and v1's reads with every aggregation (storecast/aggregations.py; v1 serves min, max and avg).
 
     GET /ext/v1/sites                                          the sites the caller may read that hold data

@@ -1,4 +1,4 @@
-"""The /ext/v1/ URL space (CONTRACT §10): its route templates, and which one a path is.
+"""The /ext/v1/ URL space (docs/api/v1.md §10): its route templates, and which one a path is.
 
 Kept apart from the handlers (gateway/ext.py) so that the metrics and the
 OpenAPI document read the same templates without importing the app.

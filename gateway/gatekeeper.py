@@ -1,8 +1,8 @@
 """Who is calling and whether they may: the identity, the per-site permissions, then the rate limit.
 
 One instance is shared by the /v1 tree (gateway/app.py) and /ext/v1 (gateway/ext.py),
-so that both check a request alike, in CONTRACT §3's order: the identity and its
-permission (403, 1400), then the caller's rate limit (429, CONTRACT §10).
+so that both check a request alike, in docs/api/v1.md §3's order: the identity and its
+permission (403, 1400), then the caller's rate limit (429, docs/api/v1.md §10).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who is calling: the CN of a verified client certificate (CONTRACT §4).
+"""Who is calling: the CN of a verified client certificate (docs/api/v1.md §4).
 
 Off by default: the identity is the certificate of the TLS connection
 (gateway/tls.py), and no header is ever read for it.

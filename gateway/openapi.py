@@ -52,7 +52,7 @@ class Category:
     # record's timestamp and id, a vector's creation time and id.
     key: tuple[str, ...]
     vector: bool
-    # What a PUT does to what is stored, and what a GET returns (CONTRACT §5, §7).
+    # What a PUT does to what is stored, and what a GET returns (docs/api/v1.md §5, §7).
     writing: str
     reading: str
 
@@ -289,7 +289,7 @@ def _error_response(codes: Iterable[ApiStatus.ValueType], when: str) -> Schema:
     """The error envelope carrying one of `codes`, each with its message's prefix."""
     codes = sorted(codes)
     lines = "\n".join(f"- `{c}` {STATUS[c].message}" for c in codes)
-    # The message is the code's name, then ": " and the details (CONTRACT §1).
+    # The message is the code's name, then ": " and the details (docs/api/v1.md §1).
     variants = [
         {
             "properties": {

@@ -1,4 +1,4 @@
-"""Query strings to typed values and gRPC request fields (CONTRACT §6), before any gRPC call.
+"""Query strings to typed values and gRPC request fields (docs/api/v1.md §6), before any gRPC call.
 
 A read's parameters are the rows of storecast/query_parameters.py: `read_fields`
 takes those its category takes and fills the gRPC request from them. Only the

@@ -1,4 +1,4 @@
-"""Who may read or write which sites: the permissions file of CONTRACT §4."""
+"""Who may read or write which sites: the permissions file of docs/api/v1.md §4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The v1 URL space, checked in the order of CONTRACT §3.
+"""The v1 URL space, checked in the order of docs/api/v1.md §3.
 
     PUT /v1/<site_id>/production/<equipment_type>        GET .../<equipment_id>
     PUT /v1/<site_id>/forecast/<forecast_type>           GET .../<forecast_id>
@@ -105,7 +105,7 @@ class Shape:
 
 
 def shape(raw_path: bytes) -> Shape:
-    """The path's shape (CONTRACT §3, step 1), or 404 (1101)."""
+    """The path's shape (docs/api/v1.md §3, step 1), or 404 (1101)."""
     raw_segments = raw_path.decode("latin-1").split("/")
     # ["", "v1", site_id, category, ...]: 2 to 4 segments after v1, none empty.
     if raw_segments[:2] != ["", "v1"] or not 4 <= len(raw_segments) <= 6 or "" in raw_segments[2:]:
@@ -118,7 +118,7 @@ def shape(raw_path: bytes) -> Shape:
 
 
 def resolve(method: str, path: Shape) -> Endpoint:
-    """The endpoint a method asks of a path's shape (CONTRACT §3, steps 2 and 3)."""
+    """The endpoint a method asks of a path's shape (docs/api/v1.md §3, steps 2 and 3)."""
     counts, category = path.counts, path.category
     # An unknown category's path could be either; its 1105 comes after identity.
     allow = ALLOW_ANY if counts is None else ALLOW_PUT if len(path.rest) == counts[0] else ALLOW_GET

@@ -18,7 +18,7 @@ are Python rather than options on those enum values (as catalog.proto's types
 are): what a row holds is SQL text and a kind of result, which no other user
 of the protos reads, and a new aggregation then changes the proto by one line.
 
-v1 serves min, max and avg, and refuses any other `agg` with 1205 (CONTRACT
+v1 serves min, max and avg, and refuses any other `agg` with 1205 (docs/api/v1.md
 §6, §10); /ext/v1's reads serve every row.
 """
 
@@ -63,7 +63,7 @@ class Aggregation:
     result: Result
     # Whether `function` takes the values' timestamps as its second argument.
     by_time: bool = False
-    # Whether v1 serves it (CONTRACT §6); /ext/v1 serves every row.
+    # Whether v1 serves it (docs/api/v1.md §6); /ext/v1 serves every row.
     v1: bool = False
     # The result over a bucket's non-null values in time order, for reads answered from memory
     # (services/lib/recent/answer.py); None: the engine answers.
@@ -120,7 +120,7 @@ V1_AGGREGATIONS: dict[str, Aggregation] = {name: row for name, row in AGGREGATIO
 BY_WIRE: dict[int, Aggregation] = {row.wire: row for row in _ROWS}
 
 # A vector period's grade (a forecast's quality) aggregates as its minimum whatever was
-# asked: a bucket is only as good as its worst period (CONTRACT §7).
+# asked: a bucket is only as good as its worst period (docs/api/v1.md §7).
 GRADES = frozenset({"quality"})
 
 

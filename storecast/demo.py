@@ -1,6 +1,6 @@
 """`storecast demo`: one realistic site, loaded through the public API, so that the console has something to show.
 
-The site (README, "Demo site"), all ids 1:
+The site (docs/getting-started.md, "Demo site"), all ids 1:
 
 - production at 1 Hz: a PV inverter (`renewable`) simulated with pvlib's
   ModelChain over the TMY3 year the pvlib wheel ships (Greensboro, NC; the

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEV_CLIENTS = {"admin": ("*", ["read", "write"]), "reader": ("*", ["read"])}
-# The password of the dev admin's PKCS#12 file, for a browser to import (README, "Web console").
+# The password of the dev admin's PKCS#12 file, for a browser to import (docs/console.md).
 # Not a secret: it only keeps importers that refuse an empty password (macOS Keychain) working.
 DEV_P12_PASSWORD = "storecast"
 

@@ -12,8 +12,8 @@ import grpc
 # The gRPC services: a `storecast serve` target each, which callers find at STORECAST_<NAME>_TARGET.
 SERVICE_TARGETS = ("ingest", "query", "vector")
 
-# The default of every STORECAST_* setting that has a fixed one (README,
-# "Configuration"); the gateway's and the services' settings both read them
+# The default of every STORECAST_* setting that has a fixed one (docs/operations/
+# configuration.md); the gateway's and the services' settings both read them
 # through `setting`, so a default is written once. Those that default to a
 # file of the dev dir, or to nothing, are worked out where they are read.
 DEFAULTS: dict[str, str] = {

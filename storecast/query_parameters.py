@@ -1,4 +1,4 @@
-"""The query parameters of a read (CONTRACT §6), each declared once, here.
+"""The query parameters of a read (docs/api/v1.md §6), each declared once, here.
 
 A row gives a parameter's name in the query string (and the other spellings
 the reference uses), the type of its value, the categories whose reads take

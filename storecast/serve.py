@@ -97,7 +97,7 @@ def run_all() -> None:
 
 def console_hint(host: str, port: int) -> str:
     """What `make run` shows a person, in plain text beside the JSON log: where the web console is,
-    and the browser certificate of the dev PKI when there is one (README, "Web console")."""
+    and the browser certificate of the dev PKI when there is one (docs/console.md)."""
     from storecast.dev_pki import DEV_P12_PASSWORD
 
     shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host

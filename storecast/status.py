@@ -57,7 +57,7 @@ class ApiFailure(Exception):
         self.http_status = http_status or info.http_status
         # A refusal for load says so to gRPC callers (RESOURCE_EXHAUSTED, UNAVAILABLE) with the table's API code.
         self.grpc_code = grpc_code or info.grpc_code
-        # A refusal for load that a retry cures: HTTP 503 with Retry-After (CONTRACT §10).
+        # A refusal for load that a retry cures: HTTP 503 with Retry-After (docs/api/v1.md §10).
         self.retry_after_s = retry_after_s
         if retry_after_s is not None and http_status is None:
             self.http_status = 503

@@ -25,8 +25,8 @@ BODY_BYTES = 31 * MIB
 # What the process tree may grow by past the budget. Each admitted byte costs more than one: the
 # gateway holds the body, its protobuf copy and the serialized call (measured: +530 MiB for 124 MiB
 # admitted), the service the message, the decoded records (2.6 times the JSON for these), the
-# columns and the engine's insert (+1050 MiB): about 12.5 times the admitted bytes in all (README,
-# "Admission control"). The margin is 15 times the budget.
+# columns and the engine's insert (+1050 MiB): about 12.5 times the admitted bytes in all (docs/operations/
+# admission.md). The margin is 15 times the budget.
 MARGIN = 15 * BUDGET
 
 

@@ -205,7 +205,7 @@ def test_ext_aggregates_match_brute_force(
     assert_kinds(results, function, {"state"})
     # Attributes never stored: a count of 0, else null.
     assert all(r["e"] == (0 if function == "count" else None) for r in results)
-    # v1 serves min, max and avg only (CONTRACT §6, §10).
+    # v1 serves min, max and avg only (docs/api/v1.md §6, §10).
     assert_error(admin.get(f"/v1/{site}/production/battery/4", params=query), 400, 1205, "min, max or avg", repr(function))
 
 
@@ -259,7 +259,7 @@ def test_ext_vector_aggregates_match_brute_force(admin: httpx.Client, site: int,
     assert [r["creation_timestamp"] for r in results] == list(vintages)
     for result, periods in zip(results, vintages.values()):
         expected = brute_force([{**p, "id": 1} for p in periods], ["p"], start, end, period_ms, function)
-        # A forecast's quality is a grade: its minimum whatever the aggregation (CONTRACT §7).
+        # A forecast's quality is a grade: its minimum whatever the aggregation (docs/api/v1.md §7).
         grades = brute_force([{**p, "id": 1} for p in periods], ["quality"], start, end, period_ms, "min")
         wanted = [{"timestamp": e["timestamp"], "p": e["p"], "quality": g["quality"]} for e, g in zip(expected, grades)]
         assert_close([{**v, "id": 1} for v in result["values"]], [{**w, "id": 1} for w in wanted])

@@ -68,7 +68,7 @@ def test_unsigned_attributes_are_nullable_uint32(client: Client, site: int) -> N
     assert str(out["state"].dtype) == "UInt32"
     assert out["state"].tolist() == [4, pd.NA, 7]
     assert out.shape == (3, 9) and out["e"].isna().all()
-    # An average makes floats of unsigned attributes (CONTRACT §7).
+    # An average makes floats of unsigned attributes (docs/api/v1.md §7).
     averaged = client.get_production(site, "battery", 3, start=T0, end=T0 + MINUTE, agg="avg", period="1m")
     assert averaged["state"].dtype == np.float64 and averaged["state"].tolist() == [5.5]
     assert averaged["soc"].tolist() == [51.25]

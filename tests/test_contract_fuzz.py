@@ -92,7 +92,7 @@ CHECKS = [
 ]
 # ...and, for PUTs only, positive_data_acceptance: a schema-valid body is stored
 # (201), `1.0` or `1e3` for an integer included, as JSON Schema's `integer` admits
-# them (CONTRACT §2). The one rule of a body that JSON Schema cannot state, two
+# them (docs/api/v1.md §2). The one rule of a body that JSON Schema cannot state, two
 # periods of a forecast or commitment vector at one timestamp (1303), is kept out
 # of positive bodies by _aim_at_stored_data. Not for GETs: a schema-valid read may
 # rightly be 400 for what OpenAPI 3.1 cannot state either, parameters that come in

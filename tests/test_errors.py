@@ -1,4 +1,4 @@
-"""Every error of CONTRACT §3, §5 and §6 that the production category can produce."""
+"""Every error of docs/api/v1.md §3, §5 and §6 that the production category can produce."""
 
 from __future__ import annotations
 
@@ -243,7 +243,7 @@ def test_empty_payloads_are_1302(admin: httpx.Client, site: int, body: bytes) ->
         ([{"timestamp": T0, "id": 1, "p": True}], "values[0].p: expected a number"),
         ([{"timestamp": T0, "id": 1, "p": [1.0]}], "values[0].p: expected a number"),
         ([{"timestamp": T0, "id": 1, "p": {"v": 1}}], "values[0].p: expected a number"),
-        # 1535104800000.0 is the timestamp (CONTRACT §2, tests/test_numbers.py); a fraction is not.
+        # 1535104800000.0 is the timestamp (docs/api/v1.md §2, tests/test_numbers.py); a fraction is not.
         ([{"timestamp": T0 + 0.5, "id": 1}], "values[0].timestamp: expected a non-negative integer, got a decimal number"),
         ([{"timestamp": -1.0, "id": 1}], "values[0].timestamp: expected a non-negative integer"),
         ([{"timestamp": -1, "id": 1}], "values[0].timestamp"),

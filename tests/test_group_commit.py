@@ -634,7 +634,7 @@ def test_a_store_refusing_inserts_fails_each_waiting_request_whole_and_recovers(
 def engine_reads_after_the_full_disk(storecast: Storecast, writers: list[DiskWriter]) -> bool:
     """Whether the live server read everything back whole; False only for the embedded engine's known
     defect: after a full disk it can refuse reads of a table (CANNOT_READ_ALL_DATA) until it restarts,
-    a few runs in a hundred under load (README, "Reliability tests")."""
+    a few runs in a hundred under load (docs/testing.md, "Reliability tests")."""
     try:
         assert_stored_whole(storecast, writers)
     except AssertionError as error:

@@ -1,4 +1,4 @@
-"""Numbers as clients send them, end to end (CONTRACT §2): an integral-valued number
+"""Numbers as clients send them, end to end (docs/api/v1.md §2): an integral-valued number
 (`1.0`, `1e3`) counts as that integer wherever an integer is expected in a PUT body,
 is stored as one and reads back as one; anything else is refused as before.
 

@@ -324,7 +324,7 @@ def _kind(level: Level, name: str) -> Kind | None:
 
 def _wrong_types(kind: Kind | None) -> list[Any]:
     if kind is Kind.UNSIGNED_INT:
-        # An integral-valued number is that integer (CONTRACT §2); a fraction is not.
+        # An integral-valued number is that integer (docs/api/v1.md §2); a fraction is not.
         return ["1", True, [], {}, 1.5, Raw("1e-3"), Raw("-0.5")]
     if kind is Kind.FLOAT:
         return ["1", "NaN", True, [], {}]

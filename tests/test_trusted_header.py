@@ -1,5 +1,5 @@
 """Identity behind an ingress: the verified client certificate in a configured header,
-only when that mode is on (CONTRACT §4), on real TLS connections to a real gateway."""
+only when that mode is on (docs/api/v1.md §4), on real TLS connections to a real gateway."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Service configuration, from STORECAST_* environment variables (CONTRACT §9)."""
+"""Service configuration, from STORECAST_* environment variables (docs/api/v1.md §9)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ the v1 REST API (client certificates) or gRPC (typed batches), with pandas DataF
         client.put_production(100, "renewable", frame)            # indexed by timestamp, columns id, p, q
         frame = client.get_production(100, "renewable", 1, start=t0, end=t1, agg="avg", period="15m")
 
-README, "Python client", has the rest.
+docs/client.md has the rest.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Whatever the column's Arrow type (CSV columns are read as text), a value is
 converted to its attribute's kind when it fits; when it does not, the value
 as read goes into `Table.raw`, to be sent as it is so that the API refuses it
-with its own message (README, "Python client").
+with its own message (docs/client.md).
 """
 
 from __future__ import annotations

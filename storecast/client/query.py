@@ -1,4 +1,4 @@
-"""The options of a read (CONTRACT §6) and their two spellings: v1 query parameters and gRPC request fields.
+"""The options of a read (docs/api/v1.md §6) and their two spellings: v1 query parameters and gRPC request fields.
 
 Both come from the parameters' rows (storecast/query_parameters.py): a
 `Query` holds each option given by its keyword, converted to the parameter's

@@ -20,7 +20,7 @@ from storecast.catalog import COMMITMENT, EQUIPMENT_TYPES, FORECAST_TYPES, TARIF
 TIMESTAMP = "timestamp"
 CREATION_TIMESTAMP = "creation_timestamp"
 ID = "id"
-# The largest `to` of a read; a read with no range resumes up to it (README, "Resuming a read that had no range").
+# The largest `to` of a read; a read with no range resumes up to it (docs/api/v1.md §7, "Resuming a read that had no range").
 READ_END_MS = 7_258_118_399_999
 
 

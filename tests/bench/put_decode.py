@@ -1,7 +1,7 @@
 """Decoding and validating PUT bodies in process, as the services do, before any store: CPU ms per body.
 
 - a meter-3p body of 5,000 records, integer timestamps, and the same with float
-  timestamps (`1.7e12` written `….0`: the path that decodes again, CONTRACT §2);
+  timestamps (`1.7e12` written `….0`: the path that decodes again, docs/api/v1.md §2);
 - a solar forecast body of 52 vectors of 96 periods, in time order and reversed.
 
 Standalone: .venv/bin/python tests/bench/put_decode.py [--rounds 100]

@@ -219,7 +219,7 @@ def test_content_errors_are_1303_naming_the_value(type_name: str, body: bytes, d
     assert failure.http_status == 400
 
 
-# ---- integral numbers where integers are expected (CONTRACT §2) -----------------------
+# ---- integral numbers where integers are expected (docs/api/v1.md §2) -----------------------
 
 TS = 1535104800000  # 2018-08-24T10:00:00Z, as json.dumps writes it from a float: 1535104800000.0
 

@@ -90,7 +90,7 @@ export async function vintagesOf(path, series) {
       "generated-after": series.first_creation_timestamp,
       "generated-before": series.last_creation_timestamp + 1,
       "generate-all": "true",
-      // Periods in [0, 1[: none, so each vector comes back with "values": [] (CONTRACT §7).
+      // Periods in [0, 1[: none, so each vector comes back with "values": [] (docs/api/v1.md §7).
       from: 0,
       to: 1,
     },

@@ -8,7 +8,7 @@ offending value; this module only words the error the contract's way
 own words, as typed input words it.
 
 An integral-valued number (`1.0`, `1e3`) counts as that integer wherever an
-integer is expected (CONTRACT §2, JSON Schema's `integer`). The decoder of a
+integer is expected (docs/api/v1.md §2, JSON Schema's `integer`). The decoder of a
 body expects integers there, so a body without such floats costs nothing more;
 one with them is decoded again by decoders built from the same types: one
 where an integer field also takes a float that is a whole number within the
@@ -165,7 +165,7 @@ def _decoded(
         raise _not_json("a string is not UTF-8") from None
 
 
-# ---- integral floats where integers are expected (CONTRACT §2) ----------------------
+# ---- integral floats where integers are expected (docs/api/v1.md §2) ----------------------
 
 # The first value of a body that the integer-only decoder refuses is a float where an integer is expected.
 _FLOAT_FOR_INT = re.compile(r"^Expected `int(?: \| null)?`, got `float`(?: - at `[^`]*`)?$")

@@ -14,8 +14,8 @@ Forecasts (one table per forecast type) and commitments: one row per vector,
 keyed (site_id, id, creation_timestamp), its periods in parallel arrays
 `values.timestamp`, `values.<attribute>` sorted by timestamp. Replacing a
 vector is then replacing one row, which a single-row insert does atomically,
-and the latest vintage of an id is the last row of its key range. README.md,
-"How vectors are stored", gives the reasons and the measurements.
+and the latest vintage of an id is the last row of its key range. docs/architecture/vectors.md
+gives the reasons and the measurements.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
 {{- join "," $items -}}
 {{- end -}}
 
-{{/* Logging and metrics of a long-running component (README, "Metrics and logs"). */}}
+{{/* Logging and metrics of a long-running component (docs/operations/observability.md). */}}
 {{- define "storecast.observabilityEnv" -}}
 - name: STORECAST_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}

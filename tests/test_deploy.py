@@ -104,7 +104,8 @@ class Rendered:
         return self.get(WORKLOAD_KINDS[component], f"storecast-{component}")
 
     def container(self, component: str) -> dict[str, Any]:
-        [container] = self.workload(component)["spec"]["template"]["spec"]["containers"]
+        containers: list[dict[str, Any]] = self.workload(component)["spec"]["template"]["spec"]["containers"]
+        [container] = containers
         return container
 
 
@@ -514,7 +515,7 @@ def test_ingest_is_a_stateful_set_with_its_log_on_a_claim_of_each_pod(rendered: 
 def quantity_bytes(quantity: str) -> int:
     parsed = re.fullmatch(r"([0-9]+)(Mi|Gi|Ti)", quantity)
     assert parsed, quantity
-    return int(parsed[1]) * 1024 ** {"Mi": 2, "Gi": 3, "Ti": 4}[parsed[2]]
+    return int(parsed[1]) << {"Mi": 20, "Gi": 30, "Ti": 40}[parsed[2]]
 
 
 def test_the_log_and_hot_tier_values_reach_ingest_as_the_service_reads_them(

@@ -4,6 +4,7 @@ Kubernetes schemas offline, and wired together (names, ports, secrets, probes)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from gateway import health
 from gateway import metrics as gateway_metrics
 from gateway.permissions import Permissions
+from services.lib.config import ServiceSettings
 from services.lib.rpc import metrics as service_metrics
 from services.lib.rpc.readiness import LIVENESS
 from services.lib.store.retention import Retention
@@ -35,6 +37,9 @@ CHART = ROOT / "deploy" / "helm" / "storecast"
 KUBERNETES = "1.33.0"
 SERVICES = ("ingest", "query", "vector")
 COMPONENTS = ("gateway", *SERVICES)
+# Ingest keeps its write-ahead log on a volume of each pod's own: a StatefulSet.
+WORKLOAD_KINDS = {component: "StatefulSet" if component == "ingest" else "Deployment" for component in COMPONENTS}
+LONG_RUNNING = set(WORKLOAD_KINDS.values())
 # What each kind of Secret the chart reads must hold.
 TLS_KEYS = {"tls.crt", "tls.key", "ca.crt"}
 SECRET_KEYS = {
@@ -80,12 +85,28 @@ class Rendered:
         assert len(found) == 1, (kind, name, [m["metadata"]["name"] for m in self.of_kind(kind)])
         return found[0]
 
+    def workloads(self) -> list[dict[str, Any]]:
+        return [m for m in self.manifests if m["kind"] in LONG_RUNNING]
+
     def pod_specs(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        for manifest in self.of_kind("Deployment") + self.of_kind("Job"):
+        for manifest in self.workloads() + self.of_kind("Job"):
             yield manifest, manifest["spec"]["template"]["spec"]
 
-    def deployment(self, component: str) -> dict[str, Any]:
-        return self.get("Deployment", f"storecast-{component}")
+    @staticmethod
+    def volumes(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """A pod's volumes by name, a StatefulSet's claim templates among them."""
+        volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"].get("volumes", [])}
+        for claim in manifest["spec"].get("volumeClaimTemplates", []):
+            volumes[claim["metadata"]["name"]] = {"name": claim["metadata"]["name"], "claimTemplate": claim["spec"]}
+        return volumes
+
+    def workload(self, component: str) -> dict[str, Any]:
+        return self.get(WORKLOAD_KINDS[component], f"storecast-{component}")
+
+    def container(self, component: str) -> dict[str, Any]:
+        containers: list[dict[str, Any]] = self.workload(component)["spec"]["template"]["spec"]["containers"]
+        [container] = containers
+        return container
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +115,8 @@ def chart() -> Iterator[Chart]:
         yield loaded
 
 
-def render(chart: Chart, values: dict[str, Any]) -> Rendered:
-    templates = chart.render(values, name="storecast", namespace="energy", is_install=True)
+def render(chart: Chart, values: dict[str, Any], name: str = "storecast", namespace: str = "energy") -> Rendered:
+    templates = chart.render(values, name=name, namespace=namespace, is_install=True)
     manifests = [
         document
         for path, text in sorted(templates.items())
@@ -138,7 +159,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_helm_lint_is_clean() -> None:
-    for values in ({}, CLUSTER_INGRESS_MTLS, OBSERVED):
+    for values in ({}, CLUSTER_INGRESS_MTLS, OBSERVED, LOG_OFF):
         report = helm_python.lint(CHART, values, strict=True, namespace="energy", kube_version=f"v{KUBERNETES}")
         assert report["errors"] == []
         # Severity 1 is advice (an icon is recommended); 2 and up are warnings and errors.
@@ -153,8 +174,9 @@ def test_every_manifest_is_valid_kubernetes(rendered: Rendered) -> None:
 
 def test_each_component_has_its_objects(rendered: Rendered) -> None:
     for component in COMPONENTS:
-        for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
+        for kind in (WORKLOAD_KINDS[component], "Service", "PodDisruptionBudget", "NetworkPolicy"):
             rendered.get(kind, f"storecast-{component}")
+    assert {m["metadata"]["name"] for m in rendered.workloads()} == {f"storecast-{c}" for c in COMPONENTS}
     rendered.get("ServiceAccount", "storecast")
     rendered.get("ConfigMap", "storecast-permissions")
     job = rendered.get("Job", "storecast-migrate")
@@ -185,17 +207,18 @@ def test_the_values_schema_refuses_what_would_deploy_unsafely(chart: Chart) -> N
 # Wiring
 
 
-def test_every_service_selects_its_deployments_pods_on_real_ports(rendered: Rendered) -> None:
+def test_every_service_selects_its_workloads_pods_on_real_ports(rendered: Rendered) -> None:
+    governing = {w["spec"]["serviceName"]: w["metadata"]["name"] for w in rendered.of_kind("StatefulSet")}
     for service in rendered.of_kind("Service"):
+        name = service["metadata"]["name"]
         selected = [
-            d
-            for d in rendered.of_kind("Deployment")
-            if matches(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+            w for w in rendered.workloads() if matches(service["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
         ]
-        assert [d["metadata"]["name"] for d in selected] == [service["metadata"]["name"]]
-        deployment = selected[0]
-        assert matches(deployment["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
-        ports = {p["name"]: p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        # A component's Service bears its name; a StatefulSet's governing Service is the one it names.
+        assert [w["metadata"]["name"] for w in selected] == [governing.get(name, name)]
+        workload = selected[0]
+        assert matches(workload["spec"]["selector"]["matchLabels"], workload["spec"]["template"]["metadata"]["labels"])
+        ports = {p["name"]: p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
         for port in service["spec"]["ports"]:
             assert port["targetPort"] in ports
             if service["spec"].get("clusterIP") == "None":
@@ -204,14 +227,14 @@ def test_every_service_selects_its_deployments_pods_on_real_ports(rendered: Rend
 
 
 def test_the_gateway_targets_are_the_services_names_and_ports(rendered: Rendered) -> None:
-    env = env_of(rendered.deployment("gateway")["spec"]["template"]["spec"]["containers"][0])
+    env = env_of(rendered.container("gateway"))
     for component in SERVICES:
         host, port = env[f"STORECAST_{component.upper()}_TARGET"].rsplit(":", 1)
         service = rendered.get("Service", host)
         assert int(port) in [p["port"] for p in service["spec"]["ports"]]
         # Headless, so gRPC's round_robin sees every pod.
         assert service["spec"]["clusterIP"] == "None"
-        container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
+        container = rendered.container(component)
         assert env_of(container)["STORECAST_GRPC_PORT"] == port
         assert container["args"] == [component]
 
@@ -256,8 +279,8 @@ def test_every_secret_and_configmap_referenced_is_rendered_or_declared_external(
 
 def test_every_file_an_env_var_names_is_mounted(rendered: Rendered) -> None:
     config_maps = {m["metadata"]["name"]: m["data"] for m in rendered.of_kind("ConfigMap")}
-    for _, pod in rendered.pod_specs():
-        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for manifest, pod in rendered.pod_specs():
+        volumes = rendered.volumes(manifest)
         for container in pod["containers"]:
             mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
             for name, value in env_of(container).items():
@@ -278,7 +301,7 @@ def test_probes_ask_real_ports_and_the_right_health_service(rendered: Rendered) 
         "vector": vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name,
     }
     for component in COMPONENTS:
-        container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
+        container = rendered.container(component)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         readiness, liveness = container["readinessProbe"], container["livenessProbe"]
         if component == "gateway":
@@ -314,33 +337,46 @@ def test_pods_run_as_non_root_on_a_read_only_root(rendered: Rendered) -> None:
             assert "memory" in container["resources"]["limits"]
 
 
-def test_autoscalers_and_budgets_cover_each_deployment(rendered: Rendered) -> None:
+def check_autoscalers_and_budgets(rendered: Rendered) -> None:
     for component in COMPONENTS:
-        deployment = rendered.deployment(component)
-        hpa = rendered.get("HorizontalPodAutoscaler", f"storecast-{component}")
-        assert hpa["spec"]["scaleTargetRef"] == {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": deployment["metadata"]["name"],
-        }
-        # The autoscaler owns the replica count.
-        assert "replicas" not in deployment["spec"]
+        workload = rendered.workload(component)
+        values = rendered.values["gateway"] if component == "gateway" else rendered.values["services"][component]
+        autoscalers = [
+            h for h in rendered.of_kind("HorizontalPodAutoscaler") if h["metadata"]["name"] == f"storecast-{component}"
+        ]
+        if values["autoscaling"]["enabled"]:
+            assert [hpa["spec"]["scaleTargetRef"] for hpa in autoscalers] == [
+                {"apiVersion": "apps/v1", "kind": workload["kind"], "name": workload["metadata"]["name"]}
+            ]
+            # The autoscaler owns the replica count.
+            assert "replicas" not in workload["spec"]
+        else:
+            assert autoscalers == [] and workload["spec"]["replicas"] == values["replicas"]
         pdb = rendered.get("PodDisruptionBudget", f"storecast-{component}")
-        assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pdb["spec"]["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+
+
+def test_autoscalers_and_budgets_cover_each_workload(rendered: Rendered) -> None:
+    check_autoscalers_and_budgets(rendered)
 
 
 def test_only_the_gateway_is_reachable_from_outside(rendered: Rendered) -> None:
-    gateway_pods = rendered.deployment("gateway")["spec"]["template"]["metadata"]["labels"]
+    check_network_policies(rendered)
+
+
+def check_network_policies(rendered: Rendered) -> None:
+    gateway_pods = rendered.workload("gateway")["spec"]["template"]["metadata"]["labels"]
+    query_pods = rendered.workload("query")["spec"]["template"]["metadata"]["labels"]
     internal_caller = {rendered.values["networkPolicy"]["internalCallerLabel"]: "true"}
     for component in COMPONENTS:
         policy = rendered.get("NetworkPolicy", f"storecast-{component}")
-        deployment = rendered.deployment(component)
-        assert matches(policy["spec"]["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
+        workload = rendered.workload(component)
+        assert matches(policy["spec"]["podSelector"]["matchLabels"], workload["spec"]["template"]["metadata"]["labels"])
         assert policy["spec"]["policyTypes"] == ["Ingress"]
         rule, *scraping = policy["spec"]["ingress"]
         # The metrics port, to the scrapers only (metrics.scrapers).
         assert scraping == [{"ports": [{"port": "metrics", "protocol": "TCP"}], "from": rendered.values["metrics"]["scrapers"]}]
-        ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+        ports = {p["name"] for p in workload["spec"]["template"]["spec"]["containers"][0]["ports"]}
         assert {p["port"] for p in rule["ports"]} <= ports
         if component == "gateway":
             if rendered.values["ingress"]["enabled"]:
@@ -352,14 +388,19 @@ def test_only_the_gateway_is_reachable_from_outside(rendered: Rendered) -> None:
             continue
         sources = [source["podSelector"]["matchLabels"] for source in rule["from"]]
         assert all(set(source) == {"podSelector"} for source in rule["from"])
-        assert sources == [rendered.deployment("gateway")["spec"]["selector"]["matchLabels"], internal_caller]
+        callers = [rendered.workload("gateway")["spec"]["selector"]["matchLabels"]]
+        # The query pods ask each ingest pod for the writes its log holds (STORECAST_INGEST_REPLICAS).
+        if component == "ingest" and rendered.values["services"]["ingest"]["log"]["enabled"]:
+            callers.append(rendered.workload("query")["spec"]["selector"]["matchLabels"])
+            assert matches(callers[1], query_pods)
+        assert sources == [*callers, internal_caller]
         assert matches(sources[0], gateway_pods)
         assert [p["port"] for p in rule["ports"]] == ["grpc"]
 
 
 def test_modes_reach_the_environment(rendered: Rendered) -> None:
     values = rendered.values
-    gateway = env_of(rendered.deployment("gateway")["spec"]["template"]["spec"]["containers"][0])
+    gateway = env_of(rendered.container("gateway"))
     assert ("STORECAST_TRUSTED_CERT_HEADER" in gateway) == values["ingress"]["enabled"]
     assert ("STORECAST_GRPC_CLIENT_CERT" in gateway) == values["internalTls"]["enabled"]
     assert "STORECAST_STORE_URL" not in gateway
@@ -369,7 +410,7 @@ def test_modes_reach_the_environment(rendered: Rendered) -> None:
         env = env_of(pod["containers"][0])
         assert env["STORECAST_STORE_URL"] == {"secretKeyRef": {"name": values["secrets"]["store"], "key": "url"}}
         assert env.get("STORECAST_CLICKHOUSE_CLUSTER") == (values["store"]["cluster"] or None)
-        if manifest["kind"] == "Deployment":
+        if manifest["kind"] in LONG_RUNNING:
             assert ("STORECAST_GRPC_TLS_CERT" in env) == values["internalTls"]["enabled"]
 
 
@@ -392,7 +433,7 @@ def test_tracing_and_admission_reach_every_long_running_pod(chart: Chart) -> Non
     }
     rendered = render(chart, values)
     for manifest, pod in rendered.pod_specs():
-        if manifest["kind"] != "Deployment":
+        if manifest["kind"] not in LONG_RUNNING:
             continue
         env = env_of(pod["containers"][0])
         assert env["STORECAST_OTLP_ENDPOINT"] == "http://collector:4318/v1/traces"
@@ -426,10 +467,145 @@ def test_the_permissions_configmap_is_what_the_gateway_loads(full: Rendered, tmp
 
 def test_a_permissions_change_rolls_the_gateway(chart: Chart, default: Rendered, full: Rendered) -> None:
     def checksum(rendered: Rendered) -> str:
-        annotations: dict[str, str] = rendered.deployment("gateway")["spec"]["template"]["metadata"]["annotations"]
+        annotations: dict[str, str] = rendered.workload("gateway")["spec"]["template"]["metadata"]["annotations"]
         return annotations["checksum/permissions"]
 
     assert checksum(default) != checksum(full)
+
+
+# The ingest pods' write-ahead log
+
+LOG_OFF = {"services": {"ingest": {"log": {"enabled": False}, "autoscaling": {"enabled": True}}}}
+
+
+def service_settings(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> ServiceSettings:
+    """The settings a service reads from this container's environment (Secret references left out)."""
+    for name in [name for name in os.environ if name.startswith("STORECAST_")]:
+        monkeypatch.delenv(name)
+    for name, value in env_of(container).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    return ServiceSettings.from_env()
+
+
+def test_ingest_is_a_stateful_set_with_its_log_on_a_claim_of_each_pod(rendered: Rendered) -> None:
+    ingest = rendered.workload("ingest")
+    log_values = rendered.values["services"]["ingest"]["log"]
+    [claim] = ingest["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == log_values["volume"]["size"]
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    # The claims outlive pods, scale-downs and the release: they may hold acknowledged records.
+    assert ingest["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    pod = ingest["spec"]["template"]["spec"]
+    # The claim's volume is the template's, not one of the pod's own.
+    assert claim["metadata"]["name"] not in [v["name"] for v in pod["volumes"]]
+    container = rendered.container("ingest")
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"]]
+    directory = Path(env_of(container)["STORECAST_LOG_DIR"])
+    # On the claim, not the read-only root, and not /tmp's emptyDir, which dies with the pod.
+    assert directory.is_relative_to(mount["mountPath"]) and not mount.get("readOnly", False)
+    assert not directory.is_relative_to("/tmp")
+    # The default volume holds the log's maximum with room to spare.
+    assert quantity_bytes(log_values["volume"]["size"]) > log_values["maxBytes"]
+    # Long enough for the drain (30 s), the log's last flush (60 s) and the rollups' last round (30 s).
+    assert pod["terminationGracePeriodSeconds"] >= 30 + 60 + 30
+
+
+def quantity_bytes(quantity: str) -> int:
+    parsed = re.fullmatch(r"([0-9]+)(Mi|Gi|Ti)", quantity)
+    assert parsed, quantity
+    return int(parsed[1]) << {"Mi": 20, "Gi": 30, "Ti": 40}[parsed[2]]
+
+
+def test_the_log_and_hot_tier_values_reach_ingest_as_the_service_reads_them(
+    chart: Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_values = {
+        "maxBytes": 2147483648,
+        "flushInterval": 0.5,
+        "flushMaxRows": 50000,
+        "hotWindow": 900,
+        "hotMaxBytes": 268435456,
+        "volume": {"size": "8Gi", "storageClass": "fast-ssd"},
+    }
+    rendered = render(chart, {"services": {"ingest": {"log": log_values}}})
+    settings = service_settings(rendered.container("ingest"), monkeypatch).log
+    assert settings is not None
+    [claim] = rendered.workload("ingest")["spec"]["volumeClaimTemplates"]
+    [mount] = [m for m in rendered.container("ingest")["volumeMounts"] if m["name"] == claim["metadata"]["name"]]
+    assert settings.directory.is_relative_to(mount["mountPath"])
+    assert (settings.max_bytes, settings.flush.interval_s, settings.flush.max_rows) == (2147483648, 0.5, 50000)
+    assert (settings.hot_window_s, settings.hot_max_bytes) == (900, 268435456)
+    assert claim["spec"]["storageClassName"] == "fast-ssd" and claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+
+
+@pytest.mark.parametrize("replicas", [1, 3, 5])
+def test_the_query_pods_ask_every_ingest_pod_by_its_stable_name(
+    chart: Chart, replicas: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = render(chart, {"services": {"ingest": {"replicas": replicas}}})
+    for manifest in rendered.manifests:
+        kubernetes_validate.utils.validate(manifest, KUBERNETES, strict=True)
+    ingest = rendered.workload("ingest")
+    assert ingest["spec"]["replicas"] == replicas
+    pods = rendered.get("Service", ingest["spec"]["serviceName"])
+    # Headless, every ingest pod, ready or not: each pod's DNS name exists as soon as it runs.
+    assert pods["spec"]["clusterIP"] == "None" and pods["spec"]["publishNotReadyAddresses"] is True
+    assert matches(pods["spec"]["selector"], ingest["spec"]["template"]["metadata"]["labels"])
+    [port] = pods["spec"]["ports"]
+    grpc_port = int(env_of(rendered.container("ingest"))["STORECAST_GRPC_PORT"])
+    assert port["port"] == grpc_port
+    # The query service's own reading of its environment: one target per ingest pod, in ordinal order.
+    targets = service_settings(rendered.container("query"), monkeypatch).ingest_replicas
+    statefulset, service = ingest["metadata"]["name"], pods["metadata"]["name"]
+    assert list(targets) == [f"{statefulset}-{i}.{service}.energy.svc.cluster.local:{grpc_port}" for i in range(replicas)]
+    # The gateway balances over the ready pods of the component's Service, as before.
+    balanced = env_of(rendered.container("gateway"))["STORECAST_INGEST_TARGET"].rsplit(":", 1)[0]
+    assert balanced == "storecast-ingest" and balanced != service
+    check_network_policies(rendered)
+
+
+def test_the_replica_names_follow_the_release_and_the_cluster_domain(chart: Chart) -> None:
+    rendered = render(chart, {"clusterDomain": "edge.internal", "grpc": {"port": 7000}}, name="prod", namespace="grid")
+    ingest = rendered.get("StatefulSet", "prod-storecast-ingest")
+    query = rendered.get("Deployment", "prod-storecast-query")
+    replicas = env_of(query["spec"]["template"]["spec"]["containers"][0])["STORECAST_INGEST_REPLICAS"]
+    service = rendered.get("Service", ingest["spec"]["serviceName"])["metadata"]["name"]
+    assert replicas == ",".join(f"prod-storecast-ingest-{i}.{service}.grid.svc.edge.internal:7000" for i in (0, 1))
+
+
+def test_without_the_log_ingest_keeps_no_claim_and_may_autoscale(chart: Chart) -> None:
+    off = render(chart, LOG_OFF)
+    for manifest in off.manifests:
+        kubernetes_validate.utils.validate(manifest, KUBERNETES, strict=True)
+    ingest = off.workload("ingest")
+    assert "volumeClaimTemplates" not in ingest["spec"] and "persistentVolumeClaimRetentionPolicy" not in ingest["spec"]
+    # The code's default is on, with its directory on the read-only root: the chart turns it off.
+    assert env_of(off.container("ingest"))["STORECAST_LOG"] == "0"
+    assert not {"STORECAST_LOG_DIR", "STORECAST_HOT_WINDOW"} & set(env_of(off.container("ingest")))
+    assert "STORECAST_INGEST_REPLICAS" not in env_of(off.container("query"))
+    check_autoscalers_and_budgets(off)
+    check_network_policies(off)
+
+
+def test_the_values_schema_refuses_bad_log_settings(chart: Chart) -> None:
+    ingest_log = yaml.safe_load((CHART / "values.yaml").read_text())["services"]["ingest"]["log"]
+    bad: dict[str, Any]
+    for bad in (
+        {"services": {"ingest": {"log": {"flushInterval": 0}}}},
+        {"services": {"ingest": {"log": {"maxBytes": 0}}}},
+        {"services": {"ingest": {"log": {"volume": {"size": "2 GB"}}}}},
+        {"services": {"ingest": {"log": {"volume": {"storageClass": "Fast SSD"}}}}},
+        {"services": {"ingest": {"log": {"hotWindw": 60}}}},
+        {"services": {"query": {"log": ingest_log}}},
+        {"clusterDomain": "cluster.local."},
+    ):
+        with pytest.raises(HelmError):
+            chart.render(bad, name="storecast", namespace="energy")
+    # An ingest pod the autoscaler added would be asked by no query pod.
+    with pytest.raises(HelmError, match="autoscaling"):
+        chart.render({"services": {"ingest": {"autoscaling": {"enabled": True}}}}, name="storecast", namespace="energy")
 
 
 # The image
@@ -489,13 +665,13 @@ def test_the_service_monitor_scrapes_every_component_on_its_metrics_port(observe
     [port] = service["spec"]["ports"]
     assert monitor["spec"]["endpoints"][0]["port"] == port["name"]
     selected = [
-        d["metadata"]["name"]
-        for d in observed.of_kind("Deployment")
-        if matches(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        w["metadata"]["name"]
+        for w in observed.workloads()
+        if matches(service["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
     ]
     assert sorted(selected) == sorted(f"storecast-{component}" for component in COMPONENTS)
     for component in COMPONENTS:
-        [container] = observed.deployment(component)["spec"]["template"]["spec"]["containers"]
+        container = observed.container(component)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports[port["targetPort"]] == port["port"] == observed.values["metrics"]["port"]
         env = env_of(container)

@@ -43,6 +43,65 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
 {{- printf "%s:%d" (include "storecast.componentName" .) (int (index . 0).Values.grpc.port) -}}
 {{- end -}}
 
+{{/* How each component's pods are run: ingest keeps its write-ahead log on a
+volume of its own, so its pods need stable names and volumes (a StatefulSet). */}}
+{{- define "storecast.workloadKind" -}}
+{{- ternary "StatefulSet" "Deployment" (eq . "ingest") -}}
+{{- end -}}
+
+{{/* Whether the ingest pods acknowledge production PUTs from a write-ahead log (services.ingest.log). */}}
+{{- define "storecast.ingestLog" -}}
+{{- if and .Values.services.ingest.enabled .Values.services.ingest.log.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The headless Service that gives each ingest pod its DNS name (the StatefulSet's serviceName). */}}
+{{- define "storecast.ingestPodsService" -}}
+{{- include "storecast.componentName" (list . "ingest-pods") -}}
+{{- end -}}
+
+{{/* STORECAST_INGEST_REPLICAS of the query pods: every ingest pod's own DNS name
+and gRPC port, <statefulset>-<i>.<pods service>.<namespace>.svc.<cluster domain>:<port>
+for i in 0..replicas-1. A read asks each of them for the writes it acknowledged. */}}
+{{- define "storecast.ingestReplicas" -}}
+{{- $statefulSet := include "storecast.componentName" (list . "ingest") -}}
+{{- $pods := include "storecast.ingestPodsService" . -}}
+{{- $targets := list -}}
+{{- range $ordinal := until (int .Values.services.ingest.replicas) -}}
+{{- $targets = append $targets (printf "%s-%d.%s.%s.svc.%s:%d" $statefulSet $ordinal $pods $.Release.Namespace $.Values.clusterDomain (int $.Values.grpc.port)) -}}
+{{- end -}}
+{{- join "," $targets -}}
+{{- end -}}
+
+{{/* The ingest pods' write-ahead log and hot tier (services.ingest.log). */}}
+{{- define "storecast.ingestLogEnv" -}}
+{{- $log := .Values.services.ingest.log -}}
+{{- if $log.enabled -}}
+- name: STORECAST_LOG
+  value: "1"
+- name: STORECAST_LOG_DIR
+  value: {{ printf "%s/wal" (include "storecast.ingestVolumePath" .) | quote }}
+- name: STORECAST_LOG_MAX_BYTES
+  value: {{ $log.maxBytes | int64 | quote }}
+- name: STORECAST_FLUSH_INTERVAL
+  value: {{ $log.flushInterval | quote }}
+- name: STORECAST_FLUSH_MAX_ROWS
+  value: {{ $log.flushMaxRows | int64 | quote }}
+- name: STORECAST_HOT_WINDOW
+  value: {{ $log.hotWindow | quote }}
+- name: STORECAST_HOT_MAX_BYTES
+  value: {{ $log.hotMaxBytes | int64 | quote }}
+{{- else -}}
+{{- /* On by default in the code, and its default directory is on the read-only root. */}}
+- name: STORECAST_LOG
+  value: "0"
+{{- end -}}
+{{- end -}}
+
+{{/* Where the ingest pod's volume (its PersistentVolumeClaim) is mounted. */}}
+{{- define "storecast.ingestVolumePath" -}}
+/var/lib/storecast
+{{- end -}}
+
 {{/* The store's URL and cluster, for the services and the migration. */}}
 {{- define "storecast.storeEnv" -}}
 - name: STORECAST_STORE_URL

@@ -27,25 +27,25 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         ingest = IngestService(store, settings.batching, settings.retention, rollups=settings.rollups, log_settings=settings.log)
         recent = None if ingest.flusher is None else InProcess(ingest.flusher)
         registrations.append(register_ingest(ingest))
-    if "query" in targets:
+    # Replicas named: every reader asks them all, this process's own ingest among them.
+    if settings.ingest_replicas and ("query" in targets or "vector" in targets):
         from services.query.replicas import IngestReplicas
-        from services.query.service import register as register_query
 
-        # Replicas named: every read asks them all, this process's own ingest among them.
-        if settings.ingest_replicas:
-            credentials = settings.grpc_tls.channel_credentials() if settings.grpc_tls else None
-            recent = IngestReplicas(settings.ingest_replicas, credentials)
+        credentials = settings.grpc_tls.channel_credentials() if settings.grpc_tls else None
+        recent = IngestReplicas(settings.ingest_replicas, credentials)
+    if "query" in targets:
+        from services.query.service import register as register_query
 
         registrations.append(
             register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent)
         )
         from services.inventory.service import register as register_inventory
 
-        registrations.append(register_inventory(store, settings.retention))
+        registrations.append(register_inventory(store, settings.retention, recent))
     if "vector" in targets:
         from services.vector.service import register as register_vector
 
-        registrations.append(register_vector(store, settings.max_records, settings.batching, settings.retention))
+        registrations.append(register_vector(store, settings.max_records, settings.batching, settings.retention, recent))
     return registrations
 
 

@@ -389,9 +389,10 @@ def check_network_policies(rendered: Rendered) -> None:
         sources = [source["podSelector"]["matchLabels"] for source in rule["from"]]
         assert all(set(source) == {"podSelector"} for source in rule["from"])
         callers = [rendered.workload("gateway")["spec"]["selector"]["matchLabels"]]
-        # The query pods ask each ingest pod for the writes its log holds (STORECAST_INGEST_REPLICAS).
+        # The query and vector pods ask each ingest pod for the writes its log holds (STORECAST_INGEST_REPLICAS).
         if component == "ingest" and rendered.values["services"]["ingest"]["log"]["enabled"]:
             callers.append(rendered.workload("query")["spec"]["selector"]["matchLabels"])
+            callers.append(rendered.workload("vector")["spec"]["selector"]["matchLabels"])
             assert matches(callers[1], query_pods)
         assert sources == [*callers, internal_caller]
         assert matches(sources[0], gateway_pods)
@@ -557,9 +558,10 @@ def test_the_query_pods_ask_every_ingest_pod_by_its_stable_name(
     grpc_port = int(env_of(rendered.container("ingest"))["STORECAST_GRPC_PORT"])
     assert port["port"] == grpc_port
     # The query service's own reading of its environment: one target per ingest pod, in ordinal order.
-    targets = service_settings(rendered.container("query"), monkeypatch).ingest_replicas
     statefulset, service = ingest["metadata"]["name"], pods["metadata"]["name"]
-    assert list(targets) == [f"{statefulset}-{i}.{service}.energy.svc.cluster.local:{grpc_port}" for i in range(replicas)]
+    for reader in ("query", "vector"):
+        targets = service_settings(rendered.container(reader), monkeypatch).ingest_replicas
+        assert list(targets) == [f"{statefulset}-{i}.{service}.energy.svc.cluster.local:{grpc_port}" for i in range(replicas)]
     # The gateway balances over the ready pods of the component's Service, as before.
     balanced = env_of(rendered.container("gateway"))["STORECAST_INGEST_TARGET"].rsplit(":", 1)[0]
     assert balanced == "storecast-ingest" and balanced != service
@@ -585,6 +587,7 @@ def test_without_the_log_ingest_keeps_no_claim_and_may_autoscale(chart: Chart) -
     assert env_of(off.container("ingest"))["STORECAST_LOG"] == "0"
     assert not {"STORECAST_LOG_DIR", "STORECAST_HOT_WINDOW"} & set(env_of(off.container("ingest")))
     assert "STORECAST_INGEST_REPLICAS" not in env_of(off.container("query"))
+    assert "STORECAST_INGEST_REPLICAS" not in env_of(off.container("vector"))
     check_autoscalers_and_budgets(off)
     check_network_policies(off)
 

@@ -175,17 +175,27 @@ class Flusher:
         with self._changed:
             # What waits, or what a flush under way took and has not stored yet (both swapped under this lock).
             if waits_in(self._waiting):
-                target = self._generation
-                self._wanted = True
-                self._changed.notify_all()
+                self._wait_for(self._generation, wanted=True)
             elif self._in_flight is not None and waits_in(self._in_flight[0]):
-                target = self._in_flight[1]
-            else:
-                return
-            while self._stored_generation < target and self._failed_generation < target:
-                self._changed.wait()
-            if self._stored_generation < target:
-                raise ApiFailure(ApiStatus.SERVER_ERROR, "the store is unavailable")
+                self._wait_for(self._in_flight[1])
+
+    def sync_all(self) -> None:
+        """Returns once every acknowledged record is in the store."""
+        with self._changed:
+            if self._waiting.rows:
+                self._wait_for(self._generation, wanted=True)
+            elif self._in_flight is not None:
+                self._wait_for(self._in_flight[1])
+
+    def _wait_for(self, target: int, *, wanted: bool = False) -> None:
+        """With `_changed` held: until flush `target` is done (asking for it at once if `wanted`); 1500 if it failed."""
+        if wanted:
+            self._wanted = True
+            self._changed.notify_all()
+        while self._stored_generation < target and self._failed_generation < target:
+            self._changed.wait()
+        if self._stored_generation < target:
+            raise ApiFailure(ApiStatus.SERVER_ERROR, "the store is unavailable")
 
     # The flusher's thread
 

@@ -194,6 +194,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     def ReadRecent(self, request: ingest_pb2.ReadRecentRequest, context: grpc.ServicerContext) -> ingest_pb2.ReadRecentReply:
         read = request.read
         equipment = EQUIPMENT_BY_ENUM.get(read.equipment_type)
+        if self.flusher is not None and request.everything:
+            self.flusher.sync_all()
         if self.flusher is None or equipment is None:
             return ingest_pb2.ReadRecentReply(answered=False)
         window = production_window(read)

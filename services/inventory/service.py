@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from services.inventory.sql import CATEGORIES, Source, inventory_sql, sites_sql
+from services.lib.recent.answer import RecentReads
 from services.lib.rpc.metrics import store_query
 from services.lib.rpc.server import Registration
 from services.lib.store.engine import Store
@@ -14,11 +15,14 @@ from storecast.v1 import inventory_pb2, inventory_pb2_grpc
 
 
 class InventoryService(inventory_pb2_grpc.InventoryServicer):
-    def __init__(self, store: Store, retention: Retention) -> None:
+    def __init__(self, store: Store, retention: Retention, recent: RecentReads | None = None) -> None:
         self._store = store
         self._retention = retention
+        # The ingest's acknowledged records not yet stored, which an inventory counts too.
+        self._recent = recent
 
     def ListSites(self, request: inventory_pb2.ListSitesRequest, context: grpc.ServicerContext) -> inventory_pb2.SiteList:
+        self._sync()
         among = list(request.among)
         sql = sites_sql(self._sources(), among=bool(among))
         with store_query(), self._store.client() as client:
@@ -28,6 +32,7 @@ class InventoryService(inventory_pb2_grpc.InventoryServicer):
     def GetSiteInventory(
         self, request: inventory_pb2.SiteInventoryRequest, context: grpc.ServicerContext
     ) -> inventory_pb2.SiteInventory:
+        self._sync()
         with store_query(), self._store.client() as client:
             rows = client.query(inventory_sql(self._sources()), {"site_id": request.site_id}).result_rows
         inventory = inventory_pb2.SiteInventory(site_id=request.site_id)
@@ -44,6 +49,10 @@ class InventoryService(inventory_pb2_grpc.InventoryServicer):
             )
         return inventory
 
+    def _sync(self) -> None:
+        if self._recent is not None:
+            self._recent.sync_all()
+
     def _sources(self) -> list[Source]:
         """Every table a series is stored in; production as far as its retention keeps records
         readable (as the query service reads them), the horizon taken now."""
@@ -59,9 +68,9 @@ class InventoryService(inventory_pb2_grpc.InventoryServicer):
         ]
 
 
-def register(store: Store, retention: Retention) -> Registration:
+def register(store: Store, retention: Retention, recent: RecentReads | None = None) -> Registration:
     def add(server: grpc.Server) -> str:
-        inventory_pb2_grpc.add_InventoryServicer_to_server(InventoryService(store, retention), server)
+        inventory_pb2_grpc.add_InventoryServicer_to_server(InventoryService(store, retention, recent), server)
         return inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name
 
     return add

@@ -57,8 +57,13 @@ class IngestReplicas:
             read.range.start_ms, read.range.end_ms = window.start, window.end
         self._sync_all(read)
 
+    def sync_all(self) -> None:
+        self._ask_all(ingest_pb2.ReadRecentRequest(everything=True))
+
     def _sync_all(self, read: query_pb2.GetProductionRequest) -> None:
-        asked = ingest_pb2.ReadRecentRequest(read=read, answer=False)
+        self._ask_all(ingest_pb2.ReadRecentRequest(read=read, answer=False))
+
+    def _ask_all(self, asked: ingest_pb2.ReadRecentRequest) -> None:
         for reply in self._pool.map(lambda stub: self._call(stub, asked), self._stubs):
             del reply
 

@@ -12,6 +12,7 @@ from prometheus_client import Counter
 
 from services.lib.reads.render import JSON_ARRAY_FORMAT, leading_timestamp, limit_array
 from services.lib.reads.window import Vintage, Window, check_vintage, check_window, record_limit
+from services.lib.recent.answer import RecentReads
 from services.lib.records import typed
 from services.lib.records.columns import Columns
 from services.lib.records.group_commit import BatchSettings, Committer
@@ -46,7 +47,11 @@ _KEY_COLUMNS = (0, 1, 2)
 
 
 class VectorService(vector_pb2_grpc.VectorServicer):
-    def __init__(self, store: Store, max_records: int, batching: BatchSettings, retention: Retention) -> None:
+    def __init__(
+        self, store: Store, max_records: int, batching: BatchSettings, retention: Retention, recent: RecentReads | None = None
+    ) -> None:
+        # The ingest's recent writes: horizon errors read production records as actuals.
+        self._recent = recent
         self._store = store
         self._max_records = max_records
         self._batching = batching
@@ -120,6 +125,8 @@ class VectorService(vector_pb2_grpc.VectorServicer):
         return self._staircases.staircase(request)
 
     def GetHorizonErrors(self, request: vector_pb2.GetHorizonErrorsRequest, context: grpc.ServicerContext) -> records_pb2.Records:
+        if self._recent is not None:
+            self._recent.sync_all()  # the actuals: production records the ingest may not have stored yet
         return self._staircases.horizon_errors(request)
 
     def _forecast_read(self, request: vector_pb2.GetForecastRequest) -> _VectorRead:
@@ -370,9 +377,11 @@ def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -
     return writer.columns(request.site_id, request.v1_json)
 
 
-def register(store: Store, max_records: int, batching: BatchSettings, retention: Retention) -> Registration:
+def register(
+    store: Store, max_records: int, batching: BatchSettings, retention: Retention, recent: RecentReads | None = None
+) -> Registration:
     def add(server: grpc.Server) -> str:
-        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching, retention), server)
+        vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching, retention, recent), server)
         return vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name
 
     return add

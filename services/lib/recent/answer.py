@@ -139,6 +139,9 @@ class RecentReads(Protocol):
     def sync(self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window | None) -> None:
         """Returns once every acknowledged record of the read's series in the window (None: any) is in the store."""
 
+    def sync_all(self) -> None:
+        """Returns once every acknowledged record is in the store (reads across series: inventories, actuals)."""
+
 
 class InProcess:
     """The ingest service's recent writes in this very process (`serve all`)."""
@@ -157,3 +160,6 @@ class InProcess:
     def sync(self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window | None) -> None:
         start, end = (None, None) if window is None else (window.start, window.end)
         self._recent.sync(equipment.name, request.site_id, request.id, start, end)
+
+    def sync_all(self) -> None:
+        self._recent.sync_all()

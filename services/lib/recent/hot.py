@@ -98,6 +98,9 @@ class RecentWrites(Protocol):
     def sync(self, equipment: str, site_id: int, record_id: int, start: int | None, end: int | None) -> None:
         """Returns once every acknowledged record of the series in [start, end[ is in the store."""
 
+    def sync_all(self) -> None:
+        """Returns once every acknowledged record is in the store."""
+
 
 class HotTier:
     """Recent records per series of every equipment type, kept by one ingest process."""

@@ -77,13 +77,17 @@ def _run(results: Results, source: str) -> str:
     others = _get(results, *OTHERS_SHARE)
     lines = [
         f"From `{source}`: the run started {results.get('started_at', '(time not recorded)')}"
-        + (" with `--quick` (a smoke run: small dataset, short phases)." if config.get("quick") else "."),
+        + (" with `--quick` (a smoke run: small dataset, short phases)." if config.get("quick") else ".")
+        + (" Fleet workload only (`--fleet-only`)." if config.get("fleet_only") else ""),
         "",
-        f"- Dataset: {dataset['records']:,} {dataset['equipment_type']} records ({dataset['equipments']} equipments"
-        f" × {dataset['seconds']:,} s at 1 s), PUT in batches of {dataset['batch_records']:,} by one sequential client.",
-        f"- GET figures: the median of {config['runs']} timed runs after {config.get('warmup_runs', 1)} warm-up.",
-        f"- Versions: {versions}." if versions else "- Versions: not recorded.",
     ]
+    if "storecast" in results:
+        lines += [
+            f"- Dataset: {dataset['records']:,} {dataset['equipment_type']} records ({dataset['equipments']} equipments"
+            f" × {dataset['seconds']:,} s at 1 s), PUT in batches of {dataset['batch_records']:,} by one sequential client.",
+            f"- GET figures: the median of {config['runs']} timed runs after {config.get('warmup_runs', 1)} warm-up.",
+        ]
+    lines.append(f"- Versions: {versions}." if versions else "- Versions: not recorded.")
     if "loadavg_at_start" in config:
         lines.append(f"- Load average at the start: {' '.join(config['loadavg_at_start'])}.")
     if others is not None:
@@ -91,7 +95,9 @@ def _run(results: Results, source: str) -> str:
     return "\n".join(lines)
 
 
-def _summary(results: Results) -> str:
+def _summary(results: Results) -> str | None:
+    if "storecast" not in results:
+        return None  # --fleet-only: no bulk phase ran
     systems = _systems_present(results, SYSTEMS)
     raw_records = results["config"]["dataset"]["seconds"]
     runs = results["config"]["runs"]
@@ -133,14 +139,9 @@ def _concurrency(results: Results) -> str | None:
     return f"storecast, 4 writers + 4 readers for {mixed['seconds']:.0f} s:\n\n" + _table(["", "PUT", "GET"], rows)
 
 
-def _fleet(results: Results) -> str | None:
-    fleet = results.get("fleet")
-    if fleet is None:
-        return None
-    config = fleet["config"]
-    many = f"{config['clients']} clients"
-    systems = _systems_present(fleet, SYSTEMS)
-    specs: list[tuple[str, tuple[str, ...], int]] = [
+def _phase_specs(many: str) -> list[tuple[str, tuple[str, ...], int]]:
+    """The rows both fleet shapes have: (label, path under a system, digits)."""
+    return [
         ("1 client, PUT p50, ms", ("single_put", "p50_ms"), 1),
         ("1 client, PUT p99, ms", ("single_put", "p99_ms"), 1),
         (f"{many}, PUT/s", ("put", "requests_per_s"), 0),
@@ -155,12 +156,10 @@ def _fleet(results: Results) -> str | None:
         (f"{many}, GET errors", ("get", "errors"), 0),
         (f"server CPU s, {many} PUTs", ("put", "server_cpu_s"), 1),
         (f"load generator CPU s, {many} PUTs", ("put", "generator_cpu_s"), 1),
-        (f"engine inserts/s, {many} PUTs", ("put", "engine_inserts_per_s"), 1),
-        ("active parts after the PUTs", ("put", "active_parts_after"), 0),
-        ("active parts, most seen", ("put", "active_parts_max"), 0),
-        ("acknowledged records read back", ("read_back", "acknowledged"), 0),
-        ("acknowledged records lost", ("read_back", "lost"), 0),
     ]
+
+
+def _fleet_table(fleet: Results, systems: dict[str, str], specs: list[tuple[str, tuple[str, ...], int]]) -> str:
     rows = [[label, *(_number(_get(fleet[key], *path), digits) for key in systems)] for label, path, digits in specs]
     rows.append(
         [
@@ -168,11 +167,62 @@ def _fleet(results: Results) -> str | None:
             *(_number(_scaled(_get(fleet[key], *OTHERS_SHARE), lambda v: 100 * v), 0) for key in systems),
         ]
     )
+    return _table(["figure", *systems.values()], rows)
+
+
+def _fleet(results: Results) -> str | None:
+    fleet = results.get("fleet")
+    if fleet is None:
+        return None
+    config = fleet["config"]
+    many = f"{config['clients']} clients"
+    specs = _phase_specs(many) + [
+        (f"engine inserts/s, {many} PUTs", ("put", "engine_inserts_per_s"), 1),
+        ("active parts after the PUTs", ("put", "active_parts_after"), 0),
+        ("active parts, most seen", ("put", "active_parts_max"), 0),
+        ("acknowledged records read back", ("read_back", "acknowledged"), 0),
+        ("acknowledged records lost", ("read_back", "lost"), 0),
+    ]
     intro = (
         f"1-record requests, {config['seconds']:g} s per phase; {many} are threads in {config['processes']} processes;"
+        " records a day old written, seeded records three days old read;"
         " the chDB column is storecast's point-read SQL straight on the engine."
     )
-    return intro + "\n\n" + _table(["figure", *systems.values()], rows)
+    return intro + "\n\n" + _fleet_table(fleet, _systems_present(fleet, SYSTEMS), specs)
+
+
+def _fleet_recent(results: Results) -> str | None:
+    recent = results.get("fleet_recent")
+    if recent is None:
+        return None
+    config = recent["config"]
+    many = f"{config['clients']} clients"
+    specs = _phase_specs(many) + [
+        (f"log flushes/s, {many} PUTs", ("put", "flushes_per_s"), 2),
+        (f"records per flush, {many} PUTs", ("put", "records_per_flush"), 0),
+        ("GETs answered from memory", ("hot_tier_reads", "memory"), 0),
+        ("GETs answered from the store", ("hot_tier_reads", "store"), 0),
+        ("acknowledged records read back", ("read_back", "acknowledged"), 0),
+        ("acknowledged records lost", ("read_back", "lost"), 0),
+    ]
+    put = _get(recent, "storecast", "put") or {}
+    intro = (
+        f"1-record requests, {config['seconds']:g} s per phase; {many} are threads in {config['processes']} processes;"
+        f" PUT timestamps {config.get('put_timestamps', 'within the last hour')}, and the GETs read records those"
+        " PUTs wrote, which storecast answers from its hot tier. storecast's write-ahead log peaked at"
+        f" {_number(_scaled(put.get('peak_wal_disk_bytes'), lambda v: v / MIB), 2)} MiB on disk during the"
+        f" {many}' PUTs."
+    )
+    parts = [intro, _fleet_table(recent, _systems_present(recent, SYSTEMS), specs)]
+    memory = recent.get("hot_tier_memory")
+    if memory is not None:
+        parts.append(
+            f"Hot tier memory for 1,000 series × 1 h at 1 s × {memory['attributes']} attributes (measured on"
+            f" {memory['series']:,} series): {_number(memory.get('per_1000_series_nbytes_mib'), 1)} MiB of arrays,"
+            f" {_number(memory.get('per_1000_series_rss_mib'), 1)} MiB of RSS, against a budget"
+            f" (`STORECAST_HOT_MAX_BYTES`) of {_number(_scaled(memory.get('max_bytes'), lambda v: v / MIB), 0)} MiB."
+        )
+    return "\n\n".join(parts)
 
 
 def _range_keys(long: Results) -> list[str]:
@@ -288,6 +338,7 @@ SECTIONS: tuple[tuple[str, Callable[[Results], str | None]], ...] = (
     ("Bulk ingest and reads", _summary),
     ("Writers and readers at once", _concurrency),
     ("Fleet traffic", _fleet),
+    ("Fleet traffic, recent data", _fleet_recent),
     ("Long ranges", _long_ranges),
     ("Rollup upkeep against bulk ingest", _upkeep),
     ("Vectors", _vectors),

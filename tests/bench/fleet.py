@@ -20,6 +20,9 @@ connection; request bodies and URLs are built, and every connection opened
 with one untimed request, before the clock starts. Every response is checked
 (status, and for GETs exactly one record with the expected value).
 
+These phases are the "historic shape": records a day old written, records three
+days old read. recent.py runs the same generator on records of the last hour.
+
 Standalone, against a storecast already running (the dev PKI's admin
 certificate; the chDB directory of that storecast for the engine counters):
 
@@ -166,9 +169,9 @@ def put_request(system: str, equipment_id: int, timestamp: int, checked_value: f
     return "POST", f"/write?{urlencode(query)}", line
 
 
-def get_path(system: str, equipment_id: int, timestamp: int) -> str:
-    """The path and query of a read of [timestamp, timestamp + 1 s[ of one equipment."""
-    end = timestamp + STEP_MS
+def get_path(system: str, equipment_id: int, timestamp: int, span_ms: int = STEP_MS) -> str:
+    """The path and query of a read of [timestamp, timestamp + span_ms[ of one equipment."""
+    end = timestamp + span_ms
     if system == "storecast":
         return f"/v1/{FLEET_SITE_ID}/production/{EQUIPMENT_TYPE}/{equipment_id}?from={timestamp}&to={end}"
     if system == "influxdb":
@@ -242,9 +245,11 @@ class PutPlan:
 
 @dataclass(frozen=True)
 class GetPlan:
-    """One client's GETs, cycled: (equipment id, timestamp, expected value of the checked attribute)."""
+    """One client's GETs, cycled: (equipment id, timestamp, expected value of the checked attribute),
+    each a read of [timestamp, timestamp + span_ms[ holding exactly that record."""
 
     targets: tuple[tuple[int, int, float], ...]
+    span_ms: int = STEP_MS
 
 
 Plan = PutPlan | GetPlan
@@ -303,7 +308,8 @@ def prepare(endpoint: Endpoint, plan: Plan) -> PutRequests | GetRequests:
         )
         return [(method, url(path), body) for method, path, body in requests]
     return [
-        (url(get_path(endpoint.system, equipment_id, timestamp)), expected) for equipment_id, timestamp, expected in plan.targets
+        (url(get_path(endpoint.system, equipment_id, timestamp, plan.span_ms)), expected)
+        for equipment_id, timestamp, expected in plan.targets
     ]
 
 
@@ -354,7 +360,7 @@ def _warm_up(client: httpx.Client, endpoint: Endpoint, plan: Plan) -> None:
         response = client.request(method, path, content=body)
         expected = endpoint.put_status
     else:
-        response = client.get(get_path(endpoint.system, *plan.targets[0][:2]))
+        response = client.get(get_path(endpoint.system, *plan.targets[0][:2], plan.span_ms))
         expected = 200
     if response.status_code != expected:
         raise RuntimeError(f"warm-up -> {response.status_code}: {response.text[:300]}")
@@ -447,9 +453,15 @@ def _summary(logs: list[ClientLog], generator_cpu_s: float) -> dict[str, Any]:
 
 
 def run_phase(
-    endpoint: Endpoint, plans: list[Plan], seconds: float, processes: int, on_tick: Callable[[], None] | None = None
+    endpoint: Endpoint,
+    plans: list[Plan],
+    seconds: float,
+    processes: int,
+    on_tick: Callable[[], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> PhaseResult:
-    """Spread the plans (one per client) over `processes` spawned processes and run them for `seconds`."""
+    """Spread the plans (one per client) over `processes` spawned processes and run them for `seconds`;
+    `on_start` runs as the clock starts (every client prepared), `on_tick` about every SAMPLE_EVERY_S."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold engine or client threads
     indexed = list(enumerate(plans))
     groups = [tuple(indexed[i :: max(1, processes)]) for i in range(max(1, processes))]
@@ -464,6 +476,8 @@ def run_phase(
         worker.start()
     try:
         _await(messages, workers, "ready", time.monotonic() + READY_TIMEOUT_S)
+        if on_start is not None:
+            on_start()
         go.set()
         collected = _await(messages, workers, "done", time.monotonic() + seconds + 2 * CLIENT_TIMEOUT_S + 30, on_tick)
     except BaseException:
@@ -509,9 +523,9 @@ def _rate_cap(clients: int) -> int:
     return min(MAX_CLIENT_RATE, max(MIN_CLIENT_RATE, GENERATOR_RATE // max(clients, 1)))
 
 
-def put_plans(first_id: int, clients: int, seconds: float) -> list[Plan]:
-    """Fresh records for `clients` equipment ids from first_id on, timestamps from a base a day back."""
-    base_ms = int(time.time() * 1000) - PUT_BASE_AGE_MS
+def put_plans(first_id: int, clients: int, seconds: float, base_age_ms: int = PUT_BASE_AGE_MS) -> list[Plan]:
+    """Fresh records for `clients` equipment ids from first_id on, timestamps from a base `base_age_ms` back."""
+    base_ms = int(time.time() * 1000) - base_age_ms
     # Whole numbers unique to this run (up to 2^53, exact in a double), so a stale record from an earlier run never passes.
     marker_base = float(int(time.time()) % 1_000_000 * 1_000_000)
     count = int(seconds * _rate_cap(clients)) + 1
@@ -619,7 +633,7 @@ class SystemUnderTest:
     store_dir: Path | None = None  # storecast's chDB directory: engine inserts and parts
 
 
-def _with_server_cpu(sut: SystemUnderTest, phase: Callable[[], PhaseResult]) -> PhaseResult:
+def with_server_cpu(sut: SystemUnderTest, phase: Callable[[], PhaseResult]) -> PhaseResult:
     before = cpu_seconds(sut.server_pid) if sut.server_pid else None
     result = phase()
     if before is not None and sut.server_pid:
@@ -637,13 +651,13 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
     sut.settle()
 
     single_plans = put_plans(SINGLE_PUT_ID, 1, config.seconds)
-    single = _with_server_cpu(sut, lambda: run_phase(sut.endpoint, single_plans, config.seconds, 1))
+    single = with_server_cpu(sut, lambda: run_phase(sut.endpoint, single_plans, config.seconds, 1))
     result["single_put"] = single.summary
     say(f"{name}: 1 client, 1-record PUTs: p50 {single.summary['p50_ms']} ms, p99 {single.summary['p99_ms']} ms")
 
     many_plans = put_plans(PUT_ID_BASE, config.clients, config.seconds)
     watch = PartsWatch(sut.store_dir) if sut.store_dir is not None else None
-    many = _with_server_cpu(
+    many = with_server_cpu(
         sut, lambda: run_phase(sut.endpoint, many_plans, config.seconds, config.processes, watch.tick if watch else None)
     )
     result["put"] = many.summary
@@ -670,7 +684,7 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
         def get_phase(c: int = clients, p: int = processes) -> PhaseResult:
             return run_phase(sut.endpoint, get_plans(dataset, c), config.seconds, p)
 
-        phase = _with_server_cpu(sut, get_phase)
+        phase = with_server_cpu(sut, get_phase)
         result[key] = phase.summary
         say(
             f"{name}: {clients} client{'s' if clients > 1 else ''}, 1-record GETs: {phase.summary['requests_per_s']} req/s,"
@@ -680,7 +694,7 @@ def run_workload(sut: SystemUnderTest, dataset: Dataset, config: FleetConfig) ->
     return result
 
 
-def _put_storecast_seed(dataset: Dataset) -> Callable[[httpx.Client], None]:
+def put_storecast_seed(dataset: Dataset) -> Callable[[httpx.Client], None]:
     bodies = json_bodies(dataset)  # before the server starts, as the bench does for its bulk phase
 
     def seed(client: httpx.Client) -> None:
@@ -694,7 +708,7 @@ def _put_storecast_seed(dataset: Dataset) -> Callable[[httpx.Client], None]:
 
 def bench_storecast(workdir: Path, dataset: Dataset, config: FleetConfig) -> dict[str, Any]:
     """A fresh storecast (as run.py starts it) through every phase, then stopped."""
-    seed = _put_storecast_seed(dataset)
+    seed = put_storecast_seed(dataset)
     target = start_storecast(workdir, max_records=100_000)
     say(f"storecast up (pid {target.server.pid}) at {target.server.base_url}")
     store = target.server.data_dir
@@ -708,12 +722,16 @@ def bench_storecast(workdir: Path, dataset: Dataset, config: FleetConfig) -> dic
     return result
 
 
+def peer_system(peer_class: Callable[[Path], peers.Peer]) -> str:
+    """The Endpoint system name of a peer class."""
+    return "influxdb" if peer_class is peers.InfluxDB else "victoria_metrics"
+
+
 def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset: Dataset, config: FleetConfig) -> dict[str, Any]:
     """A fresh peer through every phase, then stopped."""
     lines = line_protocol_bodies(dataset)
     peer: peers.Peer = peer_class(workdir)
     say(f"{peer.name} up (pid {peer.server.pid}) at {peer.server.base_url}")
-    system = "influxdb" if peer_class is peers.InfluxDB else "victoria_metrics"
 
     def seed(client: httpx.Client) -> None:
         for body in lines:
@@ -723,7 +741,7 @@ def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset:
     def settle() -> None:
         wait_for_stable_disk(peer.server.data_dir, quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S)
 
-    sut = SystemUnderTest(Endpoint(system, peer.server.base_url), seed, settle, peer.server.pid)
+    sut = SystemUnderTest(Endpoint(peer_system(peer_class), peer.server.base_url), seed, settle, peer.server.pid)
     result: dict[str, Any] = {"pid": peer.server.pid}
     try:
         result.update(run_workload(sut, dataset, config))
@@ -788,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     store = args.store_dir.resolve() if args.store_dir else None
     if store is not None and not any(store.glob("metadata/*")):
         raise SystemExit(f"{store} does not look like a chDB directory (no metadata/)")
-    seed = _put_storecast_seed(dataset)
+    seed = put_storecast_seed(dataset)
     settle = (lambda: settle_parts(store)) if store is not None else (lambda: None)
     sut = SystemUnderTest(storecast_endpoint(args.url, args.pki), seed, settle, args.pid, store)
     fleet: dict[str, Any] = {"config": config.as_json(), "storecast": run_workload(sut, dataset, config)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,64 +55,66 @@ def _get(results: dict[str, Any], *path: str) -> Any:
 
 
 def checks(results: dict[str, Any]) -> list[Check]:
+    return (
+        (bulk_checks(results) if "storecast" in results else [])
+        + (fleet_checks(results["fleet"]) if "fleet" in results else [])
+        + (recent_checks(results["fleet_recent"]) if "fleet_recent" in results else [])
+        + (typed_checks(results["typed"]) if "typed" in results else [])
+        + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
+        + (upkeep_checks(results["long_ranges"]) if "upkeep" in results.get("long_ranges", {}) else [])
+    )
+
+
+def bulk_checks(results: dict[str, Any]) -> list[Check]:
+    """The bulk phases' verdicts: storecast against the peers and the engine on one dataset."""
     sc_ingest = _get(results, "storecast", "ingest", "records_per_s")
     sc_agg = _get(results, "storecast", "aggregate", "median_ms")
     sc_raw = _get(results, "storecast", "raw", "median_ms")
     dataset = results["config"]["dataset"]
     concurrency = _get(results, "storecast", "concurrency")
-    return (
-        [
-            _ratio_check(
-                "ingest: storecast / InfluxDB", sc_ingest, _get(results, "influxdb", "ingest", "records_per_s"), ">=", 1.5
-            ),
-            _ratio_check(
-                "ingest: storecast / VictoriaMetrics",
-                sc_ingest,
-                _get(results, "victoria_metrics", "ingest", "records_per_s"),
-                ">=",
-                1.0,
-            ),
-            _ratio_check(
-                "ingest: storecast / engine insert", sc_ingest, _get(results, "engine", "insert_records_per_s"), ">=", 0.6
-            ),
-            _ratio_check(
-                "15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0
-            ),
-            _ratio_check(
-                "15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0
-            ),
-            _ratio_check("raw GET time: storecast / InfluxDB", sc_raw, _get(results, "influxdb", "raw", "median_ms"), "<=", 0.5),
-            _equal_check("storecast raw GET: records", _get(results, "storecast", "raw", "records"), dataset["seconds"]),
-            _equal_check(
-                "storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]
-            ),
-            _equal_check("storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0),
-            _equal_check("InfluxDB raw GET: records", _get(results, "influxdb", "raw", "records"), dataset["seconds"]),
-            _equal_check(
-                "InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]
-            ),
-            _equal_check(
-                "VictoriaMetrics export: samples per series",
-                _get(results, "victoria_metrics", "raw", "records"),
-                dataset["seconds"],
-            ),
-            _equal_check(
-                "VictoriaMetrics 15m avg: points per series",
-                _get(results, "victoria_metrics", "aggregate", "buckets"),
-                dataset["expected_buckets"],
-            ),
-            _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
-            _equal_check(
-                "concurrency: errors",
-                None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"],
-                0,
-            ),
-        ]
-        + (fleet_checks(results["fleet"]) if "fleet" in results else [])
-        + (typed_checks(results["typed"]) if "typed" in results else [])
-        + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
-        + (upkeep_checks(results["long_ranges"]) if "upkeep" in results.get("long_ranges", {}) else [])
-    )
+    return [
+        _ratio_check("ingest: storecast / InfluxDB", sc_ingest, _get(results, "influxdb", "ingest", "records_per_s"), ">=", 1.5),
+        _ratio_check(
+            "ingest: storecast / VictoriaMetrics",
+            sc_ingest,
+            _get(results, "victoria_metrics", "ingest", "records_per_s"),
+            ">=",
+            1.0,
+        ),
+        _ratio_check("ingest: storecast / engine insert", sc_ingest, _get(results, "engine", "insert_records_per_s"), ">=", 0.6),
+        _ratio_check(
+            "15m avg GET time: storecast / InfluxDB", sc_agg, _get(results, "influxdb", "aggregate", "median_ms"), "<=", 1.0
+        ),
+        _ratio_check(
+            "15m avg GET time: storecast / engine query", sc_agg, _get(results, "engine", "aggregate", "median_ms"), "<=", 2.0
+        ),
+        _ratio_check("raw GET time: storecast / InfluxDB", sc_raw, _get(results, "influxdb", "raw", "median_ms"), "<=", 0.5),
+        _equal_check("storecast raw GET: records", _get(results, "storecast", "raw", "records"), dataset["seconds"]),
+        _equal_check(
+            "storecast 15m avg GET: buckets", _get(results, "storecast", "aggregate", "buckets"), dataset["expected_buckets"]
+        ),
+        _equal_check("storecast values: spot-check mismatches", _get(results, "storecast", "value_mismatches"), 0),
+        _equal_check("InfluxDB raw GET: records", _get(results, "influxdb", "raw", "records"), dataset["seconds"]),
+        _equal_check(
+            "InfluxDB 15m avg GET: buckets", _get(results, "influxdb", "aggregate", "buckets"), dataset["expected_buckets"]
+        ),
+        _equal_check(
+            "VictoriaMetrics export: samples per series",
+            _get(results, "victoria_metrics", "raw", "records"),
+            dataset["seconds"],
+        ),
+        _equal_check(
+            "VictoriaMetrics 15m avg: points per series",
+            _get(results, "victoria_metrics", "aggregate", "buckets"),
+            dataset["expected_buckets"],
+        ),
+        _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
+        _equal_check(
+            "concurrency: errors",
+            None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"],
+            0,
+        ),
+    ]
 
 
 # The long-range targets: at the shorter range, at most half VictoriaMetrics' time;
@@ -246,6 +249,61 @@ def fleet_checks(fleet: dict[str, Any]) -> list[Check]:
     ]
 
 
+# The recent-data shape's targets (issue 19): 1-record requests on records of the last hour,
+# which storecast acknowledges from its write-ahead log and answers from its hot tier.
+RECENT_PUT_PER_S = 1_000
+RECENT_PUT_VS_VICTORIA = 0.5
+RECENT_PUT_P99_MS = 30
+RECENT_SINGLE_PUT_P50_MS = 3
+RECENT_GET_PER_S = 1_000
+RECENT_SINGLE_GET_P50_MS = 3
+
+
+def recent_checks(recent: dict[str, Any]) -> list[Check]:
+    """PASS/FAIL of storecast's recent-shape figures, and the hot tier's memory against its budget."""
+    clients = recent["config"]["clients"]
+    put = _get(recent, "storecast", "put") or {}
+    get = _get(recent, "storecast", "get") or {}
+    errors = [_get(recent, "storecast", phase, "errors") for phase in ("single_put", "put", "single_get", "get")]
+    memory = recent.get("hot_tier_memory") or {}
+    budget = memory.get("max_bytes")
+    return [
+        _bound_check(f"recent: {clients} clients x 1-record PUT/s", put.get("requests_per_s"), ">=", RECENT_PUT_PER_S),
+        _ratio_check(
+            "recent: PUT/s storecast / VictoriaMetrics",
+            put.get("requests_per_s"),
+            _get(recent, "victoria_metrics", "put", "requests_per_s"),
+            ">=",
+            RECENT_PUT_VS_VICTORIA,
+        ),
+        _bound_check(f"recent: {clients} clients PUT p99, ms", put.get("p99_ms"), "<=", RECENT_PUT_P99_MS),
+        _bound_check(
+            "recent: 1 client, 1-record PUT p50, ms",
+            _get(recent, "storecast", "single_put", "p50_ms"),
+            "<=",
+            RECENT_SINGLE_PUT_P50_MS,
+        ),
+        _bound_check(f"recent: {clients} clients x 1-record GET/s", get.get("requests_per_s"), ">=", RECENT_GET_PER_S),
+        _bound_check(
+            "recent: 1 client, 1-record GET p50, ms",
+            _get(recent, "storecast", "single_get", "p50_ms"),
+            "<=",
+            RECENT_SINGLE_GET_P50_MS,
+        ),
+        _bound_check(
+            "recent: GETs answered from memory, share", _get(recent, "storecast", "hot_tier_reads", "memory_share"), ">=", 1.0
+        ),
+        _equal_check("recent: acknowledged records lost", _get(recent, "storecast", "read_back", "lost"), 0),
+        _equal_check("recent: storecast errors, all phases", None if None in errors else sum(errors), 0),
+        *(
+            _bound_check(f"hot tier, 1,000 series x 1 h: {label}, MiB", memory.get(key), "<=", budget / MIB)
+            if budget
+            else Check(f"hot tier, 1,000 series x 1 h: {label}, MiB", None, "<= budget", "SKIP")
+            for label, key in (("arrays", "per_1000_series_nbytes_mib"), ("RSS", "per_1000_series_rss_mib"))
+        ),
+    ]
+
+
 def _cell(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -258,13 +316,26 @@ def _mib(value: Any) -> Any:
     return None if value is None else value / MIB
 
 
+_WIDTH = 44 + 17 * 4
+
+
 def table(results: dict[str, Any], verdicts: list[Check]) -> str:
+    """Every section that ran (bulk, fleet shapes), then the verdicts."""
+    sections = [
+        *([bulk_rows(results)] if "storecast" in results else []),
+        *([fleet_rows(results["fleet"])] if "fleet" in results else []),
+        *([recent_rows(results["fleet_recent"])] if "fleet_recent" in results else []),
+        _check_lines(verdicts),
+    ]
+    return f"\n{'-' * _WIDTH}\n".join("\n".join(section) for section in sections)
+
+
+def bulk_rows(results: dict[str, Any]) -> list[str]:
+    """The bulk phases' figures, one column per system, and storecast's concurrency phase."""
     systems = ("storecast", "influxdb", "victoria_metrics", "engine")
     runs = results["config"]["runs"]
     raw_records = results["config"]["dataset"]["seconds"]
-
-    def row(label: str, values: list[Any], digits: int = 1) -> str:
-        return f"{label:<44}" + "".join(f"{_cell(v, digits):>17}" for v in values)
+    row = _row
 
     def per_system(*path: str, engine_path: tuple[str, ...] | None = None, scale: Any = None) -> list[Any]:
         values = []
@@ -276,10 +347,9 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
             values.append(scale(value) if scale and value is not None else value)
         return values
 
-    width = 44 + 17 * len(systems)
     lines = [
         row("figure", ["storecast", "InfluxDB", "VictoriaMetrics", "chDB direct"]),
-        "-" * width,
+        "-" * _WIDTH,
         row("ingest, records/s", per_system("ingest", "records_per_s", engine_path=("insert_records_per_s",)), 0),
         row(
             f"GET 15m avg, ms (median of {runs})", per_system("aggregate", "median_ms", engine_path=("aggregate", "median_ms")), 2
@@ -304,7 +374,7 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
     ]
     concurrency = _get(results, "storecast", "concurrency")
     if concurrency is not None:
-        lines += ["-" * width, row(f"storecast, 4 writers + 4 readers, {concurrency['seconds']:.0f} s", ["PUT", "GET"])]
+        lines += ["-" * _WIDTH, row(f"storecast, 4 writers + 4 readers, {concurrency['seconds']:.0f} s", ["PUT", "GET"])]
         for label, key, digits in (
             ("requests/s", "requests_per_s", 1),
             ("records/s", "records_per_s", 0),
@@ -313,10 +383,7 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
             ("errors", "errors", 0),
         ):
             lines.append(row(f"  {label}", [concurrency["put"][key], concurrency["get"][key]], digits))
-    if "fleet" in results:
-        lines += ["-" * width, *fleet_rows(results["fleet"])]
-    lines += ["-" * width, *_check_lines(verdicts)]
-    return "\n".join(lines)
+    return lines
 
 
 def _check_lines(verdicts: list[Check]) -> list[str]:
@@ -331,39 +398,47 @@ def _check_lines(verdicts: list[Check]) -> list[str]:
     return lines
 
 
-_FLEET_COLUMNS = ("storecast", "influxdb", "victoria_metrics", "engine")
+# The fleet shapes' columns: the systems' result keys and names; the recent shape has no engine column.
+_FLEET_COLUMNS = {
+    "storecast": "storecast",
+    "influxdb": "InfluxDB",
+    "victoria_metrics": "VictoriaMetrics",
+    "engine": "chDB direct",
+}
+_RECENT_COLUMNS = ("storecast", "influxdb", "victoria_metrics")
 
 
 def _row(label: str, values: list[Any], digits: int = 1) -> str:
     return f"{label:<44}" + "".join(f"{_cell(v, digits):>17}" for v in values)
 
 
-def _ratios(fleet: dict[str, Any], *path: str) -> list[Any]:
+def _ratios(fleet: dict[str, Any], columns: Sequence[str], *path: str) -> list[Any]:
     """storecast's figure over each other system's: the storecast column stays empty."""
     mine = _get(fleet, "storecast", *path)
     values: list[Any] = [None]
-    for system in _FLEET_COLUMNS[1:]:
+    for system in columns[1:]:
         theirs = _get(fleet, system, *path)
         values.append(mine / theirs if mine is not None and theirs else None)
     return values
 
 
-def fleet_rows(fleet: dict[str, Any]) -> list[str]:
-    """The fleet workload's figures, one column per system (the engine's: its point reads)."""
+def _per_system(fleet: dict[str, Any], columns: Sequence[str], *path: str, scale: Any = None) -> list[Any]:
+    values = [_get(fleet, system, *path) for system in columns]
+    return [scale(v) if scale and v is not None else v for v in values]
+
+
+def _phase_rows(fleet: dict[str, Any], title: str, columns: Sequence[str]) -> list[str]:
+    """The figures both fleet shapes have, one column per system, and the neighbours' CPU last."""
     config = fleet["config"]
     clients = config["clients"]
 
     def per_system(*path: str, scale: Any = None) -> list[Any]:
-        values = [_get(fleet, system, *path) for system in _FLEET_COLUMNS]
-        return [scale(v) if scale and v is not None else v for v in values]
+        return _per_system(fleet, columns, *path, scale=scale)
 
     many = f"{clients} clients"
-    lines = [
-        _row(
-            f"fleet: 1-record requests, {config['seconds']:g} s per phase",
-            ["storecast", "InfluxDB", "VictoriaMetrics", "chDB direct"],
-        ),
-        _row(f"  ({clients} clients = threads in {config['processes']} processes)", []),
+    return [
+        _row(title, [_FLEET_COLUMNS[system] for system in columns]),
+        _row(f"  ({config['seconds']:g} s per phase; {many} = threads in {config['processes']} processes)", []),
         _row("  1 client PUT p50, ms", per_system("single_put", "p50_ms"), 2),
         _row("  1 client PUT p99, ms", per_system("single_put", "p99_ms"), 2),
         _row(f"  {many} PUT/s", per_system("put", "requests_per_s"), 0),
@@ -376,16 +451,50 @@ def fleet_rows(fleet: dict[str, Any]) -> list[str]:
         _row(f"  {many} GET p50, ms", per_system("get", "p50_ms"), 2),
         _row(f"  {many} GET p99, ms", per_system("get", "p99_ms"), 2),
         _row(f"  {many} GET errors", per_system("get", "errors"), 0),
-        _row(f"  storecast / this, {many} PUT/s", _ratios(fleet, "put", "requests_per_s"), 2),
-        _row(f"  storecast / this, {many} GET/s", _ratios(fleet, "get", "requests_per_s"), 2),
+        _row(f"  storecast / this, {many} PUT/s", _ratios(fleet, columns, "put", "requests_per_s"), 2),
+        _row(f"  storecast / this, {many} GET/s", _ratios(fleet, columns, "get", "requests_per_s"), 2),
         _row(f"  server CPU s, {many} PUTs", per_system("put", "server_cpu_s"), 1),
         _row(f"  load generator CPU s, {many} PUTs", per_system("put", "generator_cpu_s"), 1),
-        _row(f"  engine inserts/s, {many} PUTs", per_system("put", "engine_inserts_per_s"), 1),
-        _row("  active parts after PUTs (max seen)", [_parts_cell(fleet)]),
-        _row("  acknowledged records read back / lost", [_read_back_cell(fleet)]),
         _row("  other processes' CPU during the phase, %", per_system(*_SHARE, scale=lambda v: 100 * v), 0),
     ]
-    return lines
+
+
+def fleet_rows(fleet: dict[str, Any]) -> list[str]:
+    """The historic shape's figures, one column per system (the engine's: its point reads)."""
+    many = f"{fleet['config']['clients']} clients"
+    return [
+        *_phase_rows(fleet, "fleet, historic shape: 1-record requests", tuple(_FLEET_COLUMNS)),
+        _row(f"  engine inserts/s, {many} PUTs", [_get(fleet, "storecast", "put", "engine_inserts_per_s")], 1),
+        _row("  active parts after PUTs (max seen)", [_parts_cell(fleet)]),
+        _row("  acknowledged records read back / lost", [_read_back_cell(fleet)]),
+    ]
+
+
+def recent_rows(recent: dict[str, Any]) -> list[str]:
+    """The recent shape's figures; storecast's write-ahead log and hot tier; the hot tier's memory."""
+    many = f"{recent['config']['clients']} clients"
+    put = _get(recent, "storecast", "put") or {}
+    reads = _get(recent, "storecast", "hot_tier_reads") or {}
+    memory = recent.get("hot_tier_memory") or {}
+    share = reads.get("memory_share")
+    return [
+        *_phase_rows(recent, "fleet, recent shape: 1-record requests", _RECENT_COLUMNS),
+        _row(f"  log flushes/s, {many} PUTs", [put.get("flushes_per_s")], 2),
+        _row(f"  records per flush, {many} PUTs", [put.get("records_per_flush")], 0),
+        _row(
+            "  log peak, MiB: storecast_wal_bytes / on disk",
+            [_mib(put.get("peak_wal_bytes")), _mib(put.get("peak_wal_disk_bytes"))],
+            2,
+        ),
+        _row("  hot tier peak during PUTs, MiB", [_mib(put.get("peak_hot_tier_bytes"))], 2),
+        _row("  GETs answered from memory, %", [None if share is None else 100 * share], 2),
+        _row("  acknowledged records read back / lost", [_read_back_cell(recent)]),
+        _row(f"hot tier, 1,000 series x 1 h x {memory.get('attributes', '-')}, MiB", ["arrays", "RSS", "budget"]),
+        _row(
+            f"  per 1,000 series (measured on {memory.get('series', 0):,})",
+            [memory.get("per_1000_series_nbytes_mib"), memory.get("per_1000_series_rss_mib"), _mib(memory.get("max_bytes"))],
+        ),
+    ]
 
 
 def _parts_cell(fleet: dict[str, Any]) -> str | None:
@@ -400,5 +509,4 @@ def _read_back_cell(fleet: dict[str, Any]) -> str | None:
 
 def fleet_table(fleet: dict[str, Any]) -> str:
     """The fleet figures and their verdicts alone (fleet.py run standalone)."""
-    width = 44 + 17 * len(_FLEET_COLUMNS)
-    return "\n".join([*fleet_rows(fleet), "-" * width, *_check_lines(fleet_checks(fleet))])
+    return "\n".join([*fleet_rows(fleet), "-" * _WIDTH, *_check_lines(fleet_checks(fleet))])

@@ -7,11 +7,16 @@ own temporary directory, and is stopped (by pid) before the next one starts.
 
     .venv/bin/python tests/bench/run.py [--quick] [--skip-peers] [--concurrency-seconds N] [--runs N]
                                         [--fleet-seconds N] [--fleet-clients N] [--fleet-processes N]
+                                        [--fleet-only] [--fleet-shapes historic recent] [--hot-series N]
                                         [--profile DIR] [--output FILE] [--keep-data] [--wait-for-quiet S]
 
-Then the fleet workload (fleet.py): N clients each sending 1-record PUTs,
-then 1-record GETs, against fresh instances of every system, and the
-engine's own point-read limit, each phase for --fleet-seconds.
+Then the fleet workload in two shapes, each phase for --fleet-seconds against
+fresh instances of every system: N clients each sending 1-record PUTs, then
+1-record GETs. The historic shape (fleet.py) writes records a day old and reads
+seeded ones three days old, beside the engine's own point-read limit; the
+recent shape (recent.py) writes records of the last hour and reads those very
+records, which storecast answers from its hot tier; then the hot tier's memory
+for 1,000 series x 1 h (hot_memory.py). --fleet-only runs just these.
 
 On a shared machine every figure moves with the neighbours' load: the run
 records how much CPU other processes took during each phase, and
@@ -40,6 +45,7 @@ import long_ranges
 import numpy as np
 import peers
 import profiling
+import recent
 import report
 import typed
 from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
@@ -59,6 +65,11 @@ from workload import (
 
 SITE_ID = 100
 SYSTEMS = ("engine", "storecast", "influxdb", "victoria_metrics")
+FLEET_SHAPES = ("historic", "recent")
+PEERS: tuple[tuple[str, Callable[[Path], peers.Peer]], ...] = (
+    ("influxdb", peers.InfluxDB),
+    ("victoria_metrics", peers.VictoriaMetrics),
+)
 PROFILE_SITE_ID = 101
 FULL = {"equipments": 10, "seconds": 20_000}
 QUICK = {"equipments": 4, "seconds": 3_600}
@@ -96,6 +107,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fleet-clients", type=int, default=16, help="clients of the fleet's concurrent phases")
     parser.add_argument(
+        "--fleet-only",
+        action="store_true",
+        help="only the fleet workload and the hot tier's memory: no bulk ingest, concurrency, long-range or typed phase",
+    )
+    parser.add_argument(
+        "--fleet-shapes",
+        nargs="+",
+        choices=FLEET_SHAPES,
+        default=list(FLEET_SHAPES),
+        help="the fleet workload's shapes: historic (records days old) and recent (the last hour, with the hot tier's memory)",
+    )
+    parser.add_argument(
+        "--hot-series",
+        type=int,
+        default=None,
+        help="series of the hot tier's memory measurement, x 1 h; reported per 1,000 (default 1,000, quick 100)",
+    )
+    parser.add_argument(
         "--long-days",
         type=int,
         nargs="*",
@@ -128,6 +157,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.typed_records = 200_000 if args.quick else 1_000_000
     if args.fleet_clients < 1 or args.fleet_processes < 1:
         parser.error("--fleet-clients and --fleet-processes must be at least 1")
+    if args.fleet_only:
+        if args.fleet_seconds == 0:
+            parser.error("--fleet-only needs --fleet-seconds above 0")
+        args.long_days, args.typed_records = [], 0
+    if args.hot_series is None:
+        args.hot_series = 100 if args.quick else 1_000
+    if args.hot_series < 1:
+        parser.error("--hot-series must be at least 1")
     return args
 
 
@@ -342,7 +379,7 @@ def bench_fleet(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     results["engine"] = measured_alone("fleet-engine", lambda d: fleet.bench_engine(d, dataset, config), workdir, args)
     results["storecast"] = measured_alone("fleet-storecast", lambda d: fleet.bench_storecast(d, dataset, config), workdir, args)
     if not args.skip_peers:
-        for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+        for key, peer_class in PEERS:
 
             def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
                 return fleet.bench_peer(c, d, dataset, config)
@@ -351,7 +388,53 @@ def bench_fleet(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def bench_fleet_recent(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """recent.py's phases on a fresh storecast and (unless skipped) fresh peers, then the hot tier's memory."""
+    config = fleet.FleetConfig(args.fleet_clients, args.fleet_processes, args.fleet_seconds)
+    results: dict[str, Any] = {"config": recent.config_json(config)}
+    say(f"fleet, recent shape: {config.clients} clients in {config.processes} processes, {config.seconds:g} s per phase")
+    results["storecast"] = measured_alone("recent-storecast", lambda d: recent.bench_storecast(d, config), workdir, args)
+    if not args.skip_peers:
+        for key, peer_class in PEERS:
+
+            def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
+                return recent.bench_peer(c, d, config)
+
+            results[key] = measured_alone(f"recent-{key}", phase, workdir, args)
+    say(f"hot tier memory: {args.hot_series:,} series x 1 h, in a process of its own")
+    results["hot_tier_memory"] = measured_alone(
+        "hot-tier-memory", lambda _: recent.measure_hot_memory(args.hot_series), workdir, args
+    )
+    return results
+
+
 # -- main ----------------------------------------------------------------------------------------
+
+
+def bench_bulk(workdir: Path, dataset: Dataset, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The bulk phases: the engine's limit, storecast (and its concurrency phase), then each peer."""
+    say(f"dataset: {dataset.records:,} records x {len(ATTRIBUTES)} attributes")
+    started = time.perf_counter()
+    bodies = json_bodies(dataset)
+    say(f"encoded {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+
+    say("engine limit: clickhouse-connect into chDB, in a separate process")
+    results["engine"] = measured_alone("engine", lambda d: bench_engine(d, dataset, args.runs), workdir, args)
+    say(f"engine insert: {results['engine']['insert_records_per_s']:,.0f} records/s")
+
+    results["storecast"] = measured_alone("storecast", lambda d: bench_storecast(d, dataset, bodies, args), workdir, args)
+
+    if not args.skip_peers:
+        started = time.perf_counter()
+        lines = line_protocol_bodies(dataset)
+        megabytes = sum(map(len, lines)) / 1e6
+        say(f"encoded {len(lines)} line-protocol bodies ({megabytes:.1f} MB) in {time.perf_counter() - started:.1f} s")
+        for key, peer_class in PEERS:
+
+            def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
+                return bench_peer(c, d, dataset, lines, args.runs)
+
+            results[key] = measured_alone(key, phase, workdir, args)
 
 
 def versions() -> dict[str, str]:
@@ -437,40 +520,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     cpu_at_start = CpuAccount.now()
     results["config"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    results["config"]["fleet_only"] = args.fleet_only
     workdir = Path(tempfile.mkdtemp(prefix="storecast-bench-"))
-    say(f"dataset: {dataset.records:,} records x {len(ATTRIBUTES)} attributes; work dir {workdir}")
+    say(f"work dir {workdir}")
     try:
-        started = time.perf_counter()
-        bodies = json_bodies(dataset)
-        say(f"encoded {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
-
-        say("engine limit: clickhouse-connect into chDB, in a separate process")
-        results["engine"] = measured_alone("engine", lambda d: bench_engine(d, dataset, args.runs), workdir, args)
-        say(f"engine insert: {results['engine']['insert_records_per_s']:,.0f} records/s")
-
-        results["storecast"] = measured_alone("storecast", lambda d: bench_storecast(d, dataset, bodies, args), workdir, args)
-
         if not args.skip_peers:
-            binaries = peers.ensure_installed()
+            results["config"]["peer_binaries"] = peers.ensure_installed()
             results["config"]["versions"].update(
                 {"influxdb": peers.package_version("influxdb"), "victoria-metrics": peers.package_version("victoria-metrics")}
             )
-            results["config"]["peer_binaries"] = binaries
-            started = time.perf_counter()
-            lines = line_protocol_bodies(dataset)
-            say(
-                f"encoded {len(lines)} line-protocol bodies ({sum(map(len, lines)) / 1e6:.1f} MB)"
-                f" in {time.perf_counter() - started:.1f} s"
-            )
-            for key, peer_class in (("influxdb", peers.InfluxDB), ("victoria_metrics", peers.VictoriaMetrics)):
+        if not args.fleet_only:
+            bench_bulk(workdir, dataset, args, results)
 
-                def phase(d: Path, c: Callable[[Path], peers.Peer] = peer_class) -> dict[str, Any]:
-                    return bench_peer(c, d, dataset, lines, args.runs)
-
-                results[key] = measured_alone(key, phase, workdir, args)
-
-        if args.fleet_seconds > 0:
+        if args.fleet_seconds > 0 and "historic" in args.fleet_shapes:
             results["fleet"] = bench_fleet(workdir, args)
+        if args.fleet_seconds > 0 and "recent" in args.fleet_shapes:
+            results["fleet_recent"] = bench_fleet_recent(workdir, args)
 
         if args.long_days:
             say(f"long ranges: {' and '.join(map(str, args.long_days))} days of one meter-3p at 1 Hz, rollups against the peers")
@@ -503,11 +568,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(results, verdicts))
     shares = {key: results[key]["machine_cpu"]["other_processes_share_of_machine"] for key in SYSTEMS if key in results}
-    shares |= {
-        f"fleet {key}": phase["machine_cpu"]["other_processes_share_of_machine"]
-        for key, phase in results.get("fleet", {}).items()
-        if key in SYSTEMS
-    }
+    for fleet_key, label in (("fleet", "fleet"), ("fleet_recent", "fleet recent")):
+        shares |= {
+            f"{label} {key}": phase["machine_cpu"]["other_processes_share_of_machine"]
+            for key, phase in results.get(fleet_key, {}).items()
+            if key in SYSTEMS
+        }
     noisiest = max(shares, key=shares.__getitem__)
     print(
         f"\nother processes' share of the CPUs during each phase: at most {100 * shares[noisiest]:.0f}% ({noisiest})"
@@ -555,6 +621,20 @@ NOTES = {
         " block numbers allocated per table during the phase and its active parts are part directories no other"
         " part covers, both read from its chDB directory (tests/bench/parts.py); the engine column is storecast's"
         " raw-record SQL on chDB directly (engine_point_reads.py), single thread and N threads"
+    ),
+    "fleet_recent": (
+        "the recent shape (recent.py): the fleet's generator on fresh instances, PUT timestamps from 50 min back"
+        " and 1 ms apart, GETs of [t, t + 1 ms[ around records acknowledged in its own PUT phases; storecast with"
+        " STORECAST_METRICS_PORT set (its gateway workers then keep their metrics in prometheus-client's multiprocess"
+        " files), its /metrics sampled every 0.25 s during the N-client phases: flushes and records written are the"
+        " counters' growth over the phase, flushes/s per second of it; storecast_wal_bytes is set after each flush"
+        " (once its segments are released), so the log directory's size on disk is sampled beside it"
+    ),
+    "hot_tier_memory": (
+        "hot_memory.py, a process of its own: a HotTier filled as the ingest service does, one 1-record PUT per series"
+        " per second for an hour, time-major, 13 float attributes; arrays = the tier's nbytes (what"
+        " STORECAST_HOT_MAX_BYTES bounds), RSS = the process's VmRSS growth (array headers, blocks, series, allocator"
+        " slack included), both scaled to 1,000 series"
     ),
 }
 

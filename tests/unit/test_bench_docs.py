@@ -8,6 +8,8 @@ from typing import Any
 
 from docs import gen_bench
 
+MIB = 1024 * 1024
+
 
 def results() -> dict[str, Any]:
     """A small run: storecast and the engine only (--skip-peers), one long range, no typed phase."""
@@ -119,6 +121,54 @@ def test_every_phase_the_results_hold_has_its_section() -> None:
     assert "- **gets**: median of the timed runs after one warm-up run" in page
     # Phases the run did not have get no section.
     assert "### Typed gRPC API" not in page and "### Vectors" not in page
+
+
+def fleet_only_results() -> dict[str, Any]:
+    """A --fleet-only run of the recent shape alone: no bulk phase, storecast beside VictoriaMetrics."""
+    bulk = results()
+    recent_phases = {
+        "single_put": {"p50_ms": 2.5, "p99_ms": 9.0},
+        "put": {"requests_per_s": 1200.0, "p50_ms": 12.0, "p99_ms": 28.0, "errors": 0},
+        "single_get": {"p50_ms": 2.1, "p99_ms": 6.0},
+        "get": {"requests_per_s": 1500.0, "p50_ms": 9.0, "p99_ms": 25.0, "errors": 0},
+    }
+    return {
+        "config": bulk["config"] | {"fleet_only": True},
+        "started_at": bulk["started_at"],
+        "fleet_recent": {
+            "config": {"clients": 16, "processes": 4, "seconds": 3.0, "put_timestamps": "from 50 min back, 1 ms apart"},
+            "storecast": {
+                **recent_phases,
+                "put": recent_phases["put"]
+                | {"flushes_per_s": 0.95, "records_per_flush": 1263.2, "peak_wal_disk_bytes": 3 * MIB},
+                "hot_tier_reads": {"memory": 4800, "store": 0},
+                "read_back": {"acknowledged": 3600, "lost": 0},
+                "machine_cpu": {"other_processes_share_of_machine": 0.4},
+            },
+            "victoria_metrics": {**recent_phases, "put": recent_phases["put"] | {"requests_per_s": 2400.0}},
+            "hot_tier_memory": {
+                "series": 100,
+                "attributes": 13,
+                "per_1000_series_nbytes_mib": 384.5,
+                "per_1000_series_rss_mib": 583.9,
+                "max_bytes": 512 * MIB,
+            },
+        },
+    }
+
+
+def test_a_fleet_only_run_shows_the_recent_shape_and_no_bulk_section() -> None:
+    page = gen_bench.render(fleet_only_results(), "bench-results.json")
+    assert "Fleet workload only (`--fleet-only`)." in page and "- Dataset:" not in page
+    assert "### Bulk ingest and reads" not in page and "### Fleet traffic\n" not in page
+    assert "### Fleet traffic, recent data" in page
+    assert "| figure | storecast | VictoriaMetrics |" in page
+    assert table_rows(page, "16 clients, PUT/s") == [["16 clients, PUT/s", "1,200", "2,400"]]
+    assert table_rows(page, "records per flush, 16 clients PUTs")[0][1] == "1,263"
+    assert table_rows(page, "GETs answered from memory")[0][1:] == ["4,800", "–"]
+    assert table_rows(page, "other processes' CPU during the phase, %")[0][1] == "40"
+    assert "peaked at 3.00 MiB on disk" in page
+    assert "384.5 MiB of arrays, 583.9 MiB of RSS" in page and "budget (`STORECAST_HOT_MAX_BYTES`) of 512 MiB" in page
 
 
 def test_without_results_the_page_says_how_to_get_them(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from influxdb import InfluxDBClient
 from influxdb.exceptions import InfluxDBClientError
-from influxdb_client import InfluxDBClient as InfluxDB2Client
 from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.client.influxdb_client import InfluxDBClient as InfluxDB2Client
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from tests.conftest import Storecast, ok
@@ -120,8 +120,8 @@ def test_v2_client_writes_and_reads_back(
 ) -> None:
     assert v2_client.ping()
     writer = v2_client.write_api(write_options=SYNCHRONOUS)
-    writer.write(bucket=str(site), record=f"meter,id=3 p=1.25,q=-2i {T0 * 1000}", write_precision="us")
-    writer.write(bucket=str(site), record=[f"thermometer,id=4 t=21.5 {T0 // 1000}"], write_precision="s")
+    writer.write(bucket=str(site), record=f"meter,id=3 p=1.25,q=-2i {T0 * 10**6}")
+    writer.write(bucket=str(site), record=[f"thermometer,id=4 t=21.5 {T0 * 10**6 + 5}"])
     assert records(admin, site, "meter", 3) == [{"timestamp": T0, "p": 1.25, "q": -2.0, "f": None, "u": None, "i": None}]
     assert records(admin, site, "thermometer", 4) == [{"timestamp": T0, "t": 21.5}]
     with pytest.raises(InfluxDBError) as refusal:
@@ -204,7 +204,7 @@ BAD_LINES = {
 def test_bad_line_in_the_middle_stores_nothing(admin: httpx.Client, site: int, case: str) -> None:
     line, message = BAD_LINES[case]
     body = f"metric,id=1 value=1 {T0}\nthermometer,id=2 t=1 {T0}\n{line}\nmetric,id=1 value=2 {T0 + 1}"
-    refused(write(admin, site, body, precision="ms"), 400, "line 3: ", message)
+    refused(write(admin, site, body, precision="ms"), 400, "unable to parse line 3: ", message)
     for equipment, equipment_id in (("metric", 1), ("thermometer", 2)):
         assert admin.get(f"/v1/{site}/production/{equipment}/{equipment_id}").status_code == 400  # never stored
 
@@ -213,7 +213,7 @@ def test_v2_errors_carry_code_and_message(admin: httpx.Client, site: int) -> Non
     response = write(admin, site, "meter,id=1 x=1", WRITE_V2)
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "invalid" and body["message"] == body["error"] == "line 1: unknown field 'x' for meter"
+    assert body["code"] == "invalid" and body["message"] == body["error"] == "unable to parse line 1: unknown field 'x' for meter"
 
 
 def test_request_errors(storecast: Storecast, admin: httpx.Client, site: int) -> None:

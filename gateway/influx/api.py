@@ -140,7 +140,8 @@ class InfluxApi:
             # Off the event loop: a large body takes a while to parse.
             write = await asyncio.to_thread(to_batches, text, precision, received_ms)
         except LineError as error:
-            raise InfluxError(400, str(error)) from None
+            # InfluxDB 1.x's words, which Telegraf's outputs.influxdb reads as "drop this batch, do not retry".
+            raise InfluxError(400, f"unable to parse {error}") from None
         if not write.batches:
             raise InfluxError(400, "writing requires points")
         await self._store(request, site_id, write)

@@ -89,15 +89,16 @@ class InfluxApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         try:
-            response = await self.handle(Request(scope, receive), path)
-        except InfluxError as error:
-            response = error_response(path, error)
-        except ApiFailure as failure:
-            response = error_response(path, InfluxError(failure.http_status, failure.message, _retry_after(failure)))
+            try:
+                response = await self.handle(Request(scope, receive), path)
+            except InfluxError as error:
+                response = error_response(path, error)
+            except ApiFailure as failure:
+                response = error_response(path, InfluxError(failure.http_status, failure.message, _retry_after(failure)))
+            await response(scope, receive, send)
         finally:
             # The body bytes a write was admitted with, held until its answer is sent.
             self._admission.release(scope)
-        await response(scope, receive, send)
 
     async def handle(self, request: Request, path: str) -> Response:
         if path not in ext_routing.INFLUX_ROUTES:

@@ -24,6 +24,7 @@ from gateway.config import GatewaySettings
 from gateway.ext import ExtApi
 from gateway.gatekeeper import Gatekeeper
 from gateway.health import Probes
+from gateway.influx.api import InfluxApi
 from gateway.metrics import ObserveMiddleware, hold_body_bytes, note_route
 from gateway.permissions import Access, Permissions
 from gateway.responses import (
@@ -87,6 +88,10 @@ class V1Api:
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != JSON:
             raise ApiFailure(ApiStatus.INVALID_HEADER, f"Content-Type must be {JSON}, got {media_type or 'none'!r}")
+        return await self.read_body(request)
+
+    async def read_body(self, request: Request) -> bytes:
+        """A write's body, within the size limit (413) and the in-flight budget (503); /ext/influx reads it here too."""
         limit = self._settings.max_body_bytes
         too_large = ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body is larger than {limit} bytes", http_status=413)
         declared = request.headers.get("content-length", "")
@@ -175,7 +180,8 @@ class RequestIdMiddleware:
 
 class Dispatch:
     """GET /openapi.json to the document, /ext/v1/... to the extensions (gateway/ext.py),
-    /console/... to the web console's files (gateway/console), every other request to the v1 tree.
+    /ext/influx/... to the InfluxDB write APIs (gateway/influx/api.py), /console/... to the
+    web console's files (gateway/console), every other request to the v1 tree.
 
     The path is compared, not matched with Starlette's routes: their patterns
     use `.`, which does not match a newline, so a path holding %0A matched no
@@ -187,9 +193,10 @@ class Dispatch:
     v1 tree, which answers 404 (1101) as for any path outside it.
     """
 
-    def __init__(self, api: V1Api, ext: ASGIApp, web_console: console.Console) -> None:
+    def __init__(self, api: V1Api, ext: ASGIApp, influx: ASGIApp, web_console: console.Console) -> None:
         self._api = api
         self._ext = ext
+        self._influx = influx
         self._console = web_console
         self._document = Response(msgspec.json.encode(openapi.build_document()), media_type=JSON)
         # Set by the app's lifespan, with the backends it asks.
@@ -205,6 +212,8 @@ class Dispatch:
             await self.probes(scope, receive, send)
         elif scope["path"].startswith(ext_routing.PREFIX):
             await self._ext(scope, receive, send)
+        elif scope["path"].startswith(ext_routing.INFLUX_PREFIX):
+            await self._influx(scope, receive, send)
         elif console.serves(scope["path"]):
             await answer(self._console.handle, scope, receive, send)
         else:
@@ -217,15 +226,16 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     gatekeeper = Gatekeeper(settings, permissions, admission)
     api = V1Api(settings, gatekeeper, admission)
     ext = ExtApi(gatekeeper)
+    influx = InfluxApi(gatekeeper, admission, api.read_body)
     # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
-    dispatch = Dispatch(api, ext, console.Console(settings, permissions))
+    dispatch = Dispatch(api, ext, influx, console.Console(settings, permissions))
 
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
         backends = Backends(settings)
-        api.backends = ext.backends = backends
+        api.backends = ext.backends = influx.backends = backends
         dispatch.probes = Probes(settings, backends)
         yield
         await backends.close()

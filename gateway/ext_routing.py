@@ -1,4 +1,4 @@
-"""The /ext/v1/ URL space (docs/api/v1.md §10): its route templates, and which one a path is.
+"""The /ext/v1/ and /ext/influx/ URL spaces (docs/api/v1.md §10): their route templates, and which one a path is.
 
 Kept apart from the handlers (gateway/ext.py) so that the metrics and the
 OpenAPI document read the same templates without importing the app.
@@ -23,6 +23,14 @@ READS = {
     "commitment": "/ext/v1/{site_id}/commitment/{id}",
 }
 ROUTES = (SITES, CATALOG, INVENTORY, STAIRCASE, HORIZON_ERRORS, *READS.values())
+
+# The InfluxDB write APIs (gateway/influx/api.py): fixed paths, compared whole.
+INFLUX_PREFIX = "/ext/influx/"
+INFLUX_WRITE_V1 = "/ext/influx/write"
+INFLUX_WRITE_V2 = "/ext/influx/api/v2/write"
+INFLUX_PING = "/ext/influx/ping"
+INFLUX_HEALTH = "/ext/influx/health"
+INFLUX_ROUTES = (INFLUX_WRITE_V1, INFLUX_WRITE_V2, INFLUX_PING, INFLUX_HEALTH)
 
 _SEGMENTS = {route: tuple(route.split("/")) for route in ROUTES}
 

@@ -51,7 +51,7 @@ BODY_BYTES_IN_FLIGHT = Gauge(
 )
 
 OTHER = "other"  # any path no router matched: one label value for all of them
-_METHODS = frozenset({"GET", "HEAD", "PUT"})
+_METHODS = frozenset({"GET", "HEAD", "PUT", "POST"})  # POST: the InfluxDB writes (gateway/influx/api.py)
 _NO_STATUS = "none"
 
 access_log = logging.getLogger("storecast.access")

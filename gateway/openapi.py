@@ -19,6 +19,7 @@ from importlib.metadata import version
 from typing import Any
 
 from gateway import ext_routing, routing
+from gateway.influx.mapping import PRECISIONS
 from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS, Aggregation, of_period, spelled
 from storecast.catalog import (
     COMMITMENT,
@@ -709,6 +710,72 @@ def _ext_paths() -> Iterator[tuple[str, Schema]]:
         yield f"/ext{resource.get_path}", {"get": _get_operation(resource, ext=True)}
 
 
+INFLUX_TAG = "influx"
+_PRECISION: Schema = {
+    "name": "precision",
+    "in": "query",
+    "required": False,
+    "description": "the unit of the lines' timestamps (default ns); timestamps are floored to the millisecond",
+    "schema": {"type": "string", "enum": list(PRECISIONS)},
+}
+
+
+def _influx_error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref("schemas", "InfluxError")}}}
+
+
+def _influx_write(version: str, site_parameter: str, ignored: list[str]) -> Schema:
+    """POST of line protocol, InfluxDB {version}'s write API (gateway/influx/api.py)."""
+    site = {
+        "name": site_parameter,
+        "in": "query",
+        "required": True,
+        "description": "the site ID",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+    }
+    others = [
+        {"name": name, "in": "query", "required": False, "description": "accepted and ignored", "schema": {"type": "string"}}
+        for name in ignored
+    ]
+    return {
+        "tags": [INFLUX_TAG],
+        "operationId": f"influxWrite{version.replace('.', '')}",
+        "summary": f"Write production records in line protocol (InfluxDB {version} write API)",
+        "description": "One point per line: measurement = equipment type, tag `id` = equipment id (other tags"
+        " ignored), fields = the type's attributes, timestamp in `precision`. All or nothing: a bad line stores"
+        ' nothing. InfluxDB\'s conventions, not the v1 envelope: 204, and errors as `{"error": ...}`.',
+        "parameters": [site, _PRECISION, *others],
+        "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "responses": {
+            "204": {"description": "Every record is stored"},
+            "400": _influx_error("A bad line (named by its number), a bad precision, or the site parameter missing"),
+            "401": _influx_error("No client certificate"),
+            "403": _influx_error("The client certificate may not write the site"),
+            "404": _influx_error("The site parameter is not a site ID"),
+            "413": _influx_error("The body is larger than the gateway takes (STORECAST_MAX_BODY_BYTES)"),
+        },
+    }
+
+
+def _influx_paths() -> Iterator[tuple[str, Schema]]:
+    yield ext_routing.INFLUX_WRITE_V1, {"post": _influx_write("1.x", "db", ["rp", "u", "p", "consistency"])}
+    yield ext_routing.INFLUX_WRITE_V2, {"post": _influx_write("2.x", "bucket", ["org", "orgID"])}
+    ping = {
+        "tags": [INFLUX_TAG],
+        "operationId": "influxPing",
+        "summary": "Whether the gateway answers (InfluxDB's ping); no client certificate needed",
+        "responses": {"204": {"description": "The gateway answers; X-Influxdb-Version names storecast"}},
+    }
+    yield ext_routing.INFLUX_PING, {"get": ping}
+    health = {
+        "tags": [INFLUX_TAG],
+        "operationId": "influxHealth",
+        "summary": "Whether the gateway answers (InfluxDB 2.x's health); no client certificate needed",
+        "responses": {"200": {"description": "The gateway answers", "content": {JSON: {"schema": {"type": "object"}}}}},
+    }
+    yield ext_routing.INFLUX_HEALTH, {"get": health}
+
+
 def _ext_reads() -> list[Resource]:
     """The resources /ext/v1 reads with every aggregation: those v1 reads aggregated."""
     return [resource for resource in resources() if resource.category.aggregated]
@@ -745,6 +812,9 @@ and commitment vectors, and tariffs, per site.
   site's inventory, a forecast's staircase and its error per horizon, and v1's
   reads with every aggregation ({_beyond_v1()}); same envelope, codes,
   identity and read permissions.
+- Paths under `/ext/influx/` (tag `influx`) are InfluxDB's write APIs (1.x and
+  2.x) for line protocol, with InfluxDB's answers (204, `{{"error": ...}}`), the
+  same client certificates and write permissions.
 - `/console/` is the web console, a page for browsers (HTML, not JSON; not an
   operation here): it reads the sites through these paths with the browser's
   client certificate, and its files go only to a certificate with a grant
@@ -794,8 +864,9 @@ def build_document() -> Schema:
                 "name": EXT_TAG,
                 "description": "Beyond v1: the sites, the catalog, a site's inventory, forecast analyses, every aggregation",
             },
+            {"name": INFLUX_TAG, "description": "The InfluxDB 1.x and 2.x write APIs: line protocol from Telegraf and others"},
         ],
-        "paths": dict(_paths(items)) | dict(_ext_paths()),
+        "paths": dict(_paths(items)) | dict(_ext_paths()) | dict(_influx_paths()),
         "components": {
             "securitySchemes": {
                 "mutualTLS": {
@@ -804,7 +875,19 @@ def build_document() -> Schema:
                     " identity the permissions file grants sites and read/write access",
                 }
             },
-            "schemas": _schemas(items) | _ext_schemas(),
+            "schemas": _schemas(items)
+            | _ext_schemas()
+            | {
+                "InfluxError": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "code": {"type": "string", "description": "2.x path only: InfluxDB 2.x's error code"},
+                        "message": {"type": "string", "description": "2.x path only: the error again"},
+                    },
+                }
+            },
             "parameters": _parameters(categories) | _EXT_QUERY,
             "responses": _shared_responses(categories) | _ext_responses(),
             "headers": {

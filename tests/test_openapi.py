@@ -13,6 +13,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gateway import ext_routing
 from gateway.admission import Admission
 from gateway.app import V1Api
 from gateway.config import GatewaySettings
@@ -255,3 +256,29 @@ def test_v1_paths_list_v1s_aggregations_and_ext_paths_every_one() -> None:
     aggregated = {path for path, names in ext.items() if names is not None}
     assert aggregated == {f"/ext{path}" for path, names in v1.items() if names is not None}
     assert all(ext[path] == list(AGGREGATIONS) for path in aggregated)
+
+
+def test_influx_paths_answer_as_documented(storecast: Storecast, admin: httpx.Client, site: int) -> None:
+    assert set(ext_routing.INFLUX_ROUTES) == {path for path in DOCUMENT["paths"] if path.startswith("/ext/influx/")}
+    for path, name in ((ext_routing.INFLUX_WRITE_V1, "db"), (ext_routing.INFLUX_WRITE_V2, "bucket")):
+        responses = DOCUMENT["paths"][path]["post"]["responses"]
+        line = b"metric,id=1 value=1 1535104800000"
+        assert admin.post(path, params={name: site, "precision": "ms"}, content=line).status_code == 204
+        assert "204" in responses
+        with storecast.client(None) as anonymous, storecast.client("reader") as reader:
+            refusals = {
+                400: admin.post(path, params={name: site}, content=b"metric,id=1 nope=1"),
+                401: anonymous.post(path, params={name: site}, content=line),
+                403: reader.post(path, params={name: site}, content=line),
+                404: admin.post(path, params={name: "telegraf"}, content=line),
+                413: admin.post(path, params={name: site}, content=b"#" * (MAX_BODY_BYTES + 1)),
+            }
+        for status, response in refusals.items():
+            assert response.status_code == status, response.text
+            assert response.headers["content-type"] == JSON
+            _schema_at(_pointer("paths", path, "post", "responses", str(status), "content", JSON, "schema")).validate(
+                response.json()
+            )
+    with storecast.client(None) as anonymous:
+        assert anonymous.get(ext_routing.INFLUX_PING).status_code == 204
+        assert anonymous.get(ext_routing.INFLUX_HEALTH).status_code == 200

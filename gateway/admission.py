@@ -4,7 +4,8 @@
   `STORECAST_INFLIGHT_BODY_BYTES` of PUT bodies at once, from the moment a
   body is admitted until its response is sent. A PUT's declared
   Content-Length is charged before any of its body is read; a body sent
-  without one (chunked) is charged as its chunks arrive. Beyond the budget
+  without one (chunked) is charged as its chunks arrive. What is charged is
+  the bytes received, a coded body's included (gateway/bodies.py). Beyond the budget
   the PUT is refused at once: HTTP 503, `Retry-After: 1`, status 1500,
   "server error: the server is busy ...", and nothing of it is stored. A lone
   PUT is always admitted (the body size limit, 413, is what bounds it). The

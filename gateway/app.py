@@ -5,7 +5,6 @@ Every error path ends in `error_response`; every response carries X-Request-Id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,12 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import console, ext_routing, health, openapi, params, reads, routing
 from gateway.admission import Admission
 from gateway.backends import Backends
+from gateway.bodies import BodyReader
+from gateway.codings import EncodeResponses
 from gateway.config import GatewaySettings
 from gateway.ext import ExtApi
 from gateway.gatekeeper import Gatekeeper
 from gateway.health import Probes
 from gateway.influx.api import InfluxApi
-from gateway.metrics import ObserveMiddleware, hold_body_bytes, note_route
+from gateway.metrics import ObserveMiddleware, note_route
 from gateway.permissions import Access, Permissions
 from gateway.responses import (
     JSON,
@@ -46,9 +47,9 @@ class V1Api:
     """The /v1 tree: docs/api/v1.md §3 order, then the category's handler."""
 
     def __init__(self, settings: GatewaySettings, gatekeeper: Gatekeeper, admission: Admission) -> None:
-        self._settings = settings
         self._gatekeeper = gatekeeper
         self._admission = admission
+        self._bodies = BodyReader.of(settings, admission)
         # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
         self.backends: Backends
         self._handlers: dict[tuple[str, str], Callable[[Request, routing.Target], Awaitable[Response]]] = {
@@ -83,42 +84,12 @@ class V1Api:
         return await handler(request, target)
 
     async def read_json_body(self, request: Request) -> bytes:
-        """The body of a PUT: no query string, JSON content type, within the size limit."""
+        """The body of a PUT: no query string, JSON content type, then as gateway/bodies.py reads any body."""
         params.parse(request.scope["query_string"], (), "a PUT")
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != JSON:
             raise ApiFailure(ApiStatus.INVALID_HEADER, f"Content-Type must be {JSON}, got {media_type or 'none'!r}")
-        return await self.read_body(request)
-
-    async def read_body(self, request: Request) -> bytes:
-        """A write's body, within the size limit (413) and the in-flight budget (503); /ext/influx reads it here too."""
-        limit = self._settings.max_body_bytes
-        too_large = ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body is larger than {limit} bytes", http_status=413)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large
-        # Over the in-flight budget: 503 before any of the body is read (gateway/admission.py).
-        declared_size = int(declared) if declared.isdigit() else None
-        if declared_size is not None:
-            self._admission.charge(request.scope, declared_size)
-        chunks, size = [], 0
-        state = request.scope["state"]
-        try:
-            # A client that trickles its body must not hold a worker forever.
-            async with asyncio.timeout(self._settings.body_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    hold_body_bytes(state, len(chunk))
-                    if size > limit:
-                        raise too_large
-                    if declared_size is None:
-                        self._admission.charge(request.scope, len(chunk))
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise ApiFailure(
-                ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body did not arrive within {self._settings.body_timeout_s:g} s"
-            ) from None
-        return b"".join(chunks)
+        return await self._bodies.read(request)
 
     async def get(self, request: Request, target: routing.Target) -> Response:
         return await reads.read(self.backends, request, target, V1_AGGREGATIONS)
@@ -226,7 +197,7 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     gatekeeper = Gatekeeper(settings, permissions, admission)
     api = V1Api(settings, gatekeeper, admission)
     ext = ExtApi(gatekeeper)
-    influx = InfluxApi(gatekeeper, admission, api.read_body)
+    influx = InfluxApi(gatekeeper, admission, BodyReader.of(settings, admission).read)
     # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
@@ -243,8 +214,9 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     router = Router(default=dispatch, lifespan=lifespan, redirect_slashes=False)
     # Outermost: the metrics and the access log see every answer, the 1500s included.
     # Tracing (off unless STORECAST_OTLP_ENDPOINT): a span around each request, the gRPC calls its children.
+    # Innermost, the content codings of every path's answers (RequestIdMiddleware's own 1500 is too small to encode).
     return ObserveMiddleware(
-        traced(RequestIdMiddleware(router)),
+        traced(RequestIdMiddleware(EncodeResponses(router))),
         trusted_header=settings.trusted_cert_header is not None,
         quiet_routes=health.PATHS,
     )

@@ -46,7 +46,7 @@ HTTP_DURATION = Histogram(
 HTTP_IN_FLIGHT = Gauge("storecast_http_requests_in_flight", "HTTP requests being handled.", multiprocess_mode="livesum")
 BODY_BYTES_IN_FLIGHT = Gauge(
     "storecast_http_request_body_bytes_in_flight",
-    "Bytes of PUT bodies read and held by requests not yet answered.",
+    "Bytes of PUT bodies read (decoded) and held by requests not yet answered.",
     multiprocess_mode="livesum",
 )
 

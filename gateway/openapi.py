@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from gateway import ext_routing, routing
+from gateway import codings, ext_routing, routing
 from gateway.influx.mapping import PRECISIONS
 from storecast.aggregations import AGGREGATIONS, V1_AGGREGATIONS, Aggregation, of_period, spelled
 from storecast.catalog import (
@@ -335,7 +335,8 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
         "PutBadRequest": _error_response(
             _PUT_BAD_REQUEST,
             "Bad request: a Content-Type other than application/json, a bad site_id, a query string,"
-            " or a body that is not UTF-8 JSON, is empty, or does not match the schema; nothing is stored",
+            " a coded body that does not decode, or a body that is not UTF-8 JSON, is empty, or does not match"
+            " the schema; nothing is stored",
         ),
         "Forbidden": _error_response(
             [ApiStatus.PERMISSION_ERROR], "No client certificate, or its CN may not read (GET) or write (PUT) this site"
@@ -349,7 +350,15 @@ def _shared_responses(categories: Iterable[Category]) -> dict[str, Schema]:
             {"Allow": _ref("headers", "Allow")},
         ),
         "PayloadTooLarge": _error_response(
-            [ApiStatus.PAYLOAD_CONTENT_ERROR], "The body is larger than the gateway's limit (STORECAST_MAX_BODY_BYTES)"
+            [ApiStatus.PAYLOAD_CONTENT_ERROR],
+            "The body, as received or once decoded, is larger than the gateway's limit (STORECAST_MAX_BODY_BYTES)",
+        ),
+        "UnsupportedContentEncoding": _with_headers(
+            _error_response(
+                [ApiStatus.INVALID_HEADER],
+                f"The body's Content-Encoding is not one the gateway decodes ({codings.ACCEPTED}, or none); nothing is stored",
+            ),
+            {"Accept-Encoding": _ref("headers", "Accept-Encoding")},
         ),
         "ServerError": _error_response(
             [ApiStatus.SERVER_ERROR], "The store or an internal service failed; the log line has the X-Request-Id"
@@ -433,6 +442,8 @@ def _put_operation(resource: Resource) -> Schema:
         "parameters": [_ref("parameters", "site_id")],
         "requestBody": {
             "required": True,
+            "description": f"May be sent with a `Content-Encoding` ({codings.ACCEPTED}); the size limit applies to"
+            " the body as received and once decoded.",
             "content": {JSON: {"schema": body, "example": {"values": [example_item(resource)]}}},
         },
         "responses": _by_status(
@@ -440,6 +451,7 @@ def _put_operation(resource: Resource) -> Schema:
                 "201": _ref("responses", "Created"),
                 "400": _ref("responses", "PutBadRequest"),
                 "413": _ref("responses", "PayloadTooLarge"),
+                "415": _ref("responses", "UnsupportedContentEncoding"),
             }
         ),
     }
@@ -808,6 +820,11 @@ and commitment vectors, and tariffs, per site.
   an `X-Request-Id` header. A request that matches no path here is refused with
   404 (1101); a method other than the path's, with 405 (1102) and an `Allow`
   header.
+- Content codings, on every path: a response of at least {codings.MINIMUM_SIZE} bytes
+  comes in gzip or zstd when `Accept-Encoding` asks for one; a PUT body may be
+  sent in either (`Content-Encoding`), its decoded size within the body limit
+  (413, 1303); another coding is refused with 415 (1103), a body that does not
+  decode with 400 (1301).
 - Paths under `/ext/v1/` (tag `ext`) go beyond v1: the sites, the catalog, a
   site's inventory, a forecast's staircase and its error per horizon, and v1's
   reads with every aggregation ({_beyond_v1()}); same envelope, codes,
@@ -894,6 +911,11 @@ def build_document() -> Schema:
                 "X-Request-Id": {
                     "description": "this request's id, also in the gateway's log lines about it",
                     "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                },
+                "Accept-Encoding": {
+                    "description": "the content codings a body may be sent in",
+                    "required": True,
+                    "schema": {"type": "string", "const": codings.ACCEPTED},
                 },
                 "Allow": {
                     "description": "the methods the path takes: GET, HEAD on a GET path, PUT on a PUT path, all three"

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import routing
+from gateway import codings, routing
 from gateway.metrics import note_api_status, note_records
 from storecast.status import STATUS, ApiFailure, ApiStatus
 from storecast.v1 import records_pb2
@@ -40,6 +40,8 @@ class ApiResponse(Response):
 def error_response(failure: ApiFailure) -> Response:
     body = msgspec.json.encode({"status_code": failure.code, "status_message": failure.message})
     headers = {"Allow": failure.allow} if isinstance(failure, routing.MethodNotAllowed) else None
+    if isinstance(failure, codings.UnsupportedCoding):
+        headers = {"Accept-Encoding": codings.ACCEPTED}
     if failure.retry_after_s is not None:
         headers = {"Retry-After": str(failure.retry_after_s)}
     return ApiResponse(body, failure.code, status_code=failure.http_status, headers=headers)

@@ -31,7 +31,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response, sync_playwright
 
 from storecast.dev_pki import DEV_P12_PASSWORD
 from tests.conftest import Storecast, assert_error, ok, put
@@ -272,6 +272,21 @@ def test_console_files_go_to_known_certificates_only(storecast: Storecast) -> No
         with storecast.client(name) as client:
             assert_error(client.get("/console/"), 403, 1400, "may not use the console")
             assert_error(client.get("/console/js/main.js"), 403, 1400)
+
+
+def test_the_browser_reads_files_and_answers_encoded(admin_console: Console) -> None:
+    """Chromium asks for zstd over HTTPS (docs/api/v1.md §10): the page's files and the API's larger
+    answers come in it, and the page decodes them (the fixture fails on any page error)."""
+    codings: dict[str, str | None] = {}
+
+    def received(response: Response) -> None:
+        codings.setdefault(urlsplit(response.url).path, response.headers.get("content-encoding"))
+
+    admin_console.page.on("response", received)
+    admin_console.open(f"/{SITE}/production/meter/3?attr=p")
+    admin_console.wait_until("document.querySelector('#chart')?.uplot")
+    assert codings["/console/vendor/uPlot.iife.min.js"] == "zstd" and codings["/console/js/main.js"] == "zstd"
+    assert "zstd" in {coding for path, coding in codings.items() if path.startswith("/v1/")}
 
 
 def test_serve_all_prints_the_console_address(storecast: Storecast) -> None:

@@ -227,6 +227,9 @@ def test_errors_are_as_documented(storecast: Storecast, admin: httpx.Client, sit
         assert_documented(response, put_path, "put", 400)
     oversized = raw_put(admin, url, b" " * (MAX_BODY_BYTES + 1))
     assert_documented(oversized, put_path, "put", 413)
+    brotli = admin.put(url, json=example, headers={"content-encoding": "br"})
+    assert_documented(brotli, put_path, "put", 415)
+    assert brotli.headers["accept-encoding"] == DOCUMENT["components"]["headers"]["Accept-Encoding"]["schema"]["const"]
     assert_documented(admin.put(put_path.replace("{site_id}", ""), json=example), put_path, "put", 404)
     with storecast.client("reader") as reader:
         assert_documented(reader.put(url, json=example), put_path, "put", 403)

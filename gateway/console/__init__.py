@@ -7,9 +7,10 @@ permissions file knows (else 403/1400, as for the API), so that nothing of the
 deployment is shown to a stranger.
 
 Every file is read once at start (a few hundred kB with uPlot) and served from
-memory with a strong ETag. Module imports name plain paths (js/views/…), so a
-browser may not keep them unchecked: `no-cache` makes it revalidate each one,
-and an unchanged file costs a 304 with no body. `private`: the answer depends
+memory with a strong ETag (weak when the answer is encoded: gateway/codings.py).
+Module imports name plain paths (js/views/…), so a browser may not keep them
+unchecked: `no-cache` makes it revalidate each one, and an unchanged file costs
+a 304 with no body. `private`: the answer depends
 on the certificate, so no shared cache may keep it. The files do not count
 against the per-certificate rate limit: a page load is a dozen of them, and
 what the page then asks the API counts as any client's requests do.

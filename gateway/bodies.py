@@ -1,4 +1,4 @@
-"""A request's body, read once the request may send it: for every path that takes one (today /v1's PUTs).
+"""A request's body, read once the request may send it: for every path that takes one (/v1's PUTs, /ext/influx's writes).
 
 - Its Content-Encoding is decoded (gateway/codings.py; 415/1103 for a coding not
   served, 400/1301 for a body that does not decode).

@@ -757,14 +757,28 @@ def _influx_write(version: str, site_parameter: str, ignored: list[str]) -> Sche
         " ignored), fields = the type's attributes, timestamp in `precision`. All or nothing: a bad line stores"
         ' nothing. InfluxDB\'s conventions, not the v1 envelope: 204, and errors as `{"error": ...}`.',
         "parameters": [site, _PRECISION, *others],
-        "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "requestBody": {
+            "required": True,
+            "description": f"May be sent with a `Content-Encoding` ({codings.ACCEPTED}); the size limit applies to"
+            " the body as received and once decoded.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
         "responses": {
             "204": {"description": "Every record is stored"},
-            "400": _influx_error("A bad line (named by its number), a bad precision, or the site parameter missing"),
+            "400": _influx_error(
+                "A bad line (named by its number), a bad precision, the site parameter missing, or a coded body that"
+                " does not decode"
+            ),
             "401": _influx_error("No client certificate"),
             "403": _influx_error("The client certificate may not write the site"),
             "404": _influx_error("The site parameter is not a site ID"),
-            "413": _influx_error("The body is larger than the gateway takes (STORECAST_MAX_BODY_BYTES)"),
+            "413": _influx_error(
+                "The body, as received or once decoded, is larger than the gateway takes (STORECAST_MAX_BODY_BYTES)"
+            ),
+            "415": {
+                **_influx_error(f"The body's Content-Encoding is not one the gateway decodes ({codings.ACCEPTED}, or none)"),
+                "headers": {"Accept-Encoding": _ref("headers", "Accept-Encoding")},
+            },
         },
     }
 

@@ -2,8 +2,8 @@
 
 Answers come in gzip or zstd as Accept-Encoding asks, and standard clients (httpx for gzip,
 requests/urllib3 for zstd, curl for both) decode them to the very bytes of the plain answer;
-PUT bodies in gzip or zstd are stored as the plain ones; a bomb, a body that does not decode and
-a coding not served are refused, with nothing stored.
+PUT bodies (and /ext/influx's line protocol) in gzip or zstd are stored as the plain ones; a bomb,
+a body that does not decode and a coding not served are refused, with nothing stored.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import requests
 from backports import zstd
 
 from gateway.codings import MINIMUM_SIZE
+from gateway.ext_routing import INFLUX_WRITE_V1, INFLUX_WRITE_V2
 from tests.conftest import MAX_BODY_BYTES, MAX_RECORDS, Storecast, assert_error, ok, put
 from tests.helpers import MINUTE, T0, JsonObject
 from tests.test_memory import peak_growth
@@ -349,3 +350,29 @@ def test_the_v1_checks_come_first(admin: httpx.Client, site: int) -> None:
     assert_error(admin.put(url, content=b" " * (MAX_BODY_BYTES + 1), headers=br), 415, 1103)
     oversized = admin.put(url, content=b" " * (MAX_BODY_BYTES + 1), headers={**br, "content-encoding": "gzip"})
     assert_error(oversized, 413, 1303, f"larger than {MAX_BODY_BYTES} bytes")
+
+
+@pytest.mark.parametrize(("path", "site_parameter"), [(INFLUX_WRITE_V1, "db"), (INFLUX_WRITE_V2, "bucket")])
+def test_coded_line_protocol_is_decoded_too(admin: httpx.Client, site: int, path: str, site_parameter: str) -> None:
+    """/ext/influx reads its body as /v1 does: Telegraf's gzip is decoded, with Influx's answers to what is refused."""
+    lines = b"\n".join(b"meter,id=1,host=edge p=%d.5,q=1 %d" % (i, T0 + i * MINUTE) for i in range(300))
+    codings: dict[str, Callable[[bytes], bytes]] = {"identity": lambda body: body, **ENCODERS}
+    stored = []
+    for offset, (coding, encode) in enumerate(codings.items()):
+        written = site + offset * 1_000_000
+        params: dict[str, str | int] = {site_parameter: written, "precision": "ms"}
+        response = admin.post(path, params=params, content=encode(lines), headers={"content-encoding": coding})
+        assert response.status_code == 204, response.text
+        stored.append(admin.get(f"/v1/{written}/production/meter/1", headers={"accept-encoding": "identity"}))
+    assert len(ok(stored[0])["results"]) == 300 and stored[0].content == stored[1].content == stored[2].content
+    params = {site_parameter: site + 3_000_000}
+    refused = admin.post(path, params=params, content=gzipped(lines), headers={"content-encoding": "br"})
+    assert refused.status_code == 415 and refused.headers["accept-encoding"] == "zstd, gzip"
+    assert "Content-Encoding 'br' is not served" in refused.json()["error"]
+    if path == INFLUX_WRITE_V2:
+        assert refused.json()["code"] == "unsupported media type"
+    corrupt = admin.post(path, params=params, content=gzipped(lines)[:-8], headers={"content-encoding": "gzip"})
+    assert corrupt.status_code == 400 and "does not decode as gzip" in corrupt.json()["error"]
+    bomb = admin.post(path, params=params, content=zstd_bomb(64 * MiB), headers={"content-encoding": "zstd"})
+    assert bomb.status_code == 413 and "once decoded" in bomb.json()["error"]
+    assert_error(admin.get(f"/v1/{site + 3_000_000}/production/meter/1"), 400, 1107)

@@ -275,6 +275,7 @@ def test_influx_paths_answer_as_documented(storecast: Storecast, admin: httpx.Cl
                 403: reader.post(path, params={name: site}, content=line),
                 404: admin.post(path, params={name: "telegraf"}, content=line),
                 413: admin.post(path, params={name: site}, content=b"#" * (MAX_BODY_BYTES + 1)),
+                415: admin.post(path, params={name: site}, content=line, headers={"content-encoding": "br"}),
             }
         for status, response in refusals.items():
             assert response.status_code == status, response.text

@@ -9,8 +9,9 @@ Influx's conventions, not the v1 envelope (docs/api/v1.md §10): 204 once every
 record is stored; a refusal is `{"error": "..."}` (the 2.x path adds the 2.x
 `code` and `message`, which its clients show) with 400 for a bad line, 401
 without a client certificate, 403 when the certificate may not write the site,
-404 for a db/bucket that is not a site id, 413 over STORECAST_MAX_BODY_BYTES, and
-429/503 with Retry-After as /v1. Checked in that order: path, method, identity,
+404 for a db/bucket that is not a site id, 413 over STORECAST_MAX_BODY_BYTES (as
+received or decoded), 415 for a Content-Encoding not served, and 429/503 with
+Retry-After as /v1. Checked in that order: path, method, identity,
 query string, permission (then the rate limit), body.
 
 A body is all or nothing. Every line is parsed and checked against the catalog
@@ -37,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import ext_routing
+from gateway import codings, ext_routing
 from gateway.admission import Admission
 from gateway.backends import Backends
 from gateway.gatekeeper import Gatekeeper
@@ -60,6 +61,7 @@ _V2_CODES = {
     404: "not found",
     405: "method not allowed",
     413: "request too large",
+    415: "unsupported media type",
     429: "too many requests",
     503: "unavailable",
 }
@@ -80,8 +82,8 @@ class InfluxApi:
     def __init__(self, gatekeeper: Gatekeeper, admission: Admission, read_body: Callable[[Request], Awaitable[bytes]]) -> None:
         self._gatekeeper = gatekeeper
         self._admission = admission
-        # The body of a write, as /v1 reads it (gateway/app.py): size limit, in-flight budget, and
-        # the content codings of docs/api/v1.md §10 once the gateway decodes them there.
+        # The body of a write, as /v1 reads it (gateway/bodies.py): size limit, in-flight budget, and
+        # the content codings of docs/api/v1.md §10 (Telegraf's outputs.influxdb_v2 sends gzip).
         self._read_body = read_body
         # Set by the app's lifespan: gRPC aio channels belong to the serving event loop.
         self.backends: Backends
@@ -94,7 +96,7 @@ class InfluxApi:
             except InfluxError as error:
                 response = error_response(path, error)
             except ApiFailure as failure:
-                response = error_response(path, InfluxError(failure.http_status, failure.message, _retry_after(failure)))
+                response = error_response(path, InfluxError(failure.http_status, failure.message, _headers(failure)))
             await response(scope, receive, send)
         finally:
             # The body bytes a write was admitted with, held until its answer is sent.
@@ -179,6 +181,9 @@ def error_response(path: str, error: InfluxError) -> Response:
     return Response(msgspec.json.encode(content), status_code=error.http_status, headers=error.headers, media_type=JSON)
 
 
-def _retry_after(failure: ApiFailure) -> dict[str, str] | None:
-    """A refusal for load (429, 503) keeps its Retry-After: Telegraf and the clients wait that long."""
+def _headers(failure: ApiFailure) -> dict[str, str] | None:
+    """A refusal for load (429, 503) keeps its Retry-After: Telegraf and the clients wait that long;
+    a coding not served (415) its Accept-Encoding, the codings that are."""
+    if isinstance(failure, codings.UnsupportedCoding):
+        return {"Accept-Encoding": codings.ACCEPTED}
     return {"Retry-After": str(failure.retry_after_s)} if failure.retry_after_s is not None else None

@@ -16,7 +16,7 @@ untimed seed of `seed_seconds` x 16 meter-3p records at 1 s for the reads:
 
 Python threads in one process share a GIL, so the N clients are threads
 spread over several spawned processes, each thread holding one keep-alive
-connection; request bodies and URLs are built, and every connection opened
+connection of the lean client in wire.py; requests are built as bytes, and every connection opened
 with one untimed request, before the clock starts. Every response is checked
 (status, and for GETs exactly one record with the expected value).
 
@@ -60,6 +60,7 @@ from parts import StoreSample, sample_store
 from processes import cpu_seconds, wait_for_stable_disk
 from storecast_target import CLIENT, PKI_DIR, start_storecast
 from timing import rate_summary
+from wire import Connection, WireError
 from workload import (
     ATTRIBUTES,
     EQUIPMENT_TYPE,
@@ -84,10 +85,10 @@ WARMUP_ID_OFFSET = 50_000  # each PUT client's untimed first record goes to its 
 PUT_STEP_MS = 1
 PUT_BASE_AGE_MS = 86_400_000
 # Each client gets phase seconds x min(MAX_CLIENT_RATE, max(MIN_CLIENT_RATE, GENERATOR_RATE / clients))
-# requests prepared: above what httpx sends here (about 1,500/s for one thread, 2,500/s for 16
-# threads together on 2 cores), at a few hundred bytes each. A client that runs out anyway is
-# counted in exhausted_clients, and its phase's rate is then a lower bound.
-MAX_CLIENT_RATE = 5_000
+# requests prepared, a few hundred bytes each: above what any system measured here answered
+# one client or 16 together. A client that runs out anyway is counted in exhausted_clients,
+# and its phase's rate is then a lower bound.
+MAX_CLIENT_RATE = 10_000
 MIN_CLIENT_RATE = 1_500
 GENERATOR_RATE = 24_000
 GET_TARGETS_PER_CLIENT = 1_000
@@ -136,10 +137,23 @@ class Endpoint:
             ca, cert, key = self.tls_files
             verify = ssl.create_default_context(cafile=ca)
             verify.load_cert_chain(cert, key)
-        content_type = "application/json" if self.system == "storecast" else "text/plain; charset=utf-8"
+        content_type = self.content_type
         return httpx.Client(
             base_url=self.base_url, verify=verify, timeout=CLIENT_TIMEOUT_S, headers={"content-type": content_type}
         )
+
+    def connection(self) -> Connection:
+        """The timed phases' client: one keep-alive connection of the lean generator (wire.py)."""
+        context: ssl.SSLContext | None = None
+        if self.tls_files is not None:
+            ca, cert, key = self.tls_files
+            context = ssl.create_default_context(cafile=ca)
+            context.load_cert_chain(cert, key)
+        return Connection(self.base_url, context, CLIENT_TIMEOUT_S)
+
+    @property
+    def content_type(self) -> str:
+        return "application/json" if self.system == "storecast" else "text/plain; charset=utf-8"
 
     @property
     def put_status(self) -> int:
@@ -282,125 +296,114 @@ class WorkerSpec:
     seconds: float
 
 
-PutRequests = list[tuple[str, httpx.URL, bytes]]
-GetRequests = list[tuple[httpx.URL, float]]
+PutRequests = list[bytes]
+GetRequests = list[tuple[bytes, float]]
 
 
 @overload
-def prepare(endpoint: Endpoint, plan: PutPlan) -> PutRequests: ...
+def prepare(endpoint: Endpoint, connection: Connection, plan: PutPlan) -> PutRequests: ...
 @overload
-def prepare(endpoint: Endpoint, plan: GetPlan) -> GetRequests: ...
-def prepare(endpoint: Endpoint, plan: Plan) -> PutRequests | GetRequests:
-    """Every request of a client, built before the clock starts.
-
-    URLs are absolute httpx.URL objects: httpx then skips parsing and joining
-    them on every request, a fifth of its CPU time per request here.
-    """
-    urls: dict[str, httpx.URL] = {}
-
-    def url(path: str) -> httpx.URL:
-        return urls.setdefault(path, httpx.URL(endpoint.base_url + path))
-
+def prepare(endpoint: Endpoint, connection: Connection, plan: GetPlan) -> GetRequests: ...
+def prepare(endpoint: Endpoint, connection: Connection, plan: Plan) -> PutRequests | GetRequests:
+    """Every request of a client, as the bytes sent, built before the clock starts."""
     if isinstance(plan, PutPlan):
         requests = (
             put_request(endpoint.system, plan.equipment_id, plan.timestamp(i), marker(plan.marker_base, i))
             for i in range(plan.count)
         )
-        return [(method, url(path), body) for method, path, body in requests]
+        return [connection.request(method, path, body, endpoint.content_type) for method, path, body in requests]
     return [
-        (url(get_path(endpoint.system, equipment_id, timestamp, plan.span_ms)), expected)
+        (connection.request("GET", get_path(endpoint.system, equipment_id, timestamp, plan.span_ms)), expected)
         for equipment_id, timestamp, expected in plan.targets
     ]
 
 
-def _put_loop(client: httpx.Client, endpoint: Endpoint, requests: PutRequests, deadline: float, log: ClientLog) -> None:
+def _put_loop(connection: Connection, endpoint: Endpoint, requests: PutRequests, deadline: float, log: ClientLog) -> None:
     log.exhausted = True
-    for index, (method, url, body) in enumerate(requests):
+    for index, request in enumerate(requests):
         if time.monotonic() >= deadline:
             log.exhausted = False
             break
         started = time.perf_counter()
         try:
-            response = client.request(method, url, content=body)
-        except httpx.HTTPError as error:  # a transport failure is an error to count, not a crash
-            log.error(f"{method}: {error!r}")
+            status, body = connection.exchange(request)
+        except (OSError, WireError) as error:  # a transport failure is an error to count, not a crash
+            log.error(f"PUT: {error!r}")
             continue
         log.latencies_ms.append((time.perf_counter() - started) * 1000)
-        if response.status_code == endpoint.put_status:
+        if status == endpoint.put_status:
             log.ok += 1
             log.acknowledged.append(index)
         else:
-            log.error(f"{method} -> {response.status_code}: {response.text[:200]}")
+            log.error(f"PUT -> {status}: {body[:200]!r}")
 
 
-def _get_loop(client: httpx.Client, endpoint: Endpoint, requests: GetRequests, deadline: float, log: ClientLog) -> None:
+def _get_loop(connection: Connection, endpoint: Endpoint, requests: GetRequests, deadline: float, log: ClientLog) -> None:
     index = 0
     while time.monotonic() < deadline:
-        url, expected = requests[index % len(requests)]
+        request, expected = requests[index % len(requests)]
         index += 1
         started = time.perf_counter()
         try:
-            response = client.get(url)
-        except httpx.HTTPError as error:
+            status, body = connection.exchange(request)
+        except (OSError, WireError) as error:
             log.error(f"GET: {error!r}")
             continue
         log.latencies_ms.append((time.perf_counter() - started) * 1000)
-        problem = f"-> {response.status_code}: {response.text[:200]}" if response.status_code != 200 else None
-        problem = problem or check_get(endpoint.system, response.content, expected)
+        problem = f"-> {status}: {body[:200]!r}" if status != 200 else check_get(endpoint.system, body, expected)
         if problem is None:
             log.ok += 1
         else:
-            log.error(f"GET {url}: {problem}")
+            log.error(f"GET {request.split(b' ', 2)[1][:120]!r}: {problem}")
 
 
-def _warm_up(client: httpx.Client, endpoint: Endpoint, plan: Plan) -> None:
+def _warm_up(connection: Connection, endpoint: Endpoint, plan: Plan) -> None:
     """One untimed request: opens the keep-alive (TLS) connection; a PUT's record goes to an id no check reads."""
     if isinstance(plan, PutPlan):
         method, path, body = put_request(endpoint.system, plan.equipment_id + WARMUP_ID_OFFSET, plan.base_ms, plan.marker_base)
-        response = client.request(method, path, content=body)
+        status, answer = connection.exchange(connection.request(method, path, body, endpoint.content_type))
         expected = endpoint.put_status
     else:
-        response = client.get(get_path(endpoint.system, *plan.targets[0][:2], plan.span_ms))
+        path = get_path(endpoint.system, *plan.targets[0][:2], plan.span_ms)
+        status, answer = connection.exchange(connection.request("GET", path))
         expected = 200
-    if response.status_code != expected:
-        raise RuntimeError(f"warm-up -> {response.status_code}: {response.text[:300]}")
+    if status != expected:
+        raise RuntimeError(f"warm-up -> {status}: {answer[:300]!r}")
 
 
 def _client_thread(
     spec: WorkerSpec, plan: Plan, ready: threading.Barrier, go: threading.Event, deadline: list[float], log: ClientLog
 ) -> None:
-    client: httpx.Client | None = None
+    connection: Connection | None = spec.endpoint.connection()
+    assert connection is not None
     put_requests: PutRequests = []
     get_requests: GetRequests = []
     try:
         if isinstance(plan, PutPlan):
-            put_requests = prepare(spec.endpoint, plan)
+            put_requests = prepare(spec.endpoint, connection, plan)
         else:
-            get_requests = prepare(spec.endpoint, plan)
-        client = spec.endpoint.client()
-        _warm_up(client, spec.endpoint, plan)
+            get_requests = prepare(spec.endpoint, connection, plan)
+        _warm_up(connection, spec.endpoint, plan)
     except Exception as error:  # reported with the phase's errors; the other clients still run
         log.error(f"before the clock: {error!r}")
-        if client is not None:
-            client.close()
-        client = None
+        connection.close()
+        connection = None
     finally:
         ready.wait()
     go.wait()
-    if client is None:
+    if connection is None:
         return
-    # Not `with client`: httpx refuses to enter a client that has already sent a request.
     try:
         log.started = time.monotonic()
         if isinstance(plan, PutPlan):
-            _put_loop(client, spec.endpoint, put_requests, deadline[0], log)
+            _put_loop(connection, spec.endpoint, put_requests, deadline[0], log)
         else:
-            _get_loop(client, spec.endpoint, get_requests, deadline[0], log)
+            _get_loop(connection, spec.endpoint, get_requests, deadline[0], log)
     except Exception as error:  # a bug in a checker must show in the figures, not vanish with the thread
         log.error(f"client stopped: {error!r}")
     finally:
         log.finished = time.monotonic()
-        client.close()
+        connection.close()
 
 
 def _worker_process(spec: WorkerSpec, go: Event, messages: Queue[tuple[str, Any]]) -> None:

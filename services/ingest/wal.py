@@ -23,6 +23,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,10 +31,15 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
+from services.lib.rpc.metrics import WAL_SYNC_ENTRIES, WAL_SYNC_SECONDS
+
 log = logging.getLogger("storecast.wal")
 
 _FRAME = struct.Struct("<II")  # length, crc32
 _SUFFIX = ".wal"
+# The log holds production records only: forecasts, commitments and tariffs keep the group commit.
+_SYNC_SECONDS = WAL_SYNC_SECONDS.labels("production")
+_SYNC_ENTRIES = WAL_SYNC_ENTRIES.labels("production")
 Swapped = TypeVar("Swapped")
 # An entry waiting for the writer: its framed bytes, what to do once durable, and its outcome.
 _Waiting = tuple[bytes, Callable[[], None], Future[BaseException | None]]
@@ -169,7 +175,10 @@ class WriteAheadLog:
                 else:
                     outcomes.append((waiting[2], LogFull(f"the write-ahead log holds its maximum of {self.max_bytes} bytes")))
             if accepted:
+                started = time.perf_counter()
                 error = self._write_synced(b"".join(framed for framed, _, _ in accepted))
+                _SYNC_SECONDS.observe(time.perf_counter() - started)
+                _SYNC_ENTRIES.observe(len(accepted))
                 for _, durable, done in accepted:
                     if error is None:
                         durable()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.ingest.wal import LogFull, WriteAheadLog, frame, read_segment
 
@@ -103,6 +104,7 @@ def test_a_full_disk_refuses_with_log_full_and_acknowledges_nothing(tmp_path: Pa
 
 
 def test_concurrent_writers_share_syncs_and_each_entry_is_acknowledged_once(tmp_path: Path) -> None:
+    entries_before, syncs_before = _sync_counts()
     wal = WriteAheadLog(tmp_path, 1 << 24)
     seen: list[bytes] = []
     threads = [threading.Thread(target=_appended, args=(wal, [f"{t}-{i}".encode() for i in range(50)], seen)) for t in range(8)]
@@ -114,6 +116,17 @@ def test_concurrent_writers_share_syncs_and_each_entry_is_acknowledged_once(tmp_
     replayed = list(WriteAheadLog(tmp_path, 1 << 24).replay())
     # The durable callbacks ran in log order: what they recorded is the log.
     assert replayed == seen and len(set(seen)) == 400
+    # The metrics count every entry once, over fewer syncs than entries when writers overlapped.
+    entries, syncs = _sync_counts()
+    assert entries - entries_before == 400
+    assert 0 < syncs - syncs_before <= 400
+
+
+def _sync_counts() -> tuple[float, float]:
+    """storecast_wal_entries_per_fsync's sum (entries made durable) and count (syncs)."""
+    entries = REGISTRY.get_sample_value("storecast_wal_entries_per_fsync_sum", {"kind": "production"}) or 0.0
+    syncs = REGISTRY.get_sample_value("storecast_wal_fsync_duration_seconds_count", {"kind": "production"}) or 0.0
+    return entries, syncs
 
 
 def test_a_second_process_cannot_open_a_log_in_use(tmp_path: Path) -> None:

@@ -89,6 +89,20 @@ def _joined(blocks: Sequence[_Block]) -> tuple[np.ndarray, list[np.ndarray]]:
     return unique, [column[rows] for column in attributes]
 
 
+def _rows_by_id(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Each id of a request with its rows, in request order within the id."""
+    if not len(ids):
+        return []
+    first = int(ids[0])
+    if (ids == first).all():  # the usual request: one equipment, often one record
+        return [(first, np.arange(len(ids)))]
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    ends = np.append(starts[1:], len(order))
+    return [(int(sorted_ids[start]), order[start:end]) for start, end in zip(starts.tolist(), ends.tolist())]
+
+
 class RecentWrites(Protocol):
     """What a reader in the ingest's process asks of its recent writes (the flusher answers)."""
 
@@ -132,15 +146,10 @@ class HotTier:
             return
         acked_at = time.monotonic()
         oldest_kept = now_ms - int(self.window_s * 1000)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        ends = np.r_[starts[1:], len(order)]
         series_of_type = self._series[equipment]
         with self._lock:
-            for start, end in zip(starts.tolist(), ends.tolist()):
-                rows = order[start:end]
-                key = (site_id, int(sorted_ids[start]))
+            for record_id, rows in _rows_by_id(ids):
+                key = (site_id, record_id)
                 series = series_of_type.get(key)
                 if series is None:
                     series = series_of_type[key] = _Series()

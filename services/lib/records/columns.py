@@ -56,6 +56,8 @@ def to_columns(records: Sequence[msgspec.Struct], fields: Sequence[str] | None =
 
 def last_occurrences(*keys: Column) -> np.ndarray | None:
     """Row indexes keeping only the last row of each key, or None when keys are unique."""
+    if len(keys[0]) < 2:
+        return None
     arrays = [np.asarray(k, dtype=np.int64) for k in keys]
     if _strictly_ascending(arrays):
         return None  # the usual body: one equipment's records in time order

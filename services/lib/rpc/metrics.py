@@ -86,6 +86,19 @@ WAL_BYTES = Gauge("storecast_wal_bytes", "Bytes of write-ahead log segments not 
 WAL_UNFLUSHED_ROWS = Gauge(
     "storecast_wal_unflushed_rows", "Records acknowledged from the write-ahead log and not yet taken by a flush.", ["kind"]
 )
+# As Prometheus' own prometheus_tsdb_wal_fsync_duration_seconds: what each acknowledged PUT waits for.
+WAL_SYNC_SECONDS = Histogram(
+    "storecast_wal_fsync_duration_seconds",
+    "Duration of each write and fdatasync of the write-ahead log.",
+    ["kind"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+WAL_SYNC_ENTRIES = Histogram(
+    "storecast_wal_entries_per_fsync",
+    "Requests made durable by each fdatasync of the write-ahead log (group commit).",
+    ["kind"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 WAL_FLUSHES = Counter("storecast_wal_flushes", "Flushes of the write-ahead log into the store, by outcome.", ["kind", "outcome"])
 HOT_TIER_BYTES = Gauge("storecast_hot_tier_bytes", "Bytes of records held by the hot tier.", ["kind"])
 HOT_TIER_READS = Counter(

@@ -28,6 +28,8 @@ NO_RESULTS = "No benchmark results yet: run `make bench` to fill this page."
 MIB = 1024 * 1024
 # The result keys of the systems, in the columns' order, with their names.
 SYSTEMS = {"storecast": "storecast", "influxdb": "InfluxDB", "victoria_metrics": "VictoriaMetrics", "engine": "chDB direct"}
+# The request path's floor (tests/bench/stack_floor.py), measured on the recent shape's PUTs only.
+RECENT_SYSTEMS = {**SYSTEMS, "stack_floor": "path's floor"}
 PEERS = {"storecast": "storecast", "victoria_metrics": "VictoriaMetrics", "influxdb": "InfluxDB"}
 OTHERS_SHARE = ("machine_cpu", "other_processes_share_of_machine")
 
@@ -211,9 +213,11 @@ def _fleet_recent(results: Results) -> str | None:
         f" PUT timestamps {config.get('put_timestamps', 'within the last hour')}, and the GETs read records those"
         " PUTs wrote, which storecast answers from its hot tier. storecast's write-ahead log peaked at"
         f" {_number(_scaled(put.get('peak_wal_disk_bytes'), lambda v: v / MIB), 2)} MiB on disk during the"
-        f" {many}' PUTs."
+        f" {many}' PUTs. The path's floor is storecast's own gateway and services parts with nothing to do"
+        " (tests/bench/stack_floor.py: uvicorn with our TLS, one gRPC call to a servicer that answers at once):"
+        " the most a request path built of them serves here."
     )
-    parts = [intro, _fleet_table(recent, _systems_present(recent, SYSTEMS), specs)]
+    parts = [intro, _fleet_table(recent, _systems_present(recent, RECENT_SYSTEMS), specs)]
     memory = recent.get("hot_tier_memory")
     if memory is not None:
         parts.append(

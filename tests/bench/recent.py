@@ -29,6 +29,7 @@ a process of its own.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
@@ -54,8 +55,8 @@ from fleet import (
     PutPlan,
     SystemUnderTest,
 )
-from processes import free_port, wait_for_stable_disk
-from storecast_target import start_storecast
+from processes import free_port, launch, wait_for_stable_disk, wait_until
+from storecast_target import REPO, start_storecast
 from workload import STEP_MS, Dataset, line_protocol_bodies
 
 # Equipment ids of their own, apart from the historic shape's (19,999 and 20,000 on).
@@ -317,6 +318,41 @@ def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, config: 
         result["exit_code"] = peer.server.stop()
         say(f"{peer.name} stopped (exit {result['exit_code']})")
     return result
+
+
+def bench_floor(workdir: Path, config: FleetConfig) -> dict[str, Any]:
+    """The recent shape's PUT phases against the request path's floor (stack_floor.py): storecast's
+    gateway and services parts with nothing to do, the same generator, the same certificates."""
+    port = free_port()
+    script = Path(__file__).with_name("stack_floor.py")
+    argv = [sys.executable, str(script), "--port", str(port), "--socket", str(workdir / "floor.sock")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = launch("stack floor", argv, workdir, workdir / "stack-floor.log", f"https://127.0.0.1:{port}", env)
+    endpoint = fleet.storecast_endpoint(server.base_url)
+    wait_until(lambda: _answers(endpoint), server)
+    say(f"stack floor up (pid {server.pid}) at {server.base_url}")
+    sut = SystemUnderTest(endpoint, lambda _: None, lambda: None, server.pid)
+    result: dict[str, Any] = {"pid": server.pid}
+    try:
+        single = _phase(sut, fleet.put_plans(RECENT_SINGLE_PUT_ID, 1, config.seconds, RECENT_BASE_AGE_MS), config, 1, None)
+        result["single_put"] = single.summary
+        many_plans = fleet.put_plans(RECENT_PUT_ID_BASE, config.clients, config.seconds, RECENT_BASE_AGE_MS)
+        result["put"] = _phase(sut, many_plans, config, config.processes, None).summary
+        say(
+            f"stack floor: 1 client PUT p50 {single.summary['p50_ms']} ms; {config.clients} clients"
+            f" {result['put']['requests_per_s']} PUT/s, p99 {result['put']['p99_ms']} ms"
+        )
+    finally:
+        result["exit_code"] = server.stop()
+    return result
+
+
+def _answers(endpoint: fleet.Endpoint) -> bool:
+    connection = endpoint.connection()
+    try:
+        return connection.exchange(connection.request("GET", "/"))[0] == 200
+    finally:
+        connection.close()
 
 
 def config_json(config: FleetConfig) -> dict[str, Any]:

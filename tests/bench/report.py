@@ -404,8 +404,10 @@ _FLEET_COLUMNS = {
     "influxdb": "InfluxDB",
     "victoria_metrics": "VictoriaMetrics",
     "engine": "chDB direct",
+    "stack_floor": "path's floor",
 }
-_RECENT_COLUMNS = ("storecast", "influxdb", "victoria_metrics")
+# The floor (stack_floor.py) answers PUTs only: its GET cells stay empty.
+_RECENT_COLUMNS = ("storecast", "influxdb", "victoria_metrics", "stack_floor")
 
 
 def _row(label: str, values: list[Any], digits: int = 1) -> str:

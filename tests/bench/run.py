@@ -389,7 +389,8 @@ def bench_fleet(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_fleet_recent(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """recent.py's phases on a fresh storecast and (unless skipped) fresh peers, then the hot tier's memory."""
+    """recent.py's phases on a fresh storecast and (unless skipped) fresh peers, its PUTs on the request
+    path's floor (stack_floor.py), then the hot tier's memory."""
     config = fleet.FleetConfig(args.fleet_clients, args.fleet_processes, args.fleet_seconds)
     results: dict[str, Any] = {"config": recent.config_json(config)}
     say(f"fleet, recent shape: {config.clients} clients in {config.processes} processes, {config.seconds:g} s per phase")
@@ -401,6 +402,7 @@ def bench_fleet_recent(workdir: Path, args: argparse.Namespace) -> dict[str, Any
                 return recent.bench_peer(c, d, config)
 
             results[key] = measured_alone(f"recent-{key}", phase, workdir, args)
+    results["stack_floor"] = measured_alone("recent-stack-floor", lambda d: recent.bench_floor(d, config), workdir, args)
     say(f"hot tier memory: {args.hot_series:,} series x 1 h, in a process of its own")
     results["hot_tier_memory"] = measured_alone(
         "hot-tier-memory", lambda _: recent.measure_hot_memory(args.hot_series), workdir, args

@@ -121,7 +121,14 @@ def _summary(results: Results) -> str | None:
             value = None if where is None else _get(results[key], *where)
             cells.append(_number(_scaled(value, scale), digits))
         rows.append([label, *cells])
-    return _table(["figure", *systems.values()], rows)
+    table = _table(["figure", *systems.values()], rows)
+    influx = _get(results, "storecast_influx", "ingest", "records_per_s")
+    if influx is None:
+        return table
+    return table + (
+        f"\n\nThe same records as 5,000-line bodies of InfluxDB line protocol on storecast's `/ext/influx/write`:"
+        f" {_number(influx, 0)} records/s (the peers' column above is their own `/write` of those lines)."
+    )
 
 
 def _concurrency(results: Results) -> str | None:

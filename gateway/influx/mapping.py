@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.influx.lines import FieldValue, LineError, points
+from gateway.influx.uniform import uniform_batch
 from gateway.routing import parse_uint32
 from storecast.catalog import EQUIPMENT_TYPES, TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
 from storecast.v1 import records_pb2
@@ -58,6 +59,9 @@ class Write:
 def to_batches(text: str, precision: str, received_ms: int) -> Write:
     """The body's records; LineError naming the first line that is not line protocol or not a record."""
     multiplier, divisor = PRECISIONS[precision]
+    uniform = uniform_batch(text, multiplier, divisor)
+    if uniform is not None:
+        return Write([uniform], len(uniform[1].timestamps))
     # Per type, per (id, timestamp): the record's attribute values.
     records: dict[str, dict[tuple[int, int], dict[str, float | int]]] = {}
     for point in points(text):

@@ -60,6 +60,7 @@ def checks(results: dict[str, Any]) -> list[Check]:
         + (fleet_checks(results["fleet"]) if "fleet" in results else [])
         + (recent_checks(results["fleet_recent"]) if "fleet_recent" in results else [])
         + (typed_checks(results["typed"]) if "typed" in results else [])
+        + (influx_write_checks(results) if "storecast_influx" in results else [])
         + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
         + (upkeep_checks(results["long_ranges"]) if "upkeep" in results.get("long_ranges", {}) else [])
     )
@@ -178,6 +179,33 @@ def upkeep_checks(long: dict[str, Any]) -> list[Check]:
         lag = _get(long, "upkeep", "on", key, "upkeep_done_after_s")
         checks.append(_bound_check(f"rollup upkeep done after the last PUT, {shape}, s", lag, "<=", UPKEEP_LAG_S))
     return checks
+
+
+# Issue 20: line protocol into storecast as fast as InfluxDB takes it, and not far below the typed gRPC API.
+INFLUX_WRITE_VS_INFLUXDB = 1.0
+INFLUX_WRITE_VS_TYPED = 0.8
+
+
+def influx_write_checks(results: dict[str, Any]) -> list[Check]:
+    """storecast's /ext/influx/write of the bulk bodies against InfluxDB's /write of the same lines and
+    storecast's typed gRPC ingest in 5,000-record batches, all from the same run."""
+    mine = _get(results, "storecast_influx", "ingest", "records_per_s")
+    return [
+        _ratio_check(
+            "line protocol: storecast / InfluxDB /write",
+            mine,
+            _get(results, "influxdb", "ingest", "records_per_s"),
+            ">=",
+            INFLUX_WRITE_VS_INFLUXDB,
+        ),
+        _ratio_check(
+            "line protocol / typed gRPC, 5,000 records",
+            mine,
+            _get(results, "typed", "ingest", "typed_5000", "records_per_s"),
+            ">=",
+            INFLUX_WRITE_VS_TYPED,
+        ),
+    ]
 
 
 def typed_checks(typed: dict[str, Any]) -> list[Check]:
@@ -351,6 +379,7 @@ def bulk_rows(results: dict[str, Any]) -> list[str]:
         row("figure", ["storecast", "InfluxDB", "VictoriaMetrics", "chDB direct"]),
         "-" * _WIDTH,
         row("ingest, records/s", per_system("ingest", "records_per_s", engine_path=("insert_records_per_s",)), 0),
+        row("  line protocol, records/s", [_get(results, "storecast_influx", "ingest", "records_per_s")], 0),
         row(
             f"GET 15m avg, ms (median of {runs})", per_system("aggregate", "median_ms", engine_path=("aggregate", "median_ms")), 2
         ),

@@ -48,6 +48,7 @@ import profiling
 import recent
 import report
 import typed
+from influx_ingest import bench_influx_write
 from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
 from storecast_target import REPO, Storecast, range_params, results_of, start_storecast
 from timing import repeat
@@ -425,6 +426,9 @@ def bench_bulk(workdir: Path, dataset: Dataset, args: argparse.Namespace, result
     say(f"engine insert: {results['engine']['insert_records_per_s']:,.0f} records/s")
 
     results["storecast"] = measured_alone("storecast", lambda d: bench_storecast(d, dataset, bodies, args), workdir, args)
+    say("storecast's InfluxDB write API: the same records as 5,000-line bodies on /ext/influx/write")
+    results["storecast_influx"] = measured_alone("storecast-influx", lambda d: bench_influx_write(d, dataset), workdir, args)
+    say(f"storecast /ext/influx/write: {results['storecast_influx']['ingest']['records_per_s']:,.0f} records/s")
 
     if not args.skip_peers:
         started = time.perf_counter()

@@ -54,11 +54,11 @@ class Costs:
 
 
 # Measured with chDB 26.9 on the bench's meter-3p (13 attributes, 1 s records, 10 equipments
-# x 20,000 s), one equipment's 15-min averages over 1 min .. 20,000 s, medians of the process's
-# CPU time on the 2-core machine shared with other work (docs/architecture/storage.md, "Reads"):
-# raw 25 ms for 60 records, 42 for 20,000; cells alone 15 ms for 10 cells, 18 for 333; with
-# records, 33-38 whatever their number; the pending lookup 4.
-COSTS = Costs(raw_fixed_us=24_000, raw_value_us=0.065, cells_fixed_us=19_000, cell_value_us=0.7, cells_records_us=15_000)
+# x 20,000 s), one equipment's 15-min averages, each query 30 times interleaved with the others,
+# first quartiles on the 2-core machine shared with other work (docs/architecture/storage.md,
+# "Reads"): raw 20 ms for 60 and 3,600 records, 34 for 20,000; cells alone 15-16 ms for 1 or
+# 333 cells; with records 23-27 ms; the pending lookup 5.
+COSTS = Costs(raw_fixed_us=21_000, raw_value_us=0.05, cells_fixed_us=20_000, cell_value_us=0.2, cells_records_us=9_000)
 
 
 @dataclass(frozen=True, slots=True)

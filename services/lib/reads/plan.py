@@ -49,7 +49,7 @@ class Costs:
     cells_fixed_us: float
     cell_value_us: float
     # A cells plan that reads records too (partial minutes at the edges, pending minutes)
-    # reads a second table in the same query: as much again as the raw plan's fixed part.
+    # reads a second table in the same query, whatever the few records it finds there.
     cells_records_us: float
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pyarrow as pa
+from clickhouse_connect.driver.client import Client
 
+from services.lib.reads import plan
 from services.lib.reads.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
 from services.lib.reads.rollup import resolution_for
 from services.lib.reads.window import Window, production_window, record_limit
@@ -142,17 +144,17 @@ class _ProductionRead:
     def stream(self) -> Iterator[records_pb2.RecordBatch]:
         """Every record of the window from one engine query, whose blocks stream through in
         batches of `limit`: each record is read once, however many batches there are."""
-        sql = production_sql(
-            self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup, pending=self._pending
-        )
         parameters = self._parameters(self.window)
         found = False
-        with store_query(), self.store.client() as client, client.query_arrow_stream(sql, parameters) as blocks:
-            for table in typed.rechunked(blocks, self.limit):
-                if not found:
-                    self._known(True)
-                    found = True
-                yield self._to_batch(table, self.window)
+        with store_query(), self.store.client() as client:
+            cells = self._plan(client, self.window, parameters)
+            sql = production_sql(self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup, plan=cells)
+            with client.query_arrow_stream(sql, parameters) as blocks:
+                for table in typed.rechunked(blocks, self.limit):
+                    if not found:
+                        self._known(True)
+                        found = True
+                    yield self._to_batch(table, self.window)
         if not found:
             self._known(False)
 
@@ -211,10 +213,25 @@ class _ProductionRead:
                 cut = client.raw_query(bucket_cut_sql(table, window.period_ms, self.limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
-            sql = production_sql(
-                table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, pending=self._pending
-            )
+            cells = self._plan(client, window, parameters)
+            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, plan=cells)
             return client.raw_query(sql, parameters, fmt=fmt)
+
+    def _plan(self, client: Client, window: Window, parameters: dict[str, int | None]) -> plan.CellsPlan | None:
+        """The cells plan, if the window's aggregation is cheaper from rollup cells than from its records."""
+        resolution = resolution_for(window)
+        if self._rollup is None or resolution is None:
+            return None
+        start = parameters["start"]
+        return plan.choose(
+            client,
+            parameters,
+            raw_table=self._table,
+            pending_table=self._pending,
+            resolution=resolution,
+            attributes=len(self.equipment.attributes),
+            past_records=start is not None and start < self.horizon,
+        )
 
 
 def register(

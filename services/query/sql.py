@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from services.lib.reads.plan import CellsPlan, cell_result, cells_sql
 from services.lib.reads.render import Member, json_object, select_list
-from services.lib.reads.rollup import aggregate_sql, resolution_for
 from services.lib.reads.window import Window
 from services.lib.store.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
 from storecast.catalog import RecordType
@@ -11,14 +11,17 @@ from storecast.catalog import RecordType
 _RANGE_FILTER = " AND timestamp >= {start:Int64} AND timestamp < {end:Int64}"
 
 
-def production_members(equipment: RecordType, window: Window) -> list[Member]:
+def production_members(equipment: RecordType, window: Window, *, cells: bool = False) -> list[Member]:
     """What a production record returns: timestamp, id, then each attribute, of its kind
-    or of its aggregation's result, read from the columns `production_sql` selects."""
+    or of its aggregation's result, read from the columns `production_sql` selects
+    (`cells`: an aggregation's, with a cells plan)."""
     aggregation = window.aggregation
     if aggregation is None:
         head = [Member("timestamp", "timestamp"), Member("id", "id")]
         return head + [Member(a.name, f"`{a.name}`", a.kind) for a in equipment.attributes]
     head = [Member("timestamp", "bucket"), Member("id", "record_id")]
+    if cells:
+        return head + [cell_result(aggregation, a, index) for index, a in enumerate(equipment.attributes, start=1)]
     return head + [Member(a.name, f"`agg_{a.name}`", aggregation.kind(a)) for a in equipment.attributes]
 
 
@@ -30,28 +33,24 @@ def production_sql(
     *,
     columns: bool = False,
     rollup: str | None = None,
-    pending: str | None = None,
+    plan: CellsPlan | None = None,
 ) -> str:
     """The records ascending by timestamp, at most `limit` of them (None: all): as
     rendered JSON, or (`columns`) as the columns of `production_members`. An
-    aggregation whose period fits a resolution of the `rollup` table reads its cells (and
-    the `pending` table, to know which it cannot trust yet)."""
+    aggregation given a `plan` (services/lib/reads/plan.py) reads its cells of the
+    `rollup` table and its records; else it reads every record of its range."""
     limit_clause = "" if limit is None else f" LIMIT {limit}"
     where = KEY_FILTER + HORIZON_FILTER + (_RANGE_FILTER if window.start is not None else "")
-    members = production_members(equipment, window)
+    from_cells = rollup is not None and plan is not None and window.period_ms is not None
+    members = production_members(equipment, window, cells=from_cells)
     record = select_list(members) if columns else json_object(members)
     aggregation = window.aggregation
     if aggregation is None:
         return f"{newest_versions(record, table, where, 'timestamp')}{limit_clause}"
     # Buckets [k*period, (k+1)*period[ aligned to the epoch.
-    period_ms, resolution = window.period_ms, resolution_for(window)
-    if rollup is not None and pending is not None and resolution is not None and period_ms is not None:
-        cells = aggregate_sql(table, rollup, pending, equipment, aggregation, period_ms, resolution)
-        aggregated = ", ".join(f"`agg_{a.name}`" for a in equipment.attributes)
-        return (
-            f"SELECT {record} FROM (SELECT period_bucket AS bucket, record_id, {aggregated}"
-            f" FROM ({cells}) ORDER BY bucket{limit_clause}) ORDER BY bucket"
-        )
+    if rollup is not None and plan is not None and window.period_ms is not None:
+        cells = cells_sql(table, rollup, equipment, aggregation, window.period_ms, plan)
+        return f"SELECT {record} FROM ({cells} ORDER BY bucket{limit_clause}) ORDER BY bucket"
     aggregates = ", ".join(
         f"{aggregation.function}({aggregation.arguments(f'`{a.name}`', 'timestamp')}) AS `agg_{a.name}`"
         for a in equipment.attributes

@@ -109,11 +109,59 @@ def bulk_checks(results: dict[str, Any]) -> list[Check]:
             _get(results, "victoria_metrics", "aggregate", "buckets"),
             dataset["expected_buckets"],
         ),
+        *aggregate_and_raw_read_checks(results),
         _equal_check("storecast exit code after SIGTERM", _get(results, "storecast", "exit_code"), 0),
         _equal_check(
             "concurrency: errors",
             None if concurrency is None else concurrency["put"]["errors"] + concurrency["get"]["errors"],
             0,
+        ),
+    ]
+
+
+AFTER_WRITES = ("aggregate_as_writes_end", "right_after_writes", "median_ms")
+AFTER_2S = ("aggregate_as_writes_end", "after_2s", "median_ms")
+
+
+def aggregate_and_raw_read_checks(results: dict[str, Any]) -> list[Check]:
+    """Issue 22's targets: the 15-min average as the writes end, raw reads and their gzip wire size."""
+    right_after = _get(results, "storecast", *AFTER_WRITES)
+    raw_20k = ("raw_by_encoding", "20000_identity")
+    return [
+        _ratio_check(
+            "15m avg after writes: storecast / InfluxDB",
+            right_after,
+            _get(results, "influxdb", *AFTER_WRITES),
+            "<=",
+            1.0,
+        ),
+        _ratio_check(
+            "15m avg after writes: storecast / engine",
+            right_after,
+            _get(results, "engine", "aggregate", "median_ms"),
+            "<=",
+            1.0,
+        ),
+        _ratio_check(
+            "15m avg 2 s later: storecast / VM",
+            _get(results, "storecast", *AFTER_2S),
+            _get(results, "victoria_metrics", *AFTER_2S),
+            "<=",
+            3.0,
+        ),
+        _ratio_check(
+            "raw 20,000 GET: storecast / VM",
+            _get(results, "storecast", *raw_20k, "median_ms"),
+            _get(results, "victoria_metrics", *raw_20k, "median_ms"),
+            "<=",
+            1.2,
+        ),
+        _ratio_check(
+            "raw 20,000 wire: storecast gzip / plain",
+            _get(results, "storecast", "raw_by_encoding", "20000_gzip", "wire_bytes"),
+            _get(results, "storecast", *raw_20k, "wire_bytes"),
+            "<=",
+            0.2,
         ),
     ]
 
@@ -344,6 +392,16 @@ def _mib(value: Any) -> Any:
     return None if value is None else value / MIB
 
 
+def _kib(value: Any) -> Any:
+    return None if value is None else value / 1024
+
+
+def _raw_reads(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, label) of each raw read by length and encoding that storecast's phase measured."""
+    keys = _get(results, "storecast", "raw_by_encoding") or {}
+    return [(key, f"{int(key.split('_')[0]):,} raw, {key.split('_')[1]}") for key in keys]
+
+
 _WIDTH = 44 + 17 * 4
 
 
@@ -387,6 +445,17 @@ def bulk_rows(results: dict[str, Any]) -> list[str]:
             f"GET {raw_records:,} raw records, ms (median of {runs})",
             per_system("raw", "median_ms", engine_path=("raw", "median_ms")),
             2,
+        ),
+        row(
+            "GET 15m avg right after the writes, ms",
+            per_system(*AFTER_WRITES, engine_path=("aggregate", "median_ms")),
+            2,
+        ),
+        row("GET 15m avg 2 s after the writes, ms", per_system(*AFTER_2S, engine_path=("aggregate", "median_ms")), 2),
+        *(
+            row(f"GET {label}, {what}", per_system("raw_by_encoding", key, figure, scale=scale), digits)
+            for key, label in _raw_reads(results)
+            for what, figure, scale, digits in (("ms", "median_ms", None, 2), ("wire KiB", "wire_bytes", _kib, 1))
         ),
         row("RSS after ingest, MiB", per_system("rss_bytes_after_ingest", scale=_mib), 1),
         row(

@@ -45,6 +45,7 @@ import long_ranges
 import numpy as np
 import peers
 import profiling
+import reads
 import recent
 import report
 import typed
@@ -255,13 +256,19 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             if warmup.status_code != 201:
                 raise RuntimeError(f"warm-up PUT -> {warmup.status_code}: {warmup.text[:300]}")
             seconds = _ingest(put, bodies)
+            written_at = time.monotonic()
             result["ingest"] = {
                 "seconds": round(seconds, 3),
                 "records_per_s": round(dataset.records / seconds, 1),
                 "requests": len(bodies),
             }
-            say(f"storecast ingest: {dataset.records / seconds:,.0f} records/s")
             result["rss_bytes_after_ingest"] = rss_bytes(target.server.pid)
+            result["aggregate_as_writes_end"] = reads.aggregates_as_writes_end(
+                lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset, agg="avg", period="15m")),
+                written_at,
+                args.runs,
+            )
+            say(f"storecast ingest: {dataset.records / seconds:,.0f} records/s")
             wait_for_stable_disk(target.server.data_dir)
             result["disk"] = chdb_disk_usage(target.server.data_dir)
 
@@ -274,6 +281,9 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             result["aggregate"] = {**aggregate.as_json(), "buckets": len(buckets), "bytes": len(aggregate.last.content)}
             result["raw"] = {**raw.as_json(), "records": len(records), "bytes": len(raw.last.content)}
             result["value_mismatches"] = _value_mismatches(dataset, equipment_id, records, buckets)
+            result["raw_by_encoding"] = reads.raw_by_length_and_encoding(
+                client, lambda d: results_of(Storecast.get(client, d.site_id, equipment_id, range_params(d))), dataset, args.runs
+            )
             result["rss_bytes_after_queries"] = rss_bytes(target.server.pid)
             say(f"storecast GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
 
@@ -312,13 +322,17 @@ def bench_peer(
             started = time.perf_counter()
             ingest_all()
             seconds = time.perf_counter() - started
+            written_at = time.monotonic()
             result["ingest"] = {
                 "seconds": round(seconds, 3),
                 "records_per_s": round(dataset.records / seconds, 1),
                 "requests": len(bodies),
             }
-            say(f"{peer.name} ingest: {dataset.records / seconds:,.0f} records/s")
             result["rss_bytes_after_ingest"] = rss_bytes(peer.server.pid)
+            result["aggregate_as_writes_end"] = reads.aggregates_as_writes_end(
+                lambda: peer.aggregate(client, dataset, equipment_id), written_at, runs
+            )
+            say(f"{peer.name} ingest: {dataset.records / seconds:,.0f} records/s")
             result["disk_right_after_ingest"] = vars(disk_usage(peer.server.data_dir))
             result["disk"] = vars(peer.settle_for_disk(client))
             result["disk_note"] = peer.settle_note
@@ -331,6 +345,9 @@ def bench_peer(
                 "query": peer.aggregate_note,
             }
             result["raw"] = {**raw.as_json(), "records": peer.count_raw_records(raw.last), "query": peer.raw_note}
+            result["raw_by_encoding"] = reads.raw_by_length_and_encoding(
+                client, lambda d: peer.raw(client, d, equipment_id), dataset, runs
+            )
             result["rss_bytes_after_queries"] = rss_bytes(peer.server.pid)
             say(f"{peer.name} GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
     finally:

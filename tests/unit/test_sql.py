@@ -13,7 +13,8 @@ import re
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.lib.reads.rollup import Span, kept_spans, resolution_for, touched_spans, upkeep_sql
+from services.lib.reads.plan import CellsPlan, Tile, cells_plan, first_pending_sql, raw_cost_us
+from services.lib.reads.rollup import Span, kept_spans, pending_sql, resolution_for, touched_spans, upkeep_sql
 from services.lib.reads.window import Vintage, Window
 from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.sql import bucket_cut_sql, production_sql
@@ -75,7 +76,7 @@ def test_the_bucket_cut_reads_one_record_per_bucket_up_to_the_limit() -> None:
 @pytest.mark.parametrize("window", WINDOWS)
 def test_production_sql_parses(engine: Client, window: Window) -> None:
     assert parses(engine, production_sql("db.t", METER, window, 11))
-    assert parses(engine, production_sql("db.t", METER, window, 11, rollup="db.r", pending="db.p"))
+    assert parses(engine, production_sql("db.t", METER, window, 11, rollup="db.r", plan=cells_plan(0, 10_000, 60_000, None)))
     assert parses(engine, bucket_cut_sql("db.t", 1000, 100))
 
 
@@ -99,29 +100,61 @@ def test_a_period_reads_the_coarsest_rollup_that_divides_it() -> None:
 
 
 def test_a_fitting_aggregation_reads_cells_and_the_edges_records() -> None:
-    sql = production_sql("db.t", METER, Window(0, 10 * 86_400_000, AVG, 86_400_000), 11, rollup="db.r", pending="db.p")
+    day, hour, minute = 86_400_000, 3_600_000, 60_000
+    window = Window(1_000, 10 * day - 1_000, AVG, day)
+    plan = cells_plan(1_000, 10 * day - 1_000, day, None)
     # Day cells in the middle, hour and minute cells towards the edges, records within a minute of them.
-    for resolution in (86_400_000, 3_600_000, 60_000):
-        assert f"resolution = {resolution} AND bucket >= intDiv({{start:Int64}} + {resolution - 1}, {resolution})" in sql
-    assert "FROM db.r WHERE" in sql and f"FROM db.t WHERE {KEY} AND {KEPT} AND ((timestamp >= {{start:Int64}}" in sql
-    assert "if(n[1] = 0, NULL, s[1] / n[1]) AS `agg_p`" in sql  # p, the meter's first attribute
-    # A period no resolution divides reads the records alone.
-    assert "db.r" not in production_sql("db.t", METER, AVERAGED, 11, rollup="db.r", pending="db.p")
+    assert plan.tiles == (
+        Tile(minute, minute, hour),
+        Tile(hour, hour, day),
+        Tile(day, day, 9 * day),
+        Tile(hour, 9 * day, 10 * day - hour),
+        Tile(minute, 10 * day - hour, 10 * day - minute),
+    )
+    assert plan.records == ((1_000, minute), (10 * day - minute, 10 * day - 1_000))
+    sql = production_sql("db.t", METER, window, 11, rollup="db.r", plan=plan)
+    assert f"FROM db.r FINAL WHERE {KEY} AND ((resolution = 60000 AND bucket >= 60000 AND bucket < 3600000) OR" in sql
+    assert f"FROM db.t WHERE {KEY} AND {KEPT} AND ((timestamp >= 1000 AND timestamp < 60000) OR" in sql
+    # Every attribute's result by one arrayMap, rendered from one slice of it.
+    assert "arrayMap((l, h, t, c) -> if(c = 0, NULL, t / c), minForEach(mins)" in sql
+    assert "arraySlice(results, 1, 5)" in sql and "`agg_" not in sql
+    # Without a plan, or for a period no resolution divides, the records alone.
+    assert "db.r" not in production_sql("db.t", METER, window, 11, rollup="db.r")
+
+
+def test_the_cells_plan_takes_records_from_the_first_pending_minute_on() -> None:
+    minute = 60_000
+    plan = cells_plan(0, 10 * minute, minute, 3 * minute + 5_000)
+    assert plan.tiles == (Tile(minute, 0, 3 * minute),) and plan.records == ((3 * minute, 10 * minute),)
+    # Pending before the range's first whole minute, or no cell to be trusted (0): all records.
+    assert cells_plan(30_000, 10 * minute, minute, 0) == CellsPlan((), ((30_000, 10 * minute),))
+
+
+def test_the_cheaper_plan_by_size() -> None:
+    minute, hour = 60_000, 3_600_000
+    attributes = len(EQUIPMENT_TYPES["meter-3p"].attributes)
+    # A few minutes with records at the edges: the raw scan; whole minutes, or a day: the cells.
+    assert cells_plan(1, 5 * minute - 1, minute, None).cost_us(attributes) > raw_cost_us(1, 5 * minute - 1, attributes)
+    assert cells_plan(0, 5 * minute, minute, None).cost_us(attributes) < raw_cost_us(0, 5 * minute, attributes)
+    assert cells_plan(0, 24 * hour, minute, None).cost_us(attributes) < raw_cost_us(0, 24 * hour, attributes)
+    assert cells_plan(1, 24 * hour - 1, minute, None).cost_us(attributes) < raw_cost_us(1, 24 * hour - 1, attributes)
+    # All of it pending: the records, and the lookup on top, cost more than the raw scan.
+    assert cells_plan(0, 24 * hour, minute, 0).cost_us(attributes) > raw_cost_us(0, 24 * hour, attributes)
 
 
 @pytest.mark.parametrize(
     ("name", "from_cells"),
-    [("sum", "if(n[1] = 0, NULL, s[1])"), ("count", "CAST(n[1] AS Nullable(UInt64))"), ("first", None), ("last", None)],
+    [("sum", "if(c = 0, NULL, t)"), ("count", "c"), ("first", None), ("last", None)],
 )
 def test_rollup_cells_answer_the_aggregations_they_hold(name: str, from_cells: str | None) -> None:
     window = Window(0, 10 * 86_400_000, AGGREGATIONS[name], 86_400_000)
-    sql = production_sql("db.t", METER, window, 11, rollup="db.r", pending="db.p")
     if from_cells is None:
         # Cells keep no order: first and last read the records, by their timestamps.
-        assert resolution_for(window) is None and "db.r" not in sql
-        assert f"{AGGREGATIONS[name].function}(`p`, timestamp) AS `agg_p`" in sql
+        assert resolution_for(window) is None
+        assert f"{AGGREGATIONS[name].function}(`p`, timestamp) AS `agg_p`" in production_sql("db.t", METER, window, 11)
     else:
-        assert f"{from_cells} AS `agg_p`" in sql
+        sql = production_sql("db.t", METER, window, 11, rollup="db.r", plan=cells_plan(0, 10 * 86_400_000, 86_400_000, None))
+        assert f"arrayMap((l, h, t, c) -> {from_cells}, " in sql
 
 
 def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
@@ -173,21 +206,32 @@ def test_the_rollup_sql_runs(engine: Client) -> None:
         Window(0, 7_200_000, AVG, 3_600_000),
         11,
         rollup="unit_rollup.rollup_meter",
+        plan=cells_plan(0, 7_200_000, 3_600_000, None),
     )
     parameters = {"site_id": 1, "id": 7, "start": 0, "end": 7_200_000, "horizon": 0}
     rendered = engine.raw_query(sql, parameters, fmt="TabSeparatedRaw").decode().split()
     assert [json.loads(r)["p"] for r in rendered] == [1.0, 3.0]
-    # Over the day cell (nothing pending), or the records for first and last.
+    # Over the day cell (nothing pending).
     day = {"site_id": 1, "id": 7, "start": 0, "end": 86_400_000, "horizon": 0}
-    pending = f"unit_rollup.{PENDING_TABLE.name}"
-    for name, expected in (("count", 2), ("sum", 4.0), ("max", 3.0), ("first", 1.0), ("last", 3.0)):
+    for name, expected in (("count", 2), ("sum", 4.0), ("max", 3.0)):
         window = Window(0, 86_400_000, AGGREGATIONS[name], 86_400_000)
         sql = production_sql(
-            "unit_rollup.production_meter", METER, window, 11, rollup="unit_rollup.rollup_meter", pending=pending
+            "unit_rollup.production_meter",
+            METER,
+            window,
+            11,
+            rollup="unit_rollup.rollup_meter",
+            plan=cells_plan(0, 86_400_000, 86_400_000, None),
         )
-        assert ("rollup_meter" in sql) == (name not in ("first", "last"))
         (record,) = engine.raw_query(sql, day, fmt="TabSeparatedRaw").decode().split()
         assert json.loads(record)["p"] == expected and json.loads(record)["q"] == (0 if name == "count" else None)
+    # The pending lookup: the first pending timestamp of the (site, id) within the range.
+    pending = f"unit_rollup.{PENDING_TABLE.name}"
+    lookup = first_pending_sql(pending, "unit_rollup.production_meter")
+    assert engine.raw_query(lookup, day, fmt="TabSeparatedRaw").strip() in (b"\\N", b"")
+    engine.command(pending_sql(pending, "unit_rollup.production_meter", [Span(1, 7, 3_700_000, 3_700_000)]))
+    assert engine.raw_query(lookup, day, fmt="TabSeparatedRaw").strip() == b"3700000"
+    assert engine.raw_query(lookup, {**day, "id": 8}, fmt="TabSeparatedRaw").strip() in (b"\\N", b"")
 
 
 # ---- vectors -----------------------------------------------------------------

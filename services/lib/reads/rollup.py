@@ -8,17 +8,13 @@ from what is stored: minute cells from the raw records, hour cells from minute
 cells, day cells from hour cells, one INSERT ... SELECT each. A read takes
 cells only before the first pending minute of its (site, id), and raw records
 from there on, so a replaced or late record is counted as soon as its PUT is
-acknowledged.
+acknowledged (services/lib/reads/plan.py: which reads take cells at all).
 
 On a single node neither the cells nor the marks are fsynced: a mark costs a
 PUT no sync of its own. What a power loss takes from the page cache is marked
 again when the next maintainer starts: the spans of every raw part written in
 the RECENT_PARTS_S before the newest one (raw parts are synced before their
 PUTs are acknowledged).
-
-An aggregation whose period is a multiple of a resolution reads the cells of
-the coarsest such resolution that the range covers whole, and the raw records
-of the range's unaligned edges.
 """
 
 from __future__ import annotations
@@ -35,11 +31,9 @@ import numpy as np
 from services.lib.reads.window import Window
 from services.lib.rpc.metrics import ROLLUP_SPANS_RECOMPUTED
 from services.lib.store.engine import Store
-from services.lib.store.keys import KEY_FILTER
 from services.lib.store.retention import Retention
 from services.lib.store.schema import ROLLUP_RESOLUTIONS_MS
-from storecast.aggregations import Aggregation
-from storecast.catalog import Kind, RecordType
+from storecast.catalog import RecordType
 
 log = logging.getLogger("storecast.rollup")
 
@@ -97,11 +91,6 @@ def kept_spans(spans: Sequence[Span], horizon: int) -> list[Span]:
     return [replace(span, first=max(span.first, first_whole)) for span in spans if span.last >= first_whole]
 
 
-def _newest(columns: str, table: str, where: str, key: str) -> str:
-    """The newest version of each `key` of the rows matching `where` (keys.newest_versions, over several ids)."""
-    return f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {key}, _block_number DESC, _part_offset DESC LIMIT 1 BY {key}"
-
-
 def _within(spans: Sequence[Span], column: str, resolution: int, outside: int | None = None) -> str:
     """Rows of the spans' ids whose `column` is in their cells of `resolution`, but not in
     their cells of the finer `outside` resolution (those are recomputed, not read)."""
@@ -117,13 +106,6 @@ def _within(spans: Sequence[Span], column: str, resolution: int, outside: int | 
 
 
 CELLS = "records, mins, maxs, sums, counts"
-
-
-def _values(record_type: RecordType) -> str:
-    """A record's attributes as one array, in catalog order, as the cells hold them; the
-    engine types it Nullable(Float64), every attribute being a float or an unsigned int
-    (a CAST per attribute would double the query's analysis time)."""
-    return "[" + ", ".join(f"`{a.name}`" for a in record_type.attributes) + "]"
 
 
 def _from_records(record_type: RecordType, bucket: str) -> str:
@@ -161,7 +143,7 @@ def upkeep_sql(raw_table: str, rollup_table: str, record_type: RecordType, spans
     cells from the hour cells. Three statements rather than one nesting the finer levels in
     the coarser: the engine's analysis of a query grows faster than its size."""
     insert = f"INSERT INTO {rollup_table} (site_id, id, resolution, bucket, {CELLS})"
-    # FINAL: the newest version of each record, as _newest gives (keys are unique within a
+    # FINAL: the newest version of each record, as keys.newest_versions gives (keys are unique within a
     # part, and a newer insert has a higher block number), for about half its cost here.
     minutes = (
         f"SELECT {_from_records(record_type, f'intDiv(timestamp, {MINUTE}) * {MINUTE}')} FROM {raw_table} FINAL"
@@ -335,69 +317,3 @@ def resolution_for(window: Window) -> int | None:
         return None
     fitting = [resolution for resolution in ROLLUP_RESOLUTIONS_MS if window.period_ms % resolution == 0]
     return max(fitting) if fitting else None
-
-
-def aggregate_sql(
-    raw_table: str,
-    rollup_table: str,
-    pending_table: str,
-    record_type: RecordType,
-    aggregation: Aggregation,
-    period_ms: int,
-    resolution: int,
-) -> str:
-    """Buckets of `period_ms` over [{start}, {end}[ with the columns production_sql's
-    aggregation gives (period_bucket, record_id, agg_<attribute>), from the fewest cells:
-    whole cells of `resolution` in the middle, finer cells towards the edges, raw records
-    for what is left of a minute at either end, and from the first minute with a pending
-    span of this (site, id) on (its cells may not count its records yet)."""
-    levels = [r for r in ROLLUP_RESOLUTIONS_MS if r <= resolution]
-    # A scalar subquery: the engine computes it first, so the key ranges below stay constants.
-    pending = (
-        f"(SELECT minOrNull(first) FROM {pending_table} WHERE (tbl = '{raw_table}'"
-        " AND site_id = {site_id:UInt32} AND id = {id:UInt32} AND last >= {start:Int64})"
-        f" OR tbl = '{EVERY_TABLE}')"
-    )
-    cells_end = f"least({{end:Int64}}, ifNull(intDiv({pending}, {MINUTE}) * {MINUTE}, {{end:Int64}}))"
-
-    def aligned(r: int) -> tuple[str, str]:
-        """[lo, hi[: the whole cells of resolution r the range covers before any pending minute (empty when hi <= lo)."""
-        return f"intDiv({{start:Int64}} + {r - 1}, {r}) * {r}", f"intDiv({cells_end}, {r}) * {r}"
-
-    chosen = []
-    for finer, coarser in zip(levels, [*levels[1:], None]):
-        lo, hi = aligned(finer)
-        condition = f"resolution = {finer} AND bucket >= {lo} AND bucket < {hi}"
-        if coarser is not None:
-            coarse_lo, coarse_hi = aligned(coarser)
-            condition += f" AND NOT (bucket >= {coarse_lo} AND bucket < {coarse_hi})"
-        chosen.append(f"({condition})")
-    cells = _newest(f"id, bucket, {CELLS}", rollup_table, f"{KEY_FILTER} AND ({' OR '.join(chosen)})", "resolution, bucket")
-    # Two key ranges, not the range minus the middle: the index narrows ranges, not negations.
-    minute_lo, minute_hi = aligned(MINUTE)
-    edge = (
-        f"{KEY_FILTER} AND timestamp >= {{horizon:Int64}}"
-        f" AND ((timestamp >= {{start:Int64}} AND timestamp < least({minute_lo}, {{end:Int64}}))"
-        f" OR (timestamp >= greatest({minute_hi}, {minute_lo}, {{start:Int64}}) AND timestamp < {{end:Int64}}))"
-    )
-    records = _newest(f"id, timestamp, {_values(record_type)} AS v", raw_table, edge, "timestamp")
-    parts = [
-        f"SELECT id, bucket, mins, maxs, sums, counts FROM ({cells})",
-        "SELECT id, timestamp AS bucket, v AS mins, v AS maxs, arrayMap(x -> ifNull(x, 0), v) AS sums,"
-        f" arrayMap(x -> toUInt32(x IS NOT NULL), v) AS counts FROM ({records})",
-    ]
-    aggregates = []
-    for index, attribute in enumerate(record_type.attributes, start=1):
-        value = aggregation.over_cells(f"lows[{index}]", f"highs[{index}]", f"s[{index}]", f"n[{index}]")
-        if value is None:
-            raise ValueError(f"rollup cells cannot answer {aggregation.name}")
-        if aggregation.kind(attribute) is Kind.UNSIGNED_INT:
-            # The cells hold every attribute as Float64.
-            value = f"CAST({value} AS Nullable({'UInt32' if aggregation.result.bounded else 'UInt64'}))"
-        aggregates.append(f"{value} AS `agg_{attribute.name}`")
-    grouped = (
-        f"SELECT intDiv(bucket, {period_ms}) * {period_ms} AS period_bucket, any(id) AS record_id,"
-        " minForEach(mins) AS lows, maxForEach(maxs) AS highs, sumForEach(sums) AS s, sumForEach(counts) AS n"
-        f" FROM ({' UNION ALL '.join(parts)}) GROUP BY period_bucket"
-    )
-    return f"SELECT period_bucket, record_id, {', '.join(aggregates)} FROM ({grouped})"

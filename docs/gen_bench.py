@@ -229,7 +229,7 @@ def _fleet_recent(results: Results) -> str | None:
     if memory is not None:
         parts.append(
             f"Hot tier memory for 1,000 series × 1 h at 1 s × {memory['attributes']} attributes (measured on"
-            f" {memory['series']:,} series): {_number(memory.get('per_1000_series_nbytes_mib'), 1)} MiB of arrays,"
+            f" {memory['series']:,} series): {_number(memory.get('per_1000_series_nbytes_mib'), 1)} MiB counted by the tier,"
             f" {_number(memory.get('per_1000_series_rss_mib'), 1)} MiB of RSS, against a budget"
             f" (`STORECAST_HOT_MAX_BYTES`) of {_number(_scaled(memory.get('max_bytes'), lambda v: v / MIB), 0)} MiB."
         )

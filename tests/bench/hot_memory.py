@@ -5,9 +5,13 @@ figures): fills a HotTier (services/lib/recent/hot.py) as the ingest service
 does, one acknowledged 1-record PUT per series per second, time-major, each
 second's records acknowledged at their own timestamp (so all of the hour is
 within the window), and prints JSON: the tier's own byte count (`.nbytes`, what
-STORECAST_HOT_MAX_BYTES bounds: the arrays' data) and the process's RSS growth
-(that plus every array header, block and series object, and the allocator's
-slack), both also scaled to 1,000 series.
+STORECAST_HOT_MAX_BYTES bounds: the arrays' data plus the tier's fixed
+overhead per chunk and per series) and the process's RSS growth (what the
+process really holds: the arrays, their headers, the chunk and series objects,
+the allocator's slack), both taken once the hour is in and before any read
+(whose joined copy counts too), and both also scaled to 1,000 series. The two
+should agree within a few per cent: the overhead constants in
+services/lib/recent/hot.py come from this measure.
 
     .venv/bin/python tests/bench/hot_memory.py [--series 1000] [--seconds 3600]
 """
@@ -57,6 +61,7 @@ def measure(series: int, seconds: int, site_id: int = 1) -> dict[str, Any]:
     fill_s = time.perf_counter() - started
     gc.collect()
     rss_growth = rss_bytes(os.getpid()) - rss_before
+    nbytes = hot.nbytes
     # As the flusher's first insert of each series does; then a read shows what memory holds of one.
     hot.establish(EQUIPMENT_TYPE, {(site_id, int(record_id)): None for record_id in ids})
     kept = hot.read(EQUIPMENT_TYPE, site_id, int(ids[0]), None, None)
@@ -67,9 +72,9 @@ def measure(series: int, seconds: int, site_id: int = 1) -> dict[str, Any]:
         "attributes": attributes,
         "records": series * seconds,
         "records_kept_one_series": None if kept is None else len(kept.timestamps),
-        "nbytes": hot.nbytes,
+        "nbytes": nbytes,
         "rss_growth_bytes": rss_growth,
-        "per_1000_series_nbytes_mib": round(hot.nbytes * scale / MIB, 1),
+        "per_1000_series_nbytes_mib": round(nbytes * scale / MIB, 1),
         "per_1000_series_rss_mib": round(rss_growth * scale / MIB, 1),
         "max_bytes": max_bytes,
         "window_s": window_s,

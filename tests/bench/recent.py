@@ -379,6 +379,6 @@ def measure_hot_memory(series: int) -> dict[str, Any]:
         raise RuntimeError(f"hot_memory.py printed no JSON object: {completed.stdout[:300]}")
     say(
         f"hot tier, {series:,} series x 1 h x {result['attributes']} attributes: {result['nbytes'] / 2**20:,.1f} MiB"
-        f" of arrays, {result['rss_growth_bytes'] / 2**20:,.1f} MiB RSS"
+        f" counted (nbytes), {result['rss_growth_bytes'] / 2**20:,.1f} MiB RSS"
     )
     return result

@@ -375,7 +375,7 @@ def recent_checks(recent: dict[str, Any]) -> list[Check]:
             _bound_check(f"hot tier, 1,000 series x 1 h: {label}, MiB", memory.get(key), "<=", budget / MIB)
             if budget
             else Check(f"hot tier, 1,000 series x 1 h: {label}, MiB", None, "<= budget", "SKIP")
-            for label, key in (("arrays", "per_1000_series_nbytes_mib"), ("RSS", "per_1000_series_rss_mib"))
+            for label, key in (("counted", "per_1000_series_nbytes_mib"), ("RSS", "per_1000_series_rss_mib"))
         ),
     ]
 
@@ -589,7 +589,7 @@ def recent_rows(recent: dict[str, Any]) -> list[str]:
         _row("  hot tier peak during PUTs, MiB", [_mib(put.get("peak_hot_tier_bytes"))], 2),
         _row("  GETs answered from memory, %", [None if share is None else 100 * share], 2),
         _row("  acknowledged records read back / lost", [_read_back_cell(recent)]),
-        _row(f"hot tier, 1,000 series x 1 h x {memory.get('attributes', '-')}, MiB", ["arrays", "RSS", "budget"]),
+        _row(f"hot tier, 1,000 series x 1 h x {memory.get('attributes', '-')}, MiB", ["counted", "RSS", "budget"]),
         _row(
             f"  per 1,000 series (measured on {memory.get('series', 0):,})",
             [memory.get("per_1000_series_nbytes_mib"), memory.get("per_1000_series_rss_mib"), _mib(memory.get("max_bytes"))],

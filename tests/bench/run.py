@@ -655,9 +655,9 @@ NOTES = {
     ),
     "hot_tier_memory": (
         "hot_memory.py, a process of its own: a HotTier filled as the ingest service does, one 1-record PUT per series"
-        " per second for an hour, time-major, 13 float attributes; arrays = the tier's nbytes (what"
-        " STORECAST_HOT_MAX_BYTES bounds), RSS = the process's VmRSS growth (array headers, blocks, series, allocator"
-        " slack included), both scaled to 1,000 series"
+        " per second for an hour, time-major, 13 float attributes; counted = the tier's nbytes (what"
+        " STORECAST_HOT_MAX_BYTES bounds: the arrays' data plus a fixed overhead per chunk and series), RSS = the"
+        " process's VmRSS growth (array headers, chunks, series, allocator slack included), both scaled to 1,000 series"
     ),
 }
 

@@ -168,7 +168,7 @@ def test_a_fleet_only_run_shows_the_recent_shape_and_no_bulk_section() -> None:
     assert table_rows(page, "GETs answered from memory")[0][1:] == ["4,800", "–"]
     assert table_rows(page, "other processes' CPU during the phase, %")[0][1] == "40"
     assert "peaked at 3.00 MiB on disk" in page
-    assert "384.5 MiB of arrays, 583.9 MiB of RSS" in page and "budget (`STORECAST_HOT_MAX_BYTES`) of 512 MiB" in page
+    assert "384.5 MiB counted by the tier, 583.9 MiB of RSS" in page and "budget (`STORECAST_HOT_MAX_BYTES`) of 512 MiB" in page
 
 
 def test_without_results_the_page_says_how_to_get_them(tmp_path: Path) -> None:

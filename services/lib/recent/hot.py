@@ -18,6 +18,21 @@ timestamp is at or past it is in memory. It is the larger of
   older than the window: history being loaded, which no recent read asks for).
 This holds while one ingest process writes each series: `serve all`, or replicas
 that each own their sites (docs/architecture/recent-writes.md).
+
+Layout: a series holds a list of chunks in order of acknowledgement, each two
+arrays (its timestamps, and its attributes as one attributes x rows float64
+array) with the time of its newest acknowledgement and the flush that stores
+it. Small requests append to the series' last chunk (its arrays grow by
+doubling up to `_CHUNK_ROWS`; a full chunk is never copied again); a request
+of `_CHUNK_ROWS` rows or more is a chunk of its own. A new record of a key the
+series already holds drops the older version from its chunk, so repeated
+replacements do not pile up; reads still let the last acknowledged version win.
+Eviction lets go of whole chunks, oldest first.
+
+`nbytes`, what `max_bytes` bounds, is the arrays' bytes plus a fixed overhead
+per chunk and per series (array headers, objects, the allocator's headers, as
+measured by tests/bench/hot_memory.py), so that it bounds what the process
+really holds for the tier, not only the values.
 """
 
 from __future__ import annotations
@@ -34,31 +49,44 @@ from storecast.catalog import RecordType
 
 # Series key: (site_id, id).
 SeriesKey = tuple[int, int]
-# Past this many blocks a series' blocks are joined into one: a series PUT once a second holds 3,600 an hour.
-_COMPACT_AT = 64
+# A full chunk's rows: its fixed overhead (about 500 bytes) is then under 4% of 13 attributes' data.
+_CHUNK_ROWS = 128
+# A chunk takes records acknowledged within this part of the window only: its window eviction is late by that at
+# most (a series PUT once a second fills 112 rows of a chunk in an hour's window).
+_CHUNKS_PER_WINDOW = 32
+# A new last chunk's first capacity: a series that gets few records holds little.
+_FIRST_ROWS = 4
+# What the process holds per chunk beyond its arrays' data, and per series beyond its chunks (see the module's docstring).
+_CHUNK_OVERHEAD = 512
+_SERIES_OVERHEAD = 512
 
 
 @dataclass(slots=True)
-class _Block:
-    """Records of one series from one or more acknowledged requests; keys unique within it."""
+class _Chunk:
+    """Records of one series from one or more acknowledged requests, in order of acknowledgement; keys unique within it."""
 
-    timestamps: np.ndarray  # int64
-    attributes: list[np.ndarray]  # float64 each, NaN where null
+    timestamps: np.ndarray  # int64; its capacity, the first `rows` in use
+    values: np.ndarray  # float64, attributes x capacity, NaN where null
+    rows: int
+    low: int  # the oldest and newest timestamps in it
+    high: int
+    opened_at: float  # monotonic time of the oldest acknowledgement in it
     acked_at: float  # monotonic time of the newest acknowledgement in it
-    generation: int  # the flush that stores it (stored once the flusher's stored generation reaches it)
+    generation: int  # the flush that stores all of it (stored once the flusher's stored generation reaches it)
 
     @property
     def nbytes(self) -> int:
-        return self.timestamps.nbytes + sum(column.nbytes for column in self.attributes)
+        return self.timestamps.nbytes + self.values.nbytes + _CHUNK_OVERHEAD
 
 
 @dataclass(slots=True)
 class _Series:
-    blocks: list[_Block] = field(default_factory=list)
+    chunks: list[_Chunk] = field(default_factory=list)
     stored_after: int | None = None  # see the module's docstring
     established: bool = False
     let_go_through: int = -1  # the newest timestamp not in memory for a reason of this tier's own
-    joined: tuple[np.ndarray, list[np.ndarray]] | None = None  # the blocks joined, until they change
+    high: int = -1  # no timestamp held is newer: a request of newer ones only replaces nothing
+    joined: tuple[np.ndarray, np.ndarray] | None = None  # the chunks joined, until they change
 
     def covered_from(self) -> int | None:
         if not self.established:
@@ -75,27 +103,29 @@ class SeriesRecords:
     attributes: list[np.ndarray]
 
 
-def _nbytes(joined: tuple[np.ndarray, list[np.ndarray]]) -> int:
-    return joined[0].nbytes + sum(column.nbytes for column in joined[1])
+def _nbytes(joined: tuple[np.ndarray, np.ndarray]) -> int:
+    return joined[0].nbytes + joined[1].nbytes + _CHUNK_OVERHEAD
 
 
-def _joined(blocks: Sequence[_Block]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The blocks' rows ascending by timestamp, the last acknowledged row of each timestamp."""
-    timestamps = np.concatenate([block.timestamps for block in blocks])
-    attributes = [np.concatenate(parts) for parts in zip(*(block.attributes for block in blocks))]
+def _joined(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' rows ascending by timestamp (attributes x rows), the last acknowledged row of each timestamp."""
+    timestamps = np.concatenate([chunk.timestamps[: chunk.rows] for chunk in chunks])
+    values = np.concatenate([chunk.values[:, : chunk.rows] for chunk in chunks], axis=1)
+    if (timestamps[1:] > timestamps[:-1]).all():  # the usual series: written in order
+        return timestamps, values
     reversed_order = timestamps[::-1]
     unique, first_in_reversed = np.unique(reversed_order, return_index=True)
     rows = len(timestamps) - 1 - first_in_reversed
-    return unique, [column[rows] for column in attributes]
+    return unique, values[:, rows]
 
 
-def _rows_by_id(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Each id of a request with its rows, in request order within the id."""
+def _rows_by_id(ids: np.ndarray) -> list[tuple[int, np.ndarray | None]]:
+    """Each id of a request with its rows (None: all of them), in request order within the id."""
     if not len(ids):
         return []
     first = int(ids[0])
-    if (ids == first).all():  # the usual request: one equipment, often one record
-        return [(first, np.arange(len(ids)))]
+    if len(ids) == 1 or (ids == first).all():  # the usual request: one equipment, often one record
+        return [(first, None)]
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
@@ -125,7 +155,7 @@ class HotTier:
         self._series: dict[str, dict[SeriesKey, _Series]] = {e.name: {} for e in equipment}
         self._lock = threading.Lock()
         self.nbytes = 0
-        self.stored_generation = 0  # every block of a generation up to this one is in the store
+        self.stored_generation = 0  # every chunk of a generation up to this one is in the store
 
     @property
     def enabled(self) -> bool:
@@ -153,27 +183,122 @@ class HotTier:
                 series = series_of_type.get(key)
                 if series is None:
                     series = series_of_type[key] = _Series()
-                stamps = timestamps[rows]
-                recent = stamps >= oldest_kept
-                if not recent.all():
+                    self.nbytes += _SERIES_OVERHEAD
+                stamps = timestamps if rows is None else timestamps[rows]
+                columns = attributes if rows is None else [column[rows] for column in attributes]
+                low, high = (int(stamps[0]),) * 2 if len(stamps) == 1 else (int(stamps.min()), int(stamps.max()))
+                if low < oldest_kept:
+                    recent = stamps >= oldest_kept
                     series.let_go_through = max(series.let_go_through, int(stamps[~recent].max()))
-                    rows = rows[recent]
-                    stamps = stamps[recent]
-                if not len(rows):
-                    continue
-                block = _Block(stamps, [column[rows] for column in attributes], acked_at, generation)
-                series.blocks.append(block)
+                    stamps, columns = stamps[recent], [column[recent] for column in columns]
+                    if not len(stamps):
+                        continue
+                    low = int(stamps.min())
+                values = np.concatenate(columns).reshape(len(columns), len(stamps))
                 self._unjoin(series)
-                self.nbytes += block.nbytes
-                if len(series.blocks) > _COMPACT_AT:
-                    self._compact(series)
+                if low <= series.high:
+                    self._drop_replaced(series, stamps, low, high)
+                series.high = max(series.high, high)
+                self._append(series, stamps, values, low, high, acked_at, generation)
 
-    def _compact(self, series: _Series) -> None:
-        before = sum(block.nbytes for block in series.blocks)
-        stamps, columns = _joined(series.blocks)
-        newest = series.blocks[-1]
-        series.blocks = [_Block(stamps, columns, newest.acked_at, max(b.generation for b in series.blocks))]
-        self.nbytes += series.blocks[0].nbytes - before
+    def _append(
+        self, series: _Series, stamps: np.ndarray, values: np.ndarray, low: int, high: int, acked_at: float, generation: int
+    ) -> None:
+        """Into the series' last chunk while it is not full nor too old, the rest into chunks of their own."""
+        chunks = series.chunks
+        taken = 0
+        last = chunks[-1] if chunks else None
+        if last is not None and acked_at - last.opened_at > self.window_s / _CHUNKS_PER_WINDOW:
+            if last.rows < len(last.timestamps):  # it takes no more: no room left unused for the rest of its life
+                exact = _Chunk(
+                    last.timestamps[: last.rows].copy(),
+                    last.values[:, : last.rows].copy(),
+                    last.rows,
+                    last.low,
+                    last.high,
+                    last.opened_at,
+                    last.acked_at,
+                    last.generation,
+                )
+                self.nbytes += exact.nbytes - last.nbytes
+                chunks[-1] = exact
+            last = None
+        if last is not None and last.rows < _CHUNK_ROWS:
+            taken = min(len(stamps), _CHUNK_ROWS - last.rows)
+            end = last.rows + taken
+            if end > len(last.timestamps):  # grow it: at most _CHUNK_ROWS rows are ever copied
+                capacity = min(_CHUNK_ROWS, max(_FIRST_ROWS, 2 * len(last.timestamps), end))
+                grown = _Chunk(
+                    np.empty(capacity, dtype=np.int64),
+                    np.empty((len(values), capacity)),
+                    last.rows,
+                    last.low,
+                    last.high,
+                    last.opened_at,
+                    last.acked_at,
+                    last.generation,
+                )
+                grown.timestamps[: last.rows] = last.timestamps[: last.rows]
+                grown.values[:, : last.rows] = last.values[:, : last.rows]
+                self.nbytes += grown.nbytes - last.nbytes
+                chunks[-1] = last = grown
+            last.acked_at = acked_at
+            last.generation = max(last.generation, generation)
+            if taken == len(stamps):  # the usual request
+                last.timestamps[last.rows : end] = stamps
+                last.values[:, last.rows : end] = values
+                last.rows = end
+                last.low, last.high = min(last.low, low), max(last.high, high)
+                return
+            last.timestamps[last.rows : end] = stamps[:taken]
+            last.values[:, last.rows : end] = values[:, :taken]
+            last.rows = end
+            last.low, last.high = min(last.low, int(stamps[:taken].min())), max(last.high, int(stamps[:taken].max()))
+            stamps, values = stamps[taken:], values[:, taken:]
+            low, high = int(stamps.min()), int(stamps.max())
+        if len(stamps) >= _CHUNK_ROWS:  # a chunk of its own, exactly its size
+            own = values if taken == 0 else values.copy()
+            chunk = _Chunk(stamps.copy(), own, len(stamps), low, high, acked_at, acked_at, generation)
+        else:  # a new last chunk, room to grow
+            capacity = max(_FIRST_ROWS, len(stamps))
+            chunk = _Chunk(
+                np.empty(capacity, dtype=np.int64),
+                np.empty((len(values), capacity)),
+                len(stamps),
+                low,
+                high,
+                acked_at,
+                acked_at,
+                generation,
+            )
+            chunk.timestamps[: len(stamps)] = stamps
+            chunk.values[:, : len(stamps)] = values
+        chunks.append(chunk)
+        self.nbytes += chunk.nbytes
+
+    def _drop_replaced(self, series: _Series, stamps: np.ndarray, low: int, high: int) -> None:
+        """The older versions of these keys out of the series' chunks (the new ones follow them)."""
+        kept_chunks = []
+        for chunk in series.chunks:
+            if chunk.high < low or chunk.low > high:
+                kept_chunks.append(chunk)
+                continue
+            kept = ~np.isin(chunk.timestamps[: chunk.rows], stamps)
+            if kept.all():
+                kept_chunks.append(chunk)
+                continue
+            self.nbytes -= chunk.nbytes
+            if not kept.any():
+                continue
+            # Exactly the rows left (a copy): a chunk that mostly held replaced keys holds no more than they left.
+            left = chunk.timestamps[: chunk.rows][kept]
+            values = chunk.values[:, : chunk.rows][:, kept]
+            shrunk = _Chunk(
+                left, values, len(left), int(left.min()), int(left.max()), chunk.opened_at, chunk.acked_at, chunk.generation
+            )
+            self.nbytes += shrunk.nbytes
+            kept_chunks.append(shrunk)
+        series.chunks = kept_chunks
 
     def unestablished(self, equipment: str, keys: Sequence[SeriesKey]) -> list[SeriesKey]:
         """Of these series, those whose stored timestamps must still be asked for."""
@@ -198,49 +323,50 @@ class HotTier:
             if series is None:
                 return None
             covered_from = series.covered_from()
-            if covered_from is None or (start if start is not None else 0) < covered_from or not series.blocks:
+            if covered_from is None or (start if start is not None else 0) < covered_from or not series.chunks:
                 return None
             if series.joined is None:
                 # A polled series is joined once per change, not once per read (its bytes count too).
-                series.joined = _joined(series.blocks)
+                series.joined = _joined(series.chunks)
                 self.nbytes += _nbytes(series.joined)
-            stamps, columns = series.joined
+            stamps, values = series.joined
         lower = 0 if start is None else int(np.searchsorted(stamps, start, side="left"))
         upper = len(stamps) if end is None else int(np.searchsorted(stamps, end, side="left"))
-        return SeriesRecords(stamps[lower:upper], [column[lower:upper] for column in columns])
+        return SeriesRecords(stamps[lower:upper], list(values[:, lower:upper]))
 
     def evict(self) -> None:
-        """Let go of stored blocks acknowledged longer than the window ago, then of the oldest stored ones over the budget."""
+        """Let go of stored chunks acknowledged longer than the window ago, then of the oldest stored ones over the budget."""
         deadline = time.monotonic() - self.window_s
         with self._lock:
             for series_of_type in self._series.values():
                 for series in series_of_type.values():
-                    while series.blocks and series.blocks[0].acked_at < deadline and self._stored(series.blocks[0]):
-                        self._let_go(series, series.blocks.pop(0))
+                    while series.chunks and series.chunks[0].acked_at < deadline and self._stored(series.chunks[0]):
+                        self._let_go(series)
             if self.nbytes <= self.max_bytes:
                 return
             candidates = sorted(
-                (series.blocks[0].acked_at, id(series), series)
+                (series.chunks[0].acked_at, id(series), series)
                 for series_of_type in self._series.values()
                 for series in series_of_type.values()
-                if series.blocks and self._stored(series.blocks[0])
+                if series.chunks and self._stored(series.chunks[0])
             )
             for _, _, series in candidates:
-                while self.nbytes > self.max_bytes and series.blocks and self._stored(series.blocks[0]):
-                    self._let_go(series, series.blocks.pop(0))
+                while self.nbytes > self.max_bytes and series.chunks and self._stored(series.chunks[0]):
+                    self._let_go(series)
                 if self.nbytes <= self.max_bytes:
                     return
 
-    def _stored(self, block: _Block) -> bool:
-        return block.generation <= self.stored_generation
+    def _stored(self, chunk: _Chunk) -> bool:
+        return chunk.generation <= self.stored_generation
 
     def _unjoin(self, series: _Series) -> None:
         if series.joined is not None:
             self.nbytes -= _nbytes(series.joined)
             series.joined = None
 
-    def _let_go(self, series: _Series, block: _Block) -> None:
-        self.nbytes -= block.nbytes
+    def _let_go(self, series: _Series) -> None:
+        """Of the series' oldest chunk."""
+        chunk = series.chunks.pop(0)
+        self.nbytes -= chunk.nbytes
         self._unjoin(series)
-        if len(block.timestamps):
-            series.let_go_through = max(series.let_go_through, int(block.timestamps.max()))
+        series.let_go_through = max(series.let_go_through, chunk.high)

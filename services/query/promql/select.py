@@ -1,0 +1,263 @@
+"""Series selectors over the production tables: which series a selector names, and their samples.
+
+A selector's metric names pick (equipment type, attribute) pairs from the
+catalog's metrics (storecast/prom.py); its other matchers pick the (site_id, id)
+series of those types. Equality matchers on `site_id` and `id`, and the caller's
+sites, narrow the SQL as bound parameters; any other matcher is applied here to
+the series the store lists (services/query/promql/matchers.py). The SQL text
+only ever varies by which of a few fixed filters it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import promql_parser
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from services.lib.records import typed
+from services.lib.store.engine import Store
+from services.lib.store.keys import HORIZON_FILTER, newest_versions
+from services.lib.store.retention import Retention
+from services.lib.store.schema import PRODUCTION_TABLES
+from services.query.promql.errors import bad_data, execution
+from services.query.promql.matchers import LabelMatcher, compile_matcher
+from storecast.catalog import UINT32_MAX, RecordType
+from storecast.prom import ID_LABEL, METRICS, NAME_LABEL, SITE_LABEL, Metric
+
+Labels = tuple[tuple[str, str], ...]  # sorted by name
+
+# Prometheus's --query.max-samples: past this many samples read, a query is refused (422).
+MAX_SAMPLES = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The sites a caller may read: None for every site."""
+
+    sites: frozenset[int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A vector selector: its metrics by equipment type, and its matchers on the other labels."""
+
+    metrics: dict[str, list[Metric]]
+    matchers: tuple[LabelMatcher, ...]
+    offset_ms: int
+
+    @classmethod
+    def of(cls, selector: promql_parser.VectorSelector) -> Selector:
+        if selector.at is not None:
+            raise bad_data("the @ modifier is not supported")
+        if selector.matchers.or_matchers:
+            raise bad_data("`or` between label matchers is not supported")
+        matchers = [compile_matcher(m) for m in selector.matchers.matchers]
+        names = [m for m in matchers if m.name == NAME_LABEL]
+        if selector.name is not None:
+            wanted = selector.name
+            names.append(LabelMatcher(NAME_LABEL, "=", wanted, lambda text: text == wanted))
+        metrics: dict[str, list[Metric]] = {}
+        for name, metric in METRICS.items():
+            if all(m.matches(name) for m in names):
+                metrics.setdefault(metric.equipment.name, []).append(metric)
+        offset = selector.offset
+        offset_ms = 0 if offset is None else int(offset.total_seconds() * 1000)
+        return cls(metrics, tuple(m for m in matchers if m.name != NAME_LABEL), offset_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """One series' samples, ascending by timestamp."""
+
+    labels: Labels
+    timestamps: np.ndarray  # int64 ms
+    values: np.ndarray  # float64
+
+
+def series_labels(metric: Metric | None, site_id: int, record_id: int) -> Labels:
+    pairs = [(ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
+    return tuple(sorted(pairs + ([(NAME_LABEL, metric.name)] if metric is not None else [])))
+
+
+class Reader:
+    """The store's series and samples for one request, within the caller's sites."""
+
+    def __init__(self, store: Store, retention: Retention, scope: Scope) -> None:
+        self._store = store
+        self._retention = retention
+        self._scope = scope
+        self.samples_read = 0
+
+    def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
+        """Every (metric, site_id, id) the selector names that holds a record in [start, end] (None: unbounded)."""
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                equipment = metrics[0].equipment
+                sites, ids = self._listed(client, equipment, selector.matchers, start, end)
+                for metric in metrics:
+                    for site_id, record_id in zip(sites.tolist(), ids.tolist()):
+                        yield metric, site_id, record_id
+
+    def samples(self, selector: Selector, lower: int, upper: int) -> list[Samples]:
+        """The samples in ]lower, upper] of every series the selector names (offset applied by the caller)."""
+        found: list[Samples] = []
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                found += self._type_samples(client, metrics, selector.matchers, lower, upper)
+        return found
+
+    def _type_samples(
+        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
+    ) -> list[Samples]:
+        equipment = metrics[0].equipment
+        filters = _Filters.of(matchers, self._scope)
+        if filters is None or not _others_match_empty(matchers):
+            return []
+        wanted: np.ndarray | None = None
+        if filters.listing_needed:
+            sites, ids = self._listed(client, equipment, matchers, lower + 1, upper)
+            if not len(sites):
+                return []
+            wanted = _keys(sites, ids)
+            filters = _Filters(np.unique(sites), np.unique(ids), listing_needed=False)
+        where, parameters = filters.where(self._horizon(equipment))
+        where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
+        parameters |= {"lower": lower, "upper": upper}
+        columns = ", ".join(["site_id", "id", "timestamp", *(f"`{m.attribute.name}`" for m in metrics)])
+        budget = MAX_SAMPLES - self.samples_read
+        sql = newest_versions(columns, self._table(equipment), where, "site_id, id, timestamp") + f" LIMIT {budget + 1}"
+        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        if table is None:
+            return []
+        self.samples_read += table.num_rows
+        if self.samples_read > MAX_SAMPLES:
+            raise execution("query processing would load too many samples into memory in query execution")
+        return _split(table, metrics, wanted)
+
+    def _listed(
+        self, client: Client, equipment: RecordType, matchers: Sequence[LabelMatcher], start: int | None, end: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (site_id, id) series of the type the matchers select, with a record in [start, end]."""
+        filters = _Filters.of(matchers, self._scope)
+        if filters is None or not _others_match_empty(matchers):
+            return np.array([], dtype=np.uint32), np.array([], dtype=np.uint32)
+        where, parameters = filters.where(self._horizon(equipment))
+        if start is not None:
+            where += " AND timestamp >= {start:Int64}"
+            parameters["start"] = start
+        if end is not None:
+            where += " AND timestamp <= {end:Int64}"
+            parameters["end"] = end
+        sql = f"SELECT site_id, id FROM {self._table(equipment)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
+        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        if table is None:
+            return np.array([], dtype=np.uint32), np.array([], dtype=np.uint32)
+        sites = typed.numbers(table.column("site_id"), np.uint32)
+        ids = typed.numbers(table.column("id"), np.uint32)
+        keep = np.fromiter(
+            (_pair_matches(matchers, site, record) for site, record in zip(sites.tolist(), ids.tolist())),
+            dtype=bool,
+            count=len(sites),
+        )
+        return sites[keep], ids[keep]
+
+    def _table(self, equipment: RecordType) -> str:
+        return self._store.table(PRODUCTION_TABLES[equipment.name].name)
+
+    def _horizon(self, equipment: RecordType) -> int:
+        return self._retention.horizon_ms("production", equipment.name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    """What narrows the SQL: the only sites and ids (None: any), and whether other matchers remain."""
+
+    sites: np.ndarray | None
+    ids: np.ndarray | None
+    listing_needed: bool
+
+    @classmethod
+    def of(cls, matchers: Sequence[LabelMatcher], scope: Scope) -> _Filters | None:
+        """None when no series can match (an equality on a value no series has, a site out of scope)."""
+        sites: set[int] | None = None if scope.sites is None else set(scope.sites)
+        ids: set[int] | None = None
+        listing_needed = False
+        for matcher in matchers:
+            if matcher.name not in (SITE_LABEL, ID_LABEL):
+                continue
+            if matcher.equal is None:
+                listing_needed = True
+                continue
+            number = _uint32(matcher.equal)
+            chosen = set() if number is None else {number}
+            if matcher.name == SITE_LABEL:
+                sites = chosen if sites is None else sites & chosen
+            else:
+                ids = chosen if ids is None else ids & chosen
+        if sites is not None and not sites or ids is not None and not ids:
+            return None
+        return cls(
+            None if sites is None else np.array(sorted(sites), dtype=np.uint32),
+            None if ids is None else np.array(sorted(ids), dtype=np.uint32),
+            listing_needed,
+        )
+
+    def where(self, horizon: int) -> tuple[str, dict[str, object]]:
+        where = "1" + HORIZON_FILTER
+        parameters: dict[str, object] = {"horizon": horizon}
+        if self.sites is not None:
+            where += " AND site_id IN {sites:Array(UInt32)}"
+            parameters["sites"] = self.sites.tolist()
+        if self.ids is not None:
+            where += " AND id IN {ids:Array(UInt32)}"
+            parameters["ids"] = self.ids.tolist()
+        return where, parameters
+
+
+def _uint32(text: str) -> int | None:
+    """The label value as a stored key: only the decimal text a label of it shows."""
+    if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        return None
+    number = int(text)
+    return number if number <= UINT32_MAX else None
+
+
+def _others_match_empty(matchers: Sequence[LabelMatcher]) -> bool:
+    """A label no series has is "": a matcher on one that refuses "" selects nothing."""
+    return all(m.matches("") for m in matchers if m.name not in (SITE_LABEL, ID_LABEL))
+
+
+def _pair_matches(matchers: Sequence[LabelMatcher], site_id: int, record_id: int) -> bool:
+    values = {SITE_LABEL: str(site_id), ID_LABEL: str(record_id)}
+    return all(m.matches(values[m.name]) for m in matchers if m.name in values)
+
+
+def _keys(sites: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return (sites.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64)
+
+
+def _split(table: pa.Table, metrics: Sequence[Metric], wanted: np.ndarray | None) -> list[Samples]:
+    """The rows (ascending by site_id, id, timestamp) as one Samples per series and metric, nulls left out."""
+    sites = typed.numbers(table.column("site_id"), np.uint32)
+    ids = typed.numbers(table.column("id"), np.uint32)
+    stamps = typed.numbers(table.column("timestamp"), np.int64)
+    keys = _keys(sites, ids)
+    rows = np.ones(len(keys), dtype=bool) if wanted is None else np.isin(keys, wanted)
+    columns = [np.asarray(table.column(m.attribute.name).to_numpy(zero_copy_only=False), dtype=np.float64) for m in metrics]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    found: list[Samples] = []
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        if not rows[start]:
+            continue
+        site_id, record_id = int(sites[start]), int(ids[start])
+        for metric, column in zip(metrics, columns):
+            values = column[start:end]
+            present = ~np.isnan(values)
+            if present.any():
+                found.append(Samples(series_labels(metric, site_id, record_id), stamps[start:end][present], values[present]))
+    return found

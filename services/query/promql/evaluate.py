@@ -186,7 +186,9 @@ class Evaluation:
             hi = np.searchsorted(samples.timestamps, times, side="right")
             present[row] = hi > lo
             values[row] = reduce(samples.values, lo, hi)
-        return _distinct(Vector([_without_name(s.labels) for s in found], values, present))
+        # As Prometheus: every function of a range drops the metric name but last_over_time, which keeps the sample as it is.
+        labels = [s.labels if name == "last_over_time" else _without_name(s.labels) for s in found]
+        return _distinct(Vector(labels, values, present))
 
     def _aggregate(self, aggregate: promql_parser.AggregateExpr) -> Vector:
         operator = str(aggregate.op)

@@ -93,14 +93,13 @@ class Reader:
         self.samples_read = 0
 
     def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
-        """Every (metric, site_id, id) the selector names that holds a record in [start, end] (None: unbounded)."""
+        """Every (metric, site_id, id) the selector names with a value in [start, end] (None: unbounded)."""
         with self._store.client() as client:
             for metrics in selector.metrics.values():
-                equipment = metrics[0].equipment
-                sites, ids = self._listed(client, equipment, selector.matchers, start, end)
-                for metric in metrics:
-                    for site_id, record_id in zip(sites.tolist(), ids.tolist()):
-                        yield metric, site_id, record_id
+                sites, ids, valued = self._listed(client, metrics, selector.matchers, start, end)
+                for column, metric in enumerate(metrics):
+                    for row in np.flatnonzero(valued[:, column]).tolist():
+                        yield metric, int(sites[row]), int(ids[row])
 
     def samples(self, selector: Selector, lower: int, upper: int) -> list[Samples]:
         """The samples in ]lower, upper] of every series the selector names (offset applied by the caller)."""
@@ -119,7 +118,7 @@ class Reader:
             return []
         wanted: np.ndarray | None = None
         if filters.listing_needed:
-            sites, ids = self._listed(client, equipment, matchers, lower + 1, upper)
+            sites, ids, _ = self._listed(client, metrics, matchers, lower + 1, upper)
             if not len(sites):
                 return []
             wanted = _keys(sites, ids)
@@ -139,12 +138,15 @@ class Reader:
         return _split(table, metrics, wanted)
 
     def _listed(
-        self, client: Client, equipment: RecordType, matchers: Sequence[LabelMatcher], start: int | None, end: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The (site_id, id) series of the type the matchers select, with a record in [start, end]."""
+        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], start: int | None, end: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (site_id, id) series of the metrics' type that the matchers select with a record in [start, end],
+        and whether each holds a value of each metric there (series x metrics)."""
+        equipment = metrics[0].equipment
+        none = np.array([], dtype=np.uint32)
         filters = _Filters.of(matchers, self._scope)
         if filters is None or not _others_match_empty(matchers):
-            return np.array([], dtype=np.uint32), np.array([], dtype=np.uint32)
+            return none, none, np.zeros((0, len(metrics)), dtype=bool)
         where, parameters = filters.where(self._horizon(equipment))
         if start is not None:
             where += " AND timestamp >= {start:Int64}"
@@ -152,18 +154,23 @@ class Reader:
         if end is not None:
             where += " AND timestamp <= {end:Int64}"
             parameters["end"] = end
-        sql = f"SELECT site_id, id FROM {self._table(equipment)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
+        # count(column) counts its non-null values.
+        counts = ", ".join(f"count(`{m.attribute.name}`) AS `{m.attribute.name}`" for m in metrics)
+        sql = (
+            f"SELECT site_id, id, {counts} FROM {self._table(equipment)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
+        )
         table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
         if table is None:
-            return np.array([], dtype=np.uint32), np.array([], dtype=np.uint32)
+            return none, none, np.zeros((0, len(metrics)), dtype=bool)
         sites = typed.numbers(table.column("site_id"), np.uint32)
         ids = typed.numbers(table.column("id"), np.uint32)
+        valued = np.column_stack([typed.numbers(table.column(m.attribute.name), np.uint64) > 0 for m in metrics])
         keep = np.fromiter(
             (_pair_matches(matchers, site, record) for site, record in zip(sites.tolist(), ids.tolist())),
             dtype=bool,
             count=len(sites),
         )
-        return sites[keep], ids[keep]
+        return sites[keep], ids[keep], valued[keep]
 
     def _table(self, equipment: RecordType) -> str:
         return self._store.table(PRODUCTION_TABLES[equipment.name].name)

@@ -34,7 +34,7 @@ def steps_of(request: query_pb2.PromQueryRequest) -> np.ndarray:
         raise bad_data("zero or negative query resolution step widths are not accepted. Try a positive integer")
     if request.end_ms < request.start_ms:
         raise bad_data("end timestamp must not be before start time")
-    if (request.end_ms - request.start_ms) // request.step_ms >= MAX_POINTS:
+    if (request.end_ms - request.start_ms) // request.step_ms > MAX_POINTS:
         raise bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
         )

@@ -127,7 +127,12 @@ def test_windows_are_open_on_the_left_and_closed_on_the_right(admin: httpx.Clien
     meter = f'storecast_meter_3p_l1_p{{site_id="{site}"}}'
     assert at(f'sum_over_time({meter}{{id="1"}}[10m])'.replace("}{", ","), t) == {"1": "6"}
     # At t + 1 ms, t - 10m + 1 is on the left edge: out.
-    assert at(f'count_over_time({meter}{{id="1"}}[10m])'.replace("}{", ","), t + 1) == {"1": "1"}
+    counted = f'count_over_time({meter}{{id="1"}}[10m])'.replace("}{", ",")
+    assert [at(counted, moment) for moment in (t - 1, t, t + 1)] == [{"1": "2"}, {"1": "2"}, {"1": "1"}]
+    # The same over steps of 1 ms, whose windows overlap (evaluated from the samples, not by the engine).
+    steps = {"query": counted, "start": f"{(t - 1) / 1000:.3f}", "end": f"{(t + 1) / 1000:.3f}", "step": "0.001"}
+    (series,) = success(admin.get(f"{API}/query_range", params=steps))["result"]
+    assert [value for _, value in series["values"]] == ["2", "2", "1"]
     # Lookback: 8 at t - 5m is out of (t - 5m, t], 16 at t - 5m + 1 ms in.
     assert at(meter, t) == {"1": "4", "3": "16"}
     # At t - 1 ms, meter 1's newest sample (t - 10m + 1) is past the lookback.

@@ -24,7 +24,7 @@ import numpy as np
 import promql_parser
 
 from services.query.promql.errors import bad_data, execution
-from services.query.promql.select import MAX_SAMPLES, Labels, Reader, Samples, Selector
+from services.query.promql.select import MAX_SAMPLES, WINDOW_SQL, Labels, Reader, Samples, Selector
 from storecast.prom import NAME_LABEL
 
 LOOKBACK_MS = 5 * 60 * 1000  # Prometheus's --query.lookback-delta
@@ -83,7 +83,8 @@ def _over_time_last(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nd
 
 
 # Each function of a range: the windows' [lo, hi[ row bounds into a series' samples -> one value per window.
-OVER_TIME: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+WindowReduce = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+OVER_TIME: dict[str, WindowReduce] = {
     "sum_over_time": _over_time_sum,
     "avg_over_time": _over_time_avg,
     "min_over_time": _over_time_min,
@@ -91,6 +92,8 @@ OVER_TIME: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]
     "count_over_time": _over_time_count,
     "last_over_time": _over_time_last,
 }
+if OVER_TIME.keys() != WINDOW_SQL.keys():
+    raise ImportError("every range function needs both its numpy and its engine reduction")
 AGGREGATIONS = ("sum", "avg", "min", "max", "count")
 ARITHMETIC: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "+": np.add,
@@ -176,6 +179,36 @@ class Evaluation:
         selector = Selector.of(argument.vector_selector)
         window = _ms(argument.range)
         times = self.steps - selector.offset_ms
+        step = int(times[1] - times[0]) if len(times) > 1 else window
+        if window <= step:
+            values, present, found_labels = self._engine_windows(selector, name, int(times[0]), step, window)
+        else:
+            values, present, found_labels = self._numpy_windows(selector, reduce, times, window)
+        # As Prometheus: every function of a range drops the metric name but last_over_time, which keeps the sample as it is.
+        labels = [found if name == "last_over_time" else _without_name(found) for found in found_labels]
+        return _distinct(Vector(labels, values, present))
+
+    def _engine_windows(
+        self, selector: Selector, name: str, first: int, step: int, window: int
+    ) -> tuple[np.ndarray, np.ndarray, list[Labels]]:
+        """Windows that do not overlap, reduced by the engine: one row per series and step read."""
+        found = self._reader.windows(selector, name, first, step, len(self.steps), window)
+        self._bound(len(found))
+        values = np.zeros((len(found), len(self.steps)))
+        present = np.zeros((len(found), len(self.steps)), dtype=bool)
+        for row, windows in enumerate(found):
+            values[row, windows.steps] = windows.values
+            present[row, windows.steps] = True
+        return values, present, [w.labels for w in found]
+
+    def _numpy_windows(
+        self,
+        selector: Selector,
+        reduce: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+        times: np.ndarray,
+        window: int,
+    ) -> tuple[np.ndarray, np.ndarray, list[Labels]]:
+        """Overlapping windows, over the samples read once."""
         found = self._reader.samples(selector, int(times[0]) - window, int(times[-1]))
         self._bound(len(found))
         values = np.zeros((len(found), len(times)))
@@ -186,9 +219,7 @@ class Evaluation:
             hi = np.searchsorted(samples.timestamps, times, side="right")
             present[row] = hi > lo
             values[row] = reduce(samples.values, lo, hi)
-        # As Prometheus: every function of a range drops the metric name but last_over_time, which keeps the sample as it is.
-        labels = [s.labels if name == "last_over_time" else _without_name(s.labels) for s in found]
-        return _distinct(Vector(labels, values, present))
+        return values, present, [s.labels for s in found]
 
     def _aggregate(self, aggregate: promql_parser.AggregateExpr) -> Vector:
         operator = str(aggregate.op)

@@ -78,6 +78,26 @@ class Samples:
     values: np.ndarray  # float64
 
 
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """One series' reduced windows: the steps that have one, and their values."""
+
+    labels: Labels
+    steps: np.ndarray  # int64: k of the step first + k * step
+    values: np.ndarray  # float64
+
+
+# The engine's reduction of a window's samples, per range function; nulls (absent samples) are skipped.
+WINDOW_SQL = {
+    "sum_over_time": "sum({column})",
+    "avg_over_time": "avg({column})",
+    "min_over_time": "min({column})",
+    "max_over_time": "max({column})",
+    "count_over_time": "count({column})",
+    "last_over_time": "argMaxIf({column}, timestamp, {column} IS NOT NULL)",
+}
+
+
 def series_labels(metric: Metric | None, site_id: int, record_id: int) -> Labels:
     pairs = [(ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
     return tuple(sorted(pairs + ([(NAME_LABEL, metric.name)] if metric is not None else [])))
@@ -109,33 +129,111 @@ class Reader:
                 found += self._type_samples(client, metrics, selector.matchers, lower, upper)
         return found
 
-    def _type_samples(
+    def windows(self, selector: Selector, function: str, first: int, step: int, steps: int, window: int) -> list[Windows]:
+        """`function` over the window (t - window, t] at each t = first + k * step (k < steps), computed by the
+        engine: one row per series and step. Only for windows that do not overlap (window <= step), where each
+        sample belongs to one window at most, that of step k = ceil((timestamp - first) / step)."""
+        found: list[Windows] = []
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                found += self._type_windows(client, metrics, selector.matchers, function, first, step, steps, window)
+        return found
+
+    def _narrowed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
-    ) -> list[Samples]:
-        equipment = metrics[0].equipment
+    ) -> tuple[str, dict[str, object], np.ndarray | None] | None:
+        """The WHERE clause and its parameters reading the selected series' rows in ]lower, upper], and the
+        (site_id, id) keys to keep of what it reads (None: all); None when no series is selected."""
         filters = _Filters.of(matchers, self._scope)
         if filters is None or not _others_match_empty(matchers):
-            return []
+            return None
         wanted: np.ndarray | None = None
         if filters.listing_needed:
             sites, ids, _ = self._listed(client, metrics, matchers, lower + 1, upper)
             if not len(sites):
-                return []
+                return None
             wanted = _keys(sites, ids)
             filters = _Filters(np.unique(sites), np.unique(ids), listing_needed=False)
-        where, parameters = filters.where(self._horizon(equipment))
+        where, parameters = filters.where(self._horizon(metrics[0].equipment))
         where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
-        parameters |= {"lower": lower, "upper": upper}
+        return where, parameters | {"lower": lower, "upper": upper}, wanted
+
+    def _read(self, client: Client, sql: str, parameters: dict[str, object]) -> pa.Table | None:
+        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        if table is not None:
+            self.samples_read += table.num_rows
+            if self.samples_read > MAX_SAMPLES:
+                raise execution("query processing would load too many samples into memory in query execution")
+        return table
+
+    def _type_samples(
+        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
+    ) -> list[Samples]:
+        narrowed = self._narrowed(client, metrics, matchers, lower, upper)
+        if narrowed is None:
+            return []
+        where, parameters, wanted = narrowed
         columns = ", ".join(["site_id", "id", "timestamp", *(f"`{m.attribute.name}`" for m in metrics)])
         budget = MAX_SAMPLES - self.samples_read
-        sql = newest_versions(columns, self._table(equipment), where, "site_id, id, timestamp") + f" LIMIT {budget + 1}"
-        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        sql = newest_versions(columns, self._table(metrics[0].equipment), where, "site_id, id, timestamp")
+        table = self._read(client, f"{sql} LIMIT {budget + 1}", parameters)
+        return [] if table is None else _split(table, metrics, wanted)
+
+    def _type_windows(
+        self,
+        client: Client,
+        metrics: Sequence[Metric],
+        matchers: Sequence[LabelMatcher],
+        function: str,
+        first: int,
+        step: int,
+        steps: int,
+        window: int,
+    ) -> list[Windows]:
+        last = first + (steps - 1) * step
+        narrowed = self._narrowed(client, metrics, matchers, first - window, last)
+        if narrowed is None:
+            return []
+        where, parameters, wanted = narrowed
+        names = [m.attribute.name for m in metrics]
+        records = newest_versions(
+            ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
+            self._table(metrics[0].equipment),
+            where,
+            "site_id, id, timestamp",
+        )
+        reduce = WINDOW_SQL[function]
+        aggregates = ", ".join(
+            f"{reduce.format(column=f'`{name}`')} AS `value {name}`, count(`{name}`) AS `count {name}`" for name in names
+        )
+        # k = ceil((timestamp - first) / step), in integers: the rows read are past first - window >= first - step.
+        sql = (
+            f"SELECT site_id, id, k, {aggregates} FROM ("
+            "SELECT *, intDiv(timestamp - {first:Int64} + {step:Int64} - 1, {step:Int64}) AS k FROM ("
+            f"{records})) WHERE timestamp > {{first:Int64}} + k * {{step:Int64}} - {{window:Int64}}"
+            " GROUP BY site_id, id, k ORDER BY site_id, id, k"
+        )
+        table = self._read(client, sql, parameters | {"first": first, "step": step, "window": window})
         if table is None:
             return []
-        self.samples_read += table.num_rows
-        if self.samples_read > MAX_SAMPLES:
-            raise execution("query processing would load too many samples into memory in query execution")
-        return _split(table, metrics, wanted)
+        sites = typed.numbers(table.column("site_id"), np.uint32)
+        ids = typed.numbers(table.column("id"), np.uint32)
+        ks = typed.numbers(table.column("k"), np.int64)
+        keys = _keys(sites, ids)
+        rows = np.ones(len(keys), dtype=bool) if wanted is None else np.isin(keys, wanted)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        ends = np.r_[starts[1:], len(keys)]
+        found: list[Windows] = []
+        for metric in metrics:
+            name = metric.attribute.name
+            values = np.asarray(table.column(f"value {name}").to_numpy(zero_copy_only=False), dtype=np.float64)
+            counted = typed.numbers(table.column(f"count {name}"), np.uint64) > 0
+            for start, end in zip(starts.tolist(), ends.tolist()):
+                present = counted[start:end]
+                if rows[start] and present.any():
+                    labels = series_labels(metric, int(sites[start]), int(ids[start]))
+                    found.append(Windows(labels, ks[start:end][present], values[start:end][present]))
+        return found
 
     def _listed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], start: int | None, end: int | None

@@ -148,8 +148,13 @@ class Evaluation:
         raise bad_data(f"unsupported expression: {expression.prettify()}")
 
     def _instant(self, selector: Selector) -> Vector:
-        """At each step t, each series' newest sample in (t - lookback, t]."""
+        """At each step t, each series' newest sample in (t - lookback, t]: the engine's last_over_time of the
+        lookback when those windows do not overlap, else from the samples."""
         times = self.steps - selector.offset_ms
+        step = int(times[1] - times[0]) if len(times) > 1 else LOOKBACK_MS
+        if step >= LOOKBACK_MS:
+            values, present, labels = self._engine_windows(selector, "last_over_time", int(times[0]), step, LOOKBACK_MS)
+            return Vector(labels, values, present)
         found = self._reader.samples(selector, int(times[0]) - LOOKBACK_MS, int(times[-1]))
         self._bound(len(found))
         values = np.zeros((len(found), len(times)))

@@ -227,6 +227,8 @@ def test_who_may_ask(storecast: Storecast) -> None:
         ('storecast_meter_3p_l1_p{id=~"(?=1)"}', "regex"),
         ('storecast_meter_3p_l1_p{id=~"(a)\\\\1"}', "invalid"),
         ('"text"', "string literals"),
+        ('storecast_forecast_solar_p{horizon=~"24h|48h"}', 'horizon="24h"'),
+        ('storecast_forecast_solar_p{horizon="soon"}', "horizon must be a duration"),
         ("sum(", 'invalid parameter "query"'),
         ("", 'invalid parameter "query"'),
     ],

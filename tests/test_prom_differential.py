@@ -36,6 +36,10 @@ END_S = START_S + HOURS * 3600
 # Which series each site and type holds, and their attributes.
 METER = ("l1_p", "l2_p")
 METRICS = ("storecast_meter_3p_l1_p", "storecast_meter_3p_l2_p", "storecast_battery_soc")
+FORECAST = "storecast_forecast_solar_p"
+# The staircases Prometheus holds as series of their own: storecast makes them from the vintages when a
+# selector asks for one, so the expressions here always name one (`horizon=""`: the newest vintage).
+HORIZONS = {"": 0, "24h": 24 * 3600_000, "90m": 90 * 60_000}
 EXAMPLES = 160
 
 
@@ -67,8 +71,45 @@ def _records(equipment: str, rows: list[tuple[int, float]], record_id: int) -> l
     ]
 
 
-def _openmetrics(records: dict[tuple[str, int, int], list[JsonObject]]) -> str:
-    families: dict[str, list[str]] = {name: [] for name in METRICS}
+def _vintages(rng: random.Random, site: int) -> list[JsonObject]:
+    """Solar forecasts of ids 1 and 2: a vintage every 6 h from two days before the data on, each of
+    36 h of quarter-hours (a millisecond part off every window's edge)."""
+    vintages = []
+    for forecast_id in (1, 2):
+        for k in range(10):
+            creation = (START_S - 48 * 3600 + k * 6 * 3600) * 1000 + site
+            periods = [
+                {"timestamp": creation + j * 900_000 + 250, "p": round(rng.uniform(0, 500), 2)}
+                for j in range(36 * 4)
+                if rng.random() > 0.05
+            ]
+            vintages.append({"creation_timestamp": creation, "id": forecast_id, "values": periods})
+    return vintages
+
+
+def _staircase(vintages: list[JsonObject], horizon_ms: int | None) -> dict[int, list[tuple[int, float]]]:
+    """The oracle: per forecast id, each period's value from the newest vintage holding it (created at or
+    before the period less the horizon, with one)."""
+    series: dict[int, dict[int, tuple[int, float]]] = {}
+    for vintage in vintages:
+        for period in vintage["values"]:
+            t, creation = period["timestamp"], vintage["creation_timestamp"]
+            if horizon_ms is not None and creation > t - horizon_ms:
+                continue
+            chosen = series.setdefault(vintage["id"], {})
+            if t not in chosen or chosen[t][0] < creation:
+                chosen[t] = (creation, period["p"])
+    return {key: sorted((t, value) for t, (_, value) in periods.items()) for key, periods in series.items()}
+
+
+def _openmetrics(records: dict[tuple[str, int, int], list[JsonObject]], forecasts: dict[int, list[JsonObject]]) -> str:
+    families: dict[str, list[str]] = {name: [] for name in (*METRICS, FORECAST)}
+    for site, vintages in forecasts.items():
+        for horizon, horizon_ms in HORIZONS.items():
+            label = f',horizon="{horizon}"' if horizon else ""
+            for forecast_id, periods in _staircase(vintages, horizon_ms if horizon else None).items():
+                labels = f'{{id="{forecast_id}",site_id="{site}"{label}}}'
+                families[FORECAST] += [f"{FORECAST}{labels} {value!r} {t / 1000:.3f}" for t, value in periods]
     for (equipment, site, record_id), rows in records.items():
         for row in rows:
             for attribute in ("l1_p", "l2_p", "soc"):
@@ -89,6 +130,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[
     directory = tmp_path_factory.mktemp("prom-differential")
     rng = random.Random(20)
     records = {key: _records(key[0], rows, key[2]) for key, rows in _series_data(rng).items()}
+    forecasts = {site: _vintages(rng, site) for site in SITES}
     (directory / "storecast").mkdir()
     storecast = start_storecast(directory / "storecast", test_pki)
     prometheus = None
@@ -97,9 +139,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[
             for (equipment, site, _), rows in records.items():
                 response = client.put(f"/v1/{site}/production/{equipment}", json={"values": rows})
                 assert response.status_code == 201, response.text
+            for site, vintages in forecasts.items():
+                response = client.put(f"/v1/{site}/forecast/solar", json={"values": vintages})
+                assert response.status_code == 201, response.text
         data = directory / "prometheus"
         source = directory / "series.om"
-        source.write_text(_openmetrics(records))
+        source.write_text(_openmetrics(records, forecasts))
         subprocess.run(
             ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)], check=True, capture_output=True
         )
@@ -151,6 +196,9 @@ def _selector(rng: random.Random) -> str:
         ],
         rng.randrange(0, 3),
     )
+    if rng.random() < 0.15:
+        horizon = rng.choice(list(HORIZONS))
+        return FORECAST + "{" + ",".join([*matchers, f'horizon="{horizon}"']) + "}"
     if rng.random() < 0.15:
         name_matcher = rng.choice(['__name__=~"storecast_meter_3p_l._p"', '__name__=~"storecast_(battery_soc|meter_3p_l1_p)"'])
         return "{" + ",".join([name_matcher, *matchers]) + "}"
@@ -241,7 +289,12 @@ def test_query_range_and_query_agree_with_prometheus(loaded: tuple[Storecast, st
 def test_series_and_label_values_agree_with_prometheus(loaded: tuple[Storecast, str]) -> None:
     storecast, prometheus = loaded
     with storecast.client("reader") as ours, httpx.Client(base_url=prometheus, timeout=60) as theirs:
-        for match in ['{__name__=~"storecast_.+"}', 'storecast_battery_soc{site_id="2"}', 'storecast_meter_3p_l1_p{id=~"1|2"}']:
+        # (Prometheus holds the staircases as series of their own; storecast lists the newest vintage's.)
+        for match in [
+            '{__name__=~"storecast_.+",horizon=""}',
+            'storecast_battery_soc{site_id="2"}',
+            'storecast_meter_3p_l1_p{id=~"1|2"}',
+        ]:
             form = {"match[]": match, "start": str(START_S), "end": str(END_S)}
             our_series = ours.post("/ext/prom/api/v1/series", data=form).json()["data"]
             their_series = theirs.post("/api/v1/series", data=form).json()["data"]

@@ -152,7 +152,7 @@ class Evaluation:
         lookback when those windows do not overlap, else from the samples."""
         times = self.steps - selector.offset_ms
         step = int(times[1] - times[0]) if len(times) > 1 else LOOKBACK_MS
-        if step >= LOOKBACK_MS:
+        if step >= LOOKBACK_MS and selector.production_only:
             values, present, labels = self._engine_windows(selector, "last_over_time", int(times[0]), step, LOOKBACK_MS)
             return Vector(labels, values, present)
         found = self._reader.samples(selector, int(times[0]) - LOOKBACK_MS, int(times[-1]))
@@ -185,7 +185,7 @@ class Evaluation:
         window = _ms(argument.range)
         times = self.steps - selector.offset_ms
         step = int(times[1] - times[0]) if len(times) > 1 else window
-        if window <= step:
+        if window <= step and selector.production_only:
             values, present, found_labels = self._engine_windows(selector, name, int(times[0]), step, window)
         else:
             values, present, found_labels = self._numpy_windows(selector, reduce, times, window)

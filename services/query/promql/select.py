@@ -1,8 +1,9 @@
-"""Series selectors over the production tables: which series a selector names, and their samples.
+"""Series selectors over the production and forecast tables: which series a selector names, and their samples.
 
-A selector's metric names pick (equipment type, attribute) pairs from the
-catalog's metrics (storecast/prom.py); its other matchers pick the (site_id, id)
-series of those types. Equality matchers on `site_id` and `id`, and the caller's
+A selector's metric names pick (type, attribute) pairs from the catalog's
+metrics (storecast/prom.py); its other matchers pick the (site_id, id) series
+of those types, and for forecasts `horizon="<duration>"` the staircase at that
+horizon rather than the newest vintage of each period. Equality matchers on `site_id` and `id`, and the caller's
 sites, narrow the SQL as bound parameters; any other matcher is applied here to
 the series the store lists (services/query/promql/matchers.py). The SQL text
 only ever varies by which of a few fixed filters it carries.
@@ -20,13 +21,13 @@ from clickhouse_connect.driver.client import Client
 
 from services.lib.records import typed
 from services.lib.store.engine import Store
-from services.lib.store.keys import HORIZON_FILTER, newest_versions
+from services.lib.store.keys import newest_versions
 from services.lib.store.retention import Retention
-from services.lib.store.schema import PRODUCTION_TABLES
+from services.lib.store.schema import FORECAST_TABLES, PERIOD_TIMESTAMPS, PRODUCTION_TABLES, Table, period_column
 from services.query.promql.errors import bad_data, execution
 from services.query.promql.matchers import LabelMatcher, compile_matcher
-from storecast.catalog import UINT32_MAX, RecordType
-from storecast.prom import ID_LABEL, METRICS, NAME_LABEL, SITE_LABEL, Metric
+from storecast.catalog import UINT32_MAX
+from storecast.prom import HORIZON_LABEL, ID_LABEL, METRICS, NAME_LABEL, SITE_LABEL, Category, Metric
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
 
@@ -42,12 +43,26 @@ class Scope:
 
 
 @dataclass(frozen=True, slots=True)
-class Selector:
-    """A vector selector: its metrics by equipment type, and its matchers on the other labels."""
+class Horizon:
+    """A forecast staircase's horizon, as the selector's label gave it and in milliseconds."""
 
-    metrics: dict[str, list[Metric]]
+    text: str
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A vector selector: its metrics by (category, type), its matchers on site_id, id and other labels
+    (not the name, not the horizon), and the forecasts' horizon (None: the newest vintage of each period)."""
+
+    metrics: dict[tuple[Category, str], list[Metric]]
     matchers: tuple[LabelMatcher, ...]
     offset_ms: int
+    horizon: Horizon | None
+
+    @property
+    def production_only(self) -> bool:
+        return all(category == "production" for category, _ in self.metrics)
 
     @classmethod
     def of(cls, selector: promql_parser.VectorSelector) -> Selector:
@@ -60,13 +75,36 @@ class Selector:
         if selector.name is not None:
             wanted = selector.name
             names.append(LabelMatcher(NAME_LABEL, "=", wanted, lambda text: text == wanted))
-        metrics: dict[str, list[Metric]] = {}
+        horizons = [m for m in matchers if m.name == HORIZON_LABEL]
+        horizon = _horizon(horizons)
+        # A series without the label has it "": production series, and forecasts without a horizon.
+        unlabelled = all(m.matches("") for m in horizons)
+        metrics: dict[tuple[Category, str], list[Metric]] = {}
         for name, metric in METRICS.items():
-            if all(m.matches(name) for m in names):
-                metrics.setdefault(metric.equipment.name, []).append(metric)
+            if not all(m.matches(name) for m in names):
+                continue
+            if metric.category == "production" and not unlabelled:
+                continue
+            metrics.setdefault((metric.category, metric.equipment.name), []).append(metric)
         offset = selector.offset
         offset_ms = 0 if offset is None else int(offset.total_seconds() * 1000)
-        return cls(metrics, tuple(m for m in matchers if m.name != NAME_LABEL), offset_ms)
+        others = tuple(m for m in matchers if m.name not in (NAME_LABEL, HORIZON_LABEL))
+        return cls(metrics, others, offset_ms, horizon)
+
+
+def _horizon(matchers: Sequence[LabelMatcher]) -> Horizon | None:
+    """The staircase's horizon the `horizon` matchers ask for: one duration, with `=`."""
+    chosen = [m for m in matchers if not m.matches("")]
+    if not chosen:
+        return None
+    (only,) = chosen if len(chosen) == 1 else (None,)
+    if only is None or only.equal is None:
+        raise bad_data(f'{HORIZON_LABEL} selects a forecast\'s staircase with one value, {HORIZON_LABEL}="24h"')
+    try:
+        ms = round(promql_parser.parse_duration(only.equal).total_seconds() * 1000)
+    except ValueError:
+        raise bad_data(f"{HORIZON_LABEL} must be a duration (24h, 90m, 1d12h); got {only.equal!r}") from None
+    return Horizon(only.equal, ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +136,11 @@ WINDOW_SQL = {
 }
 
 
-def series_labels(metric: Metric | None, site_id: int, record_id: int) -> Labels:
-    pairs = [(ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
-    return tuple(sorted(pairs + ([(NAME_LABEL, metric.name)] if metric is not None else [])))
+def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon | None = None) -> Labels:
+    pairs = [(NAME_LABEL, metric.name), (ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
+    if horizon is not None and metric.category == "forecast":
+        pairs.append((HORIZON_LABEL, horizon.text))
+    return tuple(sorted(pairs))
 
 
 class Reader:
@@ -113,7 +153,8 @@ class Reader:
         self.samples_read = 0
 
     def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
-        """Every (metric, site_id, id) the selector names with a value in [start, end] (None: unbounded)."""
+        """Every (metric, site_id, id) the selector names with a value in [start, end] (None: unbounded;
+        a forecast's series: any vintage, whatever its periods)."""
         with self._store.client() as client:
             for metrics in selector.metrics.values():
                 sites, ids, valued = self._listed(client, metrics, selector.matchers, start, end)
@@ -126,13 +167,15 @@ class Reader:
         found: list[Samples] = []
         with self._store.client() as client:
             for metrics in selector.metrics.values():
-                found += self._type_samples(client, metrics, selector.matchers, lower, upper)
+                found += self._type_samples(client, metrics, selector, lower, upper)
         return found
 
     def windows(self, selector: Selector, function: str, first: int, step: int, steps: int, window: int) -> list[Windows]:
         """`function` over the window (t - window, t] at each t = first + k * step (k < steps), computed by the
-        engine: one row per series and step. Only for windows that do not overlap (window <= step), where each
-        sample belongs to one window at most, that of step k = ceil((timestamp - first) / step)."""
+        engine: one row per series and step. Only for production series and windows that do not overlap
+        (window <= step), where each sample belongs to one window at most, that of step
+        k = ceil((timestamp - first) / step)."""
+        assert selector.production_only
         found: list[Windows] = []
         with self._store.client() as client:
             for metrics in selector.metrics.values():
@@ -142,8 +185,9 @@ class Reader:
     def _narrowed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
     ) -> tuple[str, dict[str, object], np.ndarray | None] | None:
-        """The WHERE clause and its parameters reading the selected series' rows in ]lower, upper], and the
-        (site_id, id) keys to keep of what it reads (None: all); None when no series is selected."""
+        """The WHERE clause and its parameters reading the selected series' rows (within their retention), and
+        the (site_id, id) keys to keep of what it reads (None: all); None when no series is selected. A listing
+        the matchers need looks for records in ]lower, upper]."""
         filters = _Filters.of(matchers, self._scope)
         if filters is None or not _others_match_empty(matchers):
             return None
@@ -154,9 +198,8 @@ class Reader:
                 return None
             wanted = _keys(sites, ids)
             filters = _Filters(np.unique(sites), np.unique(ids), listing_needed=False)
-        where, parameters = filters.where(self._horizon(metrics[0].equipment))
-        where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
-        return where, parameters | {"lower": lower, "upper": upper}, wanted
+        where, parameters = filters.where(*self._retention_of(metrics[0]))
+        return where, parameters, wanted
 
     def _read(self, client: Client, sql: str, parameters: dict[str, object]) -> pa.Table | None:
         table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
@@ -167,17 +210,25 @@ class Reader:
         return table
 
     def _type_samples(
-        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
+        self, client: Client, metrics: Sequence[Metric], selector: Selector, lower: int, upper: int
     ) -> list[Samples]:
-        narrowed = self._narrowed(client, metrics, matchers, lower, upper)
+        narrowed = self._narrowed(client, metrics, selector.matchers, lower, upper)
         if narrowed is None:
             return []
         where, parameters, wanted = narrowed
-        columns = ", ".join(["site_id", "id", "timestamp", *(f"`{m.attribute.name}`" for m in metrics)])
+        parameters |= {"lower": lower, "upper": upper}
+        table_name = self._table(metrics[0])
+        if metrics[0].category == "forecast":
+            sql = _staircase_sql(table_name, metrics, where, selector.horizon)
+            if selector.horizon is not None:
+                parameters["horizon_ms"] = selector.horizon.ms
+        else:
+            columns = ", ".join(["site_id", "id", "timestamp", *(f"`{m.attribute.name}`" for m in metrics)])
+            where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
+            sql = newest_versions(columns, table_name, where, "site_id, id, timestamp")
         budget = MAX_SAMPLES - self.samples_read
-        sql = newest_versions(columns, self._table(metrics[0].equipment), where, "site_id, id, timestamp")
         table = self._read(client, f"{sql} LIMIT {budget + 1}", parameters)
-        return [] if table is None else _split(table, metrics, wanted)
+        return [] if table is None else _split(table, metrics, wanted, selector.horizon)
 
     def _type_windows(
         self,
@@ -195,10 +246,11 @@ class Reader:
         if narrowed is None:
             return []
         where, parameters, wanted = narrowed
+        where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
         names = [m.attribute.name for m in metrics]
         records = newest_versions(
             ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
-            self._table(metrics[0].equipment),
+            self._table(metrics[0]),
             where,
             "site_id, id, timestamp",
         )
@@ -213,7 +265,8 @@ class Reader:
             f"{records})) WHERE timestamp > {{first:Int64}} + k * {{step:Int64}} - {{window:Int64}}"
             " GROUP BY site_id, id, k ORDER BY site_id, id, k"
         )
-        table = self._read(client, sql, parameters | {"first": first, "step": step, "window": window})
+        bounds = {"lower": first - window, "upper": last, "first": first, "step": step, "window": window}
+        table = self._read(client, sql, parameters | bounds)
         if table is None:
             return []
         sites = typed.numbers(table.column("site_id"), np.uint32)
@@ -238,25 +291,30 @@ class Reader:
     def _listed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], start: int | None, end: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The (site_id, id) series of the metrics' type that the matchers select with a record in [start, end],
-        and whether each holds a value of each metric there (series x metrics)."""
-        equipment = metrics[0].equipment
+        """The (site_id, id) series of the metrics' type that the matchers select with a record in [start, end]
+        (forecasts: any vintage), and whether each holds a value of each metric there (series x metrics)."""
+        metric = metrics[0]
         none = np.array([], dtype=np.uint32)
         filters = _Filters.of(matchers, self._scope)
         if filters is None or not _others_match_empty(matchers):
             return none, none, np.zeros((0, len(metrics)), dtype=bool)
-        where, parameters = filters.where(self._horizon(equipment))
-        if start is not None:
-            where += " AND timestamp >= {start:Int64}"
-            parameters["start"] = start
-        if end is not None:
-            where += " AND timestamp <= {end:Int64}"
-            parameters["end"] = end
-        # count(column) counts its non-null values.
-        counts = ", ".join(f"count(`{m.attribute.name}`) AS `{m.attribute.name}`" for m in metrics)
-        sql = (
-            f"SELECT site_id, id, {counts} FROM {self._table(equipment)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
-        )
+        where, parameters = filters.where(*self._retention_of(metric))
+        if metric.category == "forecast":
+            # The vintages holding a value of the attribute.
+            counts = ", ".join(
+                f"countIf(arrayExists(x -> isNotNull(x), `{period_column(m.attribute.name)}`)) AS `{m.attribute.name}`"
+                for m in metrics
+            )
+        else:
+            if start is not None:
+                where += " AND timestamp >= {start:Int64}"
+                parameters["start"] = start
+            if end is not None:
+                where += " AND timestamp <= {end:Int64}"
+                parameters["end"] = end
+            # count(column) counts its non-null values.
+            counts = ", ".join(f"count(`{m.attribute.name}`) AS `{m.attribute.name}`" for m in metrics)
+        sql = f"SELECT site_id, id, {counts} FROM {self._table(metric)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
         table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
         if table is None:
             return none, none, np.zeros((0, len(metrics)), dtype=bool)
@@ -270,11 +328,45 @@ class Reader:
         )
         return sites[keep], ids[keep], valued[keep]
 
-    def _table(self, equipment: RecordType) -> str:
-        return self._store.table(PRODUCTION_TABLES[equipment.name].name)
+    def _table(self, metric: Metric) -> str:
+        return self._store.table(_TABLES[metric.category][metric.equipment.name].name)
 
-    def _horizon(self, equipment: RecordType) -> int:
-        return self._retention.horizon_ms("production", equipment.name)
+    def _retention_of(self, metric: Metric) -> tuple[int, str]:
+        """The oldest timestamp kept of the metric's table, and the column it applies to."""
+        column = "creation_timestamp" if metric.category == "forecast" else "timestamp"
+        return self._retention.horizon_ms(metric.category, metric.equipment.name), column
+
+
+_TABLES: dict[Category, dict[str, Table]] = {"production": PRODUCTION_TABLES, "forecast": FORECAST_TABLES}
+
+
+def _staircase_sql(table: str, metrics: Sequence[Metric], where: str, horizon: Horizon | None) -> str:
+    """The forecast series' periods t in ]lower, upper], each from the newest vintage holding t (created at or
+    before t - horizon when there is one): columns site_id, id, timestamp and each metric's attribute.
+
+    services/vector/staircase.py's staircase, over every selected series at once; a period whose
+    chosen vintage holds null there is no sample."""
+    names = [m.attribute.name for m in metrics]
+    vintages = newest_versions(
+        ", ".join(
+            ["site_id", "id", "creation_timestamp", f"`{PERIOD_TIMESTAMPS}` AS s_timestamp"]
+            + [f"`{period_column(n)}` AS `s_{n}`" for n in names]
+        ),
+        table,
+        where + (" AND creation_timestamp <= {upper:Int64} - {horizon_ms:Int64}" if horizon is not None else ""),
+        "site_id, id, creation_timestamp",
+    )
+    periods = ", ".join(["s_timestamp AS t", *(f"`s_{n}` AS `p_{n}`" for n in names)])
+    # A tuple is never null, so argMax keeps the chosen vintage's nulls rather than skipping them.
+    chosen = f"argMax(tuple(creation_timestamp, {', '.join(f'`p_{n}`' for n in names)}), creation_timestamp)"
+    since = " AND creation_timestamp <= t - {horizon_ms:Int64}" if horizon is not None else ""
+    columns = ", ".join(f"tupleElement(chosen, {i}) AS `{n}`" for i, n in enumerate(names, start=2))
+    return (
+        f"SELECT site_id, id, t AS timestamp, {columns} FROM ("
+        f"SELECT site_id, id, t, {chosen} AS chosen FROM ({vintages}) ARRAY JOIN {periods}"
+        f" WHERE t > {{lower:Int64}} AND t <= {{upper:Int64}}{since}"
+        " GROUP BY site_id, id, t) ORDER BY site_id, id, timestamp"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +403,9 @@ class _Filters:
             listing_needed,
         )
 
-    def where(self, horizon: int) -> tuple[str, dict[str, object]]:
-        where = "1" + HORIZON_FILTER
+    def where(self, horizon: int, time_column: str) -> tuple[str, dict[str, object]]:
+        """The filter on the selected sites and ids, and on retention: rows of `time_column` >= horizon."""
+        where = f"{time_column} >= {{horizon:Int64}}"
         parameters: dict[str, object] = {"horizon": horizon}
         if self.sites is not None:
             where += " AND site_id IN {sites:Array(UInt32)}"
@@ -345,7 +438,7 @@ def _keys(sites: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return (sites.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64)
 
 
-def _split(table: pa.Table, metrics: Sequence[Metric], wanted: np.ndarray | None) -> list[Samples]:
+def _split(table: pa.Table, metrics: Sequence[Metric], wanted: np.ndarray | None, horizon: Horizon | None) -> list[Samples]:
     """The rows (ascending by site_id, id, timestamp) as one Samples per series and metric, nulls left out."""
     sites = typed.numbers(table.column("site_id"), np.uint32)
     ids = typed.numbers(table.column("id"), np.uint32)
@@ -364,5 +457,6 @@ def _split(table: pa.Table, metrics: Sequence[Metric], wanted: np.ndarray | None
             values = column[start:end]
             present = ~np.isnan(values)
             if present.any():
-                found.append(Samples(series_labels(metric, site_id, record_id), stamps[start:end][present], values[present]))
+                labels = series_labels(metric, site_id, record_id, horizon)
+                found.append(Samples(labels, stamps[start:end][present], values[present]))
     return found

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from storecast.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import Storecast, ok, put
-from tests.helpers import MINUTE, T0, JsonObject, rpc_failure
+from tests.helpers import HOUR, MINUTE, T0, JsonObject, rpc_failure
 
 API = "/ext/prom/api/v1"
 GZIP = {"Accept-Encoding": "gzip"}
@@ -101,6 +102,26 @@ def test_grafana_data_source_call_sequence(storecast: Storecast, admin: httpx.Cl
         # On load: rules and exemplars, empty.
         assert success(grafana.get(f"{API}/rules", headers=GZIP)) == {"groups": []}
         assert success(grafana.post(f"{API}/query_exemplars", data=form, headers=GZIP)) == []
+
+
+def test_every_query_of_the_site_dashboard_is_answered(admin: httpx.Client, site: int) -> None:
+    """deploy/helm/storecast/dashboards/site.json, its $site set, over a day of one site's data."""
+    minutes = range(0, 24 * 60, 5)
+    ok(put(admin, f"/v1/{site}/production/renewable", [{"timestamp": T0 + m * MINUTE, "id": 1, "p": 10.0} for m in minutes]), 201)
+    ok(put(admin, f"/v1/{site}/production/battery", [{"timestamp": T0 + m * MINUTE, "id": 1, "soc": 50.0} for m in minutes]), 201)
+    ok(put(admin, f"/v1/{site}/production/meter", [{"timestamp": T0 + m * MINUTE, "id": 1, "p": -3.0} for m in minutes]), 201)
+    phases = [{"timestamp": T0 + m * MINUTE, "id": 2, "l1_p": 1.0, "l2_p": 2.0, "l3_p": 3.0} for m in minutes]
+    ok(put(admin, f"/v1/{site}/production/meter-3p", phases), 201)
+    for creation in (T0 - 24 * HOUR, T0):
+        periods = [{"timestamp": creation + q * 15 * MINUTE, "p": 12.0} for q in range(2 * 24 * 4)]
+        ok(put(admin, f"/v1/{site}/forecast/solar", [{"creation_timestamp": creation, "id": 1, "values": periods}]), 201)
+    dashboard = json.loads((Path(__file__).parents[1] / "deploy/helm/storecast/dashboards/site.json").read_text())
+    window = {"start": str(T0 // 1000), "end": str(T0 // 1000 + 86_400), "step": "600"}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            query = target["expr"].replace("$site", str(site))
+            matrix = success(admin.post(f"{API}/query_range", data={"query": query, **window}))
+            assert matrix["resultType"] == "matrix" and matrix["result"], (panel["title"], query)
 
 
 def test_answers_are_gzip_encoded_when_asked(storecast: Storecast) -> None:

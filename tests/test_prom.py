@@ -288,6 +288,16 @@ def test_two_series_of_one_label_set_are_an_execution_error(admin: httpx.Client,
     refused(admin.get(f"{API}/query", params={"query": query, "time": T0 // 1000}), 422, "execution", "same labelset")
 
 
+def test_a_query_holding_too_many_points_is_an_execution_error(admin: httpx.Client, site: int) -> None:
+    """460 series over 11,001 steps: more than the 5,000,000 points a query may hold."""
+    ok(put(admin, f"/v1/{site}/production/meter-3p", [{"timestamp": 5_000_000, "id": i, "l1_p": 1.0} for i in range(460)]), 201)
+    query = f'storecast_meter_3p_l1_p{{site_id="{site}"}}'
+    fewer = success(admin.get(f"{API}/query_range", params={"query": query, "start": "0", "end": "11000", "step": "2"}))
+    assert len(fewer["result"]) == 460
+    response = admin.get(f"{API}/query_range", params={"query": query, "start": "0", "end": "11000", "step": "1"})
+    refused(response, 422, "execution", "too many samples")
+
+
 def test_paths_and_methods(admin: httpx.Client) -> None:
     refused(admin.get(f"{API}/nope"), 404, "not_found")
     refused(admin.get("/ext/prom/api/v2/query"), 404, "not_found")

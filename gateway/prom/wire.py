@@ -64,6 +64,11 @@ def parse_duration(name: str, text: str) -> int:
 
 
 def value_text(value: float) -> str:
+    """Go's shortest positional text of a float: Python's repr where it is positional, less its ".0"."""
+    magnitude = abs(value)
+    if 1e-4 <= magnitude < 1e16 or magnitude == 0:
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

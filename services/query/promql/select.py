@@ -31,8 +31,10 @@ from storecast.prom import HORIZON_LABEL, ID_LABEL, METRICS, NAME_LABEL, SITE_LA
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
 
-# Prometheus's --query.max-samples: past this many samples read, a query is refused (422).
-MAX_SAMPLES = 50_000_000
+# As Prometheus's --query.max-samples (50M there): past this many samples read, or series x steps held, a
+# query is refused (422). Lower than Prometheus's: a sample read here is a row of four Arrow columns and
+# its numpy copies, about 50 bytes, so this bounds a query's memory to a few hundred MB.
+MAX_SAMPLES = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+j
 CONSOLE_VENDOR := gateway/console/vendor
 UPLOT_STAMP := $(CONSOLE_VENDOR)/.uplot-$(UPLOT_VERSION)
 
-.PHONY: run test unit e2e browser soak bench lint typecheck proto pki clean vendor chromium
+.PHONY: run test unit e2e browser soak bench lint typecheck proto pki clean vendor chromium prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,11 +64,15 @@ vendor: $(UPLOT_STAMP)
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# The Prometheus query API's oracle (tests/test_prom_differential.py) and client (promtool): Debian's Prometheus.
+prometheus:
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || (apt-get update && apt-get install -y prometheus)
+
 run: $(GENERATED) $(PKI_DIR)/ca.cert.pem $(PKI_DIR)/admin.p12 $(UPLOT_STAMP)
 	$(BIN)/storecast serve all
 
 # Lint and types first: a change that breaks them does not land (.ci/run calls this target).
-test: lint typecheck docs $(GENERATED) $(UPLOT_STAMP) chromium
+test: lint typecheck docs $(GENERATED) $(UPLOT_STAMP) chromium prometheus
 	$(BIN)/python -m pytest -q --durations=15 tests
 
 # One tier each (tests/conftest.py gives every test its tier). The unit tier names its folder
@@ -76,7 +80,7 @@ test: lint typecheck docs $(GENERATED) $(UPLOT_STAMP) chromium
 unit: $(GENERATED)
 	$(BIN)/python -m pytest -q -m unit tests/unit
 
-e2e: $(GENERATED)
+e2e: $(GENERATED) prometheus
 	$(BIN)/python -m pytest -q --durations=15 -m e2e tests
 
 browser: $(GENERATED) $(UPLOT_STAMP) chromium

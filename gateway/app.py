@@ -28,6 +28,7 @@ from gateway.health import Probes
 from gateway.influx.api import InfluxApi
 from gateway.metrics import ObserveMiddleware, note_route
 from gateway.permissions import Access, Permissions
+from gateway.prom.api import PromApi
 from gateway.responses import (
     JSON,
     answer,
@@ -151,7 +152,8 @@ class RequestIdMiddleware:
 
 class Dispatch:
     """GET /openapi.json to the document, /ext/v1/... to the extensions (gateway/ext.py),
-    /ext/influx/... to the InfluxDB write APIs (gateway/influx/api.py), /console/... to the
+    /ext/influx/... to the InfluxDB write APIs (gateway/influx/api.py), /ext/prom/... to the
+    Prometheus query API (gateway/prom/api.py), /console/... to the
     web console's files (gateway/console), every other request to the v1 tree.
 
     The path is compared, not matched with Starlette's routes: their patterns
@@ -164,10 +166,11 @@ class Dispatch:
     v1 tree, which answers 404 (1101) as for any path outside it.
     """
 
-    def __init__(self, api: V1Api, ext: ASGIApp, influx: ASGIApp, web_console: console.Console) -> None:
+    def __init__(self, api: V1Api, ext: ASGIApp, influx: ASGIApp, prom: ASGIApp, web_console: console.Console) -> None:
         self._api = api
         self._ext = ext
         self._influx = influx
+        self._prom = prom
         self._console = web_console
         self._document = Response(msgspec.json.encode(openapi.build_document()), media_type=JSON)
         # Set by the app's lifespan, with the backends it asks.
@@ -185,6 +188,8 @@ class Dispatch:
             await self._ext(scope, receive, send)
         elif scope["path"].startswith(ext_routing.INFLUX_PREFIX):
             await self._influx(scope, receive, send)
+        elif scope["path"].startswith(ext_routing.PROM_PREFIX):
+            await self._prom(scope, receive, send)
         elif console.serves(scope["path"]):
             await answer(self._console.handle, scope, receive, send)
         else:
@@ -198,15 +203,16 @@ def create_app(settings: GatewaySettings) -> ASGIApp:
     api = V1Api(settings, gatekeeper, admission)
     ext = ExtApi(gatekeeper)
     influx = InfluxApi(gatekeeper, admission, BodyReader.of(settings, admission).read)
+    prom = PromApi(gatekeeper, admission, BodyReader.of(settings, admission).read)
     # A bare Router, not a Starlette app: the app's ServerErrorMiddleware would
     # answer an escaped exception in plain text before RequestIdMiddleware
     # could answer it in JSON (1500).
-    dispatch = Dispatch(api, ext, influx, console.Console(settings, permissions))
+    dispatch = Dispatch(api, ext, influx, prom, console.Console(settings, permissions))
 
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
         backends = Backends(settings)
-        api.backends = ext.backends = influx.backends = backends
+        api.backends = ext.backends = influx.backends = prom.backends = backends
         dispatch.probes = Probes(settings, backends)
         yield
         await backends.close()

@@ -1,4 +1,4 @@
-"""The /ext/v1/ and /ext/influx/ URL spaces (docs/api/v1.md §10): their route templates, and which one a path is.
+"""The /ext/v1/, /ext/influx/ and /ext/prom/ URL spaces (docs/api/v1.md §10): their route templates, and which one a path is.
 
 Kept apart from the handlers (gateway/ext.py) so that the metrics and the
 OpenAPI document read the same templates without importing the app.
@@ -32,6 +32,31 @@ INFLUX_PING = "/ext/influx/ping"
 INFLUX_HEALTH = "/ext/influx/health"
 INFLUX_ROUTES = (INFLUX_WRITE_V1, INFLUX_WRITE_V2, INFLUX_PING, INFLUX_HEALTH)
 
+# The Prometheus query API (gateway/prom/api.py): fixed paths but one, with a label name.
+PROM_PREFIX = "/ext/prom/"
+PROM_API = "/ext/prom/api/v1/"
+PROM_QUERY = "/ext/prom/api/v1/query"
+PROM_QUERY_RANGE = "/ext/prom/api/v1/query_range"
+PROM_SERIES = "/ext/prom/api/v1/series"
+PROM_LABELS = "/ext/prom/api/v1/labels"
+PROM_LABEL_VALUES = "/ext/prom/api/v1/label/{name}/values"
+PROM_METADATA = "/ext/prom/api/v1/metadata"
+PROM_BUILDINFO = "/ext/prom/api/v1/status/buildinfo"
+PROM_RULES = "/ext/prom/api/v1/rules"
+PROM_EXEMPLARS = "/ext/prom/api/v1/query_exemplars"
+PROM_ROUTES = (
+    PROM_QUERY,
+    PROM_QUERY_RANGE,
+    PROM_SERIES,
+    PROM_LABELS,
+    PROM_LABEL_VALUES,
+    PROM_METADATA,
+    PROM_BUILDINFO,
+    PROM_RULES,
+    PROM_EXEMPLARS,
+)
+_LABEL_VALUES_HEAD, _LABEL_VALUES_TAIL = PROM_LABEL_VALUES.split("{name}")
+
 _SEGMENTS = {route: tuple(route.split("/")) for route in ROUTES}
 
 
@@ -59,3 +84,14 @@ def match(raw_path: bytes) -> Match | None:
         else:
             return Match(route, values)
     return None
+
+
+def prom_route(path: str) -> tuple[str | None, str | None]:
+    """The /ext/prom route of a (percent-decoded) path, and the label name of label/<name>/values."""
+    if path in PROM_ROUTES:
+        return path, None
+    if path.startswith(_LABEL_VALUES_HEAD) and path.endswith(_LABEL_VALUES_TAIL):
+        name = path[len(_LABEL_VALUES_HEAD) : -len(_LABEL_VALUES_TAIL)]
+        if name:
+            return PROM_LABEL_VALUES, name
+    return None, None

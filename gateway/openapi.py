@@ -783,6 +783,86 @@ def _influx_write(version: str, site_parameter: str, ignored: list[str]) -> Sche
     }
 
 
+PROM_TAG = "prom"
+_PROM_PARAMETERS: dict[str, Schema] = {
+    "query": {"type": "string", "description": "a PromQL expression of the supported subset"},
+    "time": {"type": "string", "description": "the evaluation time: float seconds or RFC 3339 (default: now)"},
+    "start": {"type": "string", "description": "float seconds or RFC 3339"},
+    "end": {"type": "string", "description": "float seconds or RFC 3339"},
+    "step": {"type": "string", "description": "float seconds or a PromQL duration (15s, 1h)"},
+    "match[]": {"type": "array", "items": {"type": "string"}, "description": "series selectors"},
+    "limit": {"type": "string", "pattern": "^[0-9]+$", "description": "at most this many items (0: all)"},
+}
+
+
+def _prom_error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref("schemas", "PromError")}}}
+
+
+def _prom_operation(name: str, summary: str, method: str, parameters: dict[str, bool], label: bool = False) -> Schema:
+    """One operation of the Prometheus query API (gateway/prom/api.py): its parameters by name (True: required)."""
+    listed: list[Schema] = [
+        {
+            "name": key,
+            "in": "query",
+            "required": required and method == "get",
+            "schema": _PROM_PARAMETERS[key],
+            **({"style": "form", "explode": True} if key == "match[]" else {}),
+        }
+        for key, required in parameters.items()
+    ]
+    if label:
+        listed.insert(0, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}})
+    operation: Schema = {
+        "tags": [PROM_TAG],
+        "operationId": f"prom{name}{method.capitalize()}",
+        "summary": summary,
+        "parameters": listed,
+        "responses": {
+            "200": {"description": "Prometheus's success", "content": {JSON: {"schema": _ref("schemas", "PromSuccess")}}},
+            "400": _prom_error("bad_data: a bad parameter, a query outside the supported subset"),
+            "401": _prom_error("No client certificate"),
+            "403": _prom_error("The certificate may read no site, or is unknown to the permissions"),
+            "422": _prom_error("execution: the query would read or hold too many samples"),
+        },
+    }
+    if method == "post":
+        operation["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {key: _PROM_PARAMETERS[key] for key in parameters},
+                        "required": [key for key, required in parameters.items() if required],
+                    }
+                }
+            },
+        }
+    return operation
+
+
+def _prom_paths() -> Iterator[tuple[str, Schema]]:
+    query = {"query": True, "time": False}
+    query_range = {"query": True, "start": True, "end": True, "step": True}
+    series = {"match[]": True, "start": False, "end": False, "limit": False}
+    labels = {"match[]": False, "start": False, "end": False, "limit": False}
+    both = ("get", "post")
+    for path, name, summary, parameters, methods in (
+        (ext_routing.PROM_QUERY, "Query", "An instant query", query, both),
+        (ext_routing.PROM_QUERY_RANGE, "QueryRange", "A range query", query_range, both),
+        (ext_routing.PROM_SERIES, "Series", "The series that selectors match", series, both),
+        (ext_routing.PROM_LABELS, "Labels", "Label names", labels, both),
+        (ext_routing.PROM_EXEMPLARS, "Exemplars", "Exemplars: none", {}, both),
+        (ext_routing.PROM_LABEL_VALUES, "LabelValues", "A label's values", labels, ("get",)),
+        (ext_routing.PROM_METADATA, "Metadata", "Every metric's type, help and unit", {}, ("get",)),
+        (ext_routing.PROM_BUILDINFO, "BuildInfo", "The Prometheus version these follow", {}, ("get",)),
+        (ext_routing.PROM_RULES, "Rules", "Rules: none", {}, ("get",)),
+    ):
+        label = path == ext_routing.PROM_LABEL_VALUES
+        yield path, {method: _prom_operation(name, summary, method, parameters, label) for method in methods}
+
+
 def _influx_paths() -> Iterator[tuple[str, Schema]]:
     yield ext_routing.INFLUX_WRITE_V1, {"post": _influx_write("1.x", "db", ["rp", "u", "p", "consistency"])}
     yield ext_routing.INFLUX_WRITE_V2, {"post": _influx_write("2.x", "bucket", ["org", "orgID"])}
@@ -896,8 +976,9 @@ def build_document() -> Schema:
                 "description": "Beyond v1: the sites, the catalog, a site's inventory, forecast analyses, every aggregation",
             },
             {"name": INFLUX_TAG, "description": "The InfluxDB 1.x and 2.x write APIs: line protocol from Telegraf and others"},
+            {"name": PROM_TAG, "description": "The Prometheus HTTP query API: PromQL for Grafana, promtool and others"},
         ],
-        "paths": dict(_paths(items)) | dict(_ext_paths()) | dict(_influx_paths()),
+        "paths": dict(_paths(items)) | dict(_ext_paths()) | dict(_influx_paths()) | dict(_prom_paths()),
         "components": {
             "securitySchemes": {
                 "mutualTLS": {
@@ -917,7 +998,17 @@ def build_document() -> Schema:
                         "code": {"type": "string", "description": "2.x path only: InfluxDB 2.x's error code"},
                         "message": {"type": "string", "description": "2.x path only: the error again"},
                     },
-                }
+                },
+                "PromSuccess": {
+                    "type": "object",
+                    "required": ["status", "data"],
+                    "properties": {"status": {"const": "success"}, "data": {}, "warnings": {"type": "array"}},
+                },
+                "PromError": {
+                    "type": "object",
+                    "required": ["status", "errorType", "error"],
+                    "properties": {"status": {"const": "error"}, "errorType": {"type": "string"}, "error": {"type": "string"}},
+                },
             },
             "parameters": _parameters(categories) | _EXT_QUERY,
             "responses": _shared_responses(categories) | _ext_responses(),

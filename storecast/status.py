@@ -64,8 +64,10 @@ class ApiFailure(Exception):
         super().__init__(self.message)
 
     @classmethod
-    def with_message(cls, code: ApiStatus.ValueType, message: str, retry_after_s: int | None = None) -> ApiFailure:
-        failure = cls(code, retry_after_s=retry_after_s)
+    def with_message(
+        cls, code: ApiStatus.ValueType, message: str, retry_after_s: int | None = None, http_status: int | None = None
+    ) -> ApiFailure:
+        failure = cls(code, http_status=http_status, retry_after_s=retry_after_s)
         failure.message = message
         failure.args = (message,)
         return failure
@@ -73,7 +75,16 @@ class ApiFailure(Exception):
 
 def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
     detail = any_pb2.Any()
-    detail.Pack(api_status_pb2.ApiError(status=failure.code, message=failure.message, retry_after_s=failure.retry_after_s or 0))
+    # The HTTP status travels only when it is neither the code's own nor a retry's 503.
+    own = STATUS[failure.code].http_status if failure.retry_after_s is None else 503
+    detail.Pack(
+        api_status_pb2.ApiError(
+            status=failure.code,
+            message=failure.message,
+            retry_after_s=failure.retry_after_s or 0,
+            http_status=0 if failure.http_status == own else failure.http_status,
+        )
+    )
     return status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message, details=[detail])
 
 
@@ -86,5 +97,7 @@ def from_rpc_status(rpc_status: status_pb2.Status | None) -> ApiFailure | None:
             error = api_status_pb2.ApiError()
             detail.Unpack(error)
             if error.status in STATUS:
-                return ApiFailure.with_message(error.status, error.message, retry_after_s=error.retry_after_s or None)
+                return ApiFailure.with_message(
+                    error.status, error.message, retry_after_s=error.retry_after_s or None, http_status=error.http_status or None
+                )
     return None

@@ -166,7 +166,8 @@ def _aim_at_stored_data(case: OpenApiCase) -> None:
             if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
                 aimed = FUZZ_SITE if name == "site_id" else int(value) % STORED_IDS
                 case.path_parameters[name] = type(value)(aimed)
-    if isinstance(case.body, dict) and _positive_at(case, ParameterLocation.BODY):
+    # (The form bodies of /ext/prom's POSTs hold query parameters, not records.)
+    if isinstance(case.body, dict) and _positive_at(case, ParameterLocation.BODY) and not case.path.startswith("/ext/prom/"):
         # A schema-valid body: {"values": [item, ...]}, each item with an integer id,
         # written 7 or, as about half of the generated ones are, 7.0: sent as it is.
         items = case.body["values"]

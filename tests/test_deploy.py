@@ -30,6 +30,7 @@ from services.lib.config import ServiceSettings
 from services.lib.rpc import metrics as service_metrics
 from services.lib.rpc.readiness import LIVENESS
 from services.lib.store.retention import Retention
+from storecast.prom import METRICS
 from storecast.v1 import ingest_pb2, query_pb2, vector_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,9 @@ OBSERVED = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "dashboard": {"enabled": True, "annotations": {"grafana_folder": "Storecast"}},
     }
+}
+GRAFANA = {
+    "grafana": {"datasource": {"enabled": True}, "siteDashboard": {"enabled": True, "annotations": {"grafana_folder": "Sites"}}}
 }
 # Kinds of CRDs the Kubernetes schemas do not hold: checked for their wiring below instead.
 CUSTOM_KINDS = {"ServiceMonitor"}
@@ -159,7 +163,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_helm_lint_is_clean() -> None:
-    for values in ({}, CLUSTER_INGRESS_MTLS, OBSERVED, LOG_OFF):
+    for values in ({}, CLUSTER_INGRESS_MTLS, OBSERVED, LOG_OFF, GRAFANA):
         report = helm_python.lint(CHART, values, strict=True, namespace="energy", kube_version=f"v{KUBERNETES}")
         assert report["errors"] == []
         # Severity 1 is advice (an icon is recommended); 2 and up are warnings and errors.
@@ -755,3 +759,57 @@ def test_the_dashboard_configmap_holds_a_dashboard_of_real_metrics(observed: Ren
     # Every family the code exports is on the dashboard.
     missing = [family for family, samples in families.items() if not any(sample in text for sample in samples)]
     assert missing == []
+
+
+# Grafana on the Prometheus query API (docs/grafana.md)
+
+
+def test_the_grafana_datasource_reaches_the_gateway_with_a_client_certificate(chart: Chart) -> None:
+    grafana = render(chart, GRAFANA)
+    for manifest in grafana.manifests:
+        kubernetes_validate.utils.validate(manifest, KUBERNETES, strict=True)
+    config_map = grafana.get("ConfigMap", "storecast-grafana-datasource")
+    assert config_map["metadata"]["labels"]["grafana_datasource"] == "1"
+    [(key, text)] = config_map["data"].items()
+    assert key.endswith(".yaml")
+    [source] = yaml.safe_load(text)["datasources"]
+    gateway = grafana.get("Service", "storecast-gateway")
+    [port] = gateway["spec"]["ports"]
+    assert source["url"] == f"https://storecast-gateway.energy.svc:{port['port']}/ext/prom"
+    assert source["type"] == "prometheus" and source["jsonData"]["httpMethod"] == "POST"
+    assert source["jsonData"]["tlsAuth"] is True and source["jsonData"]["tlsAuthWithCACert"] is True
+    mount = grafana.values["grafana"]["datasource"]["mountPath"]
+    assert source["secureJsonData"] == {
+        "tlsCACert": f"$__file{{{mount}/ca.crt}}",
+        "tlsClientCert": f"$__file{{{mount}/tls.crt}}",
+        "tlsClientKey": f"$__file{{{mount}/tls.key}}",
+    }
+    named = render(
+        chart, {"grafana": {"datasource": {"enabled": True, "url": "https://api.example/ext/prom", "serverName": "api"}}}
+    )
+    [source] = yaml.safe_load(named.get("ConfigMap", "storecast-grafana-datasource")["data"]["storecast-datasource.yaml"])[
+        "datasources"
+    ]
+    assert source["url"] == "https://api.example/ext/prom" and source["jsonData"]["serverName"] == "api"
+    with pytest.raises(HelmError):
+        chart.render({"grafana": {"datasource": {"url": "http://plain.example/ext/prom"}}}, name="storecast", namespace="energy")
+
+
+def test_the_site_dashboard_asks_only_for_what_the_prometheus_api_serves(chart: Chart) -> None:
+    grafana = render(chart, GRAFANA)
+    config_map = grafana.get("ConfigMap", "storecast-site-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Sites"}
+    [(key, text)] = config_map["data"].items()
+    assert key.endswith(".json") and text == (CHART / "dashboards" / "site.json").read_text().rstrip("\n")
+    dashboard = json.loads(text)
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    # PV against both forecasts, batteries, meters (tests/test_prom.py runs each query against storecast).
+    assert any('horizon="24h"' in expr for expr in exprs) and any("battery_soc" in expr for expr in exprs)
+    for expr in exprs:
+        # Metric names, not the regex of a __name__ matcher.
+        names = set(re.findall(r"\b(storecast_[a-z0-9_]+)[{(]", expr))
+        assert names <= METRICS.keys(), expr
+    assert {m["metadata"]["name"] for m in render(chart, {}).of_kind("ConfigMap")}.isdisjoint(
+        {"storecast-grafana-datasource", "storecast-site-dashboard"}
+    )

@@ -286,3 +286,18 @@ def test_influx_paths_answer_as_documented(storecast: Storecast, admin: httpx.Cl
     with storecast.client(None) as anonymous:
         assert anonymous.get(ext_routing.INFLUX_PING).status_code == 204
         assert anonymous.get(ext_routing.INFLUX_HEALTH).status_code == 200
+
+
+def test_prom_paths_are_documented_and_served(storecast: Storecast, admin: httpx.Client) -> None:
+    assert set(ext_routing.PROM_ROUTES) == {path for path in DOCUMENT["paths"] if path.startswith("/ext/prom/")}
+    for path, operations in DOCUMENT["paths"].items():
+        if not path.startswith("/ext/prom/"):
+            continue
+        concrete = path.replace("{name}", "id")
+        for method in operations:
+            response = admin.request(
+                method.upper(),
+                concrete,
+                params={"query": "1", "match[]": "storecast_meter_p", "start": "0", "end": "60", "step": "15"},
+            )
+            assert response.status_code == 200 and response.json()["status"] == "success", (method, path, response.text)

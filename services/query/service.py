@@ -22,6 +22,8 @@ from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.promql import service as promql
+from services.query.promql.select import Reader
 from services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.aggregations import AGGREGATIONS, spelled
 from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
@@ -71,6 +73,18 @@ class QueryService(query_pb2_grpc.QueryServicer):
         for batch in read.stream():
             read.counted(len(batch.timestamps))
             yield batch
+
+    def PromQuery(self, request: query_pb2.PromQueryRequest, context: grpc.ServicerContext) -> query_pb2.PromQueryReply:
+        return promql.query(self._prom_reader(request.sites), request)
+
+    def PromSeries(self, request: query_pb2.PromSeriesRequest, context: grpc.ServicerContext) -> query_pb2.PromSeriesReply:
+        return promql.series(self._prom_reader(request.sites), request)
+
+    def _prom_reader(self, sites: query_pb2.SiteScope) -> Reader:
+        """A reader across series: every acknowledged record in the store first, so a record just written is seen."""
+        if self._recent is not None:
+            self._recent.sync_all()
+        return Reader(self._store, self._retention, promql.scope_of(sites))
 
     def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)

@@ -1,0 +1,464 @@
+"""Series selectors over the production and forecast tables: which series a selector names, and their samples.
+
+A selector's metric names pick (type, attribute) pairs from the catalog's
+metrics (storecast/prom.py); its other matchers pick the (site_id, id) series
+of those types, and for forecasts `horizon="<duration>"` the staircase at that
+horizon rather than the newest vintage of each period. Equality matchers on `site_id` and `id`, and the caller's
+sites, narrow the SQL as bound parameters; any other matcher is applied here to
+the series the store lists (services/query/promql/matchers.py). The SQL text
+only ever varies by which of a few fixed filters it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import promql_parser
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from services.lib.records import typed
+from services.lib.store.engine import Store
+from services.lib.store.keys import newest_versions
+from services.lib.store.retention import Retention
+from services.lib.store.schema import FORECAST_TABLES, PERIOD_TIMESTAMPS, PRODUCTION_TABLES, Table, period_column
+from services.query.promql.errors import bad_data, execution
+from services.query.promql.matchers import LabelMatcher, compile_matcher
+from storecast.catalog import UINT32_MAX
+from storecast.prom import HORIZON_LABEL, ID_LABEL, METRICS, NAME_LABEL, SITE_LABEL, Category, Metric
+
+Labels = tuple[tuple[str, str], ...]  # sorted by name
+
+# As Prometheus's --query.max-samples (50M there): past this many samples read, or series x steps held, a
+# query is refused (422). Lower than Prometheus's: a sample read here is a row of four Arrow columns and
+# its numpy copies, about 50 bytes, so this bounds a query's memory to a few hundred MB.
+MAX_SAMPLES = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The sites a caller may read: None for every site."""
+
+    sites: frozenset[int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """A forecast staircase's horizon, as the selector's label gave it and in milliseconds."""
+
+    text: str
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A vector selector: its metrics by (category, type), its matchers on site_id, id and other labels
+    (not the name, not the horizon), and the forecasts' horizon (None: the newest vintage of each period)."""
+
+    metrics: dict[tuple[Category, str], list[Metric]]
+    matchers: tuple[LabelMatcher, ...]
+    offset_ms: int
+    horizon: Horizon | None
+
+    @property
+    def production_only(self) -> bool:
+        return all(category == "production" for category, _ in self.metrics)
+
+    @classmethod
+    def of(cls, selector: promql_parser.VectorSelector) -> Selector:
+        if selector.at is not None:
+            raise bad_data("the @ modifier is not supported")
+        if selector.matchers.or_matchers:
+            raise bad_data("`or` between label matchers is not supported")
+        matchers = [compile_matcher(m) for m in selector.matchers.matchers]
+        names = [m for m in matchers if m.name == NAME_LABEL]
+        if selector.name is not None:
+            wanted = selector.name
+            names.append(LabelMatcher(NAME_LABEL, "=", wanted, lambda text: text == wanted))
+        horizons = [m for m in matchers if m.name == HORIZON_LABEL]
+        horizon = _horizon(horizons)
+        # A series without the label has it "": production series, and forecasts without a horizon.
+        unlabelled = all(m.matches("") for m in horizons)
+        metrics: dict[tuple[Category, str], list[Metric]] = {}
+        for name, metric in METRICS.items():
+            if not all(m.matches(name) for m in names):
+                continue
+            if metric.category == "production" and not unlabelled:
+                continue
+            metrics.setdefault((metric.category, metric.equipment.name), []).append(metric)
+        offset = selector.offset
+        offset_ms = 0 if offset is None else int(offset.total_seconds() * 1000)
+        others = tuple(m for m in matchers if m.name not in (NAME_LABEL, HORIZON_LABEL))
+        return cls(metrics, others, offset_ms, horizon)
+
+
+def _horizon(matchers: Sequence[LabelMatcher]) -> Horizon | None:
+    """The staircase's horizon the `horizon` matchers ask for: one duration, with `=`."""
+    chosen = [m for m in matchers if not m.matches("")]
+    if not chosen:
+        return None
+    (only,) = chosen if len(chosen) == 1 else (None,)
+    if only is None or only.equal is None:
+        raise bad_data(f'{HORIZON_LABEL} selects a forecast\'s staircase with one value, {HORIZON_LABEL}="24h"')
+    try:
+        ms = round(promql_parser.parse_duration(only.equal).total_seconds() * 1000)
+    except ValueError:
+        raise bad_data(f"{HORIZON_LABEL} must be a duration (24h, 90m, 1d12h); got {only.equal!r}") from None
+    return Horizon(only.equal, ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """One series' samples, ascending by timestamp."""
+
+    labels: Labels
+    timestamps: np.ndarray  # int64 ms
+    values: np.ndarray  # float64
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """One series' reduced windows: the steps that have one, and their values."""
+
+    labels: Labels
+    steps: np.ndarray  # int64: k of the step first + k * step
+    values: np.ndarray  # float64
+
+
+# The engine's reduction of a window's samples, per range function; nulls (absent samples) are skipped.
+WINDOW_SQL = {
+    "sum_over_time": "sum({column})",
+    "avg_over_time": "avg({column})",
+    "min_over_time": "min({column})",
+    "max_over_time": "max({column})",
+    "count_over_time": "count({column})",
+    "last_over_time": "argMaxIf({column}, timestamp, {column} IS NOT NULL)",
+}
+
+
+def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon | None = None) -> Labels:
+    pairs = [(NAME_LABEL, metric.name), (ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
+    if horizon is not None and metric.category == "forecast":
+        pairs.append((HORIZON_LABEL, horizon.text))
+    return tuple(sorted(pairs))
+
+
+class Reader:
+    """The store's series and samples for one request, within the caller's sites."""
+
+    def __init__(self, store: Store, retention: Retention, scope: Scope) -> None:
+        self._store = store
+        self._retention = retention
+        self._scope = scope
+        self.samples_read = 0
+
+    def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
+        """Every (metric, site_id, id) the selector names with a value in [start, end] (None: unbounded;
+        a forecast's series: any vintage, whatever its periods)."""
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                sites, ids, valued = self._listed(client, metrics, selector.matchers, start, end)
+                for column, metric in enumerate(metrics):
+                    for row in np.flatnonzero(valued[:, column]).tolist():
+                        yield metric, int(sites[row]), int(ids[row])
+
+    def samples(self, selector: Selector, lower: int, upper: int) -> list[Samples]:
+        """The samples in ]lower, upper] of every series the selector names (offset applied by the caller)."""
+        found: list[Samples] = []
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                found += self._type_samples(client, metrics, selector, lower, upper)
+        return found
+
+    def windows(self, selector: Selector, function: str, first: int, step: int, steps: int, window: int) -> list[Windows]:
+        """`function` over the window (t - window, t] at each t = first + k * step (k < steps), computed by the
+        engine: one row per series and step. Only for production series and windows that do not overlap
+        (window <= step), where each sample belongs to one window at most, that of step
+        k = ceil((timestamp - first) / step)."""
+        assert selector.production_only
+        found: list[Windows] = []
+        with self._store.client() as client:
+            for metrics in selector.metrics.values():
+                found += self._type_windows(client, metrics, selector.matchers, function, first, step, steps, window)
+        return found
+
+    def _narrowed(
+        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
+    ) -> tuple[str, dict[str, object], np.ndarray | None] | None:
+        """The WHERE clause and its parameters reading the selected series' rows (within their retention), and
+        the (site_id, id) keys to keep of what it reads (None: all); None when no series is selected. A listing
+        the matchers need looks for records in ]lower, upper]."""
+        filters = _Filters.of(matchers, self._scope)
+        if filters is None or not _others_match_empty(matchers):
+            return None
+        wanted: np.ndarray | None = None
+        if filters.listing_needed:
+            sites, ids, _ = self._listed(client, metrics, matchers, lower + 1, upper)
+            if not len(sites):
+                return None
+            wanted = _keys(sites, ids)
+            filters = _Filters(np.unique(sites), np.unique(ids), listing_needed=False)
+        where, parameters = filters.where(*self._retention_of(metrics[0]))
+        return where, parameters, wanted
+
+    def _read(self, client: Client, sql: str, parameters: dict[str, object]) -> pa.Table | None:
+        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        if table is not None:
+            self.samples_read += table.num_rows
+            if self.samples_read > MAX_SAMPLES:
+                raise execution("query processing would load too many samples into memory in query execution")
+        return table
+
+    def _type_samples(
+        self, client: Client, metrics: Sequence[Metric], selector: Selector, lower: int, upper: int
+    ) -> list[Samples]:
+        narrowed = self._narrowed(client, metrics, selector.matchers, lower, upper)
+        if narrowed is None:
+            return []
+        where, parameters, wanted = narrowed
+        parameters |= {"lower": lower, "upper": upper}
+        table_name = self._table(metrics[0])
+        if metrics[0].category == "forecast":
+            sql = _staircase_sql(table_name, metrics, where, selector.horizon)
+            if selector.horizon is not None:
+                parameters["horizon_ms"] = selector.horizon.ms
+        else:
+            columns = ", ".join(["site_id", "id", "timestamp", *(f"`{m.attribute.name}`" for m in metrics)])
+            where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
+            sql = newest_versions(columns, table_name, where, "site_id, id, timestamp")
+        budget = MAX_SAMPLES - self.samples_read
+        table = self._read(client, f"{sql} LIMIT {budget + 1}", parameters)
+        return [] if table is None else _split(table, metrics, wanted, selector.horizon)
+
+    def _type_windows(
+        self,
+        client: Client,
+        metrics: Sequence[Metric],
+        matchers: Sequence[LabelMatcher],
+        function: str,
+        first: int,
+        step: int,
+        steps: int,
+        window: int,
+    ) -> list[Windows]:
+        last = first + (steps - 1) * step
+        narrowed = self._narrowed(client, metrics, matchers, first - window, last)
+        if narrowed is None:
+            return []
+        where, parameters, wanted = narrowed
+        where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
+        names = [m.attribute.name for m in metrics]
+        records = newest_versions(
+            ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
+            self._table(metrics[0]),
+            where,
+            "site_id, id, timestamp",
+        )
+        reduce = WINDOW_SQL[function]
+        aggregates = ", ".join(
+            f"{reduce.format(column=f'`{name}`')} AS `value {name}`, count(`{name}`) AS `count {name}`" for name in names
+        )
+        # k = ceil((timestamp - first) / step), in integers: the rows read are past first - window >= first - step.
+        sql = (
+            f"SELECT site_id, id, k, {aggregates} FROM ("
+            "SELECT *, intDiv(timestamp - {first:Int64} + {step:Int64} - 1, {step:Int64}) AS k FROM ("
+            f"{records})) WHERE timestamp > {{first:Int64}} + k * {{step:Int64}} - {{window:Int64}}"
+            " GROUP BY site_id, id, k ORDER BY site_id, id, k"
+        )
+        bounds = {"lower": first - window, "upper": last, "first": first, "step": step, "window": window}
+        table = self._read(client, sql, parameters | bounds)
+        if table is None:
+            return []
+        sites = typed.numbers(table.column("site_id"), np.uint32)
+        ids = typed.numbers(table.column("id"), np.uint32)
+        ks = typed.numbers(table.column("k"), np.int64)
+        keys = _keys(sites, ids)
+        rows = np.ones(len(keys), dtype=bool) if wanted is None else np.isin(keys, wanted)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        ends = np.r_[starts[1:], len(keys)]
+        found: list[Windows] = []
+        for metric in metrics:
+            name = metric.attribute.name
+            values = np.asarray(table.column(f"value {name}").to_numpy(zero_copy_only=False), dtype=np.float64)
+            counted = typed.numbers(table.column(f"count {name}"), np.uint64) > 0
+            for start, end in zip(starts.tolist(), ends.tolist()):
+                present = counted[start:end]
+                if rows[start] and present.any():
+                    labels = series_labels(metric, int(sites[start]), int(ids[start]))
+                    found.append(Windows(labels, ks[start:end][present], values[start:end][present]))
+        return found
+
+    def _listed(
+        self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], start: int | None, end: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (site_id, id) series of the metrics' type that the matchers select with a record in [start, end]
+        (forecasts: any vintage), and whether each holds a value of each metric there (series x metrics)."""
+        metric = metrics[0]
+        none = np.array([], dtype=np.uint32)
+        filters = _Filters.of(matchers, self._scope)
+        if filters is None or not _others_match_empty(matchers):
+            return none, none, np.zeros((0, len(metrics)), dtype=bool)
+        where, parameters = filters.where(*self._retention_of(metric))
+        if metric.category == "forecast":
+            # The vintages holding a value of the attribute.
+            counts = ", ".join(
+                f"countIf(arrayExists(x -> isNotNull(x), `{period_column(m.attribute.name)}`)) AS `{m.attribute.name}`"
+                for m in metrics
+            )
+        else:
+            if start is not None:
+                where += " AND timestamp >= {start:Int64}"
+                parameters["start"] = start
+            if end is not None:
+                where += " AND timestamp <= {end:Int64}"
+                parameters["end"] = end
+            # count(column) counts its non-null values.
+            counts = ", ".join(f"count(`{m.attribute.name}`) AS `{m.attribute.name}`" for m in metrics)
+        sql = f"SELECT site_id, id, {counts} FROM {self._table(metric)} WHERE {where} GROUP BY site_id, id ORDER BY site_id, id"
+        table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
+        if table is None:
+            return none, none, np.zeros((0, len(metrics)), dtype=bool)
+        sites = typed.numbers(table.column("site_id"), np.uint32)
+        ids = typed.numbers(table.column("id"), np.uint32)
+        valued = np.column_stack([typed.numbers(table.column(m.attribute.name), np.uint64) > 0 for m in metrics])
+        keep = np.fromiter(
+            (_pair_matches(matchers, site, record) for site, record in zip(sites.tolist(), ids.tolist())),
+            dtype=bool,
+            count=len(sites),
+        )
+        return sites[keep], ids[keep], valued[keep]
+
+    def _table(self, metric: Metric) -> str:
+        return self._store.table(_TABLES[metric.category][metric.equipment.name].name)
+
+    def _retention_of(self, metric: Metric) -> tuple[int, str]:
+        """The oldest timestamp kept of the metric's table, and the column it applies to."""
+        column = "creation_timestamp" if metric.category == "forecast" else "timestamp"
+        return self._retention.horizon_ms(metric.category, metric.equipment.name), column
+
+
+_TABLES: dict[Category, dict[str, Table]] = {"production": PRODUCTION_TABLES, "forecast": FORECAST_TABLES}
+
+
+def _staircase_sql(table: str, metrics: Sequence[Metric], where: str, horizon: Horizon | None) -> str:
+    """The forecast series' periods t in ]lower, upper], each from the newest vintage holding t (created at or
+    before t - horizon when there is one): columns site_id, id, timestamp and each metric's attribute.
+
+    services/vector/staircase.py's staircase, over every selected series at once; a period whose
+    chosen vintage holds null there is no sample."""
+    names = [m.attribute.name for m in metrics]
+    vintages = newest_versions(
+        ", ".join(
+            ["site_id", "id", "creation_timestamp", f"`{PERIOD_TIMESTAMPS}` AS s_timestamp"]
+            + [f"`{period_column(n)}` AS `s_{n}`" for n in names]
+        ),
+        table,
+        where + (" AND creation_timestamp <= {upper:Int64} - {horizon_ms:Int64}" if horizon is not None else ""),
+        "site_id, id, creation_timestamp",
+    )
+    periods = ", ".join(["s_timestamp AS t", *(f"`s_{n}` AS `p_{n}`" for n in names)])
+    # A tuple is never null, so argMax keeps the chosen vintage's nulls rather than skipping them.
+    chosen = f"argMax(tuple(creation_timestamp, {', '.join(f'`p_{n}`' for n in names)}), creation_timestamp)"
+    since = " AND creation_timestamp <= t - {horizon_ms:Int64}" if horizon is not None else ""
+    columns = ", ".join(f"tupleElement(chosen, {i}) AS `{n}`" for i, n in enumerate(names, start=2))
+    return (
+        f"SELECT site_id, id, t AS timestamp, {columns} FROM ("
+        f"SELECT site_id, id, t, {chosen} AS chosen FROM ({vintages}) ARRAY JOIN {periods}"
+        f" WHERE t > {{lower:Int64}} AND t <= {{upper:Int64}}{since}"
+        " GROUP BY site_id, id, t) ORDER BY site_id, id, timestamp"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    """What narrows the SQL: the only sites and ids (None: any), and whether other matchers remain."""
+
+    sites: np.ndarray | None
+    ids: np.ndarray | None
+    listing_needed: bool
+
+    @classmethod
+    def of(cls, matchers: Sequence[LabelMatcher], scope: Scope) -> _Filters | None:
+        """None when no series can match (an equality on a value no series has, a site out of scope)."""
+        sites: set[int] | None = None if scope.sites is None else set(scope.sites)
+        ids: set[int] | None = None
+        listing_needed = False
+        for matcher in matchers:
+            if matcher.name not in (SITE_LABEL, ID_LABEL):
+                continue
+            if matcher.equal is None:
+                listing_needed = True
+                continue
+            number = _uint32(matcher.equal)
+            chosen = set() if number is None else {number}
+            if matcher.name == SITE_LABEL:
+                sites = chosen if sites is None else sites & chosen
+            else:
+                ids = chosen if ids is None else ids & chosen
+        if sites is not None and not sites or ids is not None and not ids:
+            return None
+        return cls(
+            None if sites is None else np.array(sorted(sites), dtype=np.uint32),
+            None if ids is None else np.array(sorted(ids), dtype=np.uint32),
+            listing_needed,
+        )
+
+    def where(self, horizon: int, time_column: str) -> tuple[str, dict[str, object]]:
+        """The filter on the selected sites and ids, and on retention: rows of `time_column` >= horizon."""
+        where = f"{time_column} >= {{horizon:Int64}}"
+        parameters: dict[str, object] = {"horizon": horizon}
+        if self.sites is not None:
+            where += " AND site_id IN {sites:Array(UInt32)}"
+            parameters["sites"] = self.sites.tolist()
+        if self.ids is not None:
+            where += " AND id IN {ids:Array(UInt32)}"
+            parameters["ids"] = self.ids.tolist()
+        return where, parameters
+
+
+def _uint32(text: str) -> int | None:
+    """The label value as a stored key: only the decimal text a label of it shows."""
+    if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        return None
+    number = int(text)
+    return number if number <= UINT32_MAX else None
+
+
+def _others_match_empty(matchers: Sequence[LabelMatcher]) -> bool:
+    """A label no series has is "": a matcher on one that refuses "" selects nothing."""
+    return all(m.matches("") for m in matchers if m.name not in (SITE_LABEL, ID_LABEL))
+
+
+def _pair_matches(matchers: Sequence[LabelMatcher], site_id: int, record_id: int) -> bool:
+    values = {SITE_LABEL: str(site_id), ID_LABEL: str(record_id)}
+    return all(m.matches(values[m.name]) for m in matchers if m.name in values)
+
+
+def _keys(sites: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return (sites.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64)
+
+
+def _split(table: pa.Table, metrics: Sequence[Metric], wanted: np.ndarray | None, horizon: Horizon | None) -> list[Samples]:
+    """The rows (ascending by site_id, id, timestamp) as one Samples per series and metric, nulls left out."""
+    sites = typed.numbers(table.column("site_id"), np.uint32)
+    ids = typed.numbers(table.column("id"), np.uint32)
+    stamps = typed.numbers(table.column("timestamp"), np.int64)
+    keys = _keys(sites, ids)
+    rows = np.ones(len(keys), dtype=bool) if wanted is None else np.isin(keys, wanted)
+    columns = [np.asarray(table.column(m.attribute.name).to_numpy(zero_copy_only=False), dtype=np.float64) for m in metrics]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    found: list[Samples] = []
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        if not rows[start]:
+            continue
+        site_id, record_id = int(sites[start]), int(ids[start])
+        for metric, column in zip(metrics, columns):
+            values = column[start:end]
+            present = ~np.isnan(values)
+            if present.any():
+                labels = series_labels(metric, site_id, record_id, horizon)
+                found.append(Samples(labels, stamps[start:end][present], values[present]))
+    return found

@@ -32,6 +32,9 @@ SYSTEMS = {"storecast": "storecast", "influxdb": "InfluxDB", "victoria_metrics":
 RECENT_SYSTEMS = {**SYSTEMS, "stack_floor": "path's floor"}
 PEERS = {"storecast": "storecast", "victoria_metrics": "VictoriaMetrics", "influxdb": "InfluxDB"}
 OTHERS_SHARE = ("machine_cpu", "other_processes_share_of_machine")
+# tests/bench/reads.py: the 15-min average as the writes end, and one rollup round later.
+AFTER_WRITES = ("aggregate_as_writes_end", "right_after_writes", "median_ms")
+AFTER_2S = ("aggregate_as_writes_end", "after_2s", "median_ms")
 
 Results = dict[str, Any]
 
@@ -108,6 +111,14 @@ def _summary(results: Results) -> str | None:
         ("ingest, records/s", ("ingest", "records_per_s"), ("insert_records_per_s",), 0, None),
         (f"GET 15 min avg, ms (median of {runs})", ("aggregate", "median_ms"), ("aggregate", "median_ms"), 1, None),
         (f"GET {raw_records:,} raw records, ms (median of {runs})", ("raw", "median_ms"), ("raw", "median_ms"), 1, None),
+        ("GET 15 min avg right after the writes, ms", AFTER_WRITES, ("aggregate", "median_ms"), 1, None),
+        ("GET 15 min avg 2 s after the writes, ms", AFTER_2S, ("aggregate", "median_ms"), 1, None),
+        *(
+            (f"GET {records:,} raw records, {coding}, {what}", ("raw_by_encoding", f"{records}_{coding}", key), None, 1, scale)
+            for records in (3_600, 20_000)
+            for coding in ("identity", "gzip")
+            for what, key, scale in (("ms", "median_ms", None), ("KiB on the wire", "wire_bytes", lambda v: v / 1024))
+        ),
         ("RSS after ingest, MiB (process tree)", ("rss_bytes_after_ingest",), None, 0, lambda v: v / MIB),
         ("disk, MiB (du, settled)", ("disk", "allocated"), ("disk_after_optimize_final", "allocated"), 1, lambda v: v / MIB),
         ("disk, MiB (sum of file sizes)", ("disk", "apparent"), ("disk_after_optimize_final", "apparent"), 1, lambda v: v / MIB),

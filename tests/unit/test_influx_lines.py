@@ -147,7 +147,7 @@ def _near_uniform_bodies(draw: st.DrawFn) -> str:
     return "\n".join(text) + draw(st.sampled_from(["", "\n"]))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(body=_near_uniform_bodies(), precision=st.sampled_from(_PRECISIONS))
 def test_the_uniform_reader_agrees_with_the_general_one(body: str, precision: str) -> None:
     multiplier, divisor = PRECISIONS[precision]

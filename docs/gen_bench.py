@@ -263,6 +263,9 @@ def _long_ranges(results: Results) -> str | None:
         for bucket in ("1h", "1d"):
             label = f"{key[:-1]} days ({_number(records, 0)} records), {bucket} buckets"
             rows.append([label, *(_number(_get(long[key], system, bucket, "median_ms"), 1) for system in systems)])
+        if any(_get(long[key], system, "promql") for system in systems):
+            label = f"{key[:-1]} days, PromQL `avg_over_time(…[1h])` at a 1 h step"
+            rows.append([label, *(_number(_get(long[key], system, "promql", "median_ms"), 1) for system in systems)])
     ingest = [
         [f"{key[:-1]} days", *(_number(_get(long[key], system, "ingest", "records_per_s"), 0) for system in systems)]
         for key in ranges

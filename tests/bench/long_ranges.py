@@ -25,13 +25,17 @@ import peers
 from processes import free_port
 from storecast_target import start_storecast
 from timing import repeat
-from workload import ATTRIBUTES, EQUIPMENT_TYPE, Dataset, json_body, line_protocol_body, recent_aligned_start_ms
+from workload import ATTRIBUTES, EQUIPMENT_TYPE, MEASUREMENT, Dataset, json_body, line_protocol_body, recent_aligned_start_ms
 
 from storecast.catalog import EQUIPMENT_TYPES
 from storecast.v1 import catalog_pb2, ingest_pb2, ingest_pb2_grpc, records_pb2
 
 SITE_ID = 1
 PERIODS_MS = {"1h": 3_600_000, "1d": 86_400_000}
+# Issue 20's Grafana panel: an hour's average of one attribute at a 1 h step over the whole range, as
+# PromQL, through storecast's /ext/prom and VictoriaMetrics' own API (InfluxDB 1.x speaks no PromQL).
+PROMQL_STEP_S = 3600
+PROMQL = 'avg_over_time({metric}{{id="1"}}[1h])'
 RUNS = 5
 UPKEEP_JSON_RECORDS = 1_000_000
 _EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
@@ -84,9 +88,30 @@ def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
                 timed = repeat(get, RUNS)
                 buckets = len(json.loads(timed.last)["results"])
                 result[label] = {**timed.as_json(), "buckets": buckets, "expected_buckets": _buckets(dataset, period_ms)}
+            metric = f"storecast_{EQUIPMENT_TYPE.replace('-', '_')}_{ATTRIBUTES[0]}"
+            result["promql"] = _query_range(client, "/ext/prom/api/v1/query_range", PROMQL.format(metric=metric), dataset, {})
     finally:
         result["exit_code"] = target.server.stop()
     return result
+
+
+def _query_range(client: httpx.Client, path: str, query: str, dataset: Dataset, extra: dict[str, str]) -> dict[str, Any]:
+    """A Prometheus query_range over the dataset at PROMQL_STEP_S, start and end aligned to the step as Grafana
+    aligns them: timed as the body's bytes, then its points counted (one series expected)."""
+    step_ms = PROMQL_STEP_S * 1000
+    start = -(-dataset.start_ms // step_ms) * step_ms
+    end = (dataset.end_ms - 1) // step_ms * step_ms
+    params = {"query": query, "start": str(start // 1000), "end": str(end // 1000), "step": str(PROMQL_STEP_S), **extra}
+
+    def get() -> bytes:
+        response = client.get(path, params=params)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path} {query}: {response.status_code} {response.text[:200]}")
+        return response.content
+
+    timed = repeat(get, RUNS)
+    series = json.loads(timed.last)["data"]["result"]
+    return {**timed.as_json(), "query": query, "series": len(series), "points": sum(len(s["values"]) for s in series)}
 
 
 def _metric_total(text: str, name: str) -> float:
@@ -216,6 +241,10 @@ def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset:
 
                 timed = repeat(aggregate, RUNS)
                 result[label] = {**timed.as_json(), "buckets": peer.count_buckets(timed.last)}
+            if isinstance(peer, peers.VictoriaMetrics):
+                metric = f"{MEASUREMENT}_{ATTRIBUTES[0]}"
+                url = f"{peer.server.base_url}/api/v1/query_range"
+                result["promql"] = _query_range(client, url, PROMQL.format(metric=metric), dataset, {"nocache": "1"})
     finally:
         result["exit_code"] = peer.server.stop()
     return result
@@ -238,6 +267,7 @@ def bench_long_ranges(workdir: Path, days: list[int], with_peers: bool, say: Cal
             say(
                 f"  {name:16} ingest {measured['ingest']['records_per_s']:>9,.0f} records/s,"
                 + "".join(f" {label} avg {measured[label]['median_ms']:7.1f} ms" for label in PERIODS_MS)
+                + (f", PromQL 1 h step {measured['promql']['median_ms']:.1f} ms" if "promql" in measured else "")
             )
         if count == max(days):
             say(f"  rollup upkeep: bulk ingest of the {count}-day dataset, rollups on and off")

@@ -203,6 +203,20 @@ def long_range_checks(long: dict[str, Any]) -> list[Check]:
             checks.append(
                 _equal_check(f"long range {key}, {label} avg: buckets", stored.get("buckets"), stored.get("expected_buckets", 0))
             )
+    # Issue 20: the Grafana panel's PromQL over the shortest range (14 days in `make bench`), 1 h step.
+    checks.append(
+        _ratio_check(
+            f"PromQL {short}, 1 h step: storecast / VictoriaMetrics",
+            _get(long, short, "storecast", "promql", "median_ms"),
+            _get(long, short, "victoria_metrics", "promql", "median_ms"),
+            "<=",
+            1.0,
+        )
+    )
+    theirs = _get(long, short, "victoria_metrics", "promql", "points")
+    if theirs is not None:
+        mine = _get(long, short, "storecast", "promql", "points")
+        checks.append(_equal_check(f"PromQL {short}, 1 h step: points, storecast = VictoriaMetrics", mine, theirs))
     return checks
 
 

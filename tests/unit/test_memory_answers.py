@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.lib.recent.answer import engine_float, render
+from services.lib.reads.window import Window
+from services.lib.recent.answer import MEMORY_RENDER_MAX_VALUES, engine_float, from_memory, render
 from services.lib.recent.hot import SeriesRecords
 from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES
@@ -60,3 +61,30 @@ def test_every_aggregation_memory_answers_over_a_bucket_of_nulls_as_the_engine_w
     for name, aggregation in AGGREGATIONS.items():
         rendered, _, _ = render(meter, 1, SeriesRecords(np.array([0, 1]), columns), aggregation, 1000, 10)
         assert rendered.startswith(b'[{"timestamp":0,"id":1,"p":' + (b"0" if name == "count" else b"null")), name
+
+
+class _Held:
+    """RecentWrites holding one series' records, whatever the range asked."""
+
+    def __init__(self, records: SeriesRecords) -> None:
+        self.records = records
+
+    def read(self, equipment: str, site_id: int, record_id: int, start: int | None, end: int | None) -> SeriesRecords:
+        return self.records
+
+    def sync(self, equipment: str, site_id: int, record_id: int, start: int | None, end: int | None) -> None: ...
+
+    def sync_all(self) -> None: ...
+
+
+def test_a_raw_read_too_long_to_render_here_goes_to_the_store_and_an_aggregated_one_does_not() -> None:
+    meter = EQUIPMENT_TYPES["meter-3p"]
+    rows = MEMORY_RENDER_MAX_VALUES // len(meter.attributes) + 1
+    held = _Held(SeriesRecords(np.arange(rows, dtype=np.int64), [np.ones(rows)] * len(meter.attributes)))
+    raw = Window(0, rows, None, None)
+    assert from_memory(held, meter, 1, 1, raw, horizon=0, limit=rows) is None
+    # The same records cut at a limit that renders quickly, or averaged per bucket, are answered here.
+    assert from_memory(held, meter, 1, 1, raw, horizon=0, limit=rows - 1) is not None
+    average = Window(0, rows, AGGREGATIONS["avg"], 1_000)
+    answer = from_memory(held, meter, 1, 1, average, horizon=0, limit=rows)
+    assert answer is not None and answer.count == -(-rows // 1_000)

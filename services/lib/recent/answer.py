@@ -122,10 +122,20 @@ def from_memory(
         return None
     start = horizon if window.start is None else max(window.start, horizon)
     records = recent.read(equipment.name, site_id, record_id, start, window.end)
-    if records is None:
+    if records is None or (window.aggregation is None and _too_many_to_render(records, equipment, limit)):
         return None
     results, count, next_from = render(equipment, record_id, records, window.aggregation, window.period_ms, limit)
     return records_pb2.Records(results_json=results, count=count, next_from=next_from)
+
+
+# Rendering in Python costs about 0.7 µs per value, the engine's fixed cost per query 7-20 ms: past
+# this many values a raw answer is rendered faster by the engine (a 20,000-record meter-3p read took
+# 187 ms from memory in `make bench`, 76 ms from the store). Aggregated answers are a few buckets.
+MEMORY_RENDER_MAX_VALUES = 20_000
+
+
+def _too_many_to_render(records: SeriesRecords, equipment: RecordType, limit: int) -> bool:
+    return min(len(records.timestamps), limit) * len(equipment.attributes) > MEMORY_RENDER_MAX_VALUES
 
 
 class RecentReads(Protocol):

@@ -130,7 +130,7 @@ def from_memory(
 
 # Rendering in Python costs about 0.7 µs per value, the engine's fixed cost per query 7-20 ms: past
 # this many values a raw answer is rendered faster by the engine (a 20,000-record meter-3p read took
-# 187 ms from memory in `make bench`, 76 ms from the store). Aggregated answers are a few buckets.
+# 167 ms from memory in `make bench`, 121 ms through the store). Aggregated answers are a few buckets.
 MEMORY_RENDER_MAX_VALUES = 20_000
 
 

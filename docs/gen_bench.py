@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -393,16 +394,36 @@ def load(sources: Sequence[Path] = SOURCES) -> tuple[Results, Path] | None:
     return None
 
 
+# A figure quoted in a page's prose, from the same results as the tables:
+# `{{ bench: fleet_recent.storecast.put.requests_per_s | 0 }}` (digits after `|`, 1 by default),
+# a ratio of two, `{{ bench: a.b / c.d | 2 }}`, or one scaled, `{{ bench: a.b / c.d * 1000 | 2 }}`.
+FIGURE = re.compile(r"\{\{\s*bench:\s*([\w.]+)(?:\s*/\s*([\w.]+))?(?:\s*\*\s*(\d+))?\s*(?:\|\s*(\d))?\s*\}\}")
+
+
+def quote_figures(markdown: str, results: Results | None) -> str:
+    """Each FIGURE in the page replaced by its value in the results ("–" when they do not hold it)."""
+
+    def figure(match: re.Match[str]) -> str:
+        value = None if results is None else _get(results, *match[1].split("."))
+        if match[2] is not None:
+            value = _ratio(value, None if results is None else _get(results, *match[2].split(".")))
+        if match[3] is not None:
+            value = _scaled(value, lambda v: v * int(match[3]))
+        return _number(value, int(match[4] or 1))
+
+    return FIGURE.sub(figure, markdown)
+
+
 def fill(markdown: str, sources: Sequence[Path] = SOURCES) -> str:
-    """The page with its generated part in place of MARKER; a page without it as it is."""
-    if MARKER not in markdown:
+    """The page with its generated part in place of MARKER and its quoted figures filled in."""
+    if MARKER not in markdown and FIGURE.search(markdown) is None:
         return markdown
     found = load(sources)
     if found is None:
-        return markdown.replace(MARKER, NO_RESULTS)
+        return quote_figures(markdown.replace(MARKER, NO_RESULTS), None)
     results, path = found
     shown = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
-    return markdown.replace(MARKER, render(results, shown))
+    return quote_figures(markdown.replace(MARKER, render(results, shown)), results)
 
 
 def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:

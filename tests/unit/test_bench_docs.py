@@ -190,3 +190,25 @@ def test_the_local_run_comes_before_the_snapshot(tmp_path: Path) -> None:
 def test_pages_without_the_marker_are_left_alone(tmp_path: Path) -> None:
     (tmp_path / "bench-results.json").write_text(json.dumps(results()))
     assert gen_bench.fill("# Tests\n", [tmp_path / "bench-results.json"]) == "# Tests\n"
+
+
+def test_figures_quoted_in_prose_come_from_the_results() -> None:
+    run = {"fleet_recent": {"storecast": {"put": {"requests_per_s": 597.2, "server_cpu_s": 15.2, "requests": 5972}}}}
+    run["fleet_recent"]["stack_floor"] = {"put": {"requests_per_s": 1355.3}}
+    page = (
+        "{{ bench: fleet_recent.storecast.put.requests_per_s | 0 }} PUT/s, "
+        "{{bench:fleet_recent.storecast.put.requests_per_s / fleet_recent.stack_floor.put.requests_per_s|2}} of the floor, "
+        "{{ bench: fleet_recent.storecast.put.server_cpu_s / fleet_recent.storecast.put.requests * 1000 | 2 }} ms, "
+        "{{ bench: fleet_recent.influxdb.put.requests_per_s }}"
+    )
+    assert gen_bench.quote_figures(page, run) == "597 PUT/s, 0.44 of the floor, 2.55 ms, –"
+    assert gen_bench.quote_figures(page, None) == "– PUT/s, – of the floor, – ms, –"
+
+
+def test_every_quoted_figure_of_the_docs_is_in_the_committed_run() -> None:
+    committed = json.loads((Path(gen_bench.__file__).parent / "bench-results.json").read_text())
+    pages = sorted(Path(gen_bench.__file__).parent.rglob("*.md"))
+    quoted = [(page.name, match[0]) for page in pages for match in gen_bench.FIGURE.finditer(page.read_text())]
+    assert quoted
+    for page, figure in quoted:
+        assert "–" not in gen_bench.quote_figures(figure, committed), (page, figure)

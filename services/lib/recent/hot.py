@@ -79,6 +79,15 @@ class _Chunk:
         return self.timestamps.nbytes + self.values.nbytes + _CHUNK_OVERHEAD
 
 
+def _resized(chunk: _Chunk, capacity: int) -> _Chunk:
+    """The chunk in new arrays of `capacity` rows (at least its rows), its rows copied."""
+    timestamps = np.empty(capacity, dtype=np.int64)
+    values = np.empty((len(chunk.values), capacity))
+    timestamps[: chunk.rows] = chunk.timestamps[: chunk.rows]
+    values[:, : chunk.rows] = chunk.values[:, : chunk.rows]
+    return _Chunk(timestamps, values, chunk.rows, chunk.low, chunk.high, chunk.opened_at, chunk.acked_at, chunk.generation)
+
+
 @dataclass(slots=True)
 class _Series:
     chunks: list[_Chunk] = field(default_factory=list)
@@ -210,16 +219,7 @@ class HotTier:
         last = chunks[-1] if chunks else None
         if last is not None and acked_at - last.opened_at > self.window_s / _CHUNKS_PER_WINDOW:
             if last.rows < len(last.timestamps):  # it takes no more: no room left unused for the rest of its life
-                exact = _Chunk(
-                    last.timestamps[: last.rows].copy(),
-                    last.values[:, : last.rows].copy(),
-                    last.rows,
-                    last.low,
-                    last.high,
-                    last.opened_at,
-                    last.acked_at,
-                    last.generation,
-                )
+                exact = _resized(last, last.rows)
                 self.nbytes += exact.nbytes - last.nbytes
                 chunks[-1] = exact
             last = None
@@ -228,18 +228,7 @@ class HotTier:
             end = last.rows + taken
             if end > len(last.timestamps):  # grow it: at most _CHUNK_ROWS rows are ever copied
                 capacity = min(_CHUNK_ROWS, max(_FIRST_ROWS, 2 * len(last.timestamps), end))
-                grown = _Chunk(
-                    np.empty(capacity, dtype=np.int64),
-                    np.empty((len(values), capacity)),
-                    last.rows,
-                    last.low,
-                    last.high,
-                    last.opened_at,
-                    last.acked_at,
-                    last.generation,
-                )
-                grown.timestamps[: last.rows] = last.timestamps[: last.rows]
-                grown.values[:, : last.rows] = last.values[:, : last.rows]
+                grown = _resized(last, capacity)
                 self.nbytes += grown.nbytes - last.nbytes
                 chunks[-1] = last = grown
             last.acked_at = acked_at

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gc
 
-import grpc
-
 from services.lib.config import ServiceSettings
 from services.lib.recent.answer import InProcess, RecentReads
 from services.lib.rpc.admission import AdmissionInterceptor
 from services.lib.rpc.readiness import StoreReadiness
-from services.lib.rpc.server import Registration, serve
+from services.lib.rpc.server import Registration, RpcServer, serve
 from services.lib.store.engine import Store
 from services.lib.store.schema import all_tables
 from storecast.v1 import ingest_pb2
@@ -56,7 +54,7 @@ def _without_store(targets: tuple[str, ...], settings: ServiceSettings) -> froze
     return frozenset()
 
 
-def start_services(targets: tuple[str, ...]) -> tuple[grpc.Server, Store]:
+def start_services(targets: tuple[str, ...]) -> tuple[RpcServer, Store]:
     # A PUT decodes thousands of records at once; the default gen-0 threshold
     # (700 allocations) would run the cycle collector dozens of times per body.
     gc.set_threshold(50_000, 20, 20)

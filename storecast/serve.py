@@ -32,7 +32,7 @@ def run_services(targets: tuple[str, ...]) -> None:
         signal.signal(signum, lambda *_: stopping.set())
     stopping.wait()
     log.info("draining in-flight calls")
-    server.stop(grace=30).wait()
+    server.stop(grace=30)
     store.close()
     if metrics is not None:
         metrics.close()
@@ -87,7 +87,7 @@ def run_all() -> None:
     # The workers drain their in-flight requests, which need the services, before these stop.
     failed = stop_workers(workers)
     log.info("draining in-flight calls")
-    server.stop(grace=30).wait()
+    server.stop(grace=30)
     store.close()
     if metrics is not None:
         metrics.close()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -119,12 +119,12 @@ def grpc_client_call(method: object, request_id: str) -> Iterator[Metadata]:
 
 
 @contextmanager
-def grpc_server_span(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+def grpc_server_span(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any], method: str) -> Iterator[None]:
     """A service's span of one call: the child of the caller's, whose `traceparent` is in the metadata."""
     if not _enabled:
         yield
         return
-    metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+    metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
     parent = _PROPAGATOR.extract(metadata)
     attributes = _rpc_attributes(method)
     request_id = metadata.get(_REQUEST_ID_METADATA)

@@ -8,6 +8,7 @@ the ingest service's own insert path. The figures feed deploy/README.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 import time
@@ -77,7 +78,7 @@ def main() -> None:
             for body in bodies(rng, args.equipments, args.seconds, args.per_put):
                 request = ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.METER_3P, v1_json=body)
                 started = time.perf_counter()
-                rows += service.PutProduction(request, None).stored  # type: ignore[arg-type]
+                rows += asyncio.run(service.PutProduction(request, None)).stored  # type: ignore[arg-type]
                 elapsed += time.perf_counter() - started
                 body_bytes += len(body)
         with store.client() as client:

@@ -128,9 +128,9 @@ class Flusher:
 
     # The request path
 
-    def write(self, records: Records) -> None:
+    async def write(self, records: Records) -> None:
         """Returns once `records` are durable in the log and waiting here; raises LogFull."""
-        self._wal.append(records.encode(), lambda: self._accept(records))
+        await self._wal.append(records.encode(), lambda: self._accept(records))
 
     def _accept(self, records: Records) -> None:
         """In the log writer's thread, in log order, under the lock `seal` takes."""

@@ -3,11 +3,12 @@
 The log is a directory of segment files named by a growing sequence number
 (`00000000000000000042.wal`). Each entry is framed as its length and CRC-32
 (two little-endian uint32) followed by its bytes, so a torn or corrupt tail is
-recognised and the replay stops there. The first writer to find
-nobody writing writes whatever is waiting in one `write` and syncs it with one
-`fdatasync`, then again what arrived meanwhile: concurrent PUTs share a sync
-(group commit), a lone PUT waits for one sync of its own (about 0.2-0.3 ms on
-this machine's disk) on its own thread.
+recognised and the replay stops there. Appends come from the services'
+event loop (services/lib/rpc/server.py): one writer task at a time hands
+whatever is waiting to the log's thread, which writes it in one `write` and
+syncs it with one `fdatasync`, then again what arrived meanwhile. Concurrent
+PUTs share a sync (group commit); a lone PUT waits for one sync of its own
+(about 0.2-0.3 ms on this machine's disk).
 
 The flusher seals the current segment before it inserts what the log holds
 into the store, and releases (deletes) the sealed segments once every entry in
@@ -17,6 +18,7 @@ later write of a key is replayed after an earlier one and still wins.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import logging
@@ -27,7 +29,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,7 +44,7 @@ _SYNC_SECONDS = WAL_SYNC_SECONDS.labels("production")
 _SYNC_ENTRIES = WAL_SYNC_ENTRIES.labels("production")
 Swapped = TypeVar("Swapped")
 # An entry waiting for the writer: its framed bytes, what to do once durable, and its outcome.
-_Waiting = tuple[bytes, Callable[[], None], Future[BaseException | None]]
+_Waiting = tuple[bytes, Callable[[], None], "asyncio.Future[BaseException | None]"]
 
 
 class LogFull(Exception):
@@ -94,9 +96,10 @@ class WriteAheadLog:
         self._file = self._open(self._sequence)
         self._current_bytes = 0
         self._lock = threading.Lock()  # the current segment and the byte counts
+        # The entries waiting and the task writing them: the event loop's alone.
         self._waiting: deque[_Waiting] = deque()
-        self._queue_lock = threading.Lock()  # the waiting entries and who writes them
-        self._leading = False
+        self._writer: asyncio.Task[None] | None = None
+        self._syncs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
 
     def _segments(self) -> list[tuple[int, int]]:
         found = []
@@ -128,43 +131,41 @@ class WriteAheadLog:
         for sequence, _ in list(self._sealed):
             yield from read_segment(self.directory / _segment_name(sequence))
 
-    def append(self, entry: bytes, durable: Callable[[], None]) -> None:
+    async def append(self, entry: bytes, durable: Callable[[], None]) -> None:
         """Returns once `entry` is durable; raises LogFull (nothing of it is kept) or the write's error.
 
         `durable` runs once the entry is synced, in log order, under the lock `seal` takes:
         what it records (the flusher's buffer) holds exactly the entries of the segments
         not sealed yet."""
-        done: Future[BaseException | None] = Future()
-        with self._queue_lock:
-            self._waiting.append((frame(entry), durable, done))
-            leads = not self._leading
-            self._leading = True
-        if leads:
-            self._lead()
-        error = done.result()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        self._waiting.append((frame(entry), durable, done))
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_waiting())
+        error = await done
         if error is not None:
             raise error
 
-    def _lead(self) -> None:
-        """The first writer to find nobody writing writes what waits, and again what arrived
-        meanwhile, until nothing waits: a lone PUT syncs on its own thread, with no hand-off,
-        and concurrent ones share the leader's syncs (group commit)."""
-        while True:
-            with self._queue_lock:
+    async def _write_waiting(self) -> None:
+        """Writes what waits, and again what arrived meanwhile, until nothing waits."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
                 batch = list(self._waiting)
                 self._waiting.clear()
-                if not batch:
-                    self._leading = False
-                    return
-            try:
-                self._write(batch)
-            except BaseException as error:  # each writer of the batch gets it; the leader goes on for the rest
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(error)
+                try:
+                    outcomes = await loop.run_in_executor(self._syncs, self._write, batch)
+                except BaseException as error:  # each entry of the batch gets it
+                    outcomes = [error] * len(batch)
+                for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                    if not done.done():  # its caller went away: the entry is kept all the same
+                        done.set_result(outcome)
+        finally:
+            self._writer = None
 
-    def _write(self, batch: list[_Waiting]) -> None:
-        outcomes: list[tuple[Future[BaseException | None], BaseException | None]] = []
+    def _write(self, batch: list[_Waiting]) -> list[BaseException | None]:
+        """In the log's thread: each entry's outcome, in batch order."""
+        outcomes: list[BaseException | None] = []
         with self._lock:
             room = self.max_bytes - self._current_bytes - sum(size for _, size in self._sealed)
             accepted: list[_Waiting] = []
@@ -172,19 +173,20 @@ class WriteAheadLog:
                 if len(waiting[0]) <= room or not (accepted or self._current_bytes or self._sealed):
                     accepted.append(waiting)
                     room -= len(waiting[0])
+                    outcomes.append(None)
                 else:
-                    outcomes.append((waiting[2], LogFull(f"the write-ahead log holds its maximum of {self.max_bytes} bytes")))
+                    outcomes.append(LogFull(f"the write-ahead log holds its maximum of {self.max_bytes} bytes"))
             if accepted:
                 started = time.perf_counter()
                 error = self._write_synced(b"".join(framed for framed, _, _ in accepted))
                 _SYNC_SECONDS.observe(time.perf_counter() - started)
                 _SYNC_ENTRIES.observe(len(accepted))
-                for _, durable, done in accepted:
-                    if error is None:
+                if error is None:
+                    for _, durable, _ in accepted:
                         durable()
-                    outcomes.append((done, error))
-        for done, outcome in outcomes:
-            done.set_result(outcome)
+                else:
+                    outcomes = [outcome if outcome is not None else error for outcome in outcomes]
+        return outcomes
 
     def _write_synced(self, data: bytes) -> BaseException | None:
         try:
@@ -231,6 +233,7 @@ class WriteAheadLog:
             (self.directory / _segment_name(sequence)).unlink(missing_ok=True)
 
     def close(self) -> None:
+        self._syncs.shutdown()
         with self._lock:
             os.close(self._file)
             os.close(self._lock_file)

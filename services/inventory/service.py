@@ -69,7 +69,7 @@ class InventoryService(inventory_pb2_grpc.InventoryServicer):
 
 
 def register(store: Store, retention: Retention, recent: RecentReads | None = None) -> Registration:
-    def add(server: grpc.Server) -> str:
+    def add(server: grpc.aio.Server) -> str:
         inventory_pb2_grpc.add_InventoryServicer_to_server(InventoryService(store, retention, recent), server)
         return inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name
 

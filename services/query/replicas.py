@@ -39,6 +39,12 @@ class IngestReplicas:
         self._timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=len(self._stubs), thread_name_prefix="ingest-replicas")
 
+    def answer_at_once(
+        self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
+    ) -> records_pb2.Records | None:
+        """Never: the replicas' answers are calls over the network, made from a thread."""
+        return None
+
     def answer_or_sync(
         self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
     ) -> records_pb2.Records | None:

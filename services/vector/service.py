@@ -380,7 +380,7 @@ def _request_columns(writer: VectorWriter | TariffWriter, request: PutRequest) -
 def register(
     store: Store, max_records: int, batching: BatchSettings, retention: Retention, recent: RecentReads | None = None
 ) -> Registration:
-    def add(server: grpc.Server) -> str:
+    def add(server: grpc.aio.Server) -> str:
         vector_pb2_grpc.add_VectorServicer_to_server(VectorService(store, max_records, batching, retention, recent), server)
         return vector_pb2.DESCRIPTOR.services_by_name["Vector"].full_name
 

@@ -2,7 +2,7 @@
 
 A 1-record PUT through storecast crosses two Python processes: the gateway
 (uvicorn on uvloop, our TLS-aware HTTP protocol, mutual TLS) and the services
-(a grpcio server on a thread pool), over a gRPC call on a Unix socket. This
+(grpcio's asyncio server on a uvloop of its own thread), over a gRPC call on a Unix socket. This
 server keeps exactly that and drops everything else: the gateway process is an
 ASGI app that reads the body, makes one Ingest.PutProduction call, and answers
 storecast's 201 envelope; the servicer answers at once, storing nothing. What
@@ -18,6 +18,7 @@ It serves until SIGTERM; its gateway is a child process that dies with it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import signal
 import subprocess
@@ -30,8 +31,10 @@ from typing import Any
 import grpc
 import msgspec
 import uvicorn
+import uvloop
 
 from gateway.tls import GatewayHttpProtocol, server_ssl_options
+from services.lib.rpc.server import Context
 from storecast.catalog import EQUIPMENT_TYPES
 from storecast.env import setting
 from storecast.status import STATUS, ApiStatus
@@ -48,20 +51,22 @@ class NothingToDo(ingest_pb2_grpc.IngestServicer):
     def ReadRecent(self, request: ingest_pb2.ReadRecentRequest, context: grpc.ServicerContext) -> ingest_pb2.ReadRecentReply:
         return ingest_pb2.ReadRecentReply(answered=False)
 
-    def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: grpc.ServicerContext) -> records_pb2.PutReply:
+    async def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: Context) -> records_pb2.PutReply:
         return records_pb2.PutReply(stored=1)
 
 
-def serve_services(socket_path: Path) -> grpc.Server:
-    """As services/lib/rpc/server.py builds it: a thread pool of STORECAST_GRPC_WORKERS, a Unix socket."""
+async def serve_services(socket_path: Path, stopping: threading.Event) -> None:
+    """As services/lib/rpc/server.py builds it, without its interceptors: grpcio's asyncio server
+    on uvloop, a thread pool of STORECAST_GRPC_WORKERS beside it, a Unix socket."""
     workers = int(setting("STORECAST_GRPC_WORKERS"))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
+    server = grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
     ingest_pb2_grpc.add_IngestServicer_to_server(NothingToDo(), server)
     socket_path.unlink(missing_ok=True)
     if server.add_insecure_port(f"unix:{socket_path}") == 0:
         raise OSError(f"cannot listen on {socket_path}")
-    server.start()
-    return server
+    await server.start()
+    await asyncio.to_thread(stopping.wait)
+    await server.stop(grace=5)
 
 
 class FloorApp:
@@ -129,18 +134,21 @@ def main() -> int:
     if args.gateway:
         serve_gateway(args.port, args.socket)
         return 0
-    server = serve_services(args.socket)
-    gateway = subprocess.Popen([sys.executable, __file__, "--gateway", "--port", str(args.port), "--socket", str(args.socket)])
     stopping = threading.Event()
+    services = threading.Thread(target=uvloop.run, args=(serve_services(args.socket, stopping),), name="rpc-loop")
+    services.start()
+    gateway = subprocess.Popen([sys.executable, __file__, "--gateway", "--port", str(args.port), "--socket", str(args.socket)])
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    exited = False
     while not stopping.wait(0.5):
         if gateway.poll() is not None:
-            return 1
+            exited = True
+            stopping.set()
     gateway.terminate()
     gateway.wait(timeout=30)
-    server.stop(grace=5).wait()
+    services.join()
     args.socket.unlink(missing_ok=True)
-    return 0
+    return 1 if exited else 0
 
 
 if __name__ == "__main__":

@@ -114,32 +114,45 @@ def _aggregate(
     return buckets[starts], columns
 
 
+# Rendering in Python costs about 0.7 µs per value, the engine's fixed cost per query 7-20 ms: past
+# this many values a raw answer is rendered faster by the engine (a 20,000-record meter-3p read took
+# 167 ms from memory in `make bench`, 121 ms through the store). Aggregated answers are a few buckets.
+MEMORY_RENDER_MAX_VALUES = 20_000
+# A raw answer rendered on the services' event loop holds up every call behind it: up to about 1.4 ms.
+AT_ONCE_MAX_VALUES = 2_000
+
+
 def from_memory(
-    recent: RecentWrites, equipment: RecordType, site_id: int, record_id: int, window: Window, horizon: int, limit: int
+    recent: RecentWrites,
+    equipment: RecordType,
+    site_id: int,
+    record_id: int,
+    window: Window,
+    horizon: int,
+    limit: int,
+    max_values: int = MEMORY_RENDER_MAX_VALUES,
 ) -> records_pb2.Records | None:
-    """A production read's answer from the hot tier, when it provably holds every record of the window."""
+    """A production read's answer from the hot tier, when it provably holds every record of the window
+    and a raw answer renders at most `max_values` values."""
     if not answers(window.aggregation):
         return None
     start = horizon if window.start is None else max(window.start, horizon)
     records = recent.read(equipment.name, site_id, record_id, start, window.end)
-    if records is None or (window.aggregation is None and _too_many_to_render(records, equipment, limit)):
+    if records is None:
+        return None
+    if window.aggregation is None and min(len(records.timestamps), limit) * len(equipment.attributes) > max_values:
         return None
     results, count, next_from = render(equipment, record_id, records, window.aggregation, window.period_ms, limit)
     return records_pb2.Records(results_json=results, count=count, next_from=next_from)
 
 
-# Rendering in Python costs about 0.7 µs per value, the engine's fixed cost per query 7-20 ms: past
-# this many values a raw answer is rendered faster by the engine (a 20,000-record meter-3p read took
-# 167 ms from memory in `make bench`, 121 ms through the store). Aggregated answers are a few buckets.
-MEMORY_RENDER_MAX_VALUES = 20_000
-
-
-def _too_many_to_render(records: SeriesRecords, equipment: RecordType, limit: int) -> bool:
-    return min(len(records.timestamps), limit) * len(equipment.attributes) > MEMORY_RENDER_MAX_VALUES
-
-
 class RecentReads(Protocol):
     """What the query service asks of the ingest's recent writes: in its process, or of its replicas."""
+
+    def answer_at_once(
+        self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
+    ) -> records_pb2.Records | None:
+        """The answer from memory if it is at hand without waiting on anything (on the event loop), else None."""
 
     def answer_or_sync(
         self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
@@ -158,6 +171,11 @@ class InProcess:
 
     def __init__(self, recent: RecentWrites) -> None:
         self._recent = recent
+
+    def answer_at_once(
+        self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int
+    ) -> records_pb2.Records | None:
+        return from_memory(self._recent, equipment, request.site_id, request.id, window, horizon, limit, AT_ONCE_MAX_VALUES)
 
     def answer_or_sync(
         self, equipment: RecordType, request: query_pb2.GetProductionRequest, window: Window, horizon: int, limit: int

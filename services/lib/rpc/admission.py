@@ -17,13 +17,15 @@ The interceptor also refuses every storecast.v1 call while the store is down
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
 
+from services.lib.rpc.server import Context, Handler, wraps_coroutine
 from storecast.env import setting
 from storecast.status import ApiFailure, ApiStatus
 
@@ -61,13 +63,14 @@ def busy(what: str) -> ApiFailure:
     )
 
 
-_local = threading.local()
+# The call's ticket: a context variable, as a coroutine call shares its thread (the event loop's) with others.
+_ticket: ContextVar[_Ticket | None] = ContextVar("admission_ticket", default=None)
 
 
 def charge_records(rows: int) -> None:
     """Charge a decoded request's rows to the records budget, for the rest of the call
     (a no-op outside an admitted Put call)."""
-    ticket: _Ticket | None = getattr(_local, "ticket", None)
+    ticket = _ticket.get()
     if ticket is None:
         return
     if not ticket.records.try_charge(rows):
@@ -81,7 +84,7 @@ class _Ticket:
         self.rows = 0
 
 
-class AdmissionInterceptor(grpc.ServerInterceptor):
+class AdmissionInterceptor(grpc.aio.ServerInterceptor):
     """Put calls within the budgets; every API call refused at once while the store is down.
 
     It runs inside ApiErrorInterceptor, which turns its ApiFailure into the gRPC status."""
@@ -110,13 +113,29 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
             without_store,
         )
 
-    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(handler_call_details)
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or not method.startswith(_API_PREFIX):
             return handler
         is_put = method.rsplit("/", 1)[-1].startswith("Put")
         needs_store = method not in self._without_store
+        if handler.unary_unary is not None and wraps_coroutine(handler.unary_unary):
+            coroutine = cast(Callable[[Message, Context], Awaitable[Any]], handler.unary_unary)
+
+            async def admitted_coroutine(request: Message, context: Context) -> Any:
+                with self._admission(request, is_put, needs_store):
+                    return await coroutine(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                admitted_coroutine,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
@@ -152,10 +171,10 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         if not self.body_bytes.try_charge(size):
             raise busy(self.body_bytes.what)
         ticket = _Ticket(self.records)
-        _local.ticket = ticket
+        token = _ticket.set(ticket)
         try:
             yield
         finally:
-            _local.ticket = None
+            _ticket.reset(token)
             self.body_bytes.release(size)
             self.records.release(ticket.rows)

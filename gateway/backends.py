@@ -11,6 +11,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from gateway.config import GatewaySettings
+from gateway.puts import ProductionPuts
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2_grpc, inventory_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
@@ -41,6 +42,7 @@ class Backends:
         # The query target serves the inventory too (services/server.py).
         self.inventory = inventory_pb2_grpc.InventoryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
+        self.production_puts = ProductionPuts(self.ingest, self.call)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """The channel calls to `target` take (the readiness probe's Checks too: gateway/health.py)."""

@@ -50,7 +50,8 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
 def _without_store(targets: tuple[str, ...], settings: ServiceSettings) -> frozenset[str]:
     """What answers while the store is down: production PUTs, into the write-ahead log."""
     if "ingest" in targets and settings.log is not None:
-        return frozenset({f"/{ingest_pb2.DESCRIPTOR.services_by_name['Ingest'].full_name}/PutProduction"})
+        ingest = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+        return frozenset({f"/{ingest}/PutProduction", f"/{ingest}/PutProductionMany"})
     return frozenset()
 
 

@@ -73,18 +73,28 @@ class ApiFailure(Exception):
         return failure
 
 
-def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
-    detail = any_pb2.Any()
+def to_api_error(failure: ApiFailure) -> api_status_pb2.ApiError:
     # The HTTP status travels only when it is neither the code's own nor a retry's 503.
     own = STATUS[failure.code].http_status if failure.retry_after_s is None else 503
-    detail.Pack(
-        api_status_pb2.ApiError(
-            status=failure.code,
-            message=failure.message,
-            retry_after_s=failure.retry_after_s or 0,
-            http_status=0 if failure.http_status == own else failure.http_status,
-        )
+    return api_status_pb2.ApiError(
+        status=failure.code,
+        message=failure.message,
+        retry_after_s=failure.retry_after_s or 0,
+        http_status=0 if failure.http_status == own else failure.http_status,
     )
+
+
+def from_api_error(error: api_status_pb2.ApiError) -> ApiFailure | None:
+    if error.status not in STATUS:
+        return None
+    return ApiFailure.with_message(
+        error.status, error.message, retry_after_s=error.retry_after_s or None, http_status=error.http_status or None
+    )
+
+
+def to_rpc_status(failure: ApiFailure) -> status_pb2.Status:
+    detail = any_pb2.Any()
+    detail.Pack(to_api_error(failure))
     return status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message, details=[detail])
 
 
@@ -96,8 +106,7 @@ def from_rpc_status(rpc_status: status_pb2.Status | None) -> ApiFailure | None:
         if detail.Is(api_status_pb2.ApiError.DESCRIPTOR):
             error = api_status_pb2.ApiError()
             detail.Unpack(error)
-            if error.status in STATUS:
-                return ApiFailure.with_message(
-                    error.status, error.message, retry_after_s=error.retry_after_s or None, http_status=error.http_status or None
-                )
+            failure = from_api_error(error)
+            if failure is not None:
+                return failure
     return None

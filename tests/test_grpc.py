@@ -66,6 +66,32 @@ def test_unknown_equipment_type_over_grpc(grpc_channel: grpc.Channel) -> None:
     assert api_error(lambda: ingest.PutProduction(request, timeout=30))[1] == 1106
 
 
+def test_put_production_many_answers_each_put_as_it_would_be_answered_alone(grpc_channel: grpc.Channel, site: int) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    query = query_pb2_grpc.QueryStub(grpc_channel)
+
+    def put(body: bytes, equipment: int = catalog_pb2.THERMOMETER) -> ingest_pb2.PutProductionRequest:
+        return ingest_pb2.PutProductionRequest(site_id=site, equipment_type=equipment, v1_json=body)  # type: ignore[arg-type]
+
+    puts = [
+        put(b'{"values":[{"timestamp":%d,"id":7,"t":1.5}]}' % T0),
+        put(b'{"values":[{"timestamp":%d,"id":7,"t":"hot"}]}' % (T0 + 1)),
+        put(b'{"values":[{"timestamp":%d,"id":7},{"timestamp":%d,"id":7,"t":3}]}' % (T0 + 2, T0 + 3)),
+        put(b'{"values":[{"timestamp":%d,"id":7}]}' % (T0 + 4), equipment=99),
+    ]
+    reply = ingest.PutProductionMany(ingest_pb2.PutProductionManyRequest(puts=puts, request_ids=["a", "b", "c", "d"]), timeout=30)
+    outcomes = [outcome.WhichOneof("outcome") for outcome in reply.outcomes]
+    assert outcomes == ["stored", "error", "stored", "error"]
+    assert [reply.outcomes[0].stored.stored, reply.outcomes[2].stored.stored] == [1, 2]
+    assert reply.outcomes[1].error.status == 1303 and "values[0].t: expected a number" in reply.outcomes[1].error.message
+    assert reply.outcomes[3].error.status == 1106
+    # The refused PUTs stored nothing, the others everything.
+    records = query.GetProduction(
+        query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, id=7), timeout=30
+    )
+    assert [record["timestamp"] for record in json.loads(records.results_json)] == [T0, T0 + 2, T0 + 3]
+
+
 class GetProductionFields(TypedDict, total=False):
     """Fields of a GetProductionRequest, as keyword arguments."""
 

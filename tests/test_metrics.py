@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,6 +261,39 @@ def test_a_known_mix_of_requests_gives_exact_counts(observed: tuple[Storecast, i
         assert line["route"] in (put_route, get_route) and line["duration_ms"] > 0
         assert line["cn"] == ("admin" if status == 201 else "reader")
     assert len([line for line in access.values() if line["route"] in (put_route, get_route)]) == PUTS + 4
+
+
+def test_concurrent_small_puts_share_calls_and_are_each_answered_as_alone(observed: tuple[Storecast, int]) -> None:
+    """Each PUT here waits for an insert of its own (the log is off), so those that arrive
+    meanwhile queue in their worker and go to the ingest service together (gateway/puts.py)."""
+    storecast, metrics_port = observed
+    before = scrape(metrics_port)
+    clients = 24
+    started = threading.Barrier(clients)
+    statuses: dict[int, tuple[int, int]] = {}
+
+    def client(number: int) -> None:
+        # Every third PUT is refused (a string where a number goes), and only it.
+        value: object = "hot" if number % 3 == 0 else float(number)
+        with storecast.client("admin") as admin:
+            started.wait(timeout=60)
+            response = put(admin, f"/v1/{SITE}/production/renewable", [{"timestamp": T0 + number, "id": 3, "p": value}])
+            statuses[number] = (response.status_code, response.json()["status_code"])
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == {n: (400, 1303) if n % 3 == 0 else (201, 1000) for n in range(clients)}
+    with storecast.client("reader") as reader:
+        stored = ok(reader.get(f"/v1/{SITE}/production/renewable/3", params={"from": T0, "to": T0 + clients}))["results"]
+    assert [(r["timestamp"], r["p"]) for r in stored] == [(T0 + n, float(n)) for n in range(clients) if n % 3]
+    after = scrape(metrics_port)
+    family = "storecast_http_production_puts_per_call"
+    puts = value(after, f"{family}_sum") - value(before, f"{family}_sum")
+    calls = value(after, f"{family}_count") - value(before, f"{family}_count")
+    assert puts == clients and calls < clients
 
 
 def test_the_metrics_port_is_plain_http_and_the_api_port_still_wants_tls(observed: tuple[Storecast, int]) -> None:

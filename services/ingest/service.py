@@ -26,7 +26,7 @@ from services.lib.store.engine import Store
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.catalog import EQUIPMENT_BY_ENUM, EQUIPMENT_TYPES, RecordType
-from storecast.status import ApiFailure, ApiStatus
+from storecast.status import ApiFailure, ApiStatus, to_api_error
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
 log = logging.getLogger("storecast.ingest")
@@ -173,6 +173,26 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         return newest
 
     async def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: Context) -> records_pb2.PutReply:
+        return await self._put(request)
+
+    async def PutProductionMany(
+        self, request: ingest_pb2.PutProductionManyRequest, context: Context
+    ) -> ingest_pb2.PutProductionManyReply:
+        request_ids = list(request.request_ids) or ["-"] * len(request.puts)
+        outcomes = await asyncio.gather(*(self._outcome(put, request_id) for put, request_id in zip(request.puts, request_ids)))
+        return ingest_pb2.PutProductionManyReply(outcomes=outcomes)
+
+    async def _outcome(self, request: ingest_pb2.PutProductionRequest, request_id: str) -> ingest_pb2.PutOutcome:
+        """One PUT of several, answered as PutProduction's interceptor would answer it alone."""
+        try:
+            return ingest_pb2.PutOutcome(stored=await self._put(request))
+        except ApiFailure as failure:
+            return ingest_pb2.PutOutcome(error=to_api_error(failure))
+        except Exception:
+            log.exception("request_id=%s method=PutProductionMany failed", request_id)
+            return ingest_pb2.PutOutcome(error=to_api_error(ApiFailure(ApiStatus.SERVER_ERROR)))
+
+    async def _put(self, request: ingest_pb2.PutProductionRequest) -> records_pb2.PutReply:
         """On the event loop: a small body is decoded there, a large one on a thread (the loop serves
         other calls meanwhile); then the log's group commit, or without a log the store's."""
         writer = self._writers.get(request.equipment_type)

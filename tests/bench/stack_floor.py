@@ -54,6 +54,12 @@ class NothingToDo(ingest_pb2_grpc.IngestServicer):
     async def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: Context) -> records_pb2.PutReply:
         return records_pb2.PutReply(stored=1)
 
+    async def PutProductionMany(
+        self, request: ingest_pb2.PutProductionManyRequest, context: Context
+    ) -> ingest_pb2.PutProductionManyReply:
+        stored = ingest_pb2.PutOutcome(stored=records_pb2.PutReply(stored=1))
+        return ingest_pb2.PutProductionManyReply(outcomes=[stored] * len(request.puts))
+
 
 async def serve_services(socket_path: Path, stopping: threading.Event) -> None:
     """As services/lib/rpc/server.py builds it, without its interceptors: grpcio's asyncio server

@@ -98,7 +98,7 @@ class V1Api:
     async def put_production(self, request: Request, target: routing.Target) -> Response:
         body = await self.read_json_body(request)
         call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=reads.equipment_type(target), v1_json=body)
-        reply = await self.backends.production_puts.put(call, request_id_of(request.scope))
+        reply = await self.backends.production_puts.call(call, request_id_of(request.scope))
         return created_response(request, reply)
 
     async def put_forecast(self, request: Request, target: routing.Target) -> Response:

@@ -11,10 +11,11 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from gateway.config import GatewaySettings
-from gateway.puts import ProductionPuts
-from storecast.status import ApiFailure, ApiStatus, from_rpc_status
+from gateway.shared_calls import SharedCalls
+from storecast.status import ApiFailure, ApiStatus, from_api_error, from_rpc_status
 from storecast.tracing import grpc_client_call
-from storecast.v1 import ingest_pb2_grpc, inventory_pb2_grpc, query_pb2_grpc, vector_pb2_grpc
+from storecast.v1 import ingest_pb2, ingest_pb2_grpc, inventory_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2, vector_pb2_grpc
+from storecast.v1 import status_pb2 as api_status_pb2
 
 log = logging.getLogger("storecast.gateway")
 
@@ -42,7 +43,9 @@ class Backends:
         # The query target serves the inventory too (services/server.py).
         self.inventory = inventory_pb2_grpc.InventoryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
-        self.production_puts = ProductionPuts(self.ingest, self.call)
+        # Small production PUTs and reads that arrive together share a call (gateway/shared_calls.py).
+        self.production_puts = SharedCalls("PutProduction", self._put_production, self._put_productions)
+        self.production_reads = SharedCalls("GetProduction", self._get_production, self._get_productions_at_once)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """The channel calls to `target` take (the readiness probe's Checks too: gateway/health.py)."""
@@ -70,6 +73,34 @@ class Backends:
             log.error("request_id=%s backend call failed: %s %s", request_id, error.code().name, error.details())
             raise ApiFailure(ApiStatus.SERVER_ERROR) from None
 
+    async def _put_production(self, request: ingest_pb2.PutProductionRequest, request_id: str) -> records_pb2.PutReply:
+        return await self.call(self.ingest.PutProduction, request, request_id)
+
+    async def _put_productions(
+        self, requests: list[ingest_pb2.PutProductionRequest], request_ids: list[str]
+    ) -> list[records_pb2.PutReply | ApiFailure | None]:
+        many = ingest_pb2.PutProductionManyRequest(puts=requests, request_ids=request_ids)
+        reply = await self.call(self.ingest.PutProductionMany, many, ",".join(request_ids))
+        return [outcome.stored if outcome.HasField("stored") else _failure(outcome.error) for outcome in reply.outcomes]
+
+    async def _get_production(self, request: query_pb2.GetProductionRequest, request_id: str) -> records_pb2.Records:
+        return await self.call(self.query.GetProduction, request, request_id)
+
+    async def _get_productions_at_once(
+        self, requests: list[query_pb2.GetProductionRequest], request_ids: list[str]
+    ) -> list[records_pb2.Records | ApiFailure | None]:
+        many = query_pb2.GetProductionManyRequest(reads=requests, request_ids=request_ids)
+        reply = await self.call(self.query.GetProductionAtOnce, many, ",".join(request_ids))
+        outcomes: list[records_pb2.Records | ApiFailure | None] = []
+        for outcome in reply.outcomes:
+            kind = outcome.WhichOneof("outcome")
+            outcomes.append(outcome.records if kind == "records" else _failure(outcome.error) if kind == "error" else None)
+        return outcomes
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _failure(error: api_status_pb2.ApiError) -> ApiFailure:
+    return from_api_error(error) or ApiFailure(ApiStatus.SERVER_ERROR)

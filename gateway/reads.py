@@ -23,7 +23,7 @@ async def read(backends: Backends, request: Request, target: routing.Target, agg
         production = query_pb2.GetProductionRequest(
             site_id=target.site_id, equipment_type=equipment_type(target), id=target.record_id(), **fields
         )
-        records = await backends.call(backends.query.GetProduction, production, request_id)
+        records = await backends.production_reads.call(production, request_id)
     elif target.category == "forecast":
         forecast = vector_pb2.GetForecastRequest(
             site_id=target.site_id, forecast_type=forecast_type(target), id=target.record_id(), **fields

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import grpc
 import pytest
@@ -90,6 +91,36 @@ def test_put_production_many_answers_each_put_as_it_would_be_answered_alone(grpc
         query_pb2.GetProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, id=7), timeout=30
     )
     assert [record["timestamp"] for record in json.loads(records.results_json)] == [T0, T0 + 2, T0 + 3]
+
+
+def test_get_production_at_once_answers_what_memory_holds_and_leaves_the_rest(grpc_channel: grpc.Channel, site: int) -> None:
+    ingest = ingest_pb2_grpc.IngestStub(grpc_channel)
+    query = query_pb2_grpc.QueryStub(grpc_channel)
+    now = int(time.time() * 1000) // 1000 * 1000
+    body = b'{"values":[{"timestamp":%d,"id":8,"t":4.5}]}' % now
+    ingest.PutProduction(
+        ingest_pb2.PutProductionRequest(site_id=site, equipment_type=catalog_pb2.THERMOMETER, v1_json=body), timeout=30
+    )
+
+    def read(**fields: Any) -> query_pb2.GetProductionRequest:
+        return query_pb2.GetProductionRequest(**{"site_id": site, "equipment_type": catalog_pb2.THERMOMETER, **fields})
+
+    reads = [
+        read(id=8, range=records_pb2.Interval(start_ms=now, end_ms=now + 1)),  # just written: memory holds it
+        read(id=9, range=records_pb2.Interval(start_ms=now, end_ms=now + 1)),  # never written: the store's to answer
+        read(id=8, equipment_type=catalog_pb2.EquipmentType.ValueType(99)),  # refused as GetProduction refuses it
+    ]
+    # Memory answers for a new series once the flush has seen what the store holds of it (about a second).
+    deadline = time.monotonic() + 30
+    while True:
+        reply = query.GetProductionAtOnce(query_pb2.GetProductionManyRequest(reads=reads), timeout=30)
+        answered = [outcome.WhichOneof("outcome") for outcome in reply.outcomes]
+        if answered[0] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answered == ["records", None, "error"]
+    assert json.loads(reply.outcomes[0].records.results_json) == [{"timestamp": now, "id": 8, "t": 4.5}]
+    assert reply.outcomes[2].error.status == 1106
 
 
 class GetProductionFields(TypedDict, total=False):

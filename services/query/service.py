@@ -28,7 +28,7 @@ from services.query.promql.select import Reader
 from services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.aggregations import AGGREGATIONS, spelled
 from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
-from storecast.status import ApiFailure, ApiStatus
+from storecast.status import ApiFailure, ApiStatus, to_api_error
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 _FROM_MEMORY = HOT_TIER_READS.labels("production", "memory")
@@ -58,6 +58,20 @@ class QueryService(query_pb2_grpc.QueryServicer):
             if at_once is not None:
                 return at_once
         return await asyncio.to_thread(self._get, read)
+
+    async def GetProductionAtOnce(
+        self, request: query_pb2.GetProductionManyRequest, context: Context
+    ) -> query_pb2.GetProductionManyReply:
+        return query_pb2.GetProductionManyReply(outcomes=[self._at_once(read) for read in request.reads])
+
+    def _at_once(self, request: query_pb2.GetProductionRequest) -> query_pb2.ReadOutcome:
+        """A read's answer if memory holds it at once, its refusal, or nothing (the store's to answer)."""
+        try:
+            read = self._read(request)
+        except ApiFailure as failure:
+            return query_pb2.ReadOutcome(error=to_api_error(failure))
+        at_once = read.from_memory_at_once() if request.format == records_pb2.V1_JSON else None
+        return query_pb2.ReadOutcome() if at_once is None else query_pb2.ReadOutcome(records=at_once)
 
     def _get(self, read: _ProductionRead) -> records_pb2.Records:
         request = read.request

@@ -59,10 +59,18 @@ class SharedCalls(Generic[Request, Reply]):
         if request.ByteSize() > SHARED_CALL_MAX_BYTES:
             return await self._alone(request, request_id)
         answered: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, request_id, answered))
-        if not self._under_way:
-            self._under_way = True
-            asyncio.get_running_loop().create_task(self._send_waiting())
+        if self._under_way:
+            self._waiting.append((request, request_id, answered))
+            return await answered
+        # None under way: this request's own call, at once; what arrives meanwhile goes next, together.
+        self._under_way = True
+        try:
+            await self._send_batch([(request, request_id, answered)])
+        finally:
+            if self._waiting:
+                asyncio.get_running_loop().create_task(self._send_waiting())
+            else:
+                self._under_way = False
         return await answered
 
     async def _send_waiting(self) -> None:
@@ -70,15 +78,18 @@ class SharedCalls(Generic[Request, Reply]):
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                self._sizes.observe(len(batch))
-                try:
-                    await self._send(batch)
-                except Exception:
-                    log.exception("request_ids=%s shared call failed", ",".join(request_id for _, request_id, _ in batch))
-                    for _, _, answered in batch:
-                        _answer(answered, ApiFailure(ApiStatus.SERVER_ERROR))
+                await self._send_batch(batch)
         finally:
             self._under_way = False
+
+    async def _send_batch(self, batch: list[tuple[Request, str, asyncio.Future[Reply]]]) -> None:
+        self._sizes.observe(len(batch))
+        try:
+            await self._send(batch)
+        except Exception:
+            log.exception("request_ids=%s shared call failed", ",".join(request_id for _, request_id, _ in batch))
+            for _, _, answered in batch:
+                _answer(answered, ApiFailure(ApiStatus.SERVER_ERROR))
 
     async def _send(self, batch: list[tuple[Request, str, asyncio.Future[Reply]]]) -> None:
         """Even a lone request goes by the shared method: a read the service cannot answer at once then

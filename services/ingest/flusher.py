@@ -27,6 +27,7 @@ import msgspec
 import numpy as np
 
 from services.ingest.wal import WriteAheadLog
+from services.lib.background import lower_priority
 from services.lib.config import FlushSettings
 from services.lib.recent.hot import HotTier, SeriesKey, SeriesRecords
 from services.lib.records.columns import Columns, concat, last_occurrences, take
@@ -212,6 +213,7 @@ class Flusher:
             self._thread.join(timeout=60)
 
     def _run(self) -> None:
+        lower_priority()
         while True:
             with self._changed:
                 if not self._wanted and not self._stopping.is_set():

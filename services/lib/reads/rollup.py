@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from services.lib.background import lower_priority
 from services.lib.reads.window import Window
 from services.lib.rpc.metrics import ROLLUP_SPANS_RECOMPUTED
 from services.lib.store.engine import Store
@@ -264,6 +265,7 @@ class Maintainer:
         self._remarked = True
 
     def _run(self) -> None:
+        lower_priority()
         while True:
             self._wake.wait()
             self._wake.clear()

@@ -131,6 +131,18 @@ def test_answers_are_gzip_encoded_when_asked(storecast: Storecast) -> None:
         assert response.json()["status"] == "success"  # httpx decodes it
 
 
+def test_metadata_of_one_metric_and_at_most_limit_metrics(storecast: Storecast) -> None:
+    with storecast.client("reader") as client:
+        every = success(client.get(f"{API}/metadata"))
+        one = success(client.get(f"{API}/metadata", params={"metric": "storecast_meter_3p_l1_p"}))
+        assert one == {"storecast_meter_3p_l1_p": every["storecast_meter_3p_l1_p"]}
+        assert success(client.get(f"{API}/metadata", params={"metric": "no_such_metric"})) == {}
+        assert list(success(client.get(f"{API}/metadata", params={"limit": "2"}))) == sorted(every)[:2]
+        assert success(client.get(f"{API}/metadata", params={"limit": "0"})) == {}
+        assert success(client.get(f"{API}/metadata", params={"limit": "-1"})) == every
+        refused(client.get(f"{API}/metadata", params={"limit": "many"}), 400, "bad_data", "limit must be a number")
+
+
 # ---- Evaluation as Prometheus 3 specifies it ------------------------------------------------
 
 

@@ -97,12 +97,7 @@ class PromApi:
             ext_routing.PROM_RULES: _Endpoint(self.rules, get, reads_sites=False),
             ext_routing.PROM_EXEMPLARS: _Endpoint(self.exemplars, both, reads_sites=False),
         }
-        self._metadata = wire.success(
-            {
-                name: [{"type": "gauge", "help": metric.help, "unit": metric.attribute.unit.strip("-")}]
-                for name, metric in sorted(METRICS.items())
-            }
-        )
+        self._metadata = wire.success({name: _metadata_of(name) for name in sorted(METRICS)})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -214,7 +209,17 @@ class PromApi:
         return wire.success(_cut(values, params))
 
     async def metadata(self, request: Request, params: Params, sites: query_pb2.SiteScope) -> bytes:
-        return self._metadata
+        """Every metric's, or `metric`'s alone; at most `limit` metrics (negative: no limit), as Prometheus."""
+        metric = _last(params, "metric")
+        limit_text = _last(params, "limit")
+        if not metric and not limit_text:
+            return self._metadata
+        try:
+            limit = int(limit_text) if limit_text else -1
+        except ValueError:
+            raise PromError(400, "limit must be a number") from None
+        names = [metric] if metric in METRICS else [] if metric else sorted(METRICS)
+        return wire.success({name: _metadata_of(name) for name in (names if limit < 0 else names[:limit])})
 
     async def buildinfo(self, request: Request, params: Params, sites: query_pb2.SiteScope) -> bytes:
         return wire.success(BUILD_INFO)
@@ -239,6 +244,11 @@ def _required(params: Params, name: str) -> str:
     if not value:
         raise PromError(400, f'invalid parameter "{name}": parameter is missing')
     return value
+
+
+def _metadata_of(name: str) -> list[dict[str, str]]:
+    metric = METRICS[name]
+    return [{"type": "gauge", "help": metric.help, "unit": metric.attribute.unit.strip("-")}]
 
 
 def _limit(params: Params) -> int:

@@ -113,7 +113,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 GATEWAY_SPAN = "PUT /v1/{site_id}/production/{type}"
-CLIENT_SPAN = "storecast.v1.Ingest/PutProduction"
+# A lone small PUT goes by the shared method (gateway/shared_calls.py).
+CLIENT_SPAN = "storecast.v1.Ingest/PutProductionMany"
 STORE_SPAN = "store insert"
 
 

@@ -154,9 +154,9 @@ class InfluxApi:
     async def _store(self, request: Request, site_id: int, write: Write) -> None:
         """One PutProduction per equipment type, all run to their end; the first failure is the answer."""
         backends, request_id = self.backends, request_id_of(request.scope)
+        # A small write shares a call with the PUTs and writes arriving with it (gateway/shared_calls.py).
         calls = [
-            backends.call(
-                backends.ingest.PutProduction,
+            backends.production_puts.call(
                 ingest_pb2.PutProductionRequest(
                     site_id=site_id, equipment_type=catalog_pb2.EquipmentType.ValueType(equipment.enum_value), batch=batch
                 ),

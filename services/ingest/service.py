@@ -178,7 +178,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     async def PutProductionMany(
         self, request: ingest_pb2.PutProductionManyRequest, context: Context
     ) -> ingest_pb2.PutProductionManyReply:
-        request_ids = list(request.request_ids) or ["-"] * len(request.puts)
+        # One per PUT, whatever the caller sent: its own, or "-".
+        request_ids = [*request.request_ids[: len(request.puts)], *["-"] * (len(request.puts) - len(request.request_ids))]
+        if len(request.puts) == 1:  # the gateway's lone PUT: no task to gather
+            return ingest_pb2.PutProductionManyReply(outcomes=[await self._outcome(request.puts[0], request_ids[0])])
         outcomes = await asyncio.gather(*(self._outcome(put, request_id) for put, request_id in zip(request.puts, request_ids)))
         return ingest_pb2.PutProductionManyReply(outcomes=outcomes)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.influx.lines import FieldValue, LineError, points
-from gateway.influx.uniform import uniform_batch
 from gateway.routing import parse_uint32
 from storecast.catalog import EQUIPMENT_TYPES, TIMESTAMP_LIMIT_MS, UINT32_MAX, Attribute, Kind, RecordType
 from storecast.v1 import records_pb2
@@ -59,7 +58,10 @@ class Write:
 def to_batches(text: str, precision: str, received_ms: int) -> Write:
     """The body's records; LineError naming the first line that is not line protocol or not a record."""
     multiplier, divisor = PRECISIONS[precision]
-    uniform = uniform_batch(text, multiplier, divisor)
+    # uniform.py loads pyarrow (about 35 MB): at the first line-protocol body, so a gateway that never gets one does without it.
+    from gateway.influx import uniform as uniform_reader
+
+    uniform = uniform_reader.uniform_batch(text.encode(), multiplier, divisor)
     if uniform is not None:
         return Write([uniform], len(uniform[1].timestamps))
     # Per type, per (id, timestamp): the record's attribute values.

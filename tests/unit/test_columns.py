@@ -7,6 +7,8 @@ import random
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.lib.records.columns import last_occurrences, take, to_columns
 
@@ -133,3 +135,14 @@ def test_take_with_last_occurrences() -> None:
     kept = last_occurrences(ids, times)
     assert kept is not None
     assert take(columns, kept) == [(100, 100), (1, 2), (5, 5), (2.0, 3.0)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(-2, 2)), min_size=2, max_size=40))
+def test_the_last_row_of_each_key_is_kept(rows: list[tuple[int, int, int]]) -> None:
+    last = {key: index for index, key in enumerate(rows)}
+    kept = last_occurrences(*zip(*rows))
+    if len(last) == len(rows):
+        assert kept is None
+    else:
+        assert kept is not None and kept.tolist() == sorted(last.values())

@@ -92,7 +92,7 @@ _PRECISIONS = sorted(PRECISIONS)
 
 def _general(text: str, precision: str) -> Write | str:
     """What the general reader makes of a body (its records, or its error), the uniform one bypassed."""
-    with mock.patch("gateway.influx.mapping.uniform_batch", lambda *_: None):
+    with mock.patch("gateway.influx.uniform.uniform_batch", lambda *_: None):
         try:
             return to_batches(text, precision, received_ms=0)
         except LineError as error:
@@ -151,7 +151,7 @@ def _near_uniform_bodies(draw: st.DrawFn) -> str:
 @given(body=_near_uniform_bodies(), precision=st.sampled_from(_PRECISIONS))
 def test_the_uniform_reader_agrees_with_the_general_one(body: str, precision: str) -> None:
     multiplier, divisor = PRECISIONS[precision]
-    uniform = uniform_batch(body, multiplier, divisor)
+    uniform = uniform_batch(body.encode(), multiplier, divisor)
     general = _general(body, precision)
     if uniform is None:
         return  # the general reader's body: accepted or refused, by it alone
@@ -161,6 +161,6 @@ def test_the_uniform_reader_agrees_with_the_general_one(body: str, precision: st
 
 def test_the_uniform_reader_takes_the_usual_body() -> None:
     body = "".join(f"meter-3p,id={i % 3} l1_p={i}.5,f=50.01 {1_700_000_000_000 + i}\n" for i in range(100))
-    found = uniform_batch(body, 1, 1)
+    found = uniform_batch(body.encode(), 1, 1)
     assert found is not None and found[0].name == "meter-3p" and len(found[1].timestamps) == 100
     assert to_batches(body, "ms", received_ms=0).batches == [found]

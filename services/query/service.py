@@ -109,7 +109,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         """A reader across series: every acknowledged record in the store first, so a record just written is seen."""
         if self._recent is not None:
             self._recent.sync_all()
-        return Reader(self._store, self._retention, promql.scope_of(sites))
+        return Reader(self._store, self._retention, promql.scope_of(sites), rollups=self._rollups)
 
     def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)

@@ -104,6 +104,11 @@ HOT_TIER_BYTES = Gauge("storecast_hot_tier_bytes", "Bytes of records held by the
 HOT_TIER_READS = Counter(
     "storecast_hot_tier_reads", "Production reads by where they were answered: memory or the store.", ["kind", "answered_from"]
 )
+PROM_WINDOW_READS = Counter(
+    "storecast_prom_window_reads",
+    "PromQL range functions the engine reduced, by plan: rollup cells inside the windows, or records only.",
+    ["plan"],
+)
 
 
 class StoreCall:

@@ -19,11 +19,21 @@ import promql_parser
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from services.lib.reads.rollup import EVERY_TABLE, MINUTE
 from services.lib.records import typed
+from services.lib.rpc.metrics import PROM_WINDOW_READS
 from services.lib.store.engine import Store
 from services.lib.store.keys import newest_versions
 from services.lib.store.retention import Retention
-from services.lib.store.schema import FORECAST_TABLES, PERIOD_TIMESTAMPS, PRODUCTION_TABLES, Table, period_column
+from services.lib.store.schema import (
+    FORECAST_TABLES,
+    PENDING_TABLE,
+    PERIOD_TIMESTAMPS,
+    PRODUCTION_TABLES,
+    ROLLUP_TABLES,
+    Table,
+    period_column,
+)
 from services.query.promql.errors import bad_data, execution
 from services.query.promql.matchers import LabelMatcher, compile_matcher
 from storecast.catalog import UINT32_MAX
@@ -138,6 +148,20 @@ WINDOW_SQL = {
 }
 
 
+# The same reductions over rollup cells and edge records, both as (min, max, sum, count) per attribute: the
+# SQL of each from the SQL of their merged figures (services/lib/reads/rollup.py keeps the cells).
+CELLS_SQL = {
+    "sum_over_time": "if({count} = 0, NULL, {sum})",
+    "avg_over_time": "if({count} = 0, NULL, {sum} / {count})",
+    "min_over_time": "{min}",
+    "max_over_time": "{max}",
+    "count_over_time": "{count}",
+}
+# Windows at least this long take the rollup's minute cells for their inside, and records only for their
+# first minute and their end: a shorter one reads about as many records as it would alone.
+CELLS_MIN_WINDOW_MS = 10 * MINUTE
+
+
 def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon | None = None) -> Labels:
     pairs = [(NAME_LABEL, metric.name), (ID_LABEL, str(record_id)), (SITE_LABEL, str(site_id))]
     if horizon is not None and metric.category == "forecast":
@@ -148,10 +172,12 @@ def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon
 class Reader:
     """The store's series and samples for one request, within the caller's sites."""
 
-    def __init__(self, store: Store, retention: Retention, scope: Scope) -> None:
+    def __init__(self, store: Store, retention: Retention, scope: Scope, *, rollups: bool = False) -> None:
         self._store = store
         self._retention = retention
         self._scope = scope
+        # Whether rollup cells are kept (STORECAST_ROLLUPS), for range functions to read them.
+        self._rollups = rollups
         self.samples_read = 0
 
     def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
@@ -186,10 +212,10 @@ class Reader:
 
     def _narrowed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], lower: int, upper: int
-    ) -> tuple[str, dict[str, object], np.ndarray | None] | None:
-        """The WHERE clause and its parameters reading the selected series' rows (within their retention), and
-        the (site_id, id) keys to keep of what it reads (None: all); None when no series is selected. A listing
-        the matchers need looks for records in ]lower, upper]."""
+    ) -> tuple[_Filters, np.ndarray | None] | None:
+        """The filters reading the selected series' rows (their WHERE: _Filters.where), and the (site_id, id)
+        keys to keep of what it reads (None: all); None when no series is selected. A listing the matchers
+        need looks for records in ]lower, upper]."""
         filters = _Filters.of(matchers, self._scope)
         if filters is None or not _others_match_empty(matchers):
             return None
@@ -200,8 +226,7 @@ class Reader:
                 return None
             wanted = _keys(sites, ids)
             filters = _Filters(np.unique(sites), np.unique(ids), listing_needed=False)
-        where, parameters = filters.where(*self._retention_of(metrics[0]))
-        return where, parameters, wanted
+        return filters, wanted
 
     def _read(self, client: Client, sql: str, parameters: dict[str, object]) -> pa.Table | None:
         table = typed.read_arrow(client.raw_query(sql, parameters, fmt="ArrowStream"))
@@ -217,7 +242,8 @@ class Reader:
         narrowed = self._narrowed(client, metrics, selector.matchers, lower, upper)
         if narrowed is None:
             return []
-        where, parameters, wanted = narrowed
+        filters, wanted = narrowed
+        where, parameters = filters.where(*self._retention_of(metrics[0]))
         parameters |= {"lower": lower, "upper": upper}
         table_name = self._table(metrics[0])
         if metrics[0].category == "forecast":
@@ -247,27 +273,20 @@ class Reader:
         narrowed = self._narrowed(client, metrics, matchers, first - window, last)
         if narrowed is None:
             return []
-        where, parameters, wanted = narrowed
-        where += " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}"
-        names = [m.attribute.name for m in metrics]
-        records = newest_versions(
-            ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
-            self._table(metrics[0]),
-            where,
-            "site_id, id, timestamp",
-        )
-        reduce = WINDOW_SQL[function]
-        aggregates = ", ".join(
-            f"{reduce.format(column=f'`{name}`')} AS `value {name}`, count(`{name}`) AS `count {name}`" for name in names
-        )
-        # k = ceil((timestamp - first) / step), in integers: the rows read are past first - window >= first - step.
-        sql = (
-            f"SELECT site_id, id, k, {aggregates} FROM ("
-            "SELECT *, intDiv(timestamp - {first:Int64} + {step:Int64} - 1, {step:Int64}) AS k FROM ("
-            f"{records})) WHERE timestamp > {{first:Int64}} + k * {{step:Int64}} - {{window:Int64}}"
-            " GROUP BY site_id, id, k ORDER BY site_id, id, k"
-        )
+        filters, wanted = narrowed
+        horizon, _ = self._retention_of(metrics[0])
+        where, parameters = filters.where(horizon, "timestamp")
         bounds = {"lower": first - window, "upper": last, "first": first, "step": step, "window": window}
+        covered = self._covered_steps(client, metrics[0], function, first, step, steps, window, horizon)
+        PROM_WINDOW_READS.labels("records" if covered is None else "cells").inc()
+        if covered is None:
+            sql = _records_windows_sql(self._table(metrics[0]), metrics, function, where)
+        else:
+            cells_where, _ = filters.where(horizon, "bucket")
+            sql = _cells_windows_sql(
+                self._table(metrics[0]), self._rollup_table(metrics[0]), metrics, function, where, cells_where
+            )
+            bounds |= {"first_covered": covered[0], "last_covered": covered[1], "minute": MINUTE}
         table = self._read(client, sql, parameters | bounds)
         if table is None:
             return []
@@ -289,6 +308,33 @@ class Reader:
                     labels = series_labels(metric, int(sites[start]), int(ids[start]))
                     found.append(Windows(labels, ks[start:end][present], values[start:end][present]))
         return found
+
+    def _covered_steps(
+        self, client: Client, metric: Metric, function: str, first: int, step: int, steps: int, window: int, horizon: int
+    ) -> tuple[int, int] | None:
+        """The steps k (first and last) whose windows take the rollup's minute cells for their inside, or None.
+
+        A window (t - window, t] is [t - window + 1 min, t) in whole minute cells when t and the window are whole
+        minutes, and the records of its first minute (past t - window) and of t itself. Cells are trusted before
+        the first pending minute of the type's table (services/lib/reads/rollup.py), and taken only for windows
+        wholly within the raw retention, so that cells and records answer the same.
+        """
+        if not self._rollups or function not in CELLS_SQL or window < CELLS_MIN_WINDOW_MS:
+            return None
+        if window % MINUTE or first % MINUTE or step % MINUTE:
+            return None
+        pending_sql = (
+            f"SELECT minOrNull(first) FROM {self._store.table(PENDING_TABLE.name)}"
+            f" WHERE tbl = '{self._table(metric)}' OR tbl = '{EVERY_TABLE}'"
+        )
+        found = client.raw_query(pending_sql, fmt="TabSeparatedRaw").strip()
+        trusted_until = first + steps * step if found in (b"", b"\\N") else int(found) // MINUTE * MINUTE
+        first_covered = max(0, -(-(horizon + window - first) // step))
+        last_covered = min(steps - 1, (trusted_until - first) // step)
+        return (first_covered, last_covered) if first_covered <= last_covered else None
+
+    def _rollup_table(self, metric: Metric) -> str:
+        return self._store.table(ROLLUP_TABLES[metric.equipment.name].name)
 
     def _listed(
         self, client: Client, metrics: Sequence[Metric], matchers: Sequence[LabelMatcher], start: int | None, end: int | None
@@ -340,6 +386,84 @@ class Reader:
 
 
 _TABLES: dict[Category, dict[str, Table]] = {"production": PRODUCTION_TABLES, "forecast": FORECAST_TABLES}
+
+
+# k = ceil((timestamp - first) / step), in integers: the step whose window (t - window, t] may hold the record
+# (windows do not overlap); the records read are past first - window >= first - step.
+_STEP_OF_RECORD = "intDiv(timestamp - {first:Int64} + {step:Int64} - 1, {step:Int64})"
+_IN_ITS_WINDOW = f"timestamp > {{first:Int64}} + {_STEP_OF_RECORD} * {{step:Int64}} - {{window:Int64}}"
+
+
+def _records_windows_sql(table: str, metrics: Sequence[Metric], function: str, where: str) -> str:
+    """Per (site_id, id, k): `value <name>` and `count <name>` of each metric, from the records of its window."""
+    names = [m.attribute.name for m in metrics]
+    records = newest_versions(
+        ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
+        table,
+        where + " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}",
+        "site_id, id, timestamp",
+    )
+    reduce = WINDOW_SQL[function]
+    aggregates = ", ".join(
+        f"{reduce.format(column=f'`{name}`')} AS `value {name}`, count(`{name}`) AS `count {name}`" for name in names
+    )
+    return (
+        f"SELECT site_id, id, {_STEP_OF_RECORD} AS k, {aggregates} FROM ({records}) WHERE {_IN_ITS_WINDOW}"
+        " GROUP BY site_id, id, k ORDER BY site_id, id, k"
+    )
+
+
+def _cells_windows_sql(
+    table: str, rollup_table: str, metrics: Sequence[Metric], function: str, where: str, cells_where: str
+) -> str:
+    """What _records_windows_sql gives, the covered steps' windows (Reader._covered_steps) from minute cells
+    inside and records at their edges, every other step's from its records."""
+    names = [m.attribute.name for m in metrics]
+    indexes = {a.name: i for i, a in enumerate(metrics[0].equipment.attributes, start=1)}
+    # A minute cell [b, b + 1 min) is inside the window of step k = ceil((b + 1 min - first) / step).
+    cell_step = "intDiv(bucket + {minute:Int64} - {first:Int64} + {step:Int64} - 1, {step:Int64})"
+    figures = ", ".join(
+        f"mins[{indexes[n]}] AS `cell min {n}`, maxs[{indexes[n]}] AS `cell max {n}`,"
+        f" sums[{indexes[n]}] AS `cell sum {n}`, counts[{indexes[n]}] AS `cell count {n}`"
+        for n in names
+    )
+    cells = (
+        f"SELECT site_id, id, {cell_step} AS k, {figures} FROM {rollup_table} FINAL WHERE {cells_where}"
+        " AND resolution = {minute:Int64}"
+        " AND bucket >= {first:Int64} + {first_covered:Int64} * {step:Int64} - {window:Int64} + {minute:Int64}"
+        " AND bucket < {first:Int64} + {last_covered:Int64} * {step:Int64}"
+        f" AND bucket >= {{first:Int64}} + {cell_step} * {{step:Int64}} - {{window:Int64}} + {{minute:Int64}}"
+    )
+    # The records of uncovered steps, and of the covered ones' first minute and end.
+    step_start = f"{{first:Int64}} + {_STEP_OF_RECORD} * {{step:Int64}} - {{window:Int64}}"
+    edges = (
+        f" AND {_IN_ITS_WINDOW} AND ({_STEP_OF_RECORD} < {{first_covered:Int64}} OR {_STEP_OF_RECORD} > {{last_covered:Int64}}"
+        f" OR timestamp < {step_start} + {{minute:Int64}} OR timestamp = {{first:Int64}} + {_STEP_OF_RECORD} * {{step:Int64}})"
+    )
+    records = newest_versions(
+        ", ".join(["site_id", "id", "timestamp", *(f"`{name}`" for name in names)]),
+        table,
+        where + " AND timestamp > {lower:Int64} AND timestamp <= {upper:Int64}" + edges,
+        "site_id, id, timestamp",
+    )
+    as_figures = ", ".join(
+        f"CAST(`{n}` AS Nullable(Float64)) AS `cell min {n}`, `cell min {n}` AS `cell max {n}`,"
+        f" ifNull(`cell min {n}`, 0) AS `cell sum {n}`, toUInt32(`{n}` IS NOT NULL) AS `cell count {n}`"
+        for n in names
+    )
+    records_as_cells = f"SELECT site_id, id, {_STEP_OF_RECORD} AS k, {as_figures} FROM ({records})"
+    reduce = CELLS_SQL[function]
+    aggregates = ", ".join(
+        reduce.format(
+            min=f"min(`cell min {n}`)", max=f"max(`cell max {n}`)", sum=f"sum(`cell sum {n}`)", count=f"sum(`cell count {n}`)"
+        )
+        + f" AS `value {n}`, sum(`cell count {n}`) AS `count {n}`"
+        for n in names
+    )
+    return (
+        f"SELECT site_id, id, k, {aggregates} FROM ({cells} UNION ALL {records_as_cells})"
+        " GROUP BY site_id, id, k ORDER BY site_id, id, k"
+    )
 
 
 def _staircase_sql(table: str, metrics: Sequence[Metric], where: str, horizon: Horizon | None) -> str:

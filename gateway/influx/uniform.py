@@ -66,7 +66,8 @@ def uniform_batch(body: bytes, multiplier: int, divisor: int) -> tuple[RecordTyp
 
 def _shape(body: bytes) -> _Shape | None:
     """From the first line: its type, tags and fields, when it is a line a uniform body may repeat."""
-    first = body.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    end = body.find(b"\n")
+    first = body[: end if end >= 0 else len(body)].decode("utf-8", errors="replace")
     found = _FIRST_LINE.fullmatch(first)
     if found is None:
         return None

@@ -219,12 +219,15 @@ class Flusher:
                 if not self._wanted and not self._stopping.is_set():
                     self._changed.wait(self._settings.interval_s)
                 self._wanted = False
+                # Seen before the flush, so the last flush starts after the stop: a PUT acknowledged
+                # while the previous flush ran is stored too, not left to the next start's replay.
+                last = self._stopping.is_set()
             self.flush()
             self.hot.evict()
             _LOG_BYTES.set(self._wal.size_bytes)
             _UNFLUSHED.set(self._waiting.rows)
             _HOT_BYTES.set(self.hot.nbytes)
-            if self._stopping.is_set():
+            if last:
                 return
 
     def flush(self) -> bool:

@@ -269,8 +269,9 @@ class Maintainer:
         while True:
             self._wake.wait()
             self._wake.clear()
+            last = self._stopping.is_set()  # so the last round starts after the stop and sees every mark
             self._round()
-            if self._stopping.is_set():
+            if last:
                 return
             # Rounds at most every interval: the inserts meanwhile share the next one's fixed cost.
             self._stopping.wait(self._interval_s)

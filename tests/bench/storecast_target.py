@@ -58,14 +58,15 @@ def start_storecast(workdir: Path, max_records: int, extra_env: dict[str, str] |
     root = workdir / "storecast"
     root.mkdir(parents=True)
     store = root / "store"
-    http_port, grpc_port = free_port(), free_port()
+    http_port = free_port()
+    # The services' Unix socket, as `make run` serves them (storecast/serve.py); the bench's gRPC clients use it too.
+    grpc_socket = root / "run" / "grpc.sock"
     env = {
         **os.environ,
         "STORECAST_STORE_URL": f"chdb://{store}",
         "STORECAST_HTTP_HOST": "127.0.0.1",
         "STORECAST_HTTP_PORT": str(http_port),
-        "STORECAST_GRPC_HOST": "127.0.0.1",
-        "STORECAST_GRPC_PORT": str(grpc_port),
+        "STORECAST_GRPC_SOCKET": str(grpc_socket),
         "STORECAST_TLS_CERT": str(PKI_DIR / "server.cert.pem"),
         "STORECAST_TLS_KEY": str(PKI_DIR / "server.key.pem"),
         "STORECAST_TLS_CLIENT_CA": str(PKI_DIR / "ca.cert.pem"),
@@ -76,7 +77,7 @@ def start_storecast(workdir: Path, max_records: int, extra_env: dict[str, str] |
     # The console script of this venv, so the measured process is storecast itself (no wrapper).
     argv = [str(Path(sys.executable).with_name("storecast")), "serve", "all"]
     server = launch("storecast", argv, store, workdir / "storecast.log", f"https://127.0.0.1:{http_port}", env)
-    target = Storecast(server, PKI_DIR / "ca.cert.pem", f"127.0.0.1:{grpc_port}")
+    target = Storecast(server, PKI_DIR / "ca.cert.pem", f"unix:{grpc_socket}")
     verify = ssl.create_default_context(cafile=str(target.ca))
     # Any HTTP answer (even 404) proves the gateway and TLS are up.
     wait_until(lambda: httpx.get(f"{server.base_url}/", verify=verify, timeout=2).status_code > 0, server)

@@ -120,7 +120,7 @@ def _summary(results: Results) -> str | None:
             for coding in ("identity", "gzip")
             for what, key, scale in (("ms", "median_ms", None), ("KiB on the wire", "wire_bytes", lambda v: v / 1024))
         ),
-        ("RSS after ingest, MiB (process tree)", ("rss_bytes_after_ingest",), None, 0, lambda v: v / MIB),
+        ("RSS after ingest, MiB (process tree)", ("rss_bytes_after_ingest",), ("rss_bytes_after_insert",), 0, lambda v: v / MIB),
         ("disk, MiB (du, settled)", ("disk", "allocated"), ("disk_after_optimize_final", "allocated"), 1, lambda v: v / MIB),
         ("disk, MiB (sum of file sizes)", ("disk", "apparent"), ("disk_after_optimize_final", "apparent"), 1, lambda v: v / MIB),
         ("other processes' CPU during the phase, %", OTHERS_SHARE, OTHERS_SHARE, 0, lambda v: 100 * v),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import clickhouse_connect
-from processes import chdb_disk_usage, rss_bytes
+from processes import chdb_disk_usage, memory_split, rss_bytes
 from timing import repeat
 from workload import (
     BUCKET_MS,
@@ -54,6 +54,11 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
     for batch in batches:
         client.insert(table, batch, column_names=list(INSERT_COLUMNS), column_oriented=True)
     insert_s = time.perf_counter() - started
+    batch_count = len(batches)
+    del batches, batch, warmup  # the client's own copy of the data, which no server holds
+    # The same moment as storecast's figure: right after the last insert, before any read.
+    rss_after_insert = rss_bytes(os.getpid())
+    memory_after_insert = memory_split(os.getpid())
 
     equipment = EQUIPMENT_TYPES[EQUIPMENT_TYPE]
     # horizon 0: no retention, as storecast runs in the bench.
@@ -79,11 +84,13 @@ def measure(dataset: Dataset, store: Path, runs: int, equipment_id: int) -> dict
     return {
         "insert_seconds": round(insert_s, 4),
         "insert_records_per_s": round(dataset.records / insert_s, 1),
-        "batches": len(batches),
+        "batches": batch_count,
         "aggregate": aggregate.as_json(),
         "aggregate_buckets": aggregate.last.count(b"\n"),
         "raw": raw.as_json(),
         "raw_records": raw.last.count(b"\n"),
+        "rss_bytes_after_insert": rss_after_insert,
+        "memory_after_insert": memory_after_insert,
         "rss_bytes_after_queries": rss_after,
         "disk_before_optimize": disk_before,
         "disk_after_optimize_final": disk_after,

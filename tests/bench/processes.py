@@ -121,6 +121,31 @@ def rss_bytes(pid: int) -> int:
     return sum(_vm_rss_bytes(member) for member in process_tree(pid))
 
 
+def memory_split(pid: int) -> dict[str, float]:
+    """One process's resident memory in MiB: all of it, what it allocated (anonymous), and the
+    rest, mostly code mapped from files (chDB's library alone is some 200 MiB of it), which the
+    kernel can drop and read again rather than swap."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, value = line.partition(":")
+        fields[name] = int(value.split()[0]) * 1024
+    rss, anonymous = fields["Rss"], fields["Anonymous"]
+    return {
+        "rss_mib": round(rss / 2**20, 1),
+        "anonymous_mib": round(anonymous / 2**20, 1),
+        "mapped_mib": round((rss - anonymous) / 2**20, 1),
+    }
+
+
+def storecast_memory(pid: int) -> dict[str, dict[str, float]]:
+    """`serve all`'s resident memory: the services' process (the engine runs inside it) and its gateway workers."""
+    workers = [memory_split(member) for member in process_tree(pid) if member != pid]
+    return {
+        "services": memory_split(pid),
+        "gateway": {key: round(sum(worker[key] for worker in workers), 1) for key in ("rss_mib", "anonymous_mib", "mapped_mib")},
+    }
+
+
 def _cpu_ticks(pid: int) -> int:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -471,7 +471,25 @@ def bulk_rows(results: dict[str, Any]) -> list[str]:
             for key, label in _raw_reads(results)
             for what, figure, scale, digits in (("ms", "median_ms", None, 2), ("wire KiB", "wire_bytes", _kib, 1))
         ),
-        row("RSS after ingest, MiB", per_system("rss_bytes_after_ingest", scale=_mib), 1),
+        row(
+            "RSS after ingest, MiB", per_system("rss_bytes_after_ingest", engine_path=("rss_bytes_after_insert",), scale=_mib), 1
+        ),
+        *(
+            row(f"  {label}, MiB", [_get(results, "storecast", "memory_after_ingest", *path), None, None, engine], 1)
+            for label, path, engine in (
+                (
+                    "services (the engine inside)",
+                    ("services", "rss_mib"),
+                    _get(results, "engine", "memory_after_insert", "rss_mib"),
+                ),
+                (
+                    "  of it mapped from files",
+                    ("services", "mapped_mib"),
+                    _get(results, "engine", "memory_after_insert", "mapped_mib"),
+                ),
+                ("gateway worker", ("gateway", "rss_mib"), None),
+            )
+        ),
         row(
             "disk, MiB (du, settled)",
             per_system("disk", "allocated", engine_path=("disk_after_optimize_final", "allocated"), scale=_mib),

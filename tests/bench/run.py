@@ -50,7 +50,7 @@ import recent
 import report
 import typed
 from influx_ingest import bench_influx_write
-from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, wait_for_stable_disk
+from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, storecast_memory, wait_for_stable_disk
 from storecast_target import REPO, Storecast, range_params, results_of, start_storecast
 from timing import repeat
 from workload import (
@@ -241,7 +241,7 @@ def _profile_storecast(
 def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     target = start_storecast(workdir, max_records=max(100_000, dataset.seconds))
     say(f"storecast up (pid {target.server.pid}) at {target.server.base_url}")
-    result: dict[str, Any] = {"pid": target.server.pid}
+    result: dict[str, Any] = {"pid": target.server.pid, "memory_at_start": storecast_memory(target.server.pid)}
     equipment_id = dataset.equipment_ids[len(dataset.equipment_ids) // 2]
     try:
         with target.client() as client:
@@ -263,6 +263,7 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
                 "requests": len(bodies),
             }
             result["rss_bytes_after_ingest"] = rss_bytes(target.server.pid)
+            result["memory_after_ingest"] = storecast_memory(target.server.pid)
             result["aggregate_as_writes_end"] = reads.aggregates_as_writes_end(
                 lambda: Storecast.get(client, dataset.site_id, equipment_id, range_params(dataset, agg="avg", period="15m")),
                 written_at,

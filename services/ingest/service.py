@@ -204,13 +204,16 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if self.flusher is None:
             return await asyncio.to_thread(self._commit, writer, request)
         if request.ByteSize() <= _DECODED_ON_THE_LOOP_BYTES:
-            columns = self._columns(writer, request)
+            records = self._records(writer, request)
         else:
-            columns = await asyncio.to_thread(self._columns, writer, request)
-        await self._log(Records.of(writer.equipment.name, request.site_id, columns))
-        rows = len(columns[0])
+            records = await asyncio.to_thread(self._records, writer, request)
+        await self._log(records)
+        rows = len(records.timestamps)
         writer.written.inc(rows)
         return records_pb2.PutReply(stored=rows)
+
+    def _records(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest) -> Records:
+        return Records.of(writer.equipment.name, request.site_id, self._columns(writer, request))
 
     def _columns(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest) -> Columns:
         """The request's records as insert columns, the last occurrence of a key kept, charged to the budget."""

@@ -31,9 +31,10 @@ PUTS = int(os.environ.get("STORECAST_MEMORY_PUTS", "2"))
 STEP_MS = 1000
 
 # Measured on the 2-core, 24 GiB dev machine: a PUT at the limit (958697
-# records) grows a fresh process by ~580 MiB (the body in the gateway and in
-# gRPC, a struct per record, the columns, the Native block, the engine's
-# insert); reading 100000 of 1.9M or 3.8M matching meter records (8 MB of
+# records) grows a fresh process by 350-420 MiB (the body in the gateway and in
+# gRPC, its records' bytes located, then decoded a slice at a time into
+# columns, the log's entry, the Native block, the engine's insert; 490-570 MiB
+# when the body was decoded whole, a struct per record); reading 100000 of 1.9M or 3.8M matching meter records (8 MB of
 # JSON) by 40-110 MiB, the same for both. An aggregation over a bucket per
 # record held every bucket before it was cut at max_records: 331 MiB over
 # 1.9M records, and growing with them. The bounds leave room for the allocator.

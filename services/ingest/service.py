@@ -51,8 +51,13 @@ class RecordInput:
         record = payload.record_struct(equipment.table_suffix, keys, equipment)
         self.fields: tuple[str, ...] = record.__struct_fields__
         self._decoder = payload.body_decoder(record, equipment.table_suffix)
+        self._table = payload.RecordTable(record)
 
     def columns(self, body: bytes) -> Columns:
+        if len(body) >= payload.SLICED_BODY_BYTES:
+            table = self._table.decode(body)
+            if table is not None:
+                return [table[0].astype(np.int64), table[1].astype(np.uint32), *table[2:]]
         return to_columns(payload.decode(self._decoder, body))
 
     def batch_columns(self, batch: records_pb2.RecordBatch) -> Columns:

@@ -69,9 +69,17 @@ class Records:
         )
 
     def encode(self) -> bytes:
-        attributes = b"".join(column.tobytes() for column in self.attributes)
+        # msgpack's bin takes an array's bytes through its memoryview (`.data`), without a copy of its own.
+        attributes = np.concatenate(self.attributes) if self.attributes else np.empty(0)
         return msgspec.msgpack.encode(
-            (self.equipment, self.site_id, self.timestamps.tobytes(), self.ids.tobytes(), len(self.attributes), attributes)
+            (
+                self.equipment,
+                self.site_id,
+                np.ascontiguousarray(self.timestamps).data,
+                np.ascontiguousarray(self.ids).data,
+                len(self.attributes),
+                attributes.data,
+            )
         )
 
     @classmethod

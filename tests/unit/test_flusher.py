@@ -1,4 +1,5 @@
-"""The flusher's stop: everything the log acknowledged is stored, even what arrived during the flush under way."""
+"""The flusher: its stop stores everything the log acknowledged, even what arrived during the
+flush under way; its log entries keep their format."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import threading
 from pathlib import Path
 
+import msgspec
+import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from services.ingest.flusher import Flusher, Records
@@ -59,3 +62,18 @@ def test_a_put_acknowledged_during_a_flush_is_stored_by_the_stop(tmp_path: Path,
     assert list(wal.replay()) == []  # both segments released
     engine.command(f"DROP TABLE {TABLE}")
     wal.close()
+
+
+def test_a_log_entry_round_trips_and_keeps_the_format_earlier_logs_hold() -> None:
+    columns: Columns = [(5, 9), (1, 2), *[(1.5, None) for _ in METER.attributes]]
+    records = Records.of(METER.name, 7, columns)
+    # The layout every segment written so far holds: msgpack of each array's bytes.
+    earlier = msgspec.msgpack.encode(
+        (METER.name, 7, records.timestamps.tobytes(), records.ids.tobytes(), len(METER.attributes),
+         b"".join(column.tobytes() for column in records.attributes))
+    )  # fmt: skip
+    assert records.encode() == earlier
+    again = Records.decode(earlier)
+    assert (again.equipment, again.site_id) == (METER.name, 7)
+    assert again.timestamps.tolist() == [5, 9] and again.ids.tolist() == [1, 2]
+    assert all(column[0] == 1.5 and np.isnan(column[1]) for column in again.attributes)

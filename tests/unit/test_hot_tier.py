@@ -179,3 +179,34 @@ def test_a_tier_of_no_window_or_no_bytes_keeps_nothing(window_s: float, max_byte
     _add(tier, [NOW_MS - 1], 1.0)
     tier.establish("meter", {(100, 1): None})
     assert tier.nbytes == 0 and _values(tier, None, None) is None
+
+
+def test_a_series_that_holds_nothing_and_is_stored_is_forgotten_and_its_bytes_with_it() -> None:
+    tier = _tier(window_s=0.05)
+    _add(tier, [NOW_MS - 30], 1.0, generation=1)
+    tier.establish("meter", {(100, 1): None})
+    time.sleep(0.1)
+    tier.evict()  # not stored yet: kept
+    assert tier.nbytes > 0 and _values(tier, NOW_MS - 30, NOW_MS) == [(NOW_MS - 30, 1.0)]
+    tier.stored_generation = 1
+    tier.evict()
+    assert tier.nbytes == 0 and _values(tier, None, None) is None
+    # Written again, the series waits for the store's newest timestamp, as a new one does.
+    _add(tier, [NOW_MS - 10], 2.0, generation=2)
+    assert tier.unestablished("meter", [(100, 1)]) == [(100, 1)]
+    tier.establish("meter", {(100, 1): NOW_MS - 30})
+    assert _values(tier, NOW_MS - 30, NOW_MS) is None
+    assert _values(tier, NOW_MS - 29, NOW_MS) == [(NOW_MS - 10, 2.0)]
+
+
+def test_a_series_whose_records_were_not_kept_is_remembered_until_they_are_stored() -> None:
+    tier = _tier(window_s=60)
+    _add(tier, [NOW_MS - 120_000], 1.0, generation=1)  # older than the window: not kept, not stored yet
+    tier.establish("meter", {(100, 1): None})
+    tier.evict()
+    _add(tier, [NOW_MS - 500], 2.0, generation=2)
+    # The flusher's next block: the store does not hold -120 000 yet either.
+    tier.establish("meter", {(100, 1): None})
+    # The entry still knows it let go of -120 000: a read from there is not memory's to answer.
+    assert _values(tier, NOW_MS - 120_000, NOW_MS) is None
+    assert _values(tier, NOW_MS - 119_999, NOW_MS) == [(NOW_MS - 500, 2.0)]

@@ -27,7 +27,8 @@ doubling up to `_CHUNK_ROWS`; a full chunk is never copied again); a request
 of `_CHUNK_ROWS` rows or more is a chunk of its own. A new record of a key the
 series already holds drops the older version from its chunk, so repeated
 replacements do not pile up; reads still let the last acknowledged version win.
-Eviction lets go of whole chunks, oldest first.
+Eviction lets go of whole chunks, oldest first, and then of the series left
+empty once all their records are stored (a series written again starts afresh).
 
 `nbytes`, what `max_bytes` bounds, is the arrays' bytes plus a fixed overhead
 per chunk and per series (array headers, objects, the allocator's headers, as
@@ -96,6 +97,7 @@ class _Series:
     let_go_through: int = -1  # the newest timestamp not in memory for a reason of this tier's own
     high: int = -1  # no timestamp held is newer: a request of newer ones only replaces nothing
     joined: tuple[np.ndarray, np.ndarray] | None = None  # the chunks joined, until they change
+    generation: int = 0  # the newest flush with records of this series, kept here or not
 
     def covered_from(self) -> int | None:
         if not self.established:
@@ -193,6 +195,7 @@ class HotTier:
                 if series is None:
                     series = series_of_type[key] = _Series()
                     self.nbytes += _SERIES_OVERHEAD
+                series.generation = generation
                 stamps = timestamps if rows is None else timestamps[rows]
                 columns = attributes if rows is None else [column[rows] for column in attributes]
                 low, high = (int(stamps[0]),) * 2 if len(stamps) == 1 else (int(stamps.min()), int(stamps.max()))
@@ -331,6 +334,7 @@ class HotTier:
                 for series in series_of_type.values():
                     while series.chunks and series.chunks[0].acked_at < deadline and self._stored(series.chunks[0]):
                         self._let_go(series)
+                self._forget_empty(series_of_type)
             if self.nbytes <= self.max_bytes:
                 return
             candidates = sorted(
@@ -344,6 +348,18 @@ class HotTier:
                     self._let_go(series)
                 if self.nbytes <= self.max_bytes:
                     return
+
+    def _forget_empty(self, series_of_type: dict[SeriesKey, _Series]) -> None:
+        """Drop the series that hold nothing and whose every record is stored, so that series
+        written once do not hold the budget for ever. A later write of one starts it afresh:
+        the flusher asks the store again for its newest timestamp, which is then at least
+        every timestamp the dropped entry had let go of."""
+        empty = [
+            key for key, series in series_of_type.items() if not series.chunks and series.generation <= self.stored_generation
+        ]
+        for key in empty:
+            del series_of_type[key]
+        self.nbytes -= _SERIES_OVERHEAD * len(empty)
 
     def _stored(self, chunk: _Chunk) -> bool:
         return chunk.generation <= self.stored_generation

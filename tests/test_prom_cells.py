@@ -1,5 +1,5 @@
-"""PromQL range functions over the rollup's minute cells (docs/api/prometheus.md, "From the rollup's minute
-cells"), through the real gateway: every function, ranges and steps, against the windows (t - range, t] of the
+"""PromQL range functions over the rollup's cells (docs/api/prometheus.md, "From the rollup's cells"),
+through the real gateway: every function, ranges and steps, against the windows (t - range, t] of the
 records written, with records on the windows' edges, nulls and replaced records; a window past the first
 pending minute; and which plan the engine took, from the services' metrics."""
 
@@ -54,12 +54,12 @@ def metric(port: int, name: str, **labels: str) -> float:
     )
 
 
-def write(client: httpx.Client, records: Records) -> None:
+def write(client: httpx.Client, records: Records, site: int = SITE) -> None:
     values = [
         {"timestamp": stamp, "id": record_id, **({} if value is None else {"l1_p": value}), "f": 50.0}
         for (record_id, stamp), value in records.items()
     ]
-    ok(put(client, f"/v1/{SITE}/production/meter-3p", values), 201)
+    ok(put(client, f"/v1/{site}/production/meter-3p", values), 201)
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +132,33 @@ def test_windows_from_cells_equal_the_records(
 ) -> None:
     storecast, port = observed
     start, end = T0 + HOUR, T0 + SPAN_MS - HOUR
-    cells_before = metric(port, "storecast_prom_window_reads_total", plan="cells")
+    # Sums, averages and counts from whole cells and the values at the windows' ends; minima and maxima
+    # from minute cells inside and the records at the edges.
+    plan = "whole_cells" if function in ("sum_over_time", "avg_over_time", "count_over_time") else "cells"
+    before = metric(port, "storecast_prom_window_reads_total", plan=plan)
     with storecast.client() as client:
         got = answered(client, f'{function}(storecast_meter_3p_l1_p{{site_id="{SITE}"}}[{range_text}])', start, end, step_s)
     assert_close(got, expected(written, function, start, end, step_s * 1000, window))
-    assert metric(port, "storecast_prom_window_reads_total", plan="cells") == cells_before + 1
+    assert metric(port, "storecast_prom_window_reads_total", plan=plan) == before + 1
+
+
+def test_a_sum_whole_cells_would_round_reads_the_minute_cells(observed: tuple[Storecast, int], written: Records) -> None:
+    """A huge value on a window's left edge is in that window's hour cell but not in the window: taking it
+    out of the cell's sum would not give back the digits it took, so the minute cells and records answer."""
+    storecast, port = observed
+    huge: Records = {(1, T0 + offset): (1e20 if offset == HOUR else 0.5) for offset in range(0, 3 * HOUR, CADENCE_MS)}
+    query = f'sum_over_time(storecast_meter_3p_l1_p{{site_id="{SITE + 1}"}}[1h])'
+    before = metric(port, "storecast_prom_window_reads_total", plan="cells")
+    with storecast.client() as client:
+        write(client, huge, SITE + 1)
+        stored_first(client)
+        deadline = time.monotonic() + 60
+        while metric(port, "storecast_rollup_spans_recomputed_total") < metric(port, "storecast_rollup_spans_marked_total"):
+            assert time.monotonic() < deadline, "the rollup maintainer did not catch up"
+            time.sleep(0.1)
+        got = answered(client, query, T0 + 2 * HOUR, T0 + 2 * HOUR, 3600)
+    assert got == {"1": [(T0 + 2 * HOUR) / 1000, 0.5 * 180]}
+    assert metric(port, "storecast_prom_window_reads_total", plan="cells") == before + 1
 
 
 def test_short_windows_and_unaligned_steps_read_the_records(observed: tuple[Storecast, int], written: Records) -> None:
@@ -171,6 +193,6 @@ def test_a_window_past_the_first_pending_minute_reads_its_records(tmp_path: Path
             query = f'sum_over_time(storecast_meter_3p_l1_p{{site_id="{SITE}"}}[1h])'
             got = answered(client, query, T0 + HOUR, T0 + 4 * HOUR, 3600)
         assert_close(got, {"1": expected(records | late, "sum_over_time", T0 + HOUR, T0 + 4 * HOUR, HOUR, HOUR)["1"]})
-        assert metric(metrics_port, "storecast_prom_window_reads_total", plan="cells") == 1
+        assert metric(metrics_port, "storecast_prom_window_reads_total", plan="whole_cells") == 1
     finally:
         stop_storecast(storecast)

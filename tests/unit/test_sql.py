@@ -163,7 +163,7 @@ def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
     minutes, hours, days = upkeep_sql("db.t", "db.r", METER, spans)
     sql = " ".join((minutes, hours, days))
     assert all(
-        s.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, mins, maxs, sums, counts)")
+        s.startswith("INSERT INTO db.r (site_id, id, resolution, bucket, records, mins, maxs, sums, counts, firsts)")
         for s in (minutes, hours, days)
     )
     # The newest version of each record (FINAL), an aggregate per attribute gathered into the cells' arrays.
@@ -174,6 +174,45 @@ def test_the_upkeep_recomputes_only_the_touched_cells() -> None:
     assert "(site_id = 2 AND id = 7 AND timestamp >= 0 AND timestamp < 60000)" in sql
     assert "resolution = 60000 AND ((site_id = 1 AND id = 7 AND bucket >= 86400000 AND bucket < 108000000" in sql
     assert "resolution = 3600000 AND ((site_id = 1 AND id = 7 AND bucket >= 86400000 AND bucket < 172800000" in sql
+
+
+def test_a_cell_keeps_the_values_of_the_record_at_its_start(engine: Client) -> None:
+    """firsts: per attribute, the record at exactly the cell's start (NULL: none there, or its value null);
+    a coarser cell's are its first finer cell's, all null when it has none, and unknown ([]) when those are."""
+    engine.command("CREATE DATABASE IF NOT EXISTS unit_firsts")
+    for table in (PRODUCTION_TABLES["meter"], ROLLUP_TABLES["meter"]):
+        for statement in table.ddl("unit_firsts"):
+            engine.command(statement)
+    engine.command(
+        "INSERT INTO unit_firsts.production_meter (site_id, id, timestamp, p, q) VALUES"
+        " (1, 7, 60000, 1.5, NULL), (1, 7, 61000, 9.0, 9.0), (1, 7, 3600000, NULL, 2.5), (1, 7, 3630000, 4.0, 4.0)"
+    )
+    for statement in upkeep_sql(
+        "unit_firsts.production_meter", "unit_firsts.rollup_meter", METER, touched_spans([1, 1], [7, 7], [60_000, 3_630_000])
+    ):
+        engine.command(statement)
+    cells = engine.query(
+        "SELECT resolution, bucket, firsts FROM unit_firsts.rollup_meter FINAL ORDER BY resolution, bucket"
+    ).result_rows
+    assert cells == [
+        (60_000, 60_000, [1.5, None, None, None, None]),
+        (60_000, 3_600_000, [None, 2.5, None, None, None]),
+        (3_600_000, 0, [None] * 5),
+        (3_600_000, 3_600_000, [None, 2.5, None, None, None]),
+        (86_400_000, 0, [None] * 5),
+    ]
+    # A minute cell from before the column: its hour's firsts are unknown, not null.
+    engine.command(
+        "INSERT INTO unit_firsts.rollup_meter (site_id, id, resolution, bucket, records, mins, maxs, sums, counts)"
+        " VALUES (1, 8, 60000, 7200000, 1, [1], [1], [1], [1])"
+    )
+    coarser = upkeep_sql("unit_firsts.production_meter", "unit_firsts.rollup_meter", METER, [Span(1, 8, 7_260_000, 7_260_000)])[
+        1:
+    ]
+    for statement in coarser:
+        engine.command(statement)
+    hour = "SELECT firsts FROM unit_firsts.rollup_meter FINAL WHERE id = 8 AND resolution = 3600000"
+    assert engine.query(hour).result_rows == [([],)]
 
 
 def test_records_past_the_retention_update_no_cell() -> None:

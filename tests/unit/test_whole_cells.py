@@ -62,13 +62,15 @@ def written(engine: Client) -> Records:
     return records | replaced
 
 
-def windows(engine: Client, function: str, first: int, step: int, steps: int, window: int) -> pa.Table | None:
+def windows(
+    engine: Client, function: str, first: int, step: int, steps: int, window: int, covered: tuple[int, int] | None = None
+) -> pa.Table | None:
     resolution = max(r for r in (MINUTE, HOUR) if not (window % r or first % r or step % r))
     whole = WholeCells([METRIC], function, first, step, window, resolution)
     sql = whole.sql(ROLLUP, "site_id IN {sites:Array(UInt32)}", f"SELECT minOrNull(first) FROM {DATABASE}.rollup_pending")
     parameters = {"sites": [1], "lower": first - window, "upper": first + (steps - 1) * step} | whole.bounds
     cells = pa.ipc.open_stream(engine.raw_query(sql, parameters, fmt="ArrowStream")).read_all()
-    return whole.windows(cells, (0, steps - 1))
+    return whole.windows(cells, covered or (0, steps - 1))
 
 
 def expected(records: Records, function: str, first: int, step: int, steps: int, window: int) -> dict[tuple[int, int], float]:
@@ -130,6 +132,12 @@ def test_cells_from_before_their_firsts_are_left_to_the_other_plans(engine: Clie
         assert windows(engine, "count_over_time", first - 2 * HOUR, HOUR, 2, HOUR) is not None  # not that cell's step
     finally:
         store(engine, {(1, first): written[(1, first)]})
+
+
+def test_covered_steps_without_a_cell_have_no_window(engine: Client, written: Records) -> None:
+    """Cells before the covered steps only (those after a pending minute read records): no window from cells."""
+    got = windows(engine, "avg_over_time", T0 + SPAN_MS, HOUR, 3, HOUR, covered=(2, 2))
+    assert got is not None and got.num_rows == 0 and "value l1_p" in got.column_names
 
 
 def test_steps_are_covered_before_the_first_pending_minute() -> None:

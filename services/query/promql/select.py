@@ -591,7 +591,8 @@ class WholeCells:
         owners = np.concatenate([keys[inside], keys[ends], keys[starts]])
         order = np.lexsort((ks, owners))
         ks, owners = ks[order], owners[order]
-        heads = np.flatnonzero(np.r_[True, (owners[1:] != owners[:-1]) | (ks[1:] != ks[:-1])])
+        # The first part of each (series, step); none without a part.
+        heads = np.flatnonzero(np.r_[len(ks) > 0, (owners[1:] != owners[:-1]) | (ks[1:] != ks[:-1])])
         columns: dict[str, pa.Array[Any]] = {
             "site_id": pa.array((owners[heads] >> np.uint64(32)).astype(np.uint32)),
             "id": pa.array((owners[heads] & np.uint64(0xFFFFFFFF)).astype(np.uint32)),

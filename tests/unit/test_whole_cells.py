@@ -12,6 +12,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.client import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.lib.reads.rollup import touched_spans, upkeep_sql
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
@@ -76,11 +78,20 @@ def windows(
 def expected(records: Records, function: str, first: int, step: int, steps: int, window: int) -> dict[tuple[int, int], float]:
     found: dict[tuple[int, int], float] = {}
     for record_id in (1, 2):
-        for k in range(steps):
-            t = first + k * step
-            values = [v for (i, stamp), v in records.items() if i == record_id and t - window < stamp <= t and v is not None]
-            if values:
-                found[(record_id, k)] = REDUCE[function](values)
+        found |= expected_for(records, record_id, function, first, step, steps, window)
+    return found
+
+
+def expected_for(
+    records: Records, record_id: int, function: str, first: int, step: int, steps: int, window: int
+) -> dict[tuple[int, int], float]:
+    """Per (id, step k) with a value in (t - window, t]: the function of the values, from the records."""
+    found: dict[tuple[int, int], float] = {}
+    for k in range(steps):
+        t = first + k * step
+        values = [v for (i, stamp), v in records.items() if i == record_id and t - window < stamp <= t and v is not None]
+        if values:
+            found[(record_id, k)] = REDUCE[function](values)
     return found
 
 
@@ -149,3 +160,45 @@ def test_steps_are_covered_before_the_first_pending_minute() -> None:
     assert _covered_steps(first, step, 5, HOUR, 0, 12 * HOUR + 30_000) == (0, 2)
     assert _covered_steps(first, step, 5, HOUR, 0, 12 * HOUR + 30_000, reach=MINUTE) == (0, 1)
     assert _covered_steps(first, step, 5, HOUR, 0, first - 1, reach=MINUTE) is None
+
+
+_NEXT_ID = iter(range(100, 10**6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.dictionaries(
+        st.integers(0, 4 * 180 - 1).map(lambda slot: T0 + slot * 20_000),
+        st.none() | st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0.0, 1e15, -1e15]),
+        min_size=1,
+        max_size=120,
+    ),
+    function=st.sampled_from(sorted(WHOLE_CELLS_FUNCTIONS)),
+    shape=st.sampled_from([(HOUR, HOUR), (30 * MINUTE, HOUR), (10 * MINUTE, 10 * MINUTE), (HOUR, 2 * HOUR)]),
+)
+def test_whole_cells_answer_as_the_records_or_not_at_all(
+    engine: Client, written: Records, data: dict[int, float | None], function: str, shape: tuple[int, int]
+) -> None:
+    """Any records (nulls, huge values, records only on the edges): the windows whole cells give are the
+    records' windows, or whole cells refuse them."""
+    record_id = next(_NEXT_ID)
+    records: Records = {(record_id, stamp): value for stamp, value in data.items()}
+    store(engine, records)
+    window, step = shape
+    first, steps = T0 + HOUR, (3 * HOUR) // step + 1
+    got = windows(engine, function, first, step, steps, window)
+    if got is None:
+        return
+    mine = [i == record_id for i in got.column("id").to_pylist()]
+    answers = {
+        k: value
+        for k, value, count, chosen in zip(
+            got.column("k").to_pylist(), got.column("value l1_p").to_pylist(), got.column("count l1_p").to_pylist(), mine
+        )
+        if chosen and count
+    }
+    want = {k: value for (_, k), value in expected_for(records, record_id, function, first, step, steps, window).items()}
+    assert answers.keys() == want.keys()
+    for k, value in want.items():
+        answer = answers[k]
+        assert answer is not None and math.isclose(answer, value, rel_tol=1e-9, abs_tol=1e-6), (k, answer, value)

@@ -283,7 +283,7 @@ class Reader:
         bounds = {"lower": first - window, "upper": last, "first": first, "step": step, "window": window}
         cells_where, _ = filters.where(horizon, "bucket")
         table, plan = self._whole_cells_windows(
-            client, metrics, function, where, cells_where, parameters | bounds, horizon, steps
+            client, metrics, function, (where, cells_where), parameters, bounds, horizon, steps
         )
         if plan is None:
             covered = self._minute_cells_coverage(client, metrics[0], function, first, step, steps, window, horizon)
@@ -323,17 +323,19 @@ class Reader:
         client: Client,
         metrics: Sequence[Metric],
         function: str,
-        where: str,
-        cells_where: str,
+        wheres: tuple[str, str],
         parameters: dict[str, object],
+        bounds: dict[str, int],
         horizon: int,
         steps: int,
     ) -> tuple[pa.Table | None, str | None]:
         """The windows from whole cells of the coarsest resolution that the window, the first step and the
         step are multiples of (WholeCells), and the records of the steps they do not cover; with the plan's
         name. (None, None) when they cannot answer: another function, windows not whole cells, no cell, a
-        first unknown, or a sum that taking a value out would round (WholeCells.windows)."""
-        first, step, window = (int(str(parameters[name])) for name in ("first", "step", "window"))
+        first unknown, or a sum that taking a value out would round (WholeCells.windows). `wheres`: the
+        selected series' filters on records and on cells."""
+        (where, cells_where), (first, step, window) = wheres, (bounds["first"], bounds["step"], bounds["window"])
+        parameters = parameters | bounds
         fitting = [r for r in ROLLUP_RESOLUTIONS_MS if not (window % r or first % r or step % r)]
         if not self._cells_fit(function, first, step, window) or function not in WHOLE_CELLS_FUNCTIONS or not fitting:
             return None, None

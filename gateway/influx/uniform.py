@@ -8,12 +8,12 @@ turns every one into a comma makes the body a CSV of one shape, which Arrow's
 CSV reader converts column by column in C++: measurement and keys as text
 (one distinct word per column), ids, fields and timestamps as numbers. No
 object per point or per field (storecast/packed.py writes the columns);
-docs/api/extensions.md has the figures. Any body that is not exactly that (another measurement or field set,
-escapes, quoted strings, integers, booleans, a missing timestamp, a repeated
-(id, timestamp), a value out of range) is left to the general reader (lines.py
-and mapping.py), which says what is wrong with it or merges its points; both
-read a body they both accept to the same records (tests/unit/test_influx_lines.py
-checks they agree).
+docs/api/extensions.md has the figures. Any body that is not exactly that
+(another measurement or field set, escapes, quoted strings, integers,
+booleans, a missing timestamp, a repeated (id, timestamp), a value out of
+range) is left to the general reader (lines.py and mapping.py), which says
+what is wrong with it or merges its points; both read a body they both accept
+to the same records (tests/unit/test_influx_lines.py checks they agree).
 """
 
 from __future__ import annotations

@@ -182,19 +182,17 @@ def numbers(array: pa.ChunkedArray[Any] | pa.Array[Any], dtype: type[np.generic]
 
 def column(name: str, kind: Kind, array: pa.ChunkedArray[Any] | pa.Array[Any]) -> records_pb2.Column:
     """An Arrow column of attribute values as a typed Column: its kind's field, and the null map."""
-    result = records_pb2.Column(name=name)
     nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    null_map = nulls.astype(np.uint8).tobytes() if nulls.any() else b""
     if kind is Kind.STRING:
-        result.strings.extend(["" if value is None else str(value) for value in array.to_pylist()])
-    else:
-        # Arrow gives a column with nulls as floats, NaN where null: 0 there, the null map says so.
-        values = np.where(nulls, 0, np.asarray(array.to_numpy(zero_copy_only=False)))
-        if kind is not Kind.UNSIGNED_INT:
-            return double_column(name, values, nulls.astype(np.uint8).tobytes() if nulls.any() else b"")
-        result.uints.extend(values.astype(np.uint32))
-    if nulls.any():
-        result.null_map = nulls.astype(np.uint8).tobytes()
-    return result
+        return records_pb2.Column(
+            name=name, strings=["" if value is None else str(value) for value in array.to_pylist()], null_map=null_map
+        )
+    # Arrow gives a column with nulls as floats, NaN where null: 0 there, the null map says so.
+    values = np.where(nulls, 0, np.asarray(array.to_numpy(zero_copy_only=False)))
+    if kind is Kind.UNSIGNED_INT:
+        return records_pb2.Column(name=name, uints=values.astype(np.uint32), null_map=null_map)
+    return double_column(name, values, null_map)
 
 
 def flattened(array: pa.ChunkedArray[Any]) -> tuple[pa.Array[Any], np.ndarray]:

@@ -600,29 +600,28 @@ class WholeCells:
             "id": pa.array((owners[heads] & np.uint64(0xFFFFFFFF)).astype(np.uint32)),
             "k": pa.array(ks[heads]),
         }
+
+        def by_step(inside_part: np.ndarray, end_part: np.ndarray, start_part: np.ndarray) -> np.ndarray:
+            """The parts of each (series, step), in the order `heads` cuts."""
+            return np.concatenate([inside_part[inside], end_part[ends], start_part[starts]])[order]
+
         for metric in self.metrics:
             name = metric.attribute.name
             firsts = _floats(cells.column(f"first {name}"))
             has_first = ~np.isnan(firsts)
-            firsts = np.where(has_first, firsts, 0.0)
+            firsts, first_counts = np.where(has_first, firsts, 0.0), has_first.astype(np.int64)
             counts = typed.numbers(cells.column(f"count {name}"), np.int64)
-            lows, highs = _floats(cells.column(f"min {name}")), _floats(cells.column(f"max {name}"))
-            parts = (
-                (typed.numbers(cells.column(f"sum {name}"), np.float64), counts, inside),
-                (firsts, has_first.astype(np.int64), ends),
-                (-firsts, -has_first.astype(np.int64), starts),
-            )
-            sums = np.add.reduceat(np.concatenate([part[0][part[2]] for part in parts])[order], heads)
-            counted = np.add.reduceat(np.concatenate([part[1][part[2]] for part in parts])[order], heads)
+            sums = np.add.reduceat(by_step(typed.numbers(cells.column(f"sum {name}"), np.float64), firsts, -firsts), heads)
+            counted = np.add.reduceat(by_step(counts, first_counts, -first_counts), heads)
             if self.function != "count_over_time":
                 # The rounding a cell's sum gave the value taken out of it stays in the answer: no more than
                 # a sum of the window's own values may have, as long as that value is no larger than one of
                 # them (a lower bound of sum |value| over the window, from the cells' extremes and values).
+                lows, highs = _floats(cells.column(f"min {name}")), _floats(cells.column(f"max {name}"))
+                magnitudes, none = np.abs(firsts), np.zeros(len(firsts))
                 others = _other_than_first(firsts, has_first, counts, lows, highs)
-                window_values = np.concatenate([others[inside], np.abs(firsts)[ends], np.zeros(int(starts.sum()))])[order]
-                taken = np.concatenate([np.zeros(int(inside.sum() + ends.sum())), np.abs(firsts)[starts]])[order]
-                smallest_sum = np.fmax(np.maximum.reduceat(window_values, heads), np.abs(sums))
-                if bool(np.any(np.add.reduceat(taken, heads) > smallest_sum)):
+                least_magnitude = np.fmax(np.maximum.reduceat(by_step(others, magnitudes, none), heads), np.abs(sums))
+                if bool(np.any(np.add.reduceat(by_step(none, none, magnitudes), heads) > least_magnitude)):
                     return None
             with np.errstate(invalid="ignore", divide="ignore"):
                 value = {"sum_over_time": sums, "avg_over_time": sums / counted, "count_over_time": counted.astype(np.float64)}

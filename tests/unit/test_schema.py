@@ -16,6 +16,7 @@ from services.lib.store.schema import (
     COMMITMENT_TABLE,
     FORECAST_TABLES,
     PRODUCTION_TABLES,
+    ROLLUP_TABLES,
     TARIFF_TABLE,
     Column,
     Table,
@@ -92,7 +93,7 @@ def test_the_database() -> None:
     assert database_ddl("db", CLUSTER) == f"CREATE DATABASE IF NOT EXISTS db {ON_CLUSTER}"
 
 
-def test_catalog_tables_are_keyed_by_site_id_and_id_and_vector_tables_have_small_granules() -> None:
+def test_catalog_tables_are_keyed_by_site_id_and_id_and_vector_and_rollup_tables_have_small_granules() -> None:
     assert PRODUCTION_TABLES["meter"].order_by == ("site_id", "id", "timestamp")
     assert TARIFF_TABLE.order_by == ("site_id", "id", "timestamp")
     assert COMMITMENT_TABLE.order_by == ("site_id", "id", "creation_timestamp")
@@ -101,6 +102,9 @@ def test_catalog_tables_are_keyed_by_site_id_and_id_and_vector_tables_have_small
     for table in [*FORECAST_TABLES.values(), COMMITMENT_TABLE]:
         assert table.ddl("db")[0].endswith(" SETTINGS index_granularity = 128")
         assert "`values.timestamp` Array(Int64) CODEC(DoubleDelta, ZSTD(1))" in table.ddl("db")[0]
+    for table in ROLLUP_TABLES.values():
+        assert table.order_by == ("site_id", "id", "resolution", "bucket")
+        assert table.ddl("db")[0].endswith(" SETTINGS index_granularity = 1024")
 
 
 def test_every_catalog_statement_parses_in_both_modes(engine: Client) -> None:

@@ -209,3 +209,29 @@ def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(
     finally:
         stop_storecast(back_on)
     assert "*" not in _pending_tables(tmp_path / "store")
+
+
+def _pending_parts(store: Path) -> int:
+    """The pending table's active parts (the deletes' patch parts aside), read from a stopped server's store."""
+    parts = (
+        "SELECT count() FROM system.parts WHERE database = 'storecast' AND table = 'rollup_pending'"
+        " AND active AND NOT startsWith(name, 'patch-')"
+    )
+    script = f"import clickhouse_connect; print(clickhouse_connect.get_client(dsn='chdb://{store}').command({parts!r}))"
+    out = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True, text=True).stdout
+    return int(out)
+
+
+def test_a_round_leaves_the_marks_it_deleted_merged_into_one_part(tmp_path: Path, test_pki: Pki) -> None:
+    """Each read that may take cells reads the marks first, and pays for every part and patch of
+    theirs: a round that deleted some merges what is left (here: four PUTs, four parts of marks)."""
+    instance = start_storecast(tmp_path, test_pki, {"STORECAST_LOG": "0"})  # each PUT inserts its own marks
+    try:
+        for minute in range(4):
+            put_p(instance, [{"timestamp": HOUR_1 + minute * MINUTE, "id": 1, "p": 1.0}])
+        time.sleep(ROUND_INTERVAL_S + 1)
+        assert hourly_p(instance) == [1.0]
+    finally:
+        stop_storecast(instance)
+    assert _pending_tables(tmp_path / "store") == []
+    assert _pending_parts(tmp_path / "store") == 1

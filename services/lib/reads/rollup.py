@@ -315,6 +315,10 @@ class Maintainer:
                     " SETTINGS lightweight_delete_mode = 'lightweight_update'"
                 )
                 ROLLUP_SPANS_RECOMPUTED.labels(table.split(".", 1)[1]).inc(len(tokens))
+            if work and self._store.cluster is None:
+                # Every read that may take cells reads the marks first, and a read of them applies each
+                # patch part left by the deletes: 4-5 ms on chDB after a few rounds, 2 ms once merged.
+                client.command(f"OPTIMIZE TABLE {self._pending} FINAL")
         return len(rows)
 
 

@@ -180,14 +180,17 @@ def test_spans_whose_marks_a_power_loss_took_are_recomputed_at_start(tmp_path: P
         stop_storecast(second)
 
 
-def _pending_tables(store: Path) -> list[str]:
-    """The `tbl` of every pending row, read from a stopped server's store."""
-    script = (
-        f"import clickhouse_connect; c = clickhouse_connect.get_client(dsn='chdb://{store}');"
-        " print(*sorted(r[0] for r in c.query('SELECT tbl FROM storecast.rollup_pending').result_rows), sep=',')"
-    )
+def _stopped_store_query(store: Path, sql: str) -> list[str]:
+    """`sql`'s rows as tab-separated lines, read from a stopped server's store in a process of its own."""
+    client = f"clickhouse_connect.get_client(dsn='chdb://{store}')"
+    script = f"import clickhouse_connect; print({client}.raw_query({sql!r}, fmt='TabSeparated').decode())"
     out = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True, text=True).stdout
-    return [name for name in out.strip().split(",") if name]
+    return out.split()
+
+
+def _pending_tables(store: Path) -> list[str]:
+    """The `tbl` of every pending row."""
+    return sorted(_stopped_store_query(store, "SELECT tbl FROM storecast.rollup_pending"))
 
 
 def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(
@@ -212,19 +215,18 @@ def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(
 
 
 def _pending_parts(store: Path) -> int:
-    """The pending table's active parts (the deletes' patch parts aside), read from a stopped server's store."""
+    """The pending table's active parts, the deletes' patch parts aside."""
     parts = (
         "SELECT count() FROM system.parts WHERE database = 'storecast' AND table = 'rollup_pending'"
         " AND active AND NOT startsWith(name, 'patch-')"
     )
-    script = f"import clickhouse_connect; print(clickhouse_connect.get_client(dsn='chdb://{store}').command({parts!r}))"
-    out = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True, text=True).stdout
-    return int(out)
+    return int(_stopped_store_query(store, parts)[0])
 
 
 def test_a_round_leaves_the_marks_it_deleted_merged_into_one_part(tmp_path: Path, test_pki: Pki) -> None:
     """Each read that may take cells reads the marks first, and pays for every part and patch of
-    theirs: a round that deleted some merges what is left (here: four PUTs, four parts of marks)."""
+    theirs: a round that deleted some, with no insert meanwhile, merges what is left (here: four
+    PUTs, four parts of marks)."""
     instance = start_storecast(tmp_path, test_pki, {"STORECAST_LOG": "0"})  # each PUT inserts its own marks
     try:
         for minute in range(4):

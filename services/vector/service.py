@@ -18,7 +18,7 @@ from services.lib.records.columns import Columns
 from services.lib.records.group_commit import BatchSettings, Committer
 from services.lib.rpc.admission import charge_records
 from services.lib.rpc.metrics import RECORDS_READ, RECORDS_WRITTEN, VECTORS_WRITTEN, store_insert, store_query
-from services.lib.rpc.server import Registration
+from services.lib.rpc.server import Registration, on_worker_threads
 from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
@@ -106,16 +106,19 @@ class VectorService(vector_pb2_grpc.VectorServicer):
     def GetTariff(self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext) -> records_pb2.Records:
         return _records(self._tariff_read(request), request.format)
 
+    @on_worker_threads
     def StreamForecast(
         self, request: vector_pb2.GetForecastRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
         return _stream(self._forecast_read(request))
 
+    @on_worker_threads
     def StreamCommitment(
         self, request: vector_pb2.GetCommitmentRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
         return _stream(self._commitment_read(request))
 
+    @on_worker_threads
     def StreamTariff(
         self, request: vector_pb2.GetTariffRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:

@@ -17,15 +17,15 @@ The interceptor also refuses every storecast.v1 call while the store is down
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
 
-from services.lib.rpc.server import Context, Handler, wraps_coroutine
+from services.lib.rpc.server import Context, Handler, wraps_async_generator, wraps_coroutine
 from storecast.env import setting
 from storecast.status import ApiFailure, ApiStatus
 
@@ -145,6 +145,20 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 admitted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            )
+        if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
+            generator = cast(Callable[[Message, Context], AsyncGenerator[Any]], handler.unary_stream)
+
+            async def admitted_generator(request: Message, context: Context) -> AsyncIterator[Any]:
+                with self._admission(request, False, needs_store):
+                    async with aclosing(generator(request, context)) as replies:
+                        async for reply in replies:
+                            yield reply
+
+            return grpc.unary_stream_rpc_method_handler(
+                admitted_generator,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             stream = handler.unary_stream

@@ -7,7 +7,8 @@ it into a gRPC status carrying an `ApiError`, and any other exception into
 The server is grpcio's asyncio server on an event loop of its own thread. A
 coroutine handler (the production PUT, whose write-ahead log's syncs the loop
 gathers) runs on that loop; every other handler runs on the thread pool, as
-grpcio's thread-pool server would run it. One loop and no thread per call is
+grpcio's thread-pool server would run it, a stream's step by step
+(`on_worker_threads`, so that a caller's cancel closes it). One loop and no thread per call is
 what a small request costs least with: a call handed from thread to thread
 through the interpreter lock costs more CPU than the handler itself
 (docs/architecture/recent-writes.md).
@@ -16,14 +17,17 @@ through the interpreter lock costs more CPU than the handler itself
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent import futures
+from contextlib import aclosing
+from functools import partial, wraps
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 import grpc
 import uvloop
@@ -69,6 +73,46 @@ def wraps_coroutine(function: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(function)
 
 
+def wraps_async_generator(function: Callable[..., Any]) -> bool:
+    return inspect.isasyncgenfunction(function)
+
+
+Item = TypeVar("Item")
+Params = ParamSpec("Params")
+_END = object()
+
+
+def on_worker_threads(handler: Callable[Params, Iterator[Item]]) -> Callable[Params, AsyncGenerator[Item]]:
+    """A stream handler whose replies come from an iterator, run step by step on worker
+    threads (the handler's call too) as an async generator.
+
+    grpcio runs an iterator handler on its threads itself, but never closes the
+    iterator when the caller goes away: its `with` blocks (a store connection,
+    an engine query) would stay open. An async generator handler is closed, and
+    closes the iterator once the step in progress has returned."""
+
+    @wraps(handler)
+    async def on_threads(*args: Params.args, **kwargs: Params.kwargs) -> AsyncGenerator[Item]:
+        loop = asyncio.get_running_loop()
+        step: asyncio.Future[Any] = loop.run_in_executor(None, partial(contextvars.copy_context().run, handler, *args, **kwargs))
+        items: Iterator[Item] = await asyncio.shield(step)
+        try:
+            while True:
+                step = loop.run_in_executor(None, partial(contextvars.copy_context().run, next, items, _END))
+                item = await asyncio.shield(step)
+                if item is _END:
+                    return
+                yield cast(Item, item)
+        finally:
+            if not step.done():
+                await asyncio.wait([step])
+            close = getattr(items, "close", None)
+            if close is not None:
+                await loop.run_in_executor(None, close)
+
+    return on_threads
+
+
 class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
     """An ApiFailure becomes its gRPC status with the ApiError in the details;
     anything else is logged and becomes 1500. Streams likewise, mid-stream too.
@@ -108,6 +152,27 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                 _abort_sync(context, call.status)
 
             return _unary(guarded, handler)
+        if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
+            generator = cast(Callable[[Any, Context], AsyncGenerator[Any]], handler.unary_stream)
+
+            async def guarded_generator(request: Any, context: Context) -> AsyncIterator[Any]:
+                # The span covers the first reply, the call's work up to it: one kept open across
+                # the pauses between replies would be current in whatever the loop does meanwhile.
+                with _Call(context, method, metrics) as call:
+                    async with aclosing(generator(request, context)) as replies:
+                        with grpc_server_span(context, method):
+                            reply = await anext(replies, _END)
+                        while reply is not _END:
+                            yield reply
+                            reply = await anext(replies, _END)
+                    return
+                await _abort(context, call.status)
+
+            return grpc.unary_stream_rpc_method_handler(
+                guarded_generator,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 from typing import TypeVar
 
 import grpc
@@ -66,12 +67,26 @@ class Backends:
             with grpc_client_call(method, request_id) as metadata:
                 return await method(request, timeout=self._timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
-            status: status_pb2.Status | None = rpc_status.from_call(error)
-            failure = from_rpc_status(status)
-            if failure is not None:
-                raise failure from None
-            log.error("request_id=%s backend call failed: %s %s", request_id, error.code().name, error.details())
-            raise ApiFailure(ApiStatus.SERVER_ERROR) from None
+            raise _failure_of(error, request_id) from None
+
+    async def stream(
+        self, method: grpc.aio.UnaryStreamMultiCallable[Request, Reply], request: Request, request_id: str
+    ) -> AsyncGenerator[Reply]:
+        """A stub's server stream, reply by reply; a refusal comes as the service's ApiFailure.
+        Closing the iterator early (its client went away) cancels the call, and so the service's work.
+
+        The client span (with tracing on) covers the call's start: a span kept open across the
+        iterator's pauses would be the current one in whatever its consumer does meanwhile.
+        """
+        with grpc_client_call(method, request_id) as metadata:
+            call = method(request, timeout=self._timeout, metadata=metadata)
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as error:
+            raise _failure_of(error, request_id) from None
+        finally:
+            call.cancel()
 
     async def _put_production(self, request: ingest_pb2.PutProductionRequest, request_id: str) -> records_pb2.PutReply:
         return await self.call(self.ingest.PutProduction, request, request_id)
@@ -100,6 +115,16 @@ class Backends:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _failure_of(error: grpc.aio.AioRpcError, request_id: str) -> ApiFailure:
+    """The ApiFailure a service's refusal carries, or 1500 (logged) for a call that failed otherwise."""
+    status: status_pb2.Status | None = rpc_status.from_call(error)
+    failure = from_rpc_status(status)
+    if failure is None:
+        log.error("request_id=%s backend call failed: %s %s", request_id, error.code().name, error.details())
+        failure = ApiFailure(ApiStatus.SERVER_ERROR)
+    return failure
 
 
 def _failure(error: api_status_pb2.ApiError) -> ApiFailure:

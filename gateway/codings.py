@@ -88,8 +88,10 @@ def encode(coding: str, body: bytes) -> bytes:
 class EncodeResponses:
     """Encodes answers as the request's Accept-Encoding asks, whatever their path.
 
-    An answer sent in several parts, or one already encoded, goes out as it is
-    (the gateway sends neither today).
+    An answer sent whole is encoded if it is at least MINIMUM_SIZE bytes; one
+    streamed in several parts (a long read, gateway/reads.py) is encoded part by
+    part whatever its size, which is not known when it starts. One already
+    encoded goes out as it is.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -101,41 +103,89 @@ class EncodeResponses:
             return
         coding = negotiate(",".join(Headers(scope=scope).getlist("accept-encoding")))
         start: Message | None = None
+        stream: StreamEncoder | None = None
 
         async def encoding_send(message: Message) -> None:
-            nonlocal start
+            nonlocal start, stream
             if message["type"] == "http.response.start":
                 start = message  # held until the body is known
                 return
             if start is not None and message["type"] == "http.response.body":
                 held, start = start, None
-                held, message = await _encoded(coding, held, message)
+                if message.get("more_body", False):
+                    held, stream = _streamed(coding, held)
+                else:
+                    held, message = await _encoded(coding, held, message)
                 await send(held)
+            if stream is not None and message["type"] == "http.response.body":
+                message = {
+                    **message,
+                    "body": await stream.encode(message.get("body", b""), last=not message.get("more_body", False)),
+                }
             await send(message)
 
         await self.app(scope, receive, encoding_send)
 
 
-async def _encoded(coding: str | None, start: Message, message: Message) -> tuple[Message, Message]:
-    """The start and body messages of an answer, encoded in `coding` if it is worth it.
+class StreamEncoder:
+    """One coding's encoder of a body sent in parts."""
 
-    New messages: a Response's start message holds its own header list, and a
-    Response object may answer many requests (gateway/app.py's document).
-    """
+    def __init__(self, coding: str) -> None:
+        self._gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if coding == GZIP else None
+        self._zstd = zstd.ZstdCompressor(level=ZSTD_LEVEL) if coding == ZSTD else None
+
+    def _encode(self, part: bytes, last: bool) -> bytes:
+        if self._gzip is not None:
+            return self._gzip.compress(part) + (self._gzip.flush() if last else b"")
+        assert self._zstd is not None
+        return self._zstd.compress(part) + (self._zstd.flush() if last else b"")
+
+    async def encode(self, part: bytes, *, last: bool) -> bytes:
+        """The encoded bytes of the next part, the coding's end too if it is the `last`."""
+        if len(part) >= _THREAD_MINIMUM:
+            return await asyncio.to_thread(self._encode, part, last)
+        return self._encode(part, last)
+
+
+def _negotiated(coding: str | None, start: Message) -> MutableHeaders:
+    """An answer's headers once `coding` was negotiated for it (not yet marked as encoded)."""
     headers = MutableHeaders(raw=list(start.get("headers", [])))
-    if "content-encoding" in headers or message.get("more_body", False):
-        return start, message
     headers.add_vary_header("Accept-Encoding")
-    body: bytes = message.get("body", b"")
     if coding is not None:
         etag = headers.get("etag")
         if etag is not None and not etag.startswith("W/"):
             headers["etag"] = "W/" + etag
-        if len(body) >= MINIMUM_SIZE:
-            body = await asyncio.to_thread(encode, coding, body) if len(body) >= _THREAD_MINIMUM else encode(coding, body)
-            headers["content-encoding"] = coding
-            headers["content-length"] = str(len(body))
-            message = {**message, "body": body}
+    return headers
+
+
+def _streamed(coding: str | None, start: Message) -> tuple[Message, StreamEncoder | None]:
+    """The start message of an answer sent in parts, and its parts' encoder (None: sent as they are)."""
+    if "content-encoding" in MutableHeaders(raw=list(start.get("headers", []))):
+        return start, None
+    headers = _negotiated(coding, start)
+    if coding is None:
+        return {**start, "headers": headers.raw}, None
+    headers["content-encoding"] = coding
+    if "content-length" in headers:
+        del headers["content-length"]
+    return {**start, "headers": headers.raw}, StreamEncoder(coding)
+
+
+async def _encoded(coding: str | None, start: Message, message: Message) -> tuple[Message, Message]:
+    """The start and body messages of an answer sent whole, encoded in `coding` if it is worth it.
+
+    New messages: a Response's start message holds its own header list, and a
+    Response object may answer many requests (gateway/app.py's document).
+    """
+    if "content-encoding" in MutableHeaders(raw=list(start.get("headers", []))):
+        return start, message
+    headers = _negotiated(coding, start)
+    body: bytes = message.get("body", b"")
+    if coding is not None and len(body) >= MINIMUM_SIZE:
+        body = await asyncio.to_thread(encode, coding, body) if len(body) >= _THREAD_MINIMUM else encode(coding, body)
+        headers["content-encoding"] = coding
+        headers["content-length"] = str(len(body))
+        message = {**message, "body": body}
     return {**start, "headers": headers.raw}, message
 
 

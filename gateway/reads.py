@@ -10,9 +10,15 @@ from starlette.responses import Response
 
 from gateway import params, routing
 from gateway.backends import Backends
-from gateway.responses import request_id_of, results_response
+from gateway.responses import request_id_of, results_response, streamed_results_response
 from storecast.aggregations import Aggregation
-from storecast.v1 import catalog_pb2, query_pb2, vector_pb2
+from storecast.v1 import catalog_pb2, query_pb2, records_pb2, vector_pb2
+
+# An unaggregated production read over at least this span (or every record) is streamed from
+# the store as it renders it (StreamProductionJson): at 1 Hz its answer is 18 MB or more. A
+# shorter one is answered whole, as one message: streaming would cost it a query to find its
+# cut at max_records (docs/architecture/streamed-reads.md), and its answer holds little memory.
+STREAMED_SPAN_MS = 86_400_000
 
 
 async def read(backends: Backends, request: Request, target: routing.Target, aggregations: Mapping[str, Aggregation]) -> Response:
@@ -23,6 +29,10 @@ async def read(backends: Backends, request: Request, target: routing.Target, agg
         production = query_pb2.GetProductionRequest(
             site_id=target.site_id, equipment_type=equipment_type(target), id=target.record_id(), **fields
         )
+        if streamed(production):
+            return await streamed_results_response(
+                request, backends.stream(backends.query.StreamProductionJson, production, request_id)
+            )
         records = await backends.production_reads.call(production, request_id)
     elif target.category == "forecast":
         forecast = vector_pb2.GetForecastRequest(
@@ -36,6 +46,12 @@ async def read(backends: Backends, request: Request, target: routing.Target, agg
         tariff = vector_pb2.GetTariffRequest(site_id=target.site_id, id=target.record_id(), **fields)
         records = await backends.call(backends.vector.GetTariff, tariff, request_id)
     return results_response(request, records)
+
+
+def streamed(production: query_pb2.GetProductionRequest) -> bool:
+    if production.aggregation != records_pb2.AGGREGATION_UNSPECIFIED:
+        return False
+    return not production.HasField("range") or production.range.end_ms - production.range.start_ms >= STREAMED_SPAN_MS
 
 
 def equipment_type(target: routing.Target) -> catalog_pb2.EquipmentType.ValueType:

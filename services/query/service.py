@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import numpy as np
@@ -12,13 +13,20 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from services.lib.reads import plan
-from services.lib.reads.render import JSON_ARRAY_FORMAT, RenderedArray, leading_timestamp, limit_array
+from services.lib.reads.render import (
+    JSON_ARRAY_FORMAT,
+    JSON_LINES_FORMAT,
+    ArrayPieces,
+    RenderedArray,
+    leading_timestamp,
+    limit_array,
+)
 from services.lib.reads.rollup import resolution_for
 from services.lib.reads.window import Window, production_window, record_limit
 from services.lib.recent.answer import RecentReads
 from services.lib.records import typed
 from services.lib.rpc.metrics import HOT_TIER_READS, RECORDS_READ, store_query
-from services.lib.rpc.server import Context, Registration
+from services.lib.rpc.server import Context, Registration, on_worker_threads
 from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
@@ -27,7 +35,7 @@ from services.query.promql import service as promql
 from services.query.promql.select import Reader
 from services.query.sql import bucket_cut_sql, production_members, production_sql
 from storecast.aggregations import AGGREGATIONS, spelled
-from storecast.catalog import EQUIPMENT_BY_ENUM, Kind, RecordType
+from storecast.catalog import EQUIPMENT_BY_ENUM, TIMESTAMP_LIMIT_MS, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus, to_api_error
 from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
@@ -35,6 +43,10 @@ _FROM_MEMORY = HOT_TIER_READS.labels("production", "memory")
 _FROM_STORE = HOT_TIER_READS.labels("production", "store")
 # The aggregations rollup cells answer: the only ones past the raw records' retention.
 _FROM_CELLS = spelled([a.name for a in AGGREGATIONS.values() if a.cells is not None])
+# The most a streamed read's piece holds; each is a gRPC message, and the gateway sends it on as it comes.
+_PIECE_BYTES = 256 * 1024
+# Blocks the engine renders one at a time, so that its first pieces leave while it renders the rest.
+_STREAM_SETTINGS = " SETTINGS max_block_size = 4096"
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
@@ -86,10 +98,30 @@ class QueryService(query_pb2_grpc.QueryServicer):
             count = len(batch.timestamps)
             read.counted(count)
             return records_pb2.Records(batch=batch, count=count, next_from=next_from)
+        return self._json(read)
+
+    @staticmethod
+    def _json(read: _ProductionRead) -> records_pb2.Records:
         rendered, next_from = read.json()
         read.counted(rendered.count)
         return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
 
+    @on_worker_threads
+    def StreamProductionJson(
+        self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
+    ) -> Iterator[query_pb2.JsonPiece]:
+        read = self._read(request)
+        answer = read.from_memory_or_sync()
+        if answer is None and read.window.aggregation is not None:
+            answer = self._json(read)  # at most max_records buckets, from one query: nothing to stream
+        if answer is None:
+            yield from read.json_pieces()
+            return
+        next_from = answer.next_from if answer.HasField("next_from") else None
+        yield query_pb2.JsonPiece(json=answer.results_json, next_from=next_from)
+        yield query_pb2.JsonPiece(count=answer.count)
+
+    @on_worker_threads
     def StreamProduction(
         self, request: query_pb2.GetProductionRequest, context: grpc.ServicerContext
     ) -> Iterator[records_pb2.RecordBatch]:
@@ -178,6 +210,41 @@ class _ProductionRead:
         self._known(rendered.count > 0)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         return rendered, next_from
+
+    def json_pieces(self) -> Iterator[query_pb2.JsonPiece]:
+        """json()'s answer of an unaggregated read, in pieces as the engine renders them, the
+        first once the answer is known to be one (1107 comes instead of it), then its count."""
+        window, parameters, next_from = self._first_records()
+        sql = production_sql(self._table, self.equipment, window, None) + _STREAM_SETTINGS
+        with store_query(), self.store.client() as client, client.raw_stream(sql, parameters, fmt=JSON_LINES_FORMAT) as lines:
+            array = ArrayPieces(partial(lines.read, _PIECE_BYTES))
+            pieces = iter(array)
+            first = next(pieces)
+            if array.count:
+                self._known(True)
+                yield query_pb2.JsonPiece(json=first, next_from=next_from)
+                for piece in pieces:
+                    yield query_pb2.JsonPiece(json=piece)
+        if not array.count:
+            self._known(False)
+            yield query_pb2.JsonPiece(json=first)
+        self.counted(array.count)
+        yield query_pb2.JsonPiece(count=array.count)
+
+    def _first_records(self) -> tuple[Window, dict[str, int | None], int | None]:
+        """The window of the first `limit` records, its query parameters, and the timestamp of
+        the record after them (None: there is none), as json()'s LIMIT limit + 1 finds it."""
+        parameters = self._parameters(self.window)
+        start = 0 if self.window.start is None else self.window.start
+        end = TIMESTAMP_LIMIT_MS if self.window.end is None else self.window.end
+        if end - start <= self.limit:  # a record per millisecond at most
+            return self.window, parameters, None
+        bounded = {**parameters, "start": start, "end": end}
+        with store_query(), self.store.client() as client:
+            cut = client.raw_query(bucket_cut_sql(self._table, 1, self.limit), bounded, fmt="TabSeparatedRaw").strip()
+        if not cut:
+            return self.window, parameters, None
+        return Window(start, int(cut), None, None), {**bounded, "end": int(cut)}, int(cut)
 
     def batch(self, window: Window) -> tuple[records_pb2.RecordBatch, int | None]:
         table = typed.read_arrow(self._query(window, "ArrowStream", columns=True))

@@ -9,7 +9,7 @@ toJSONString; absent values are null.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from storecast.catalog import Kind
@@ -131,3 +131,34 @@ def limit_array(array: bytes, limit: int) -> RenderedArray:
 def leading_timestamp(record: bytes) -> int:
     """The timestamp of a rendered record, which always comes first: {"timestamp":N,...}."""
     return int(record[record.index(b":") + 1 : record.index(b",")])
+
+
+# A streamed answer's format: one rendered record per line. The engine sends it
+# block by block, as JSON_ARRAY_FORMAT's header and footer would not let it.
+# Its escaping leaves a record of numbers, nulls and the catalog's keys as it
+# is: only a string attribute could hold a backslash or a quote, and only
+# tariffs have one (records that stream are production records, checked in
+# services/query/service.py).
+JSON_LINES_FORMAT = "TabSeparated"
+
+
+class ArrayPieces:
+    """The JSON array (limit_array's form: `[r1,\nr2]`) of the rendered records `read`
+    returns line by line in pieces of any size, piece for piece; `count` once iterated."""
+
+    def __init__(self, read: Callable[[], bytes]) -> None:
+        self._read = read
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Each piece is held until the next is read: the last line's newline closes the array.
+        held: bytes | None = None
+        while piece := self._read():
+            self.count += piece.count(b"\n")
+            piece = piece.replace(b"\n", _BETWEEN)
+            if held is None:
+                held = b"[" + piece
+                continue
+            yield held
+            held = piece
+        yield b"[]" if held is None else held[: -len(_BETWEEN)] + b"]"

@@ -6,7 +6,9 @@ the last inserts' rollup spans still pending) and again 2 s after it (one rollup
 round later), beside the engine's own raw aggregation in the same run. Raw reads
 ask for the first 3,600 and all 20,000 records of one equipment (those the
 dataset holds) with `Accept-Encoding: identity` and `gzip`: the time includes
-reading and decoding the whole body; the wire size is what came over the socket.
+reading the whole body and undoing its content coding, not parsing its JSON (on
+either side: 52 ms of a 20,000-record answer); the wire size is what came over
+the socket.
 """
 
 from __future__ import annotations

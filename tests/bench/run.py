@@ -51,7 +51,7 @@ import report
 import typed
 from influx_ingest import bench_influx_write
 from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, storecast_memory, wait_for_stable_disk
-from storecast_target import REPO, Storecast, range_params, results_of, start_storecast
+from storecast_target import REPO, Storecast, body_of, range_params, results_of, start_storecast
 from timing import repeat
 from workload import (
     ATTRIBUTES,
@@ -283,7 +283,7 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             result["raw"] = {**raw.as_json(), "records": len(records), "bytes": len(raw.last.content)}
             result["value_mismatches"] = _value_mismatches(dataset, equipment_id, records, buckets)
             result["raw_by_encoding"] = reads.raw_by_length_and_encoding(
-                client, lambda d: results_of(Storecast.get(client, d.site_id, equipment_id, range_params(d))), dataset, args.runs
+                client, lambda d: body_of(Storecast.get(client, d.site_id, equipment_id, range_params(d))), dataset, args.runs
             )
             result["rss_bytes_after_queries"] = rss_bytes(target.server.pid)
             say(f"storecast GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")

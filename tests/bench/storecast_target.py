@@ -88,6 +88,14 @@ def range_params(dataset: Dataset, **extra: str | int) -> dict[str, str | int]:
     return {"from": dataset.start_ms, "to": dataset.end_ms, **extra}
 
 
+def body_of(response: httpx.Response) -> bytes:
+    """The body of a successful GET, as it came (content coding undone, JSON not parsed): what
+    a peer's timed read returns too, so that no side's time holds the client's parsing."""
+    if response.status_code != 200 or not response.content.startswith(b'{"status_code":1000,'):
+        raise RuntimeError(f"GET {response.request.url} -> {response.status_code}: {response.text[:300]}")
+    return response.content
+
+
 def results_of(response: httpx.Response) -> list[dict[str, object]]:
     """The `results` of a successful GET, or an error naming what came back."""
     if response.status_code != 200:

@@ -18,7 +18,7 @@ from backports import zstd
 from gateway.reads import STREAMED_SPAN_MS
 from storecast.catalog import EQUIPMENT_TYPES
 from storecast.v1 import catalog_pb2, query_pb2, query_pb2_grpc
-from tests.conftest import Pki, Storecast, free_port, ok, start_storecast, stop_storecast
+from tests.conftest import Pki, Storecast, assert_error, free_port, ok, start_storecast, stop_storecast
 from tests.helpers import T0
 from tests.test_memory import process_tree
 from tests.test_metrics import scrape, value
@@ -185,3 +185,20 @@ def test_a_client_gone_mid_stream_stops_the_query_and_the_rest_is_served(instanc
         ok(admin.put(f"/v1/{SITE}/production/meter-3p", json={"values": [{"timestamp": T0, "id": 2}]}), 201)
         [stored] = ok(admin.get(f"/v1/{SITE}/production/meter-3p/2"))["results"]
         assert stored["timestamp"] == T0 and stored["id"] == 2
+
+
+def test_a_refused_long_read_gets_the_error_a_whole_one_gets(
+    instance: tuple[Storecast, int], query: query_pb2_grpc.QueryStub
+) -> None:
+    """The refusal comes before the first piece: over HTTP the usual error, over gRPC the ApiError."""
+    storecast, _ = instance
+    with storecast.client("admin") as admin:
+        assert_error(admin.get(f"/v1/{SITE}/production/meter-3p/404"), 400, 1107)
+        assert_error(admin.get(f"/v1/{SITE + 1}/production/meter-3p/1", params={"from": 0, "to": T0}), 400, 1107)
+    request = query_pb2.GetProductionRequest(site_id=SITE, equipment_type=catalog_pb2.METER_3P, id=404)
+    with pytest.raises(grpc.RpcError) as streamed:
+        list(query.StreamProductionJson(request, timeout=60))
+    with pytest.raises(grpc.RpcError) as whole:
+        query.GetProduction(request, timeout=60)
+    assert streamed.value.code() == whole.value.code() == grpc.StatusCode.NOT_FOUND
+    assert streamed.value.trailing_metadata() == whole.value.trailing_metadata()

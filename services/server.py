@@ -22,7 +22,14 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from services.ingest.service import IngestService
         from services.ingest.service import register as register_ingest
 
-        ingest = IngestService(store, settings.batching, settings.retention, rollups=settings.rollups, log_settings=settings.log)
+        ingest = IngestService(
+            store,
+            settings.batching,
+            settings.retention,
+            rollups=settings.rollups,
+            log_settings=settings.log,
+            max_body_bytes=settings.max_body_bytes,
+        )
         recent = None if ingest.flusher is None else InProcess(ingest.flusher)
         registrations.append(register_ingest(ingest))
     # Replicas named: every reader asks them all, this process's own ingest among them.
@@ -51,7 +58,7 @@ def _without_store(targets: tuple[str, ...], settings: ServiceSettings) -> froze
     """What answers while the store is down: production PUTs, into the write-ahead log."""
     if "ingest" in targets and settings.log is not None:
         ingest = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
-        return frozenset({f"/{ingest}/PutProduction", f"/{ingest}/PutProductionMany"})
+        return frozenset({f"/{ingest}/{put}" for put in ("PutProduction", "PutProductionMany", "PutProductionStream")})
     return frozenset()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -11,6 +13,7 @@ import numpy as np
 from services.ingest.flusher import Flusher, Records
 from services.ingest.wal import LogFull, WriteAheadLog
 from services.lib.config import LogSettings
+from services.lib.memory import return_freed_memory
 from services.lib.reads.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
 from services.lib.reads.window import production_window
 from services.lib.recent.answer import from_memory
@@ -26,6 +29,7 @@ from services.lib.store.engine import Store
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.catalog import EQUIPMENT_BY_ENUM, EQUIPMENT_TYPES, RecordType
+from storecast.env import setting
 from storecast.status import ApiFailure, ApiStatus, to_api_error
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 
@@ -53,7 +57,7 @@ class RecordInput:
         self._decoder = payload.body_decoder(record, equipment.table_suffix)
         self._table = payload.RecordTable(record)
 
-    def columns(self, body: bytes) -> Columns:
+    def columns(self, body: payload.Body) -> Columns:
         if len(body) >= payload.SLICED_BODY_BYTES:
             table = self._table.decode(body)
             if table is not None:
@@ -68,6 +72,18 @@ class RecordInput:
         stamps = typed.timestamps(batch.timestamps, _record_path)
         values = typed.attributes(batch.columns, self.equipment.attributes, rows, _record_path)
         return [stamps, np.array(batch.ids, dtype=np.uint32), *(v.for_native() for v in values)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A PutProductionStream's body, gathered: what _put reads of a PutProductionRequest."""
+
+    site_id: int
+    equipment_type: int
+    v1_json: bytearray
+
+    def ByteSize(self) -> int:  # noqa: N802 (as the message's)
+        return len(self.v1_json)
 
 
 def _record_path(row: int) -> str:
@@ -132,9 +148,12 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         *,
         rollups: bool = True,
         log_settings: LogSettings | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
         self._store = store
         self._retention = retention
+        # A streamed body's limit (PutProductionStream); a message's is the server's message size limit.
+        self._max_body_bytes = int(setting("STORECAST_MAX_BODY_BYTES")) if max_body_bytes is None else max_body_bytes
         self._writers = _writers(store, batching, retention)
         # None: PUTs wait for their insert (group commit), as forecasts and tariffs do.
         self.flusher = None if log_settings is None else self._start_log(log_settings)
@@ -180,6 +199,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     async def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: Context) -> records_pb2.PutReply:
         return await self._put(request)
 
+    async def PutProductionStream(
+        self, pieces: AsyncIterator[ingest_pb2.PutProductionPiece], context: Context
+    ) -> records_pb2.PutReply:
+        body = bytearray()
+        named: tuple[int, int] | None = None  # the first piece's site and equipment type
+        async for piece in pieces:
+            if named is None:
+                named = (piece.site_id, piece.equipment_type)
+            body += piece.v1_json
+            if len(body) > self._max_body_bytes:
+                raise ApiFailure(ApiStatus.PAYLOAD_CONTENT_ERROR, f"the body is larger than {self._max_body_bytes} bytes")
+        if named is None:
+            raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "the body is empty")
+        return await self._put(_Body(*named, body))
+
     async def PutProductionMany(
         self, request: ingest_pb2.PutProductionManyRequest, context: Context
     ) -> ingest_pb2.PutProductionManyReply:
@@ -200,7 +234,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             log.exception("request_id=%s method=PutProductionMany failed", request_id)
             return ingest_pb2.PutOutcome(error=to_api_error(ApiFailure(ApiStatus.SERVER_ERROR)))
 
-    async def _put(self, request: ingest_pb2.PutProductionRequest) -> records_pb2.PutReply:
+    async def _put(self, request: ingest_pb2.PutProductionRequest | _Body) -> records_pb2.PutReply:
         """On the event loop: a small body is decoded there, a large one on a thread (the loop serves
         other calls meanwhile); then the log's group commit, or without a log the store's."""
         writer = self._writers.get(request.equipment_type)
@@ -217,12 +251,18 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         writer.written.inc(rows)
         return records_pb2.PutReply(stored=rows)
 
-    def _records(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest) -> Records:
+    def _records(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest | _Body) -> Records:
         return Records.of(writer.equipment.name, request.site_id, self._columns(writer, request))
 
-    def _columns(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest) -> Columns:
+    def _columns(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest | _Body) -> Columns:
         """The request's records as insert columns, the last occurrence of a key kept, charged to the budget."""
-        if request.HasField("batch"):
+        if isinstance(request, _Body):
+            columns = writer.input.columns(request.v1_json)
+            # The largest thing a PUT holds, freed once decoded rather than once logged and answered,
+            # and given back to the system (docs/operations/admission.md).
+            request.v1_json.clear()
+            return_freed_memory()
+        elif request.HasField("batch"):
             columns = writer.input.batch_columns(request.batch)
         else:
             columns = writer.input.columns(request.v1_json)
@@ -233,7 +273,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         charge_records(len(columns[0]))
         return columns
 
-    def _commit(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest) -> records_pb2.PutReply:
+    def _commit(self, writer: _EquipmentWriter, request: ingest_pb2.PutProductionRequest | _Body) -> records_pb2.PutReply:
         columns = self._columns(writer, request)
         rows = len(columns[0])
         writer.committer.store([(request.site_id,) * rows, *columns])

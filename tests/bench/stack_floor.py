@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ class NothingToDo(ingest_pb2_grpc.IngestServicer):
     ) -> ingest_pb2.PutProductionManyReply:
         stored = ingest_pb2.PutOutcome(stored=records_pb2.PutReply(stored=1))
         return ingest_pb2.PutProductionManyReply(outcomes=[stored] * len(request.puts))
+
+    async def PutProductionStream(
+        self, pieces: AsyncIterator[ingest_pb2.PutProductionPiece], context: Context
+    ) -> records_pb2.PutReply:
+        return records_pb2.PutReply(stored=1)
 
 
 async def serve_services(socket_path: Path, stopping: threading.Event) -> None:

@@ -27,7 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from types import GenericAlias
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 import numpy as np
@@ -36,6 +36,9 @@ from msgspec.structs import astuple
 from services.lib.records import rules
 from storecast.catalog import Attribute, RecordType
 from storecast.status import ApiFailure, ApiStatus
+
+# A body as a message carries it, or as PutProductionStream gathers it.
+Body: TypeAlias = bytes | bytearray
 
 # A struct field for msgspec.defstruct: (name, type) or (name, type, default).
 Field = tuple[str, Any] | tuple[str, Any, Any]
@@ -88,7 +91,7 @@ def _not_json(detail: str) -> ApiFailure:
 _UTF8_SLICE = 1 << 20
 
 
-def _is_utf8(body: bytes) -> bool:
+def _is_utf8(body: Body) -> bool:
     # In slices, so that a large body never becomes one large str.
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(body)
@@ -104,7 +107,7 @@ def _is_utf8(body: bytes) -> bool:
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-def _closes_what_it_opens(body: bytes) -> bool:
+def _closes_what_it_opens(body: Body) -> bool:
     """Whether every [ and { outside strings is closed, and no string is left open."""
     structure = np.frombuffer(_STRING.sub(b"", body), dtype=np.uint8)
     if (structure == ord('"')).any():
@@ -114,7 +117,7 @@ def _closes_what_it_opens(body: bytes) -> bool:
     return depth.size == 0 or (int(depth.min()) >= 0 and int(depth[-1]) == 0)
 
 
-def _check_encoding(body: bytes) -> None:
+def _check_encoding(body: Body) -> None:
     """1301 if the body as a whole is not UTF-8 JSON.
 
     msgspec stops at the first value of a wrong type, before it has read the
@@ -134,7 +137,7 @@ def _check_encoding(body: bytes) -> None:
         raise _not_json("a string is not UTF-8")
 
 
-def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Sequence[Any]:
+def decode(decoder: msgspec.json.Decoder[Any], body: Body) -> Sequence[Any]:
     """The records of a {"values": [...]} body, or the contract's 1301/1302/1303."""
     if not body.strip():
         raise ApiFailure(ApiStatus.PAYLOAD_EMPTY_ERROR, "the body is empty")
@@ -148,7 +151,7 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Sequence[Any]:
 
 
 def _decoded(
-    decoder: msgspec.json.Decoder[Any], body: bytes, words: Callable[[msgspec.ValidationError], str], floats_again: bool = False
+    decoder: msgspec.json.Decoder[Any], body: Body, words: Callable[[msgspec.ValidationError], str], floats_again: bool = False
 ) -> Any:
     """The decoded body, or 1301/1303; with `floats_again`, None if the first value refused is
     a float where an integer is expected (a body to decode again, taking integral floats)."""
@@ -234,7 +237,7 @@ def _integral_floats(decoder: msgspec.json.Decoder[Any]) -> tuple[msgspec.json.D
     )
 
 
-def _decode_integral_floats(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+def _decode_integral_floats(decoder: msgspec.json.Decoder[Any], body: Body) -> Any:
     """The body decoded as `decoder` would, with integral floats where integers are expected.
 
     Lax decoding alone would also take "1" for 1 and "1.5" for 1.5; it runs only
@@ -247,7 +250,7 @@ def _decode_integral_floats(decoder: msgspec.json.Decoder[Any], body: bytes) -> 
     return lax.decode(body)
 
 
-def _describe_float_for_int(error: msgspec.ValidationError, body_type: Any, body: bytes) -> str:
+def _describe_float_for_int(error: msgspec.ValidationError, body_type: Any, body: Body) -> str:
     """describe(), with a float refused for an integer field worded as an integer would be.
 
     A fraction is "expected a non-negative integer, got a decimal number", as any
@@ -272,9 +275,9 @@ def _describe_float_for_int(error: msgspec.ValidationError, body_type: Any, body
     return f"{path}: {rules.mismatch('int | null' if optional else 'int', 'float')}"
 
 
-def _is_integral(body: bytes, segments: Sequence[str | int]) -> bool:
+def _is_integral(body: Body, segments: Sequence[str | int]) -> bool:
     """Whether the number at the path is a whole one, reading only what leads to it."""
-    node: bytes | msgspec.Raw = body
+    node: Body | msgspec.Raw = body
     try:
         for segment in segments:
             if isinstance(segment, str):
@@ -350,7 +353,7 @@ class RecordTable:
         self._records = msgspec.json.Decoder(GenericAlias(list, (record_struct,)))
         self._fields = len(record_struct.__struct_fields__)
 
-    def decode(self, body: bytes, slice_records: int = SLICE_RECORDS) -> np.ndarray | None:
+    def decode(self, body: Body, slice_records: int = SLICE_RECORDS) -> np.ndarray | None:
         """[field, record] float64, or None for `decode` to answer."""
         try:
             values = _RAW_VALUES.decode(body).values

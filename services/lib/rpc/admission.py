@@ -41,11 +41,12 @@ class Budget:
         self.used = 0
         self._lock = threading.Lock()
 
-    def try_charge(self, amount: int) -> bool:
+    def try_charge(self, amount: int, held: int = 0) -> bool:
+        """`held`: what the same request holds of it already (a stream's earlier pieces)."""
         with self._lock:
             # A lone request larger than the whole budget still passes when nothing else is in flight:
             # the body size limit, not this, is what refuses it.
-            if self.used and self.used + amount > self.limit:
+            if self.used > held and self.used + amount > self.limit:
                 return False
             self.used += amount
             return True
@@ -82,6 +83,7 @@ class _Ticket:
     def __init__(self, records: Budget) -> None:
         self.records = records
         self.rows = 0
+        self.bytes = 0
 
 
 class AdmissionInterceptor(grpc.aio.ServerInterceptor):
@@ -146,6 +148,18 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(
                 admitted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
             )
+        if handler.stream_unary is not None and wraps_coroutine(handler.stream_unary):
+            receiver = cast(Callable[[AsyncIterator[Message], Context], Awaitable[Any]], handler.stream_unary)
+
+            async def admitted_receiver(requests: AsyncIterator[Message], context: Context) -> Any:
+                with self._admission(None, is_put, needs_store) as ticket:
+                    return await receiver(self._charged(requests, ticket), context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                admitted_receiver,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
             generator = cast(Callable[[Message, Context], AsyncGenerator[Any]], handler.unary_stream)
 
@@ -175,20 +189,32 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     @contextmanager
-    def _admission(self, request: Message, is_put: bool, needs_store: bool) -> Iterator[None]:
+    def _admission(self, request: Message | None, is_put: bool, needs_store: bool) -> Iterator[_Ticket | None]:
+        """The call's admission; a Put's ticket, charged `request`'s size (a stream's pieces are
+        charged as they come, `_charged`), released as the call ends."""
         if self._check_ready is not None and needs_store:
             self._check_ready()
         if not is_put:
-            yield
+            yield None
             return
-        size = request.ByteSize()
-        if not self.body_bytes.try_charge(size):
-            raise busy(self.body_bytes.what)
         ticket = _Ticket(self.records)
+        if request is not None:
+            self._charge_bytes(ticket, request.ByteSize())
         token = _ticket.set(ticket)
         try:
-            yield
+            yield ticket
         finally:
             _ticket.reset(token)
-            self.body_bytes.release(size)
+            self.body_bytes.release(ticket.bytes)
             self.records.release(ticket.rows)
+
+    def _charge_bytes(self, ticket: _Ticket, size: int) -> None:
+        if not self.body_bytes.try_charge(size, ticket.bytes):
+            raise busy(self.body_bytes.what)
+        ticket.bytes += size
+
+    async def _charged(self, requests: AsyncIterator[Message], ticket: _Ticket | None) -> AsyncIterator[Message]:
+        async for request in requests:
+            if ticket is not None:
+                self._charge_bytes(ticket, request.ByteSize())
+            yield request

@@ -152,6 +152,19 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                 _abort_sync(context, call.status)
 
             return _unary(guarded, handler)
+        if handler.stream_unary is not None and wraps_coroutine(handler.stream_unary):
+            receiver = cast(Callable[[AsyncIterator[Any], Context], Awaitable[Any]], handler.stream_unary)
+
+            async def guarded_receiver(requests: AsyncIterator[Any], context: Context) -> Any:
+                with grpc_server_span(context, method), _Call(context, method, metrics) as call:
+                    return await receiver(requests, context)
+                await _abort(context, call.status)
+
+            return grpc.stream_unary_rpc_method_handler(
+                guarded_receiver,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
             generator = cast(Callable[[Any, Context], AsyncGenerator[Any]], handler.unary_stream)
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import console, ext_routing, health, openapi, params, reads, routing
 from gateway.admission import Admission
 from gateway.backends import Backends
-from gateway.bodies import BodyReader
+from gateway.bodies import BodyReader, IncomingBody
 from gateway.codings import EncodeResponses
 from gateway.config import GatewaySettings
 from gateway.ext import ExtApi
@@ -42,6 +42,13 @@ from storecast.status import ApiFailure, ApiStatus
 from storecast.v1 import ingest_pb2, vector_pb2
 
 log = logging.getLogger("storecast.gateway")
+
+
+# A production PUT body at least this large (its Content-Length), coded or chunked goes to the
+# ingest service piece by piece as it arrives (PutProductionStream): the gateway holds a piece,
+# not the body, its message's copy and the serialized call. A smaller one goes whole, and shares
+# its call with the small PUTs that arrive with it (gateway/shared_calls.py).
+STREAMED_PUT_BYTES = 4 * 1024 * 1024
 
 
 class V1Api:
@@ -85,21 +92,30 @@ class V1Api:
         return await handler(request, target)
 
     async def read_json_body(self, request: Request) -> bytes:
-        """The body of a PUT: no query string, JSON content type, then as gateway/bodies.py reads any body."""
+        """The body of a PUT, read whole."""
+        return await self.json_body(request).read()
+
+    def json_body(self, request: Request) -> IncomingBody:
+        """The body of a PUT, admitted: no query string, JSON content type, then as gateway/bodies.py admits any body."""
         params.parse(request.scope["query_string"], (), "a PUT")
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != JSON:
             raise ApiFailure(ApiStatus.INVALID_HEADER, f"Content-Type must be {JSON}, got {media_type or 'none'!r}")
-        return await self._bodies.read(request)
+        return self._bodies.admit(request)
 
     async def get(self, request: Request, target: routing.Target) -> Response:
         return await reads.read(self.backends, request, target, V1_AGGREGATIONS)
 
     async def put_production(self, request: Request, target: routing.Target) -> Response:
-        # No name holds the body once the message has its copy: one copy less per large PUT in flight.
-        call = ingest_pb2.PutProductionRequest(
-            site_id=target.site_id, equipment_type=reads.equipment_type(target), v1_json=await self.read_json_body(request)
-        )
+        body = self.json_body(request)
+        equipment_type = reads.equipment_type(target)
+        if body.declared_size is None or body.coded or body.declared_size >= STREAMED_PUT_BYTES:
+            # Sent on piece by piece as it arrives: no copy of it is held here.
+            first = ingest_pb2.PutProductionPiece(site_id=target.site_id, equipment_type=equipment_type)
+            reply = await self.backends.put_production_stream(first, body.pieces(), request_id_of(request.scope))
+            return created_response(request, reply)
+        # No name holds the body once the message has its copy: one copy less per PUT in flight.
+        call = ingest_pb2.PutProductionRequest(site_id=target.site_id, equipment_type=equipment_type, v1_json=await body.read())
         reply = await self.backends.production_puts.call(call, request_id_of(request.scope))
         return created_response(request, reply)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 import grpc
@@ -17,6 +18,9 @@ from storecast.status import ApiFailure, ApiStatus, from_api_error, from_rpc_sta
 from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, inventory_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2, vector_pb2_grpc
 from storecast.v1 import status_pb2 as api_status_pb2
+
+# A PutProductionStream piece: what the gateway holds of a large PUT body at a time.
+_PUT_PIECE_BYTES = 1024 * 1024
 
 log = logging.getLogger("storecast.gateway")
 
@@ -87,6 +91,40 @@ class Backends:
             raise _failure_of(error, request_id) from None
         finally:
             call.cancel()
+
+    async def put_production_stream(
+        self, first: ingest_pb2.PutProductionPiece, body: AsyncIterator[bytes], request_id: str
+    ) -> records_pb2.PutReply:
+        """PutProductionStream of `body`, sent on in pieces of about _PUT_PIECE_BYTES as it arrives,
+        the first naming what `first` names. A body that fails on the way (its 413 or 1301, its
+        client gone) cancels the call, so that nothing of it is stored, and is what this raises."""
+        failed: list[Exception] = []
+
+        async def pieces() -> AsyncIterator[ingest_pb2.PutProductionPiece]:
+            piece, gathered = first, bytearray()
+            try:
+                async for part in body:
+                    gathered += part
+                    if len(gathered) >= _PUT_PIECE_BYTES:
+                        piece.v1_json = bytes(gathered)
+                        yield piece
+                        piece, gathered = ingest_pb2.PutProductionPiece(), bytearray()
+            except Exception as error:
+                failed.append(error)
+                raise
+            piece.v1_json = bytes(gathered)
+            yield piece
+
+        method = self.ingest.PutProductionStream
+        try:
+            with grpc_client_call(method, request_id) as metadata:
+                return await method(pieces(), timeout=self._timeout, metadata=metadata)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+            if failed:  # grpcio cancelled the call when the pieces failed
+                raise failed[0] from None
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            raise _failure_of(error, request_id) from None
 
     async def _put_production(self, request: ingest_pb2.PutProductionRequest, request_id: str) -> records_pb2.PutReply:
         return await self.call(self.ingest.PutProduction, request, request_id)

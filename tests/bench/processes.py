@@ -92,7 +92,7 @@ def _children_by_parent() -> dict[int, list[int]]:
     return children
 
 
-def _vm_rss_bytes(pid: int) -> int:
+def vm_rss_bytes(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -118,7 +118,7 @@ def process_tree(pid: int) -> list[int]:
 
 def rss_bytes(pid: int) -> int:
     """VmRSS of the process plus all its descendants."""
-    return sum(_vm_rss_bytes(member) for member in process_tree(pid))
+    return sum(vm_rss_bytes(member) for member in process_tree(pid))
 
 
 def memory_split(pid: int) -> dict[str, float]:

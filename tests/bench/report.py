@@ -61,6 +61,7 @@ def checks(results: dict[str, Any]) -> list[Check]:
         + (recent_checks(results["fleet_recent"]) if "fleet_recent" in results else [])
         + (typed_checks(results["typed"]) if "typed" in results else [])
         + (influx_write_checks(results) if "storecast_influx" in results else [])
+        + (large_put_checks(results["storecast"]["large_puts"]) if "large_puts" in results.get("storecast", {}) else [])
         + (long_range_checks(results["long_ranges"]) if "long_ranges" in results else [])
         + (upkeep_checks(results["long_ranges"]) if "upkeep" in results.get("long_ranges", {}) else [])
     )
@@ -163,6 +164,15 @@ def aggregate_and_raw_read_checks(results: dict[str, Any]) -> list[Check]:
             "<=",
             0.2,
         ),
+    ]
+
+
+def large_put_checks(large: dict[str, Any]) -> list[Check]:
+    """Issue 22's memory target under concurrent large PUTs (tests/bench/large_puts.py)."""
+    return [
+        _bound_check("large PUTs: peak RSS growth / admitted bytes", large["growth_per_admitted_byte"], "<=", 3.0),
+        _equal_check("large PUTs: admitted ones stored whole", large["admitted_stored_whole"], large["admitted"]),
+        _equal_check("large PUTs: answers other than 201 or 503", len(large["other_statuses"]), 0),
     ]
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import concurrency
 import fleet
 import httpx
+import large_puts
 import long_ranges
 import numpy as np
 import peers
@@ -294,6 +295,12 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
             say(f"storecast: 4 writers + 4 readers for {args.concurrency_seconds:g} s")
             result["concurrency"] = concurrency.run_mixed(target, dataset, args.concurrency_seconds)
             result["rss_bytes_after_concurrency"] = rss_bytes(target.server.pid)
+        say(f"storecast: {large_puts.PUTS} concurrent PUTs of {large_puts.BODY_BYTES >> 20} MiB")
+        large = result["large_puts"] = large_puts.run(target, dataset)
+        say(
+            f"storecast: {large['admitted']} admitted, {large['refused']} refused; RSS {large['rss_before_mib']:.0f} -> "
+            f"{large['rss_peak_mib']:.0f} MiB, {large['growth_per_admitted_byte']} x the admitted bytes"
+        )
     finally:
         code = target.server.stop()
         result["exit_code"] = code

@@ -25,7 +25,15 @@ from typing import Any, cast
 import grpc
 from google.protobuf.message import Message
 
-from services.lib.rpc.server import Context, Handler, wraps_async_generator, wraps_coroutine
+from services.lib.rpc.server import (
+    Context,
+    Handler,
+    stream_unary_handler,
+    unary_handler,
+    unary_stream_handler,
+    wraps_async_generator,
+    wraps_coroutine,
+)
 from storecast.env import setting
 from storecast.status import ApiFailure, ApiStatus
 
@@ -133,11 +141,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 with self._admission(request, is_put, needs_store):
                     return await coroutine(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                admitted_coroutine,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_handler(admitted_coroutine, handler)
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
@@ -145,9 +149,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 with self._admission(request, is_put, needs_store):
                     return unary(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                admitted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-            )
+            return unary_handler(admitted, handler)
         if handler.stream_unary is not None and wraps_coroutine(handler.stream_unary):
             receiver = cast(Callable[[AsyncIterator[Message], Context], Awaitable[Any]], handler.stream_unary)
 
@@ -155,11 +157,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 with self._admission(None, is_put, needs_store) as ticket:
                     return await receiver(self._charged(requests, ticket), context)
 
-            return grpc.stream_unary_rpc_method_handler(
-                admitted_receiver,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return stream_unary_handler(admitted_receiver, handler)
         if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
             generator = cast(Callable[[Message, Context], AsyncGenerator[Any]], handler.unary_stream)
 
@@ -169,11 +167,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                         async for reply in replies:
                             yield reply
 
-            return grpc.unary_stream_rpc_method_handler(
-                admitted_generator,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_stream_handler(admitted_generator, handler)
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
@@ -181,11 +175,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 with self._admission(request, False, needs_store):
                     yield from stream(request, context)
 
-            return grpc.unary_stream_rpc_method_handler(
-                admitted_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_stream_handler(admitted_stream, handler)
         return handler
 
     @contextmanager

@@ -142,7 +142,7 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                     return await coroutine(request, context)
                 await _abort(context, call.status)
 
-            return _unary(guarded_coroutine, handler)
+            return unary_handler(guarded_coroutine, handler)
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
@@ -151,7 +151,7 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                     return unary(request, context)
                 _abort_sync(context, call.status)
 
-            return _unary(guarded, handler)
+            return unary_handler(guarded, handler)
         if handler.stream_unary is not None and wraps_coroutine(handler.stream_unary):
             receiver = cast(Callable[[AsyncIterator[Any], Context], Awaitable[Any]], handler.stream_unary)
 
@@ -160,11 +160,7 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                     return await receiver(requests, context)
                 await _abort(context, call.status)
 
-            return grpc.stream_unary_rpc_method_handler(
-                guarded_receiver,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return stream_unary_handler(guarded_receiver, handler)
         if handler.unary_stream is not None and wraps_async_generator(handler.unary_stream):
             generator = cast(Callable[[Any, Context], AsyncGenerator[Any]], handler.unary_stream)
 
@@ -181,11 +177,7 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                     return
                 await _abort(context, call.status)
 
-            return grpc.unary_stream_rpc_method_handler(
-                guarded_generator,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_stream_handler(guarded_generator, handler)
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
@@ -195,16 +187,25 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                     return
                 _abort_sync(context, call.status)
 
-            return grpc.unary_stream_rpc_method_handler(
-                guarded_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_stream_handler(guarded_stream, handler)
         return handler
 
 
-def _unary(behaviour: Callable[..., Any], handler: Handler) -> Handler:
+def unary_handler(behaviour: Callable[..., Any], handler: Handler) -> Handler:
+    """`handler`'s method, with `behaviour` in place of its own (an interceptor's wrapper)."""
     return grpc.unary_unary_rpc_method_handler(
+        behaviour, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
+
+
+def unary_stream_handler(behaviour: Callable[..., Any], handler: Handler) -> Handler:
+    return grpc.unary_stream_rpc_method_handler(
+        behaviour, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
+
+
+def stream_unary_handler(behaviour: Callable[..., Any], handler: Handler) -> Handler:
+    return grpc.stream_unary_rpc_method_handler(
         behaviour, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
     )
 

@@ -17,7 +17,7 @@ from storecast.v1 import catalog_pb2, query_pb2, records_pb2, vector_pb2
 # An unaggregated production read over at least this span (or every record) is streamed from
 # the store as it renders it (StreamProductionJson): at 1 Hz its answer is 18 MB or more. A
 # shorter one is answered whole, as one message: streaming would cost it a query to find its
-# cut at max_records (docs/architecture/streamed-reads.md), and its answer holds little memory.
+# cut at max_records (docs/architecture/data-paths.md, "Long GETs stream"), and its answer is small.
 STREAMED_SPAN_MS = 86_400_000
 
 

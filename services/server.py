@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 from services.lib.config import ServiceSettings
+from services.lib.reads.pending import PendingSpans
 from services.lib.recent.answer import InProcess, RecentReads
 from services.lib.rpc.admission import AdmissionInterceptor
 from services.lib.rpc.readiness import StoreReadiness
@@ -18,6 +19,8 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
     registrations = []
     # In one process the query service reads what the ingest service holds in memory (services/lib/recent/).
     recent: RecentReads | None = None
+    # And its rollup marks, on the embedded store, which only this process writes (services/lib/reads/pending.py).
+    marks: PendingSpans | None = None
     if "ingest" in targets:
         from services.ingest.service import IngestService
         from services.ingest.service import register as register_ingest
@@ -31,6 +34,7 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
             max_body_bytes=settings.max_body_bytes,
         )
         recent = None if ingest.flusher is None else InProcess(ingest.flusher)
+        marks = ingest.pending_spans
         registrations.append(register_ingest(ingest))
     # Replicas named: every reader asks them all, this process's own ingest among them.
     if settings.ingest_replicas and ("query" in targets or "vector" in targets):
@@ -42,7 +46,7 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from services.query.service import register as register_query
 
         registrations.append(
-            register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent)
+            register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent, marks=marks)
         )
         from services.inventory.service import register as register_inventory
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from services.lib.reads.rollup import ROUND_INTERVAL_S
 from services.lib.store.schema import PRODUCTION_TABLES
 from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES, Kind
-from tests.conftest import Pki, Storecast, ok, put, start_storecast, stop_storecast
+from tests.conftest import Pki, Storecast, free_port, ok, put, start_storecast, stop_storecast
 from tests.helpers import JsonObject
 from tests.test_aggregation import aggregate
 
@@ -136,6 +137,32 @@ def hourly_p(instance: Storecast) -> list[float]:
 def put_p(instance: Storecast, records: list[JsonObject]) -> None:
     with instance.client("admin") as admin:
         ok(put(admin, "/v1/1/production/battery", records), 201)
+
+
+def _pending_lookups(metrics_port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    return {
+        where: float(n) for where, n in re.findall(r'storecast_rollup_pending_lookups_total\{answered_from="(\w+)"\} (\S+)', text)
+    }
+
+
+def test_one_process_looks_its_own_marks_up_in_memory(tmp_path: Path, test_pki: Pki) -> None:
+    """In `serve all` the ingest's process writes and deletes every mark, so an aggregation asks
+    its memory, not the store, whether the cells of its range are pending: a PUT into an hour
+    already rolled up counts at once, and once more from the recomputed cells."""
+    metrics_port = free_port()
+    instance = start_storecast(tmp_path, test_pki, {"STORECAST_METRICS_PORT": str(metrics_port)})
+    try:
+        put_p(instance, [{"timestamp": HOUR_1 + i * MINUTE, "id": 1, "p": 1.0} for i in range(3)])
+        time.sleep(ROUND_INTERVAL_S + 1)
+        assert hourly_p(instance) == [1.0]  # from the cells
+        put_p(instance, [{"timestamp": HOUR_1, "id": 1, "p": 4.0}])  # replaces a record of a rolled-up cell
+        assert hourly_p(instance) == [2.0]  # pending: from the records
+        time.sleep(ROUND_INTERVAL_S + 1)
+        assert hourly_p(instance) == [2.0]  # from the recomputed cells
+        assert _pending_lookups(metrics_port) == {"memory": 3.0, "store": 0.0}
+    finally:
+        stop_storecast(instance)
 
 
 @pytest.fixture(scope="module")

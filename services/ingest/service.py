@@ -14,7 +14,16 @@ from services.ingest.flusher import Flusher, Records
 from services.ingest.wal import LogFull, WriteAheadLog
 from services.lib.config import LogSettings
 from services.lib.memory import return_freed_memory
-from services.lib.reads.rollup import Maintainer, RollupOf, kept_spans, mark_rollups_stale, pending_sql, touched_spans
+from services.lib.reads.pending import PendingSpans
+from services.lib.reads.rollup import (
+    Maintainer,
+    RollupOf,
+    kept_spans,
+    mark_rollups_stale,
+    new_token,
+    pending_sql,
+    touched_spans,
+)
 from services.lib.reads.window import production_window
 from services.lib.recent.answer import from_memory
 from services.lib.recent.hot import HotTier, SeriesKey
@@ -104,8 +113,10 @@ class _EquipmentWriter:
         self._table = store.table(table.name)
         self._rollup = store.table(ROLLUP_TABLES[equipment.name].name)
         self._pending = store.table(PENDING_TABLE.name)
-        # None: rollups are off (STORECAST_ROLLUPS=0), and inserts mark nothing.
-        self.maintainer: Maintainer | None = None
+        self.rollups = False  # STORECAST_ROLLUPS: inserts mark the spans they change pending
+        # The marks as this process holds them (services/lib/reads/pending.py), on the embedded store.
+        self.marks: PendingSpans | None = None
+        self.maintainer: Maintainer | None = None  # notified after each insert that marked spans
         self._insert_settings = batching.insert_settings() or _UNIQUE_KEYS_SETTINGS
         self.committer = Committer(table.name, self.insert, (_SITE, _ID, _TIMESTAMP), batching)
         self.written = RECORDS_WRITTEN.labels("production", equipment.name)
@@ -115,19 +126,25 @@ class _EquipmentWriter:
         """The block, then the spans whose rollup cells it changes, marked pending, before
         any of its PUTs is acknowledged. The records first: a maintainer round that read a
         mark must find its records stored (a mark written first could be done and deleted
-        while its records were still on their way)."""
+        while its records were still on their way). In this process's own marks
+        (services/lib/reads/pending.py) they are pending before the records are stored."""
         data = native.block(list(zip(self._column_names, self._column_types, columns)))
         horizon = self._retention.horizon_ms("production", self.equipment.name)
-        spans = (
-            []
-            if self.maintainer is None
-            else kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon)
-        )
-        with store_insert(), self._store.client() as client:
-            client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
-            if spans:
-                client.command(pending_sql(self._pending, self._table, spans))
-                self._spans_marked.inc(len(spans))
+        marks = self.marks
+        spans = kept_spans(touched_spans(columns[_SITE], columns[_ID], columns[_TIMESTAMP]), horizon) if self.rollups else []
+        token = new_token()
+        if marks is not None and spans:
+            marks.add(self._table, token, spans)  # pending here before its records are stored
+        try:
+            with store_insert(), self._store.client() as client:
+                client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
+                if spans:
+                    client.command(pending_sql(self._pending, self._table, spans, token))
+                    self._spans_marked.inc(len(spans))
+        except BaseException:
+            if marks is not None:
+                marks.discard([token])  # its PUTs fail, or the flusher retries them under a new token
+            raise
         if spans and self.maintainer is not None:
             self.maintainer.notify()
 
@@ -155,10 +172,17 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         # A streamed body's limit (PutProductionStream); a message's is the server's message size limit.
         self._max_body_bytes = int(setting("STORECAST_MAX_BODY_BYTES")) if max_body_bytes is None else max_body_bytes
         self._writers = _writers(store, batching, retention)
+        # Every insert marks what it changes in the store. On the embedded store, which no other process can
+        # open, this process writes and deletes every mark: it holds them here too, for its readers.
+        self.pending_spans = PendingSpans() if rollups and store.embedded else None
+        for writer in self._writers.values():
+            writer.rollups = rollups
+            writer.marks = self.pending_spans
+        if not rollups:
+            mark_rollups_stale(store, store.table(PENDING_TABLE.name))
         # None: PUTs wait for their insert (group commit), as forecasts and tariffs do.
         self.flusher = None if log_settings is None else self._start_log(log_settings)
         if not rollups:
-            mark_rollups_stale(store, store.table(PENDING_TABLE.name))
             return
         tables = {
             store.table(PRODUCTION_TABLES[w.equipment.name].name): RollupOf(
@@ -166,7 +190,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             )
             for w in self._writers.values()
         }
-        maintainer = Maintainer(store, store.table(PENDING_TABLE.name), tables, retention)
+        maintainer = Maintainer(store, store.table(PENDING_TABLE.name), tables, retention, marks=self.pending_spans)
         for writer in self._writers.values():
             writer.maintainer = maintainer
         maintainer.notify()  # spans a previous process left pending

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -11,8 +11,10 @@ import grpc
 import numpy as np
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from prometheus_client import Counter
 
 from services.lib.reads import plan
+from services.lib.reads.pending import PendingSpans
 from services.lib.reads.render import (
     JSON_ARRAY_FORMAT,
     JSON_LINES_FORMAT,
@@ -25,7 +27,7 @@ from services.lib.reads.rollup import resolution_for
 from services.lib.reads.window import Window, production_window, record_limit
 from services.lib.recent.answer import RecentReads
 from services.lib.records import typed
-from services.lib.rpc.metrics import HOT_TIER_READS, RECORDS_READ, store_query
+from services.lib.rpc.metrics import HOT_TIER_READS, RECORDS_READ, ROLLUP_PENDING_LOOKUPS, store_query
 from services.lib.rpc.server import Context, Registration, on_worker_threads
 from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
@@ -41,6 +43,8 @@ from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 _FROM_MEMORY = HOT_TIER_READS.labels("production", "memory")
 _FROM_STORE = HOT_TIER_READS.labels("production", "store")
+_LOOKUP_IN_MEMORY = ROLLUP_PENDING_LOOKUPS.labels("memory")
+_LOOKUP_IN_STORE = ROLLUP_PENDING_LOOKUPS.labels("store")
 # The aggregations rollup cells answer: the only ones past the raw records' retention.
 _FROM_CELLS = spelled([a.name for a in AGGREGATIONS.values() if a.cells is not None])
 # The most a streamed read's piece holds; each is a gRPC message, and the gateway sends it on as it comes.
@@ -51,11 +55,20 @@ _STREAM_SETTINGS = " SETTINGS max_block_size = 4096"
 
 class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(
-        self, store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentReads | None = None
+        self,
+        store: Store,
+        max_records: int,
+        retention: Retention,
+        *,
+        rollups: bool = True,
+        recent: RecentReads | None = None,
+        marks: PendingSpans | None = None,
     ) -> None:
         self._store = store
         # The ingest's recent writes: in this process, or its replicas' (services/server.py). None: the log is off.
         self._recent = recent
+        # The ingest's rollup marks in this process, when no other process writes the store (services/server.py).
+        self._marks = marks
         self._rollups = rollups
         self._max_records = max_records
         self._retention = retention
@@ -141,7 +154,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         """A reader across series: every acknowledged record in the store first, so a record just written is seen."""
         if self._recent is not None:
             self._recent.sync_all()
-        return Reader(self._store, self._retention, promql.scope_of(sites), rollups=self._rollups)
+        return Reader(self._store, self._retention, promql.scope_of(sites), rollups=self._rollups, marks=self._marks)
 
     def _read(self, request: query_pb2.GetProductionRequest) -> _ProductionRead:
         equipment = EQUIPMENT_BY_ENUM.get(request.equipment_type)
@@ -161,7 +174,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 ApiStatus.INVALID_PARAMETERS, f"from is older than the {days} days {equipment.name} records are kept; {past}"
             )
         return _ProductionRead(
-            self._store, self._known_ids, request, equipment, window, limit, horizon, self._rollups, self._recent
+            self._store, self._known_ids, request, equipment, window, limit, horizon, self._rollups, self._recent, self._marks
         )
 
 
@@ -178,6 +191,8 @@ class _ProductionRead:
     horizon: int  # the oldest timestamp kept (retention)
     rollups: bool
     recent: RecentReads | None
+    # The rollup marks as this process's ingest writes them, when it is the store's one writer.
+    marks: PendingSpans | None
 
     def from_memory_at_once(self) -> records_pb2.Records | None:
         """The answer from the hot tier when it is at hand without waiting (RecentReads.answer_at_once)."""
@@ -338,24 +353,47 @@ class _ProductionRead:
         resolution = resolution_for(window)
         if self._rollup is None or resolution is None:
             return None
-        start = parameters["start"]
+        start, end = parameters["start"], parameters["end"]
+        marks, table = self.marks, self._table
+        if marks is not None and marks.known and start is not None and end is not None:
+            pending = _counted(
+                _LOOKUP_IN_MEMORY, partial(marks.first_pending, table, self.request.site_id, self.request.id, start, end)
+            )
+            lookup_us = 0.0
+        else:
+            pending = _counted(_LOOKUP_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
+            lookup_us = plan.COSTS.store_lookup_us
         return plan.choose(
-            client,
-            parameters,
-            raw_table=self._table,
-            pending_table=self._pending,
+            pending,
+            start,
+            end,
             resolution=resolution,
             attributes=len(self.equipment.attributes),
             past_records=start is not None and start < self.horizon,
+            lookup_us=lookup_us,
         )
 
 
+def _counted(lookups: Counter, lookup: Callable[[], int | None]) -> Callable[[], int | None]:
+    def counted() -> int | None:
+        lookups.inc()
+        return lookup()
+
+    return counted
+
+
 def register(
-    store: Store, max_records: int, retention: Retention, *, rollups: bool = True, recent: RecentReads | None = None
+    store: Store,
+    max_records: int,
+    retention: Retention,
+    *,
+    rollups: bool = True,
+    recent: RecentReads | None = None,
+    marks: PendingSpans | None = None,
 ) -> Registration:
     def add(server: grpc.aio.Server) -> str:
         query_pb2_grpc.add_QueryServicer_to_server(
-            QueryService(store, max_records, retention, rollups=rollups, recent=recent), server
+            QueryService(store, max_records, retention, rollups=rollups, recent=recent, marks=marks), server
         )
         return query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 

@@ -14,7 +14,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from services.lib.reads.plan import CellsPlan, Tile, cells_plan, first_pending_sql, raw_cost_us
-from services.lib.reads.rollup import Span, kept_spans, pending_sql, resolution_for, touched_spans, upkeep_sql
+from services.lib.reads.rollup import Span, kept_spans, new_token, pending_sql, resolution_for, touched_spans, upkeep_sql
 from services.lib.reads.window import Vintage, Window
 from services.lib.store.schema import COMMITMENT_TABLE, FORECAST_TABLES, PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.sql import bucket_cut_sql, production_sql
@@ -268,7 +268,7 @@ def test_the_rollup_sql_runs(engine: Client) -> None:
     pending = f"unit_rollup.{PENDING_TABLE.name}"
     lookup = first_pending_sql(pending, "unit_rollup.production_meter")
     assert engine.raw_query(lookup, day, fmt="TabSeparatedRaw").strip() in (b"\\N", b"")
-    engine.command(pending_sql(pending, "unit_rollup.production_meter", [Span(1, 7, 3_700_000, 3_700_000)]))
+    engine.command(pending_sql(pending, "unit_rollup.production_meter", [Span(1, 7, 3_700_000, 3_700_000)], new_token()))
     assert engine.raw_query(lookup, day, fmt="TabSeparatedRaw").strip() == b"3700000"
     assert engine.raw_query(lookup, {**day, "id": 8}, fmt="TabSeparatedRaw").strip() in (b"\\N", b"")
 

@@ -26,6 +26,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from services.lib.store.engine import Store
 from services.lib.store.retention import Retention
 from services.lib.store.schema import ROLLUP_RESOLUTIONS_MS
 from storecast.catalog import RecordType
+
+if TYPE_CHECKING:
+    from services.lib.reads.pending import PendingSpans
 
 log = logging.getLogger("storecast.rollup")
 
@@ -167,9 +171,13 @@ def upkeep_sql(raw_table: str, rollup_table: str, record_type: RecordType, spans
     return statements
 
 
-def pending_sql(pending_table: str, raw_table: str, spans: Sequence[Span]) -> str:
-    """The INSERT that marks the spans' cells pending, under a token of their own."""
-    token = secrets.randbits(63)
+def new_token() -> int:
+    """A token for the marks of one insert: a maintainer round deletes exactly the tokens it read."""
+    return secrets.randbits(63)
+
+
+def pending_sql(pending_table: str, raw_table: str, spans: Sequence[Span], token: int) -> str:
+    """The INSERT that marks the spans' cells pending under `token`."""
     rows = ", ".join(f"('{raw_table}', {s.site_id}, {s.id}, {token}, {s.first}, {s.last})" for s in spans)
     return f"INSERT INTO {pending_table} (tbl, site_id, id, token, first, last) VALUES {rows}"
 
@@ -177,7 +185,7 @@ def pending_sql(pending_table: str, raw_table: str, spans: Sequence[Span]) -> st
 def remark_sql(pending_table: str, raw_tables: Sequence[str], *, everything: bool = False) -> str:
     """The INSERT that marks pending again the spans of every part of the raw tables
     written in the RECENT_PARTS_S before each table's newest part (`everything`: of all parts)."""
-    token = secrets.randbits(63)
+    token = new_token()
     selects = []
     for raw_table in raw_tables:
         database, name = raw_table.split(".", 1)
@@ -227,8 +235,11 @@ class Maintainer:
         tables: Mapping[str, RollupOf],
         retention: Retention,
         interval_s: float = ROUND_INTERVAL_S,
+        marks: PendingSpans | None = None,
     ) -> None:
         self._store = store
+        # The marks as this process knows them (services/lib/reads/pending.py), if it is the one writer.
+        self._marks = marks
         self._retention = retention
         # A lightweight DELETE goes to the table that stores the rows: on a cluster, every host's local table.
         cluster = store.cluster
@@ -267,6 +278,10 @@ class Maintainer:
                 client.command(remark_sql(self._pending, list(self._tables), everything=bool(stale)))
             if stale:
                 client.command(f"DELETE FROM {self._stored_pending} WHERE tbl = '{EVERY_TABLE}'")
+            if self._marks is not None:
+                self._marks.load(client.query(f"SELECT tbl, site_id, id, token, first, last FROM {self._pending}").result_rows)
+                if stale:
+                    self._marks.everything_done()
         self._remarked = True
 
     def _run(self) -> None:
@@ -314,6 +329,8 @@ class Maintainer:
                     f"DELETE FROM {self._stored_pending} WHERE tbl = '{table}' AND token IN ({done})"
                     " SETTINGS lightweight_delete_mode = 'lightweight_update'"
                 )
+                if self._marks is not None:
+                    self._marks.discard(tokens)
                 ROLLUP_SPANS_RECOMPUTED.labels(table.split(".", 1)[1]).inc(len(tokens))
             if work and self._store.cluster is None and not self._wake.is_set():
                 # Every read that may take cells reads the marks first, and a read of them applies each

@@ -80,6 +80,12 @@ ROLLUP_SPANS_RECOMPUTED = Counter(
     "Pending spans whose rollup cells were recomputed and whose marks were deleted, by raw table.",
     ["table"],
 )
+ROLLUP_PENDING_LOOKUPS = Counter(
+    "storecast_rollup_pending_lookups",
+    "Lookups of a range's pending rollup marks before an aggregation from cells, by where they were answered:"
+    " memory (the ingest's own marks, in its process) or the store.",
+    ["answered_from"],
+)
 
 # The write-ahead log and the hot tier (services/ingest/), labelled by what they hold.
 WAL_BYTES = Gauge("storecast_wal_bytes", "Bytes of write-ahead log segments not yet released (flushed).", ["kind"])

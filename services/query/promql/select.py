@@ -20,6 +20,7 @@ import promql_parser
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from services.lib.reads.pending import PendingSpans
 from services.lib.reads.rollup import EVERY_TABLE, MINUTE
 from services.lib.records import typed
 from services.lib.rpc.metrics import PROM_WINDOW_READS
@@ -176,12 +177,16 @@ def series_labels(metric: Metric, site_id: int, record_id: int, horizon: Horizon
 class Reader:
     """The store's series and samples for one request, within the caller's sites."""
 
-    def __init__(self, store: Store, retention: Retention, scope: Scope, *, rollups: bool = False) -> None:
+    def __init__(
+        self, store: Store, retention: Retention, scope: Scope, *, rollups: bool = False, marks: PendingSpans | None = None
+    ) -> None:
         self._store = store
         self._retention = retention
         self._scope = scope
         # Whether rollup cells are kept (STORECAST_ROLLUPS), for range functions to read them.
         self._rollups = rollups
+        # The rollup marks as the ingest in this process writes them, when it is the store's one writer.
+        self._marks = marks if marks is not None and marks.known else None
         self.samples_read = 0
 
     def series(self, selector: Selector, start: int | None, end: int | None) -> Iterator[tuple[Metric, int, int]]:
@@ -342,7 +347,7 @@ class Reader:
         whole = WholeCells(metrics, function, first, step, window, max(fitting))
         cells = self._read(
             client,
-            whole.sql(self._rollup_table(metrics[0]), cells_where, self._pending_sql(metrics[0])),
+            whole.sql(self._rollup_table(metrics[0]), cells_where, self._pending_expression(metrics[0])),
             parameters | whole.bounds,
         )
         if cells is None or not cells.num_rows:
@@ -379,6 +384,19 @@ class Reader:
             f" WHERE tbl = '{self._table(metric)}' OR tbl = '{EVERY_TABLE}'"
         )
 
+    def _pending_expression(self, metric: Metric) -> str:
+        """_pending_sql's value in a query: a constant when this process holds the marks (services/lib/reads/pending.py)."""
+        if self._marks is None:
+            return f"({self._pending_sql(metric)})"
+        pending = self._marks.first_pending_in(self._table(metric))
+        return f"CAST({'NULL' if pending is None else pending}, 'Nullable(Int64)')"
+
+    def _first_pending(self, client: Client, metric: Metric) -> int | None:
+        if self._marks is not None:
+            return self._marks.first_pending_in(self._table(metric))
+        found = client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw").strip()
+        return None if found in (b"", b"\\N") else int(found)
+
     def _minute_cells_coverage(
         self, client: Client, metric: Metric, function: str, first: int, step: int, steps: int, window: int, horizon: int
     ) -> tuple[int, int] | None:
@@ -389,8 +407,7 @@ class Reader:
         """
         if not self._cells_fit(function, first, step, window):
             return None
-        found = client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw").strip()
-        return _covered_steps(first, step, steps, window, horizon, None if found in (b"", b"\\N") else int(found))
+        return _covered_steps(first, step, steps, window, horizon, self._first_pending(client, metric))
 
     def _rollup_table(self, metric: Metric) -> str:
         return self._store.table(ROLLUP_TABLES[metric.equipment.name].name)
@@ -554,9 +571,9 @@ class WholeCells:
     def bounds(self) -> dict[str, object]:
         return {"resolution": self.resolution}
 
-    def sql(self, rollup_table: str, cells_where: str, pending_sql: str) -> str:
+    def sql(self, rollup_table: str, cells_where: str, pending: str) -> str:
         """The cells from the first window's start to the last step, with the metrics' figures, and on every
-        row the first pending timestamp (`pending`): one query, as each costs the engine milliseconds."""
+        row the first pending timestamp (`pending`, an expression): one query, as each costs the engine milliseconds."""
         indexes = {a.name: i for i, a in enumerate(self.metrics[0].equipment.attributes, start=1)}
         figures = ", ".join(
             f"sums[{i}] AS `sum {n}`, counts[{i}] AS `count {n}`, mins[{i}] AS `min {n}`, maxs[{i}] AS `max {n}`,"
@@ -564,7 +581,7 @@ class WholeCells:
             for n, i in ((m.attribute.name, indexes[m.attribute.name]) for m in self.metrics)
         )
         return (
-            f"SELECT site_id, id, bucket, notEmpty(firsts) AS known, {figures}, ({pending_sql}) AS pending"
+            f"SELECT site_id, id, bucket, notEmpty(firsts) AS known, {figures}, {pending} AS pending"
             f" FROM {rollup_table} FINAL WHERE {cells_where} AND resolution = {{resolution:Int64}}"
             " AND bucket >= {lower:Int64} AND bucket <= {upper:Int64}"
         )

@@ -744,8 +744,8 @@ def test_the_dashboard_configmap_holds_a_dashboard_of_real_metrics(observed: Ren
     # A ConfigMap holds at most 1 MiB.
     assert len(text.encode()) < 512 * 1024
     families = exported_families()
-    # gateway 4, gRPC 3, records 3, store 2, group commit 2, rollups 3, write-ahead log 5, hot tier 2, PromQL 1
-    assert len(families) == 25
+    # gateway 4, gRPC 3, records 3, store 3, group commit 2, rollups 3, write-ahead log 5, hot tier 2, PromQL 1
+    assert len(families) == 26
     exported = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"}.union(*families.values())
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert panels

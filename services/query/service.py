@@ -33,6 +33,7 @@ from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.gathered import GATHERED_SPAN_MS, GatheredReads, WantedRange
 from services.query.promql import service as promql
 from services.query.promql.select import Reader
 from services.query.sql import bucket_cut_sql, production_members, production_sql
@@ -67,8 +68,9 @@ class QueryService(query_pb2_grpc.QueryServicer):
         self._store = store
         # The ingest's recent writes: in this process, or its replicas' (services/server.py). None: the log is off.
         self._recent = recent
-        # The ingest's rollup marks in this process, when no other process writes the store (services/server.py).
+        # The ingest's rollup marks, on the embedded store, which only this process writes (services/server.py).
         self._marks = marks
+        self._gathered = GatheredReads(store)
         self._rollups = rollups
         self._max_records = max_records
         self._retention = retention
@@ -174,7 +176,17 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 ApiStatus.INVALID_PARAMETERS, f"from is older than the {days} days {equipment.name} records are kept; {past}"
             )
         return _ProductionRead(
-            self._store, self._known_ids, request, equipment, window, limit, horizon, self._rollups, self._recent, self._marks
+            self._store,
+            self._known_ids,
+            request,
+            equipment,
+            window,
+            limit,
+            horizon,
+            self._rollups,
+            self._recent,
+            self._marks,
+            self._gathered,
         )
 
 
@@ -193,6 +205,7 @@ class _ProductionRead:
     recent: RecentReads | None
     # The rollup marks as this process's ingest writes them, when it is the store's one writer.
     marks: PendingSpans | None
+    gathered: GatheredReads
 
     def from_memory_at_once(self) -> records_pb2.Records | None:
         """The answer from the hot tier when it is at hand without waiting (RecentReads.answer_at_once)."""
@@ -221,10 +234,21 @@ class _ProductionRead:
             self.recent.sync(self.equipment, self.request, window)
 
     def json(self) -> tuple[RenderedArray, int | None]:
-        rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
+        wanted = self._gatherable()
+        if wanted is None:
+            rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
+        else:
+            rendered = self.gathered.read(self._table, self.equipment, wanted)
         self._known(rendered.count > 0)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         return rendered, next_from
+
+    def _gatherable(self) -> WantedRange | None:
+        """The read as one that may share its query with others (services/query/gathered.py): raw, and short."""
+        start, end = self.window.start, self.window.end
+        if self.window.aggregation is not None or start is None or end is None or end - start > GATHERED_SPAN_MS:
+            return None
+        return WantedRange(self.request.site_id, self.request.id, max(start, self.horizon), end, self.limit)
 
     def json_pieces(self) -> Iterator[query_pb2.JsonPiece]:
         """json()'s answer of an unaggregated read, in pieces as the engine renders them, the

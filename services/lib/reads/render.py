@@ -128,6 +128,13 @@ def limit_array(array: bytes, limit: int) -> RenderedArray:
     return RenderedArray(array[:cut] + b"]", limit, array[cut + len(_BETWEEN) : -1])
 
 
+def array_of(records: Sequence[bytes], limit: int) -> RenderedArray:
+    """limit_array's answer from the rendered records themselves (limit + 1 of them at most)."""
+    if len(records) <= limit:
+        return RenderedArray(b"[" + _BETWEEN.join(records) + b"]", len(records), None)
+    return RenderedArray(b"[" + _BETWEEN.join(records[:limit]) + b"]", limit, records[limit])
+
+
 def leading_timestamp(record: bytes) -> int:
     """The timestamp of a rendered record, which always comes first: {"timestamp":N,...}."""
     return int(record[record.index(b":") + 1 : record.index(b",")])

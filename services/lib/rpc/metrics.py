@@ -80,6 +80,11 @@ ROLLUP_SPANS_RECOMPUTED = Counter(
     "Pending spans whose rollup cells were recomputed and whose marks were deleted, by raw table.",
     ["table"],
 )
+READS_PER_QUERY = Histogram(
+    "storecast_store_reads_per_query",
+    "Small raw production reads answered by one engine query (services/query/gathered.py).",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
 ROLLUP_PENDING_LOOKUPS = Counter(
     "storecast_rollup_pending_lookups",
     "Lookups of a range's pending rollup marks before an aggregation from cells, by where they were answered:"

@@ -383,10 +383,8 @@ class _ProductionRead:
             pending = _counted(
                 _LOOKUP_IN_MEMORY, partial(marks.first_pending, table, self.request.site_id, self.request.id, start, end)
             )
-            lookup_us = 0.0
         else:
             pending = _counted(_LOOKUP_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
-            lookup_us = plan.COSTS.store_lookup_us
         return plan.choose(
             pending,
             start,
@@ -394,7 +392,6 @@ class _ProductionRead:
             resolution=resolution,
             attributes=len(self.equipment.attributes),
             past_records=start is not None and start < self.horizon,
-            lookup_us=lookup_us,
         )
 
 

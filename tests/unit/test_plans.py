@@ -143,7 +143,6 @@ def test_both_plans_and_the_chosen_one_equal_the_raw_aggregation(
             resolution=resolution,
             attributes=len(GENSET.attributes),
             past_records=False,
-            lookup_us=plan.COSTS.store_lookup_us,
         )
         assert chosen in (None, cells)
         from_chosen = answer(store, production_sql(RAW, GENSET, window, 10_000, rollup=ROLLUP, plan=chosen), parameters)

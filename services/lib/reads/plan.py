@@ -14,8 +14,8 @@ reads a cell for every 60 records or more.
 
 A plan's cost is estimated from its size, by `COSTS`, measured once on chDB
 (docs/architecture/storage.md, "Reads"): a fixed part (the engine's analysis
-of the query, and for the cells plan the pending lookup too when the store is
-asked), then a part per value read. The records of a range are counted at `CADENCE_MS`: telemetry's
+of the query, and for the cells plan the pending lookup too), then a part per
+value read. The records of a range are counted at `CADENCE_MS`: telemetry's
 usual one record a second. A sparser series only makes cells the better
 choice (a cell exists only where a record does), a denser one misses the
 cells plan where it would have been cheaper, never an exact answer.
@@ -47,14 +47,15 @@ class Costs:
     # A raw aggregation's analysis and set-up: a read of one table, an aggregate per attribute.
     raw_fixed_us: float
     raw_value_us: float
-    # The cells query's analysis and set-up.
+    # The pending lookup (a small query of its own when the store is asked), then the cells query's
+    # analysis and set-up. A lookup answered from memory costs nothing, but the plans are chosen as
+    # before: right after writes the cells query costs more than measured here (the rollup table's
+    # fresh parts under FINAL), and 5 ms more to the cells kept the raw scan where it was faster.
     cells_fixed_us: float
     cell_value_us: float
     # A cells plan that reads records too (partial minutes at the edges, pending minutes)
     # reads a second table in the same query, whatever the few records it finds there.
     cells_records_us: float
-    # The pending lookup before a cells plan, when asked of the store (a small query of its own).
-    store_lookup_us: float
 
 
 # Measured with chDB 26.9 on the bench's meter-3p (13 attributes, 1 s records, 10 equipments
@@ -62,14 +63,7 @@ class Costs:
 # first quartiles on the 2-core machine shared with other work (docs/architecture/storage.md,
 # "Reads"): raw 20 ms for 60 and 3,600 records, 34 for 20,000; cells alone 15-16 ms for 1 or
 # 333 cells; with records 23-27 ms; the pending lookup 5.
-COSTS = Costs(
-    raw_fixed_us=21_000,
-    raw_value_us=0.05,
-    cells_fixed_us=15_000,
-    cell_value_us=0.2,
-    cells_records_us=9_000,
-    store_lookup_us=5_000,
-)
+COSTS = Costs(raw_fixed_us=21_000, raw_value_us=0.05, cells_fixed_us=20_000, cell_value_us=0.2, cells_records_us=9_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,18 +155,17 @@ def choose(
     resolution: int,
     attributes: int,
     past_records: bool,
-    lookup_us: float,
 ) -> CellsPlan | None:
     """The cheaper plan for [start, end[ (None: the raw scan), asking `pending` for the range's first
-    pending timestamp (at a cost of `lookup_us`) only if the cells could be cheaper. `past_records`:
-    the range starts before the raw retention, so only cells can answer its beginning."""
+    pending timestamp only if the cells could be cheaper. `past_records`: the range starts before
+    the raw retention, so only cells can answer its beginning."""
     if start is None or end is None:
         raise ValueError("an aggregation needs a range")
     raw = raw_cost_us(start, end, attributes)
-    if not past_records and lookup_us + cells_plan(start, end, resolution, None).cost_us(attributes) >= raw:
+    if not past_records and cells_plan(start, end, resolution, None).cost_us(attributes) >= raw:
         return None  # cheaper raw even if nothing were pending: no lookup
     plan = cells_plan(start, end, resolution, pending())
-    return plan if past_records or plan.cost_us(attributes) < raw else None  # the lookup is spent either way
+    return plan if past_records or plan.cost_us(attributes) < raw else None
 
 
 def _values(record_type: RecordType) -> str:

@@ -238,7 +238,7 @@ class Maintainer:
         marks: PendingSpans | None = None,
     ) -> None:
         self._store = store
-        # The marks as this process knows them (services/lib/reads/pending.py), if it is the one writer.
+        # The marks as this process holds them (services/lib/reads/pending.py), on the embedded store.
         self._marks = marks
         self._retention = retention
         # A lightweight DELETE goes to the table that stores the rows: on a cluster, every host's local table.

@@ -143,7 +143,12 @@ def first_pending_sql(pending_table: str, raw_table: str) -> str:
 
 def first_pending(client: Client, pending_table: str, raw_table: str, parameters: dict[str, int | None]) -> int | None:
     """first_pending_sql's answer, asked of the store."""
-    found = client.raw_query(first_pending_sql(pending_table, raw_table), parameters, fmt="TabSeparatedRaw").strip()
+    return pending_answer(client.raw_query(first_pending_sql(pending_table, raw_table), parameters, fmt="TabSeparatedRaw"))
+
+
+def pending_answer(found: bytes) -> int | None:
+    """A pending lookup's one value as the engine sends it (TabSeparatedRaw): a timestamp, or none (NULL or no row)."""
+    found = found.strip()
     return None if found in (b"", b"\\N") else int(found)
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from services.lib.reads.pending import PendingSpans
+from services.lib.reads.plan import pending_answer
 from services.lib.reads.rollup import EVERY_TABLE, MINUTE
 from services.lib.records import typed
 from services.lib.rpc.metrics import PROM_WINDOW_READS
@@ -394,8 +395,7 @@ class Reader:
     def _first_pending(self, client: Client, metric: Metric) -> int | None:
         if self._marks is not None:
             return self._marks.first_pending_in(self._table(metric))
-        found = client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw").strip()
-        return None if found in (b"", b"\\N") else int(found)
+        return pending_answer(client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw"))
 
     def _minute_cells_coverage(
         self, client: Client, metric: Metric, function: str, first: int, step: int, steps: int, window: int, horizon: int

@@ -15,7 +15,8 @@ BACKGROUND_NICENESS = 10
 def lower_priority() -> None:
     """The calling thread yields the cores to the threads answering requests and takes what they
     leave: a flush or a rollup round running beside 16 clients' PUTs took their p99 from about 26 to
-    28 ms and 5-8% of their rate in `make bench`'s recent shape (docs/architecture/recent-writes.md)."""
+    28 ms and 5-8% of their rate in `make bench`'s recent shape (docs/architecture/recent-writes.md).
+    The engine's own threads, which run the thread's statements, keep the process's priority."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
     except OSError as error:  # not Linux-like: the thread runs at the process's priority

@@ -101,6 +101,10 @@ def _run(results: Results, source: str) -> str:
     return "\n".join(lines)
 
 
+# The engine's own query of the same records as storecast's uncompressed raw reads (tests/bench/engine_limit.py).
+ENGINE_RAW = {(3_600, "identity"): ("raw_3600", "median_ms"), (20_000, "identity"): ("raw", "median_ms")}
+
+
 def _summary(results: Results) -> str | None:
     if "storecast" not in results:
         return None  # --fleet-only: no bulk phase ran
@@ -115,7 +119,13 @@ def _summary(results: Results) -> str | None:
         ("GET 15 min avg right after the writes, ms", AFTER_WRITES, ("aggregate", "median_ms"), 1, None),
         ("GET 15 min avg 2 s after the writes, ms", AFTER_2S, ("aggregate", "median_ms"), 1, None),
         *(
-            (f"GET {records:,} raw records, {coding}, {what}", ("raw_by_encoding", f"{records}_{coding}", key), None, 1, scale)
+            (
+                f"GET {records:,} raw records, {coding}, {what}",
+                ("raw_by_encoding", f"{records}_{coding}", key),
+                ENGINE_RAW.get((records, coding)) if key == "median_ms" else None,
+                1,
+                scale,
+            )
             for records in (3_600, 20_000)
             for coding in ("identity", "gzip")
             for what, key, scale in (("ms", "median_ms", None), ("KiB on the wire", "wire_bytes", lambda v: v / 1024))
@@ -267,12 +277,15 @@ def _long_ranges(results: Results) -> str | None:
         if any(_get(long[key], system, "promql") for system in systems):
             label = f"{key[:-1]} days, PromQL `avg_over_time(…[1h])` at a 1 h step"
             rows.append([label, *(_number(_get(long[key], system, "promql", "median_ms"), 1) for system in systems)])
+        if any(_get(long[key], system, "raw_last_hour") for system in systems):
+            label = f"{key[:-1]} days, the last hour's raw records, uncompressed"
+            rows.append([label, *(_number(_get(long[key], system, "raw_last_hour", "median_ms"), 1) for system in systems)])
     ingest = [
         [f"{key[:-1]} days", *(_number(_get(long[key], system, "ingest", "records_per_s"), 0) for system in systems)]
         for key in ranges
     ]
     return (
-        "Average over the whole range of one meter-3p at 1 Hz, ms (median):\n\n"
+        "Average over the whole range of one meter-3p at 1 Hz, and its last hour's records, ms (median):\n\n"
         + _table(["range", *systems.values()], rows)
         + "\n\nIngest of those records, records/s:\n\n"
         + _table(["range", *systems.values()], ingest)

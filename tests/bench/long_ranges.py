@@ -1,5 +1,6 @@
 """Long ranges: one meter-3p at 1 Hz for 14 and 90 days, then a 1 h and a 1 d average
-over the whole range, storecast (rollups) beside InfluxDB and VictoriaMetrics.
+over the whole range and the raw records of its last hour (uncompressed), storecast
+(rollups) beside InfluxDB and VictoriaMetrics.
 
 Every system gets the same records (workload.Dataset), fresh, and each is measured
 alone. storecast is fed typed RecordBatches over gRPC, 100,000 records each; the
@@ -15,6 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,17 @@ PERIODS_MS = {"1h": 3_600_000, "1d": 86_400_000}
 PROMQL_STEP_S = 3600
 PROMQL = 'avg_over_time({metric}{{id="1"}}[1h])'
 RUNS = 5
+# Issue 22: the raw records of the range's last hour, as a dashboard's "last hour" of a long history reads them.
+LAST_HOUR_MS = 3_600_000
+# The server's time, not the coding's: every system answers these reads uncompressed.
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def last_hour(dataset: Dataset) -> Dataset:
+    """The dataset's last hour, as a range: what the peers' raw reads take of a dataset."""
+    return replace(dataset, start_ms=dataset.end_ms - LAST_HOUR_MS, seconds=LAST_HOUR_MS // 1000)
+
+
 UPKEEP_JSON_RECORDS = 1_000_000
 _EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
@@ -90,6 +103,20 @@ def bench_storecast(workdir: Path, dataset: Dataset) -> dict[str, Any]:
                 result[label] = {**timed.as_json(), "buckets": buckets, "expected_buckets": _buckets(dataset, period_ms)}
             metric = f"storecast_{EQUIPMENT_TYPE.replace('-', '_')}_{ATTRIBUTES[0]}"
             result["promql"] = _query_range(client, "/ext/prom/api/v1/query_range", PROMQL.format(metric=metric), dataset, {})
+            hour = last_hour(dataset)
+
+            def raw_last_hour() -> bytes:
+                response = client.get(
+                    f"/v1/{dataset.site_id}/production/{EQUIPMENT_TYPE}/1",
+                    params={"from": hour.start_ms, "to": hour.end_ms},
+                    headers=IDENTITY,
+                )
+                if response.status_code != 200:
+                    raise RuntimeError(f"storecast raw GET: {response.status_code} {response.text[:200]}")
+                return response.content
+
+            timed = repeat(raw_last_hour, RUNS)
+            result["raw_last_hour"] = {**timed.as_json(), "records": len(json.loads(timed.last)["results"])}
     finally:
         result["exit_code"] = target.server.stop()
     return result
@@ -242,6 +269,12 @@ def bench_peer(peer_class: Callable[[Path], peers.Peer], workdir: Path, dataset:
 
                 timed = repeat(aggregate, RUNS)
                 result[label] = {**timed.as_json(), "buckets": peer.count_buckets(timed.last)}
+            hour = last_hour(dataset)
+            coding = client.headers["Accept-Encoding"]
+            client.headers.update(IDENTITY)
+            timed = repeat(lambda: peer.raw(client, hour, 1), RUNS)
+            client.headers["Accept-Encoding"] = coding
+            result["raw_last_hour"] = {**timed.as_json(), "records": peer.count_raw_records(timed.last)}
             if isinstance(peer, peers.VictoriaMetrics):
                 metric = f"{MEASUREMENT}_{ATTRIBUTES[0]}"
                 url = f"{peer.server.base_url}/api/v1/query_range"

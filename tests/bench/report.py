@@ -180,6 +180,8 @@ def large_put_checks(large: dict[str, Any]) -> list[Check]:
 # at the longer, at most twice storecast's own time at the shorter.
 LONG_VS_VICTORIA = 0.5
 LONG_GROWTH = 2.0
+RAW_LAST_HOUR_VS_VICTORIA = 1.5
+LAST_HOUR_RECORDS = 3_600
 
 
 def long_range_checks(long: dict[str, Any]) -> list[Check]:
@@ -227,6 +229,19 @@ def long_range_checks(long: dict[str, Any]) -> list[Check]:
     if theirs is not None:
         mine = _get(long, short, "storecast", "promql", "points")
         checks.append(_equal_check(f"PromQL {short}, 1 h step: points, storecast = VictoriaMetrics", mine, theirs))
+    # Issue 22: the last hour's raw records at the end of the shortest range cost what they return.
+    checks.append(
+        _ratio_check(
+            f"1 h raw at the end of {short}: storecast / VictoriaMetrics",
+            _get(long, short, "storecast", "raw_last_hour", "median_ms"),
+            _get(long, short, "victoria_metrics", "raw_last_hour", "median_ms"),
+            "<=",
+            RAW_LAST_HOUR_VS_VICTORIA,
+        )
+    )
+    hour = _get(long, short, "storecast", "raw_last_hour", "records")
+    if hour is not None:
+        checks.append(_equal_check(f"1 h raw at the end of {short}: records", hour, LAST_HOUR_RECORDS))
     return checks
 
 
@@ -440,6 +455,10 @@ def table(results: dict[str, Any], verdicts: list[Check]) -> str:
     return f"\n{'-' * _WIDTH}\n".join("\n".join(section) for section in sections)
 
 
+# The engine's own query of the same records as storecast's uncompressed raw reads (tests/bench/engine_limit.py).
+ENGINE_RAW = {"3600_identity": ("raw_3600", "median_ms"), "20000_identity": ("raw", "median_ms")}
+
+
 def bulk_rows(results: dict[str, Any]) -> list[str]:
     """The bulk phases' figures, one column per system, and storecast's concurrency phase."""
     systems = ("storecast", "influxdb", "victoria_metrics", "engine")
@@ -478,7 +497,17 @@ def bulk_rows(results: dict[str, Any]) -> list[str]:
         ),
         row("GET 15m avg 2 s after the writes, ms", per_system(*AFTER_2S, engine_path=("aggregate", "median_ms")), 2),
         *(
-            row(f"GET {label}, {what}", per_system("raw_by_encoding", key, figure, scale=scale), digits)
+            row(
+                f"GET {label}, {what}",
+                per_system(
+                    "raw_by_encoding",
+                    key,
+                    figure,
+                    engine_path=ENGINE_RAW.get(key) if figure == "median_ms" else None,
+                    scale=scale,
+                ),
+                digits,
+            )
             for key, label in _raw_reads(results)
             for what, figure, scale, digits in (("ms", "median_ms", None, 2), ("wire KiB", "wire_bytes", _kib, 1))
         ),

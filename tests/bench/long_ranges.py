@@ -43,16 +43,14 @@ RUNS = 5
 LAST_HOUR_MS = 3_600_000
 # The server's time, not the coding's: every system answers these reads uncompressed.
 IDENTITY = {"Accept-Encoding": "identity"}
+UPKEEP_JSON_RECORDS = 1_000_000
+_EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 
 
 def last_hour(dataset: Dataset) -> Dataset:
     """The dataset's last hour, as a range: what the peers' raw reads take of a dataset."""
     return replace(dataset, start_ms=dataset.end_ms - LAST_HOUR_MS, seconds=LAST_HOUR_MS // 1000)
-
-
-UPKEEP_JSON_RECORDS = 1_000_000
-_EQUIPMENT = catalog_pb2.EquipmentType.ValueType(EQUIPMENT_TYPES[EQUIPMENT_TYPE].enum_value)
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 
 
 def dataset_of(days: int) -> Dataset:

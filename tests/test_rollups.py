@@ -161,6 +161,17 @@ def test_one_process_looks_its_own_marks_up_in_memory(tmp_path: Path, test_pki: 
         time.sleep(ROUND_INTERVAL_S + 1)
         assert hourly_p(instance) == [2.0]  # from the recomputed cells
         assert _pending_lookups(metrics_port) == {"memory": 3.0, "store": 0.0}
+        # PromQL's range functions over the cells look the marks up there too.
+        end_s = (HOUR_1 + HOUR) // 1000
+        form = {"query": 'avg_over_time(storecast_battery_p{id="1"}[1h])', "start": end_s, "end": end_s, "step": 3600}
+        with instance.client("admin") as admin:
+            response = admin.post("/ext/prom/api/v1/query_range", data=form)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        # (HOUR_1, HOUR_1 + 1 h]: left-open, so without the replaced record at HOUR_1 itself.
+        assert [float(value) for _, value in answer["data"]["result"][0]["values"]] == [1.0]
+        lookups = _pending_lookups(metrics_port)
+        assert lookups["memory"] > 3.0 and lookups["store"] == 0.0
     finally:
         stop_storecast(instance)
 

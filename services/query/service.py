@@ -27,7 +27,13 @@ from services.lib.reads.rollup import resolution_for
 from services.lib.reads.window import Window, production_window, record_limit
 from services.lib.recent.answer import RecentReads
 from services.lib.records import typed
-from services.lib.rpc.metrics import HOT_TIER_READS, RECORDS_READ, ROLLUP_PENDING_LOOKUPS, store_query
+from services.lib.rpc.metrics import (
+    HOT_TIER_READS,
+    PENDING_LOOKUPS_IN_MEMORY,
+    PENDING_LOOKUPS_IN_STORE,
+    RECORDS_READ,
+    store_query,
+)
 from services.lib.rpc.server import Context, Registration, on_worker_threads
 from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
@@ -44,8 +50,6 @@ from storecast.v1 import query_pb2, query_pb2_grpc, records_pb2
 
 _FROM_MEMORY = HOT_TIER_READS.labels("production", "memory")
 _FROM_STORE = HOT_TIER_READS.labels("production", "store")
-_LOOKUP_IN_MEMORY = ROLLUP_PENDING_LOOKUPS.labels("memory")
-_LOOKUP_IN_STORE = ROLLUP_PENDING_LOOKUPS.labels("store")
 # The aggregations rollup cells answer: the only ones past the raw records' retention.
 _FROM_CELLS = spelled([a.name for a in AGGREGATIONS.values() if a.cells is not None])
 # The most a streamed read's piece holds; each is a gRPC message, and the gateway sends it on as it comes.
@@ -381,10 +385,10 @@ class _ProductionRead:
         marks, table = self.marks, self._table
         if marks is not None and marks.known and start is not None and end is not None:
             pending = _counted(
-                _LOOKUP_IN_MEMORY, partial(marks.first_pending, table, self.request.site_id, self.request.id, start, end)
+                PENDING_LOOKUPS_IN_MEMORY, partial(marks.first_pending, table, self.request.site_id, self.request.id, start, end)
             )
         else:
-            pending = _counted(_LOOKUP_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
+            pending = _counted(PENDING_LOOKUPS_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
         return plan.choose(
             pending,
             start,

@@ -87,10 +87,12 @@ READS_PER_QUERY = Histogram(
 )
 ROLLUP_PENDING_LOOKUPS = Counter(
     "storecast_rollup_pending_lookups",
-    "Lookups of a range's pending rollup marks before an aggregation from cells, by where they were answered:"
-    " memory (the ingest's own marks, in its process) or the store.",
+    "Lookups of a range's pending rollup marks before an aggregation from cells (v1 or PromQL), by where they were"
+    " answered: memory (the ingest's own marks, in its process) or the store.",
     ["answered_from"],
 )
+PENDING_LOOKUPS_IN_MEMORY = ROLLUP_PENDING_LOOKUPS.labels("memory")
+PENDING_LOOKUPS_IN_STORE = ROLLUP_PENDING_LOOKUPS.labels("store")
 
 # The write-ahead log and the hot tier (services/ingest/), labelled by what they hold.
 WAL_BYTES = Gauge("storecast_wal_bytes", "Bytes of write-ahead log segments not yet released (flushed).", ["kind"])

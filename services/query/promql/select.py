@@ -24,7 +24,7 @@ from services.lib.reads.pending import PendingSpans
 from services.lib.reads.plan import pending_answer
 from services.lib.reads.rollup import EVERY_TABLE, MINUTE
 from services.lib.records import typed
-from services.lib.rpc.metrics import PROM_WINDOW_READS
+from services.lib.rpc.metrics import PENDING_LOOKUPS_IN_MEMORY, PENDING_LOOKUPS_IN_STORE, PROM_WINDOW_READS
 from services.lib.store.engine import Store
 from services.lib.store.keys import newest_versions
 from services.lib.store.retention import Retention
@@ -388,13 +388,17 @@ class Reader:
     def _pending_expression(self, metric: Metric) -> str:
         """_pending_sql's value in a query: a constant when this process holds the marks (services/lib/reads/pending.py)."""
         if self._marks is None:
+            PENDING_LOOKUPS_IN_STORE.inc()
             return f"({self._pending_sql(metric)})"
+        PENDING_LOOKUPS_IN_MEMORY.inc()
         pending = self._marks.first_pending_in(self._table(metric))
         return f"CAST({'NULL' if pending is None else pending}, 'Nullable(Int64)')"
 
     def _first_pending(self, client: Client, metric: Metric) -> int | None:
         if self._marks is not None:
+            PENDING_LOOKUPS_IN_MEMORY.inc()
             return self._marks.first_pending_in(self._table(metric))
+        PENDING_LOOKUPS_IN_STORE.inc()
         return pending_answer(client.raw_query(self._pending_sql(metric), fmt="TabSeparatedRaw"))
 
     def _minute_cells_coverage(

@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 
 from gateway.config import GatewaySettings
 from gateway.shared_calls import SharedCalls
+from storecast.grpc_options import LARGE_READS
 from storecast.status import ApiFailure, ApiStatus, from_api_error, from_rpc_status
 from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, inventory_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2, vector_pb2_grpc
@@ -33,6 +34,7 @@ _CHANNEL_OPTIONS = [
     # A target that resolves to several pods (a headless Service) gets its calls
     # spread over all of them, not pinned to the first.
     ("grpc.lb_policy_name", "round_robin"),
+    *LARGE_READS,
 ]
 
 
@@ -49,8 +51,10 @@ class Backends:
         self.inventory = inventory_pb2_grpc.InventoryStub(self._channel(settings.query_target))
         self.vector = vector_pb2_grpc.VectorStub(self._channel(settings.vector_target))
         # Small production PUTs and reads that arrive together share a call (gateway/shared_calls.py).
-        self.production_puts = SharedCalls("PutProduction", self._put_production, self._put_productions)
-        self.production_reads = SharedCalls("GetProduction", self._get_production, self._get_productions_at_once)
+        self.production_puts = SharedCalls("PutProduction", self._put_production, self._put_productions, _body_length)
+        self.production_reads = SharedCalls(
+            "GetProduction", self._get_production, self._get_productions_at_once, query_pb2.GetProductionRequest.ByteSize
+        )
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """The channel calls to `target` take (the readiness probe's Checks too: gateway/health.py)."""
@@ -153,6 +157,10 @@ class Backends:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _body_length(request: ingest_pb2.PutProductionRequest) -> int:
+    return len(request.v1_json)
 
 
 def _failure_of(error: grpc.aio.AioRpcError, request_id: str) -> ApiFailure:

@@ -91,8 +91,13 @@ class _Body:
     equipment_type: int
     v1_json: bytearray
 
-    def ByteSize(self) -> int:  # noqa: N802 (as the message's)
-        return len(self.v1_json)
+
+def _size_to_decode(request: ingest_pb2.PutProductionRequest | _Body) -> int:
+    """The JSON body's length, or a typed batch's values' (8 bytes each). Not ByteSize(), which
+    upb computes by serializing the message again: about 1 ms for a 1 MB body."""
+    if isinstance(request, _Body) or not request.HasField("batch"):
+        return len(request.v1_json)
+    return len(request.batch.timestamps) * 8 * (2 + len(request.batch.columns))
 
 
 def _record_path(row: int) -> str:
@@ -266,7 +271,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             raise ApiFailure(ApiStatus.INVALID_TYPE, f"unknown equipment type {request.equipment_type}")
         if self.flusher is None:
             return await asyncio.to_thread(self._commit, writer, request)
-        if request.ByteSize() <= _DECODED_ON_THE_LOOP_BYTES:
+        if _size_to_decode(request) <= _DECODED_ON_THE_LOOP_BYTES:
             records = self._records(writer, request)
         else:
             records = await asyncio.to_thread(self._records, writer, request)

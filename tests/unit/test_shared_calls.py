@@ -52,7 +52,7 @@ async def settle() -> None:
 def test_a_lone_request_goes_at_once_and_those_arriving_meanwhile_go_together() -> None:
     async def scenario() -> None:
         service = Service()
-        calls = SharedCalls("test", service.alone, service.together)
+        calls = SharedCalls("test", service.alone, service.together, ingest_pb2.PutProductionRequest.ByteSize)
         first = asyncio.create_task(calls.call(request_of(b"first"), "r0"))
         await settle()
         assert service.calls == [("together", [b"first"], ["r0"])]
@@ -80,7 +80,7 @@ def test_a_lone_request_goes_at_once_and_those_arriving_meanwhile_go_together() 
 def test_a_large_request_goes_in_a_call_of_its_own_even_while_one_is_under_way() -> None:
     async def scenario() -> None:
         service = Service()
-        calls = SharedCalls("test", service.alone, service.together)
+        calls = SharedCalls("test", service.alone, service.together, ingest_pb2.PutProductionRequest.ByteSize)
         small = asyncio.create_task(calls.call(request_of(b"small"), "r0"))
         await settle()
         large = asyncio.create_task(calls.call(request_of(b"x" * (SHARED_CALL_MAX_BYTES + 1)), "r1"))
@@ -98,7 +98,7 @@ def test_a_failed_call_fails_each_request_it_carried(count: int) -> None:
         raise ApiFailure(ApiStatus.SERVER_ERROR, "the store is unavailable")
 
     async def scenario() -> list[records_pb2.PutReply | BaseException]:
-        calls = SharedCalls("test", Service().alone, down)
+        calls = SharedCalls("test", Service().alone, down, ingest_pb2.PutProductionRequest.ByteSize)
         return await asyncio.gather(*(calls.call(request_of(b"x"), f"r{n}") for n in range(count)), return_exceptions=True)
 
     results = asyncio.run(scenario())

@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from services.lib.rpc.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_IN_FLIGHT
+from storecast.grpc_options import LARGE_READS
 from storecast.status import ApiFailure, ApiStatus, to_rpc_status
 from storecast.tracing import grpc_server_span
 
@@ -191,10 +192,16 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def unary_handler(behaviour: Callable[..., Any], handler: Handler) -> Handler:
-    """`handler`'s method, with `behaviour` in place of its own (an interceptor's wrapper)."""
+Deserializer = Callable[[bytes], Any]
+
+
+def unary_handler(behaviour: Callable[..., Any], handler: Handler, deserializer: Deserializer | None = None) -> Handler:
+    """`handler`'s method, with `behaviour` in place of its own (an interceptor's wrapper),
+    and `deserializer` in place of its own if given."""
     return grpc.unary_unary_rpc_method_handler(
-        behaviour, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        behaviour,
+        request_deserializer=deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
 
 
@@ -204,9 +211,11 @@ def unary_stream_handler(behaviour: Callable[..., Any], handler: Handler) -> Han
     )
 
 
-def stream_unary_handler(behaviour: Callable[..., Any], handler: Handler) -> Handler:
+def stream_unary_handler(behaviour: Callable[..., Any], handler: Handler, deserializer: Deserializer | None = None) -> Handler:
     return grpc.stream_unary_rpc_method_handler(
-        behaviour, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        behaviour,
+        request_deserializer=deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
 
 
@@ -321,7 +330,7 @@ def serve(
         server = grpc.aio.server(
             migration_thread_pool=pool,
             interceptors=[ApiErrorInterceptor(), *interceptors],
-            options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS,
+            options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS + LARGE_READS,
         )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = [register(server) for register in registrations]

@@ -28,7 +28,7 @@ from services.lib.reads.window import production_window
 from services.lib.recent.answer import from_memory
 from services.lib.recent.hot import HotTier, SeriesKey
 from services.lib.records import payload, typed
-from services.lib.records.columns import Columns, last_occurrences, take, to_columns
+from services.lib.records.columns import Columns, last_occurrences, take
 from services.lib.records.group_commit import BatchSettings, Committer
 from services.lib.rpc.admission import charge_records
 from services.lib.rpc.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store_insert, store_query
@@ -67,11 +67,10 @@ class RecordInput:
         self._table = payload.RecordTable(record)
 
     def columns(self, body: payload.Body) -> Columns:
-        if len(body) >= payload.SLICED_BODY_BYTES:
-            table = self._table.decode(body)
-            if table is not None:
-                return [table[0].astype(np.int64), table[1].astype(np.uint32), *table[2:]]
-        return to_columns(payload.decode(self._decoder, body))
+        table = self._table.decode(body) if len(body) >= payload.SLICED_BODY_BYTES else None
+        if table is None:
+            table = payload.records_table(payload.decode(self._decoder, body), len(self.fields))
+        return [table[0].astype(np.int64), table[1].astype(np.uint32), *table[2:]]
 
     def batch_columns(self, batch: records_pb2.RecordBatch) -> Columns:
         typed.check_empty(batch)

@@ -21,13 +21,14 @@ class Reading(msgspec.Struct):
 
 
 RECORDS = [Reading(1000, 7, 1.5, "a"), Reading(2000, 7), Reading(3000, 8, -2.0, "é")]
+FIELDS = Reading.__struct_fields__
 
 
 # ---- to_columns ------------------------------------------------------------------
 
 
-def test_every_field_becomes_a_column_in_field_order() -> None:
-    assert to_columns(RECORDS) == [(1000, 2000, 3000), (7, 7, 8), (1.5, None, -2.0), ("a", None, "é")]
+def test_every_field_named_becomes_a_column() -> None:
+    assert to_columns(RECORDS, FIELDS) == [(1000, 2000, 3000), (7, 7, 8), (1.5, None, -2.0), ("a", None, "é")]
 
 
 def test_named_fields_become_columns_in_the_order_asked() -> None:
@@ -36,14 +37,14 @@ def test_named_fields_become_columns_in_the_order_asked() -> None:
 
 
 def test_one_record_is_columns_of_one_value() -> None:
-    assert to_columns(RECORDS[:1]) == [(1000,), (7,), (1.5,), ("a",)]
+    assert to_columns(RECORDS[:1], FIELDS) == [(1000,), (7,), (1.5,), ("a",)]
     assert to_columns(RECORDS[:1], ["id"]) == [(7,)]
 
 
 def test_decoded_records_transpose_like_the_body() -> None:
     decoder = msgspec.json.Decoder(list[Reading])
     records = decoder.decode(b'[{"timestamp":5,"id":1,"label":"x"},{"timestamp":4,"id":2,"p":1}]')
-    assert to_columns(records) == [(5, 4), (1, 2), (None, 1.0), ("x", None)]
+    assert to_columns(records, FIELDS) == [(5, 4), (1, 2), (None, 1.0), ("x", None)]
 
 
 # ---- last_occurrences ---------------------------------------------------------------
@@ -124,7 +125,7 @@ def test_random_keys_match_a_dict_of_last_rows() -> None:
 
 
 def test_take_keeps_the_rows_of_every_column_in_order() -> None:
-    columns = to_columns(RECORDS)
+    columns = to_columns(RECORDS, FIELDS)
     assert take(columns, np.array([0, 2])) == [(1000, 3000), (7, 8), (1.5, -2.0), ("a", "é")]
     assert take(columns, np.array([1])) == [(2000,), (7,), (None,), (None,)]
 

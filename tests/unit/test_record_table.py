@@ -45,7 +45,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
 
 def _whole(body: bytes) -> np.ndarray | ApiFailure:
     try:
-        columns = to_columns(payload.decode(DECODER, body))
+        columns = to_columns(payload.decode(DECODER, body), STRUCT.__struct_fields__)
     except ApiFailure as failure:
         return failure
     return np.array(columns, dtype=np.float64)
@@ -95,6 +95,23 @@ def test_the_ingest_service_decodes_a_large_body_in_slices_as_it_would_whole() -
     timestamps, ids = sliced[0], sliced[1]
     assert isinstance(timestamps, np.ndarray) and isinstance(ids, np.ndarray)
     assert timestamps.dtype == np.int64 and ids.dtype == np.uint32
-    whole = to_columns(payload.decode(meter._decoder, body))
+    whole = to_columns(payload.decode(meter._decoder, body), meter.fields)
     for got, expected in zip(sliced, whole, strict=True):
         np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
+
+
+@given(st.lists(records(), min_size=1, max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_a_small_body_becomes_the_columns_of_its_records(values: list[dict[str, Any]]) -> None:
+    inverter = RecordInput(INVERTER)
+    body = json.dumps({"values": values}).encode()
+    try:
+        expected = to_columns(payload.decode(DECODER, body), STRUCT.__struct_fields__)
+    except ApiFailure:
+        return
+    columns = inverter.columns(body)
+    timestamps, ids = columns[0], columns[1]
+    assert isinstance(timestamps, np.ndarray) and isinstance(ids, np.ndarray)
+    assert timestamps.dtype == np.int64 and ids.dtype == np.uint32
+    for got, column in zip(columns, expected, strict=True):
+        np.testing.assert_array_equal(got, np.array(column, dtype=np.float64))  # NaN where null

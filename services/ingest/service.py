@@ -13,7 +13,6 @@ import numpy as np
 from services.ingest.flusher import Flusher, Records
 from services.ingest.wal import LogFull, WriteAheadLog
 from services.lib.config import LogSettings
-from services.lib.memory import return_freed_memory
 from services.lib.reads.pending import PendingSpans
 from services.lib.reads.rollup import (
     Maintainer,
@@ -39,6 +38,7 @@ from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.catalog import EQUIPMENT_BY_ENUM, EQUIPMENT_TYPES, RecordType
 from storecast.env import setting
+from storecast.memory import return_freed_memory
 from storecast.status import ApiFailure, ApiStatus, to_api_error
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, records_pb2
 

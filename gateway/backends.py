@@ -14,7 +14,6 @@ from grpc_status import rpc_status
 
 from gateway.config import GatewaySettings
 from gateway.shared_calls import SharedCalls
-from storecast.grpc_options import LARGE_READS
 from storecast.status import ApiFailure, ApiStatus, from_api_error, from_rpc_status
 from storecast.tracing import grpc_client_call
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, inventory_pb2_grpc, query_pb2, query_pb2_grpc, records_pb2, vector_pb2_grpc
@@ -34,7 +33,6 @@ _CHANNEL_OPTIONS = [
     # A target that resolves to several pods (a headless Service) gets its calls
     # spread over all of them, not pinned to the first.
     ("grpc.lb_policy_name", "round_robin"),
-    *LARGE_READS,
 ]
 
 

@@ -20,12 +20,11 @@ from grpc_status import rpc_status
 
 from services.lib.reads.window import Window
 from storecast.catalog import RecordType
-from storecast.grpc_options import LARGE_READS
 from storecast.status import ApiFailure, ApiStatus, from_rpc_status
 from storecast.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, records_pb2
 
 # A replica that restarts is asked again within a second, not after gRPC's default backoff of up to two minutes.
-_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000), *LARGE_READS]
+_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 class IngestReplicas:

@@ -23,7 +23,6 @@ from storecast.client.query import Query, result_kinds
 from storecast.client.series import Category, Series
 from storecast.client.table import Table
 from storecast.client.v1json import encode_put
-from storecast.grpc_options import LARGE_READS
 from storecast.status import from_rpc_status
 from storecast.v1 import (
     catalog_pb2,
@@ -37,7 +36,7 @@ from storecast.v1 import (
 )
 
 T = TypeVar("T")
-_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1), *LARGE_READS]
+_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 # A read of no period at all lists a vector's vintages (each selected vector with no period).
 _NO_PERIOD = records_pb2.Interval(start_ms=0, end_ms=1)
 

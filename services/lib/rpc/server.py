@@ -36,7 +36,6 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from services.lib.rpc.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_IN_FLIGHT
-from storecast.grpc_options import LARGE_READS
 from storecast.status import ApiFailure, ApiStatus, to_rpc_status
 from storecast.tracing import grpc_server_span
 
@@ -330,7 +329,7 @@ def serve(
         server = grpc.aio.server(
             migration_thread_pool=pool,
             interceptors=[ApiErrorInterceptor(), *interceptors],
-            options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS + LARGE_READS,
+            options=message_size_options(max_message_bytes) + CONNECTION_AGE_OPTIONS,
         )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = [register(server) for register in registrations]

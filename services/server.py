@@ -47,7 +47,15 @@ def _registrations(targets: tuple[str, ...], store: Store, settings: ServiceSett
         from services.query.service import register as register_query
 
         registrations.append(
-            register_query(store, settings.max_records, settings.retention, rollups=settings.rollups, recent=recent, marks=marks)
+            register_query(
+                store,
+                settings.max_records,
+                settings.retention,
+                rollups=settings.rollups,
+                recent=recent,
+                marks=marks,
+                answer_cache_bytes=settings.answer_cache_bytes,
+            )
         )
         from services.inventory.service import register as register_inventory
 

@@ -50,6 +50,8 @@ DEFAULTS: dict[str, str] = {
     "STORECAST_FLUSH_MAX_ROWS": "100000",
     "STORECAST_HOT_WINDOW": "3600",
     "STORECAST_HOT_MAX_BYTES": str(512 * 1024 * 1024),
+    # The query service's answers of settled production reads (services/query/answer_cache.py).
+    "STORECAST_ANSWER_CACHE_BYTES": str(64 * 1024 * 1024),
 }
 
 

@@ -29,7 +29,8 @@ CAP = 50
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[tuple[Storecast, int]]:
     metrics_port = free_port()
-    env = {"STORECAST_MAX_RECORDS": str(CAP), "STORECAST_METRICS_PORT": str(metrics_port)}
+    # Each read asked again goes to the store, not to the answers kept of it (tests/test_kept_answers.py).
+    env = {"STORECAST_MAX_RECORDS": str(CAP), "STORECAST_METRICS_PORT": str(metrics_port), "STORECAST_ANSWER_CACHE_BYTES": "0"}
     storecast = start_storecast(tmp_path_factory.mktemp("gathered"), test_pki, env)
     with storecast.client("admin") as admin:
         for equipment in range(1, EQUIPMENTS + 1):

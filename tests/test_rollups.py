@@ -126,6 +126,8 @@ def test_rollup_reads_equal_brute_force(
 
 
 HOUR_1 = EPOCH + HOUR
+# A read asked again goes to the store, which these tests watch, not to the answer kept of it (tests/test_kept_answers.py).
+NO_KEPT_ANSWERS = {"STORECAST_ANSWER_CACHE_BYTES": "0"}
 HOURLY: dict[str, str | int] = {"from": HOUR_1, "to": HOUR_1 + HOUR, "agg": "avg", "period": "1h"}
 
 
@@ -151,7 +153,7 @@ def test_one_process_looks_its_own_marks_up_in_memory(tmp_path: Path, test_pki: 
     its memory, not the store, whether the cells of its range are pending: a PUT into an hour
     already rolled up counts at once, and once more from the recomputed cells."""
     metrics_port = free_port()
-    instance = start_storecast(tmp_path, test_pki, {"STORECAST_METRICS_PORT": str(metrics_port)})
+    instance = start_storecast(tmp_path, test_pki, {"STORECAST_METRICS_PORT": str(metrics_port), **NO_KEPT_ANSWERS})
     try:
         put_p(instance, [{"timestamp": HOUR_1 + i * MINUTE, "id": 1, "p": 1.0} for i in range(3)])
         time.sleep(ROUND_INTERVAL_S + 1)
@@ -242,7 +244,7 @@ def test_records_stored_with_rollups_off_are_counted_once_they_are_back_on(
     finally:
         stop_storecast(off)
     assert _pending_tables(tmp_path / "store") == ["*"]  # no cell can be trusted
-    back_on = start_storecast(tmp_path, test_pki)
+    back_on = start_storecast(tmp_path, test_pki, NO_KEPT_ANSWERS)
     try:
         assert hourly_p(back_on) == [3.0]  # every span pending: from the records
         time.sleep(ROUND_INTERVAL_S + 1)

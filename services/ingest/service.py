@@ -142,6 +142,8 @@ class _EquipmentWriter:
         try:
             with store_insert(), self._store.client() as client:
                 client.raw_insert(self._table, self._column_names, data, fmt="Native", settings=self._insert_settings)
+                if marks is not None and spans:
+                    marks.stored(self._table, spans)
                 if spans:
                     client.command(pending_sql(self._pending, self._table, spans, token))
                     self._spans_marked.inc(len(spans))

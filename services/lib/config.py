@@ -78,6 +78,8 @@ class ServiceSettings:
     log: LogSettings | None = None
     # A query service's ingest replicas, asked for their recent writes (STORECAST_INGEST_REPLICAS, comma-separated).
     ingest_replicas: tuple[str, ...] = ()
+    # Answers of settled production reads kept in memory (STORECAST_ANSWER_CACHE_BYTES; 0: none).
+    answer_cache_bytes: int = 0
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -110,6 +112,7 @@ class ServiceSettings:
                 t.strip() for t in (optional_setting("STORECAST_INGEST_REPLICAS") or "").split(",") if t.strip()
             ),
             log=LogSettings.from_env(store_url, _flag("STORECAST_FSYNC", setting("STORECAST_FSYNC"))),
+            answer_cache_bytes=int(setting("STORECAST_ANSWER_CACHE_BYTES")),
         )
 
 

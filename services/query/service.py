@@ -39,6 +39,7 @@ from services.lib.store.engine import Store
 from services.lib.store.keys import KnownIds
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
+from services.query.answer_cache import AnswerCache
 from services.query.gathered import GATHERED_SPAN_MS, GatheredReads, WantedRange
 from services.query.promql import service as promql
 from services.query.promql.select import Reader
@@ -68,12 +69,19 @@ class QueryService(query_pb2_grpc.QueryServicer):
         rollups: bool = True,
         recent: RecentReads | None = None,
         marks: PendingSpans | None = None,
+        answer_cache_bytes: int = 0,
     ) -> None:
         self._store = store
         # The ingest's recent writes: in this process, or its replicas' (services/server.py). None: the log is off.
         self._recent = recent
         # The ingest's rollup marks, on the embedded store, which only this process writes (services/server.py).
         self._marks = marks
+        # Answers of settled reads, kept while no insert changes their range: only where this process
+        # hears of every insert of the store (its own marks).
+        self._answers: AnswerCache | None = None
+        if marks is not None and answer_cache_bytes > 0:
+            self._answers = AnswerCache(answer_cache_bytes)
+            marks.watch(self._answers)
         self._gathered = GatheredReads(store)
         self._rollups = rollups
         self._max_records = max_records
@@ -110,19 +118,30 @@ class QueryService(query_pb2_grpc.QueryServicer):
             remembered = read.from_memory_or_sync()
             if remembered is not None:
                 return remembered
+            answer = self._kept_or_read(read)
         else:
             read.sync(read.window)
-        if request.format == records_pb2.BATCH:
-            batch, next_from = read.batch(read.window)
-            count = len(batch.timestamps)
-            read.counted(count)
-            return records_pb2.Records(batch=batch, count=count, next_from=next_from)
-        return self._json(read)
+            if request.format == records_pb2.BATCH:
+                batch, next_from = read.batch(read.window)
+                answer = records_pb2.Records(batch=batch, count=len(batch.timestamps), next_from=next_from)
+            else:
+                answer = self._json(read)
+        read.counted(answer.count)
+        return answer
+
+    def _kept_or_read(self, read: _ProductionRead) -> records_pb2.Records:
+        """The JSON answer kept for this very read (services/query/answer_cache.py), or the store's."""
+        start, end = read.window.start, read.window.end
+        if self._answers is None or start is None or end is None:
+            return self._json(read)
+        request = read.request
+        series = (read.table, request.site_id, request.id)
+        key = request.SerializeToString(deterministic=True)
+        return self._answers.answer(key, series, start, end, read.horizon, partial(self._json, read))
 
     @staticmethod
     def _json(read: _ProductionRead) -> records_pb2.Records:
         rendered, next_from = read.json()
-        read.counted(rendered.count)
         return records_pb2.Records(results_json=rendered.results, count=rendered.count, next_from=next_from)
 
     @on_worker_threads
@@ -133,6 +152,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         answer = read.from_memory_or_sync()
         if answer is None and read.window.aggregation is not None:
             answer = self._json(read)  # at most max_records buckets, from one query: nothing to stream
+            read.counted(answer.count)
         if answer is None:
             yield from read.json_pieces()
             return
@@ -242,7 +262,7 @@ class _ProductionRead:
         if wanted is None:
             rendered = limit_array(self._query(self.window, JSON_ARRAY_FORMAT, columns=False), self.limit)
         else:
-            rendered = self.gathered.read(self._table, self.equipment, wanted)
+            rendered = self.gathered.read(self.table, self.equipment, wanted)
         self._known(rendered.count > 0)
         next_from = None if rendered.first_left_out is None else leading_timestamp(rendered.first_left_out)
         return rendered, next_from
@@ -258,7 +278,7 @@ class _ProductionRead:
         """json()'s answer of an unaggregated read, in pieces as the engine renders them, the
         first once the answer is known to be one (1107 comes instead of it), then its count."""
         window, parameters, next_from = self._first_records()
-        sql = production_sql(self._table, self.equipment, window, None) + _STREAM_SETTINGS
+        sql = production_sql(self.table, self.equipment, window, None) + _STREAM_SETTINGS
         with store_query(), self.store.client() as client, client.raw_stream(sql, parameters, fmt=JSON_LINES_FORMAT) as lines:
             array = ArrayPieces(partial(lines.read, _PIECE_BYTES))
             pieces = iter(array)
@@ -284,7 +304,7 @@ class _ProductionRead:
             return self.window, parameters, None
         bounded = {**parameters, "start": start, "end": end}
         with store_query(), self.store.client() as client:
-            cut = client.raw_query(bucket_cut_sql(self._table, 1, self.limit), bounded, fmt="TabSeparatedRaw").strip()
+            cut = client.raw_query(bucket_cut_sql(self.table, 1, self.limit), bounded, fmt="TabSeparatedRaw").strip()
         if not cut:
             return self.window, parameters, None
         return Window(start, int(cut), None, None), {**bounded, "end": int(cut)}, int(cut)
@@ -307,7 +327,7 @@ class _ProductionRead:
         found = False
         with store_query(), self.store.client() as client:
             cells = self._plan(client, self.window, parameters)
-            sql = production_sql(self._table, self.equipment, self.window, None, columns=True, rollup=self._rollup, plan=cells)
+            sql = production_sql(self.table, self.equipment, self.window, None, columns=True, rollup=self._rollup, plan=cells)
             with client.query_arrow_stream(sql, parameters) as blocks:
                 for table in typed.rechunked(blocks, self.limit):
                     if not found:
@@ -326,7 +346,7 @@ class _ProductionRead:
         return batch
 
     @property
-    def _table(self) -> str:
+    def table(self) -> str:
         return self.store.table(PRODUCTION_TABLES[self.equipment.name].name)
 
     def _parameters(self, window: Window) -> dict[str, int | None]:
@@ -353,16 +373,16 @@ class _ProductionRead:
         """1107 when a read found nothing and nothing was ever stored under its id."""
         site_id, record_id = self.request.site_id, self.request.id
         if found:
-            self.known_ids.add(self._table, site_id, record_id)
+            self.known_ids.add(self.table, site_id, record_id)
             return
         # An id whose only records still wait for a flush is known too.
         self.sync()
         with store_query(), self.store.client() as client:
-            self.known_ids.check(client, self._table, site_id, record_id, f"{self.equipment.name} record")
+            self.known_ids.check(client, self.table, site_id, record_id, f"{self.equipment.name} record")
 
     def _query(self, window: Window, fmt: str, *, columns: bool) -> bytes:
         """limit + 1 records: one more tells whether the response is partial."""
-        table = self._table
+        table = self.table
         parameters = self._parameters(window)
         with store_query(), self.store.client() as client:
             if window.period_ms is not None and window.bucket_count() > self.limit:
@@ -382,7 +402,7 @@ class _ProductionRead:
         if self._rollup is None or resolution is None:
             return None
         start, end = parameters["start"], parameters["end"]
-        marks, table = self.marks, self._table
+        marks, table = self.marks, self.table
         if marks is not None and marks.known and start is not None and end is not None:
             pending = _counted(
                 PENDING_LOOKUPS_IN_MEMORY, partial(marks.first_pending, table, self.request.site_id, self.request.id, start, end)
@@ -415,11 +435,13 @@ def register(
     rollups: bool = True,
     recent: RecentReads | None = None,
     marks: PendingSpans | None = None,
+    answer_cache_bytes: int = 0,
 ) -> Registration:
     def add(server: grpc.aio.Server) -> str:
-        query_pb2_grpc.add_QueryServicer_to_server(
-            QueryService(store, max_records, retention, rollups=rollups, recent=recent, marks=marks), server
+        service = QueryService(
+            store, max_records, retention, rollups=rollups, recent=recent, marks=marks, answer_cache_bytes=answer_cache_bytes
         )
+        query_pb2_grpc.add_QueryServicer_to_server(service, server)
         return query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 
     return add

@@ -504,6 +504,17 @@ def bulk_rows(results: dict[str, Any]) -> list[str]:
             2,
         ),
         row("GET 15m avg 2 s after the writes, ms", per_system(*AFTER_2S, engine_path=("aggregate", "median_ms")), 2),
+        row("  asked again, its answer kept, ms", [_get(results, "storecast_kept_answers", "aggregate", "median_ms")], 2),
+        row(
+            f"  {raw_records:,} raw asked again, answer kept, ms",
+            [_get(results, "storecast_kept_answers", "raw", "median_ms")],
+            2,
+        ),
+        row(
+            "  kept answers: first reads' ms (15m avg, raw)",
+            [_get(results, "storecast_kept_answers", read, "first_ms") for read in ("aggregate", "raw")],
+            2,
+        ),
         *(
             row(
                 f"GET {label}, {what}",

@@ -51,6 +51,7 @@ import recent
 import report
 import typed
 from influx_ingest import bench_influx_write
+from kept_answers import bench_kept_answers
 from processes import CpuAccount, chdb_disk_usage, disk_usage, rss_bytes, storecast_memory, wait_for_stable_disk
 from storecast_target import REPO, Storecast, body_of, range_params, results_of, start_storecast
 from timing import repeat
@@ -454,6 +455,11 @@ def bench_bulk(workdir: Path, dataset: Dataset, args: argparse.Namespace, result
     say("storecast's InfluxDB write API: the same records as 5,000-line bodies on /ext/influx/write")
     results["storecast_influx"] = measured_alone("storecast-influx", lambda d: bench_influx_write(d, dataset), workdir, args)
     say(f"storecast /ext/influx/write: {results['storecast_influx']['ingest']['records_per_s']:,.0f} records/s")
+    say("storecast: the same reads asked again, answers kept in memory")
+    kept = results["storecast_kept_answers"] = measured_alone(
+        "storecast-kept-answers", lambda d: bench_kept_answers(d, dataset, bodies, args.runs), workdir, args
+    )
+    say(f"storecast kept answers: 15m avg {kept['aggregate']['median_ms']:.1f} ms, raw {kept['raw']['median_ms']:.1f} ms")
 
     if not args.skip_peers:
         started = time.perf_counter()

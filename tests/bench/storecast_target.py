@@ -72,6 +72,9 @@ def start_storecast(workdir: Path, max_records: int, extra_env: dict[str, str] |
         "STORECAST_TLS_CLIENT_CA": str(PKI_DIR / "ca.cert.pem"),
         "STORECAST_PERMISSIONS": str(DEV_DIR / "permissions.yaml"),
         "STORECAST_MAX_RECORDS": str(max_records),
+        # Each timed read pays its work, as VictoriaMetrics' (nocache=1): answers kept of settled
+        # reads are measured in a phase of their own (kept_answers.py).
+        "STORECAST_ANSWER_CACHE_BYTES": "0",
         **(extra_env or {}),
     }
     # The console script of this venv, so the measured process is storecast itself (no wrapper).

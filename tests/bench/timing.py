@@ -18,6 +18,9 @@ class Timed(Generic[Result]):
 
     samples_ms: list[float]
     last: Result
+    # The first run (the warm-up's first, untimed in the samples): the one no cache of the
+    # system has seen yet, whose answer a later run may be given from memory.
+    first_ms: float | None = None
 
     @property
     def median_ms(self) -> float:
@@ -25,6 +28,7 @@ class Timed(Generic[Result]):
 
     def as_json(self) -> dict[str, object]:
         return {
+            **({} if self.first_ms is None else {"first_ms": round(self.first_ms, 3)}),
             "median_ms": round(self.median_ms, 3),
             "min_ms": round(min(self.samples_ms), 3),
             "max_ms": round(max(self.samples_ms), 3),
@@ -40,15 +44,18 @@ def repeat(operation: Callable[[], Result], runs: int, warmup: int = 1) -> Timed
     """
     if runs < 1:  # no samples, no median; and `last` is the result of a timed run
         raise ValueError(f"repeat needs at least one timed run, not {runs}")
+    first_ms = None
     for _ in range(warmup):
+        started = time.perf_counter()
         operation()
+        first_ms = (time.perf_counter() - started) * 1000 if first_ms is None else first_ms
     samples: list[float] = []
     while True:
         started = time.perf_counter()
         last = operation()
         samples.append((time.perf_counter() - started) * 1000)
         if len(samples) == runs:
-            return Timed(samples, last)
+            return Timed(samples, last, first_ms)
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

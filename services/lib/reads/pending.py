@@ -19,6 +19,11 @@ a cluster) is always asked: another process's inserts mark spans too. Here,
 
 So whenever the store says a span is pending, so does this (it may say so a
 little longer, which only sends a read to the raw records).
+
+Being told of every insert of the store, this is also where the answers kept
+of settled reads (services/query/answer_cache.py) learn that a write changes
+their range: its watchers hear of each insert's spans twice, as they are marked
+(before the records are stored) and once they are stored.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from services.lib.reads.rollup import EVERY_TABLE, Span
 
@@ -42,6 +47,11 @@ class _Marks:
     everything: bool = False  # a mark that no cell can be trusted (rollup.EVERY_TABLE)
 
 
+class Watcher(Protocol):
+    def changing(self, table: str, spans: Sequence[Span]) -> None:
+        """The spans' records are being stored in the raw table: a read of them may see them or not."""
+
+
 class PendingSpans:
     """Thread-safe; its lookups answer only once `load` has run (`known`)."""
 
@@ -49,6 +59,11 @@ class PendingSpans:
         self._lock = threading.Lock()
         self._marks = _Marks()
         self._loaded = False
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """`watcher` hears of every insert's spans from now on (before any read, as the services start)."""
+        self._watchers.append(watcher)
 
     @property
     def known(self) -> bool:
@@ -65,9 +80,17 @@ class PendingSpans:
             self._loaded = True
 
     def add(self, table: str, token: int, spans: Sequence[Span]) -> None:
+        """An insert's spans, pending before its records are stored."""
         with self._lock:
             for span in spans:
                 self._add(table, token, (span.site_id, span.id), span.first, span.last)
+        for watcher in self._watchers:
+            watcher.changing(table, spans)
+
+    def stored(self, table: str, spans: Sequence[Span]) -> None:
+        """The records of an insert's spans (`add`) are stored: every read from now on sees them."""
+        for watcher in self._watchers:
+            watcher.changing(table, spans)
 
     def _add(self, table: str, token: int, series: _SeriesKey, first: int, last: int) -> None:
         marks = self._marks.by_table.setdefault(table, {}).setdefault(series, {})

@@ -194,6 +194,32 @@ def rolled_up(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Path:
     return directory / "store"
 
 
+def test_a_range_ending_past_its_newest_record_never_counts_one_written_past_its_end(tmp_path: Path, test_pki: Pki) -> None:
+    """Such a range takes the cell its end falls in whole (services/lib/reads/newest.py): a record
+    written later past the end, into that very cell, must send it back to the records."""
+    instance = start_storecast(tmp_path, test_pki, NO_KEPT_ANSWERS)
+    end = HOUR_1 + DAY + 30_000  # long enough for the cells to be the cheaper plan
+    past_end = {"timestamp": end + 10_000, "p": 100.0}
+
+    def average(record_id: int) -> list[float]:
+        params: dict[str, str | int] = {"from": HOUR_1, "to": end, "agg": "avg", "period": "1h"}
+        with instance.client("admin") as admin:
+            return [r["p"] for r in ok(admin.get(f"/v1/1/production/battery/{record_id}", params=params))["results"]]
+
+    try:
+        for record_id in (1, 2):
+            put_p(instance, [{"timestamp": HOUR_1 + i * MINUTE, "id": record_id, "p": float(i + 1)} for i in range(3)])
+        put_p(instance, [{**past_end, "id": 2}])  # before the series is first read: the store tells
+        time.sleep(ROUND_INTERVAL_S + 1)
+        assert average(1) == [2.0] and average(2) == [2.0]
+        put_p(instance, [{**past_end, "id": 1}])  # after: its insert tells
+        assert average(1) == [2.0]  # pending
+        time.sleep(ROUND_INTERVAL_S + 1)
+        assert average(1) == [2.0] and average(2) == [2.0]  # the cells now hold it: the records answer
+    finally:
+        stop_storecast(instance)
+
+
 def copy_store(store: Path, directory: Path) -> None:
     """A copy of the stopped server's `store` where start_storecast(directory) looks for it. The engine
     links metadata/<database> and data/<database>/<table> to store/…: relative links, kept as links,

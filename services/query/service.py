@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
 
 from services.lib.reads import plan
+from services.lib.reads.newest import NewestRecords, TrackedSeries
 from services.lib.reads.pending import PendingSpans
 from services.lib.reads.render import (
     JSON_ARRAY_FORMAT,
@@ -36,7 +37,7 @@ from services.lib.rpc.metrics import (
 )
 from services.lib.rpc.server import Context, Registration, on_worker_threads
 from services.lib.store.engine import Store
-from services.lib.store.keys import KnownIds
+from services.lib.store.keys import KEY_FILTER, KnownIds
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.answer_cache import AnswerCache
@@ -82,6 +83,10 @@ class QueryService(query_pb2_grpc.QueryServicer):
         if marks is not None and answer_cache_bytes > 0:
             self._answers = AnswerCache(answer_cache_bytes)
             marks.watch(self._answers)
+        self._newest: NewestRecords | None = None
+        if marks is not None:
+            self._newest = NewestRecords()
+            marks.watch(self._newest)
         self._gathered = GatheredReads(store)
         self._rollups = rollups
         self._max_records = max_records
@@ -211,6 +216,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
             self._recent,
             self._marks,
             self._gathered,
+            self._newest,
         )
 
 
@@ -230,6 +236,8 @@ class _ProductionRead:
     # The rollup marks as this process's ingest writes them, when it is the store's one writer.
     marks: PendingSpans | None
     gathered: GatheredReads
+    # The newest stored timestamp of each series read, where its marks tell this process of every insert.
+    newest: NewestRecords | None
 
     def from_memory_at_once(self) -> records_pb2.Records | None:
         """The answer from the hot tier when it is at hand without waiting (RecentReads.answer_at_once)."""
@@ -392,12 +400,28 @@ class _ProductionRead:
                 cut = client.raw_query(bucket_cut_sql(table, window.period_ms, self.limit), parameters, fmt="TabSeparatedRaw")
                 if cut:
                     parameters["end"] = int(cut) + 1
-            cells = self._plan(client, window, parameters)
-            sql = production_sql(table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, plan=cells)
-            return client.raw_query(sql, parameters, fmt=fmt)
 
-    def _plan(self, client: Client, window: Window, parameters: dict[str, int | None]) -> plan.CellsPlan | None:
-        """The cells plan, if the window's aggregation is cheaper from rollup cells than from its records."""
+            def answer_of(cells: plan.CellsPlan | None) -> bytes:
+                sql = production_sql(
+                    table, self.equipment, window, self.limit + 1, columns=columns, rollup=self._rollup, plan=cells
+                )
+                return client.raw_query(sql, parameters, fmt=fmt)
+
+            tracked = None
+            if self.newest is not None and self._rollup is not None and resolution_for(window) is not None:
+                tracked = self.newest.track(table, self.request.site_id, self.request.id)
+            version = None if tracked is None else tracked.version
+            cells = self._plan(client, window, parameters, tracked)
+            answer = answer_of(cells)
+            if tracked is not None and tracked.version != version and _past_end(cells, parameters["end"]):
+                answer = answer_of(self._plan(client, window, parameters))  # an insert past the end may be in them
+            return answer
+
+    def _plan(
+        self, client: Client, window: Window, parameters: dict[str, int | None], tracked: TrackedSeries | None = None
+    ) -> plan.CellsPlan | None:
+        """The cells plan, if the window's aggregation is cheaper from rollup cells than from its records;
+        with `tracked`, cells past the range's end if no stored record is (services/lib/reads/newest.py)."""
         resolution = resolution_for(window)
         if self._rollup is None or resolution is None:
             return None
@@ -409,6 +433,9 @@ class _ProductionRead:
             )
         else:
             pending = _counted(PENDING_LOOKUPS_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
+        newest = None
+        if tracked is not None and self.newest is not None:
+            newest = partial(self.newest.newest, tracked, partial(newest_stored, client, table, parameters))
         return plan.choose(
             pending,
             start,
@@ -416,7 +443,20 @@ class _ProductionRead:
             resolution=resolution,
             attributes=len(self.equipment.attributes),
             past_records=start is not None and start < self.horizon,
+            newest=newest,
         )
+
+
+def _past_end(cells: plan.CellsPlan | None, end: int | None) -> bool:
+    """Whether the plan takes cells past the range's end (services/lib/reads/newest.py)."""
+    return cells is not None and end is not None and cells.takes_cells_past(end)
+
+
+def newest_stored(client: Client, table: str, parameters: dict[str, int | None]) -> int | None:
+    """The newest timestamp the store holds for the read's series (None: none): the last granule of its key range."""
+    sql = f"SELECT timestamp FROM {table} WHERE {KEY_FILTER} ORDER BY timestamp DESC LIMIT 1"
+    found = client.raw_query(sql, parameters, fmt="TabSeparatedRaw").strip()
+    return int(found) if found else None
 
 
 def _counted(lookups: Counter, lookup: Callable[[], int | None]) -> Callable[[], int | None]:

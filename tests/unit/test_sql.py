@@ -130,6 +130,18 @@ def test_the_cells_plan_takes_records_from_the_first_pending_minute_on() -> None
     assert cells_plan(30_000, 10 * minute, minute, 0) == CellsPlan((), ((30_000, 10 * minute),))
 
 
+def test_a_range_ending_past_the_newest_record_takes_its_last_cells_whole() -> None:
+    minute, hour = 60_000, 3_600_000
+    end = 2 * hour + 10 * minute + 20_000
+    # The newest record is before the end: no record in [end, the next whole minute or hour[.
+    assert cells_plan(0, end, minute, None, newest=end - 15_000).tiles == (Tile(minute, 0, 2 * hour + 11 * minute),)
+    assert cells_plan(0, end, hour, None, newest=end - 15_000) == CellsPlan((Tile(hour, 0, 3 * hour),), ())
+    # A record at or past the end, or anything pending: the records of the partial minute, as before.
+    for newest, pending in ((end, None), (end + 5_000, None), (None, None), (end - 15_000, 2 * hour)):
+        plan = cells_plan(0, end, minute, pending, newest=newest)
+        assert plan.records[-1][1] == end and not plan.takes_cells_past(end), (newest, pending)
+
+
 def test_the_cheaper_plan_by_size() -> None:
     minute, hour = 60_000, 3_600_000
     attributes = len(EQUIPMENT_TYPES["meter-3p"].attributes)

@@ -86,6 +86,10 @@ class CellsPlan:
     tiles: tuple[Tile, ...]
     records: tuple[tuple[int, int], ...]
 
+    def takes_cells_past(self, end: int) -> bool:
+        """Whether a cell it takes whole reaches past `end` (the range's end: cells_plan's `newest`)."""
+        return bool(self.tiles) and self.tiles[-1].hi > end
+
     def cost_us(self, attributes: int, costs: Costs = COSTS) -> float:
         cells = sum(tile.cells for tile in self.tiles)
         records = sum(hi - lo for lo, hi in self.records) / CADENCE_MS
@@ -120,10 +124,15 @@ def tiles(lo: int, hi: int, resolutions: tuple[int, ...]) -> list[Tile]:
     return [*tiles(lo, first, tuple(finer)), Tile(coarsest, first, last), *tiles(last, hi, tuple(finer))]
 
 
-def cells_plan(start: int, end: int, resolution: int, pending: int | None) -> CellsPlan:
+def cells_plan(start: int, end: int, resolution: int, pending: int | None, newest: int | None = None) -> CellsPlan:
     """Whole cells of [start, end[ before the minute of `pending` (the first pending timestamp,
-    None: none), resolutions up to `resolution`; the records for the rest."""
-    cells_end = end if pending is None else max(start, min(end, _floor(pending, MINUTE)))
+    None: none), resolutions up to `resolution`; the records for the rest. `newest`: no stored
+    record of the series is newer (services/lib/reads/newest.py); a range ending past it with
+    nothing pending holds every record of the cells its end falls in, and takes them whole."""
+    if pending is None and newest is not None and newest < end:
+        cells_end = _ceil(end, resolution)
+    else:
+        cells_end = end if pending is None else max(start, min(end, _floor(pending, MINUTE)))
     covered = tiles(start, cells_end, tuple(r for r in ROLLUP_RESOLUTIONS_MS if r <= resolution))
     if not covered:
         return CellsPlan((), ((start, end),))
@@ -160,16 +169,21 @@ def choose(
     resolution: int,
     attributes: int,
     past_records: bool,
+    newest: Callable[[], int | None] | None = None,
 ) -> CellsPlan | None:
     """The cheaper plan for [start, end[ (None: the raw scan), asking `pending` for the range's first
-    pending timestamp only if the cells could be cheaper. `past_records`: the range starts before
-    the raw retention, so only cells can answer its beginning."""
+    pending timestamp only if the cells could be cheaper, and `newest` for the series' newest stored
+    timestamp only if the range ends within a cell and nothing of it is pending. `past_records`: the
+    range starts before the raw retention, so only cells can answer its beginning."""
     if start is None or end is None:
         raise ValueError("an aggregation needs a range")
     raw = raw_cost_us(start, end, attributes)
     if not past_records and cells_plan(start, end, resolution, None).cost_us(attributes) >= raw:
         return None  # cheaper raw even if nothing were pending: no lookup
-    plan = cells_plan(start, end, resolution, pending())
+    found = pending()
+    plan = cells_plan(start, end, resolution, found)
+    if newest is not None and found is None and plan.records and plan.records[-1][1] == end:
+        plan = cells_plan(start, end, resolution, found, newest())  # the records of its end's partial cells, if any
     return plan if past_records or plan.cost_us(attributes) < raw else None
 
 

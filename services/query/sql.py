@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+from clickhouse_connect.driver.client import Client
+
 from services.lib.reads.plan import CellsPlan, cell_result, cells_sql
-from services.lib.reads.render import Member, json_object, select_list
+from services.lib.reads.render import Member, json_object, render_array, select_list
 from services.lib.reads.window import Window
 from services.lib.store.keys import HORIZON_FILTER, KEY_FILTER, newest_versions
 from storecast.catalog import RecordType
@@ -64,6 +69,32 @@ def production_sql(
         f" FROM ({records}) GROUP BY bucket ORDER BY bucket{limit_clause}"
         f") ORDER BY bucket"
     )
+
+
+def cells_json_sql(table: str, rollup: str, equipment: RecordType, window: Window, plan: CellsPlan, limit: int) -> str:
+    """An aggregation's first `limit` buckets from a cells plan, as cells_json reads them."""
+    if window.aggregation is None or window.period_ms is None:
+        raise ValueError("a cells plan answers an aggregation over buckets")
+    return f"{cells_sql(table, rollup, equipment, window.aggregation, window.period_ms, plan)} ORDER BY bucket LIMIT {limit}"
+
+
+def cells_json(
+    client: Client, sql: str, parameters: dict[str, int | None], equipment: RecordType, window: Window, record_id: int
+) -> bytes:
+    """production_sql's JSON array of a cells plan's buckets (cells_json_sql), in the same bytes: the engine
+    merges the cells, Python renders the few buckets. 6.7-7.3 ms against 8.1-8.3 for the engine's own
+    rendering, whose expressions it analyses every query (15-min averages of 20,000 s of meter-3p)."""
+    if window.aggregation is None:
+        raise ValueError("a cells plan answers an aggregation")
+    # Every number as a float: the engine writes -0.0 as -0, which an integer would lose the sign of.
+    found = json.loads(client.raw_query(sql, parameters, fmt="JSONCompactColumns"), parse_int=float)
+    if not found:  # no bucket: the engine sends no column
+        return render_array([], record_id, [], [], [])
+    buckets, _, results = found
+    values = np.array(results, dtype=np.float64).reshape(len(buckets), len(equipment.attributes))
+    keys = [a.name for a in equipment.attributes]
+    kinds = [window.aggregation.kind(a) for a in equipment.attributes]
+    return render_array([int(bucket) for bucket in buckets], record_id, keys, kinds, list(values.T))
 
 
 def bucket_cut_sql(table: str, period_ms: int, limit: int) -> str:

@@ -9,8 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.lib.reads.render import engine_float
 from services.lib.reads.window import Window
-from services.lib.recent.answer import MEMORY_RENDER_MAX_VALUES, engine_float, from_memory, render
+from services.lib.recent.answer import MEMORY_RENDER_MAX_VALUES, from_memory, render
 from services.lib.recent.hot import SeriesRecords
 from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES

@@ -29,7 +29,7 @@ from services.lib.reads.pending import PendingSpans
 from services.lib.reads.rollup import Span, new_token, pending_sql, resolution_for, touched_spans, upkeep_sql
 from services.lib.reads.window import Window
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
-from services.query.sql import production_sql
+from services.query.sql import cells_json, cells_json_sql, production_sql
 from storecast.aggregations import AGGREGATIONS
 from storecast.catalog import EQUIPMENT_TYPES, Kind
 
@@ -140,8 +140,13 @@ def test_both_plans_and_the_chosen_one_equal_the_raw_aggregation(
         # past it takes the cells its end falls in whole.
         newest = max(record["timestamp"] for batch in sequence for record in batch)
         whole = plan.cells_plan(start, end, resolution, found, newest)
-        from_whole = answer(store, production_sql(RAW, GENSET, window, 10_000, rollup=ROLLUP, plan=whole), parameters)
+        whole_sql = production_sql(RAW, GENSET, window, 10_000, rollup=ROLLUP, plan=whole)
+        from_whole = answer(store, whole_sql, parameters)
         assert_same(from_whole, raw, exact, (name, period, start - EPOCH, end - EPOCH, whole))
+        # The query service renders a cells plan's buckets in Python, in the engine's very bytes.
+        rendered = store.raw_query(whole_sql, parameters, fmt="TabSeparatedRaw").splitlines()
+        python = cells_json(store, cells_json_sql(RAW, ROLLUP, GENSET, window, whole, 10_000), parameters, GENSET, window, 1)
+        assert python == b"[" + b",\n".join(rendered) + b"]", (name, period, start - EPOCH, end - EPOCH, whole)
         chosen = plan.choose(
             lambda: found,
             start,

@@ -1,16 +1,26 @@
-"""SQL that makes ClickHouse render v1 JSON records itself.
+"""SQL that makes ClickHouse render v1 JSON records itself, and the same bytes rendered in Python.
 
 Results leave the engine as a finished JSON array, one record per line, so a
 GET turns no value into a Python object. Floats always carry a decimal point
 or an exponent (100.0, not 100) so that typed clients see floats as floats;
 unsigned integers are plain integers; strings are escaped by ClickHouse's
 toJSONString; absent values are null.
+
+A few answers are rendered in Python instead (`render_array`: reads from the
+hot tier, aggregations from rollup cells, a few buckets each), and must be
+indistinguishable from the engine's, byte for byte. So the float text is
+ClickHouse's `toString(Float64)`: the shortest digits that read back to the
+same double, in positional notation for decimal exponents in [-6, 21[ and
+`<d>[.<ddd>]e<exp>` outside (1e-7, 1.5e22: no `+`, no padding), plus `.0` on an
+integral value under 1e21, as the engine's rendering adds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from storecast.catalog import Kind
 
@@ -169,3 +179,54 @@ class ArrayPieces:
             yield held
             held = piece
         yield b"[]" if held is None else held[: -len(_BETWEEN)] + b"]"
+
+
+def engine_float(value: float) -> str:
+    """ClickHouse's toString of a finite Float64."""
+    text = repr(value)
+    if text in ("0.0", "-0.0"):
+        return text[:-2]
+    sign = "-" if text[0] == "-" else ""
+    mantissa, _, exponent = text.lstrip("-").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if fraction == "0":
+        fraction = ""
+    every_digit = whole + fraction
+    significant = every_digit.lstrip("0")
+    # The decimal point sits `point` digits after the first significant one.
+    point = len(whole) + (int(exponent) if exponent else 0) - (len(every_digit) - len(significant))
+    digits = significant.rstrip("0") or "0"
+    count = len(digits)
+    if count <= point <= 21:
+        return sign + digits + "0" * (point - count)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    return sign + digits[0] + ("." + digits[1:] if count > 1 else "") + "e" + str(point - 1)
+
+
+def _json_float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"
+    text = engine_float(value)
+    return text + ".0" if value == int(value) and abs(value) < 1e21 else text
+
+
+def _json_value(kind: Kind) -> Callable[[float], str]:
+    if kind is Kind.FLOAT:
+        return _json_float
+    return lambda value: "null" if value != value else str(int(value))
+
+
+def render_array(
+    timestamps: Sequence[int], record_id: int, keys: Sequence[str], kinds: Sequence[Kind], columns: Sequence[np.ndarray]
+) -> bytes:
+    """The JSON array JSON_ARRAY_FORMAT makes of these records (NaN: null), rendered in Python."""
+    formatters = [_json_value(kind) for kind in kinds]
+    texts = [[format_(value) for value in column.tolist()] for format_, column in zip(formatters, columns)]
+    records = []
+    for row, stamp in enumerate(timestamps):
+        members = "".join(f',"{key}":{values[row]}' for key, values in zip(keys, texts))
+        records.append(f'{{"timestamp":{stamp},"id":{record_id}{members}}}')
+    return ("[" + ",\n".join(records) + "]").encode()

@@ -1,12 +1,5 @@
-"""A production read answered from the hot tier, in the very bytes the engine renders.
-
-services/lib/reads/render.py makes ClickHouse write each record as JSON; a
-read answered from memory must be indistinguishable from it, byte for byte, so
-the float text here is ClickHouse's `toString(Float64)`: the shortest digits that
-read back to the same double, in positional notation for decimal exponents in
-[-6, 21[ and `<d>[.<ddd>]e<exp>` outside (1e-7, 1.5e22: no `+`, no padding),
-plus `.0` on an integral value under 1e21, as the engine's rendering adds.
-"""
+"""A production read answered from the hot tier, in the very bytes the engine renders
+(services/lib/reads/render.py: `render_array`)."""
 
 from __future__ import annotations
 
@@ -15,63 +8,16 @@ from typing import Protocol
 
 import numpy as np
 
+from services.lib.reads.render import render_array
 from services.lib.reads.window import Window
 from services.lib.recent.hot import RecentWrites, SeriesRecords
 from storecast.aggregations import Aggregation
-from storecast.catalog import Kind, RecordType
+from storecast.catalog import RecordType
 from storecast.v1 import query_pb2, records_pb2
 
 
 def answers(aggregation: Aggregation | None) -> bool:
     return aggregation is None or aggregation.memory is not None
-
-
-def engine_float(value: float) -> str:
-    """ClickHouse's toString of a finite Float64."""
-    text = repr(value)
-    if text in ("0.0", "-0.0"):
-        return text[:-2]
-    sign = "-" if text[0] == "-" else ""
-    mantissa, _, exponent = text.lstrip("-").partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    if fraction == "0":
-        fraction = ""
-    every_digit = whole + fraction
-    significant = every_digit.lstrip("0")
-    # The decimal point sits `point` digits after the first significant one.
-    point = len(whole) + (int(exponent) if exponent else 0) - (len(every_digit) - len(significant))
-    digits = significant.rstrip("0") or "0"
-    count = len(digits)
-    if count <= point <= 21:
-        return sign + digits + "0" * (point - count)
-    if 0 < point <= 21:
-        return sign + digits[:point] + "." + digits[point:]
-    if -6 < point <= 0:
-        return sign + "0." + "0" * -point + digits
-    return sign + digits[0] + ("." + digits[1:] if count > 1 else "") + "e" + str(point - 1)
-
-
-def _json_float(value: float) -> str:
-    if value != value or value in (float("inf"), float("-inf")):
-        return "null"
-    text = engine_float(value)
-    return text + ".0" if value == int(value) and abs(value) < 1e21 else text
-
-
-def _json_value(kind: Kind) -> Callable[[float], str]:
-    if kind is Kind.FLOAT:
-        return _json_float
-    return lambda value: "null" if value != value else str(int(value))
-
-
-def _render(timestamps: list[int], record_id: int, keys: list[str], kinds: list[Kind], columns: list[np.ndarray]) -> bytes:
-    formatters = [_json_value(kind) for kind in kinds]
-    texts = [[format_(value) for value in column.tolist()] for format_, column in zip(formatters, columns)]
-    records = []
-    for row, stamp in enumerate(timestamps):
-        members = "".join(f',"{key}":{values[row]}' for key, values in zip(keys, texts))
-        records.append(f'{{"timestamp":{stamp},"id":{record_id}{members}}}')
-    return ("[" + ",\n".join(records) + "]").encode()
 
 
 def render(
@@ -92,7 +38,7 @@ def render(
     next_from = int(timestamps[limit]) if len(timestamps) > limit else None
     count = min(limit, len(timestamps))
     cut = [column[:count] for column in columns]
-    return _render(timestamps[:count].tolist(), record_id, keys, kinds, cut), count, next_from
+    return render_array(timestamps[:count].tolist(), record_id, keys, kinds, cut), count, next_from
 
 
 def _aggregate(

@@ -159,6 +159,12 @@ def start_storecast(directory: Path, test_pki: Pki, extra_env: dict[str, str] | 
     return Storecast(base_url, f"127.0.0.1:{grpc_port}", test_pki, process, log)
 
 
+def start_observed(directory: Path, test_pki: Pki, extra_env: dict[str, str] | None = None) -> tuple[Storecast, int]:
+    """start_storecast's, with its metrics on a port of their own: the instance and that port."""
+    metrics_port = free_port()
+    return start_storecast(directory, test_pki, {"STORECAST_METRICS_PORT": str(metrics_port), **(extra_env or {})}), metrics_port
+
+
 class FakeClickHouse:
     """tests/chdb_http.py in a process of its own: a ClickHouse server over one chDB directory,
     which several storecast processes can share. Kill it for "down", start it again for "back"."""

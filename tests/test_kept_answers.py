@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Pki, Storecast, free_port, ok, put, start_storecast, stop_storecast
+from tests.conftest import Pki, Storecast, ok, put, start_observed, start_storecast, stop_storecast
 
 # Two days ago: out of the hot tier's window, so every read goes to the store.
 OLD_MS = (int(time.time()) // 3600 - 48) * 3_600_000
@@ -26,8 +26,7 @@ def _cache_reads(metrics_port: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[tuple[Storecast, int]]:
-    metrics_port = free_port()
-    started = start_storecast(tmp_path_factory.mktemp("kept"), test_pki, {"STORECAST_METRICS_PORT": str(metrics_port)})
+    started, metrics_port = start_observed(tmp_path_factory.mktemp("kept"), test_pki)
     yield started, metrics_port
     stop_storecast(started)
 

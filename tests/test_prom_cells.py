@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Pki, Storecast, free_port, ok, put, start_storecast, stop_storecast
+from tests.conftest import Pki, Storecast, ok, put, start_observed, stop_storecast
 from tests.helpers import HOUR, MINUTE, T0
 
 API = "/ext/prom/api/v1"
@@ -38,8 +38,7 @@ REDUCE: dict[str, Callable[[list[float]], float]] = {
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory, test_pki: Pki) -> Iterator[tuple[Storecast, int]]:
-    metrics_port = free_port()
-    instance = start_storecast(tmp_path_factory.mktemp("prom-cells"), test_pki, {"STORECAST_METRICS_PORT": str(metrics_port)})
+    instance, metrics_port = start_observed(tmp_path_factory.mktemp("prom-cells"), test_pki)
     yield instance, metrics_port
     stop_storecast(instance)
 
@@ -176,8 +175,7 @@ def test_short_windows_and_unaligned_steps_read_the_records(observed: tuple[Stor
 def test_a_window_past_the_first_pending_minute_reads_its_records(tmp_path: Path, test_pki: Pki) -> None:
     """Records written since the last maintainer round are in no cell yet: the windows from their minute on
     read records, and the answer counts them at once."""
-    metrics_port = free_port()
-    storecast = start_storecast(tmp_path, test_pki, {"STORECAST_METRICS_PORT": str(metrics_port)})
+    storecast, metrics_port = start_observed(tmp_path, test_pki)
     try:
         records: Records = {(1, T0 + offset): float(offset // CADENCE_MS % 7) for offset in range(0, 4 * HOUR, CADENCE_MS)}
         with storecast.client() as client:

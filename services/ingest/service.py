@@ -34,6 +34,7 @@ from services.lib.rpc.metrics import RECORDS_WRITTEN, ROLLUP_SPANS_MARKED, store
 from services.lib.rpc.server import Context, Registration
 from services.lib.store import native
 from services.lib.store.engine import Store
+from services.lib.store.keys import newest_timestamps
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES, Table
 from storecast.catalog import EQUIPMENT_BY_ENUM, EQUIPMENT_TYPES, RecordType
@@ -216,15 +217,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         return flusher
 
     def _newest_stored(self, equipment: str, keys: list[SeriesKey]) -> dict[SeriesKey, int | None]:
-        table = self._store.table(PRODUCTION_TABLES[equipment].name)
-        # Keys are our own integers: the tuple list reads the primary key's ranges, as parameters would not.
-        wanted = ",".join(f"({site_id},{record_id})" for site_id, record_id in keys)
-        sql = f"SELECT site_id, id, max(timestamp) FROM {table} WHERE (site_id, id) IN ({wanted}) GROUP BY site_id, id"
         with store_query(), self._store.client() as client:
-            rows = client.query(sql).result_rows
-        newest: dict[SeriesKey, int | None] = dict.fromkeys(keys)
-        newest.update({(int(site_id), int(record_id)): int(stamp) for site_id, record_id, stamp in rows})
-        return newest
+            return newest_timestamps(client, self._store.table(PRODUCTION_TABLES[equipment].name), keys)
 
     async def PutProduction(self, request: ingest_pb2.PutProductionRequest, context: Context) -> records_pb2.PutReply:
         return await self._put(request)

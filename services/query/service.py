@@ -37,7 +37,7 @@ from services.lib.rpc.metrics import (
 )
 from services.lib.rpc.server import Context, Registration, on_worker_threads
 from services.lib.store.engine import Store
-from services.lib.store.keys import KEY_FILTER, KnownIds
+from services.lib.store.keys import KnownIds, newest_timestamps
 from services.lib.store.retention import Retention
 from services.lib.store.schema import PENDING_TABLE, PRODUCTION_TABLES, ROLLUP_TABLES
 from services.query.answer_cache import AnswerCache
@@ -374,6 +374,10 @@ class _ProductionRead:
     def _rollup(self) -> str | None:
         return self.store.table(ROLLUP_TABLES[self.equipment.name].name) if self.rollups else None
 
+    def _newest_stored(self, client: Client) -> int | None:
+        series = (self.request.site_id, self.request.id)
+        return newest_timestamps(client, self.table, [series])[series]
+
     def counted(self, records: int) -> None:
         RECORDS_READ.labels("production", self.equipment.name).inc(records)
 
@@ -438,7 +442,7 @@ class _ProductionRead:
             pending = _counted(PENDING_LOOKUPS_IN_STORE, partial(plan.first_pending, client, self._pending, table, parameters))
         newest = None
         if tracked is not None and self.newest is not None:
-            newest = partial(self.newest.newest, tracked, partial(newest_stored, client, table, parameters))
+            newest = partial(self.newest.newest, tracked, partial(self._newest_stored, client))
         return plan.choose(
             pending,
             start,
@@ -453,13 +457,6 @@ class _ProductionRead:
 def _past_end(cells: plan.CellsPlan | None, end: int | None) -> bool:
     """Whether the plan takes cells past the range's end (services/lib/reads/newest.py)."""
     return cells is not None and end is not None and cells.takes_cells_past(end)
-
-
-def newest_stored(client: Client, table: str, parameters: dict[str, int | None]) -> int | None:
-    """The newest timestamp the store holds for the read's series (None: none): the last granule of its key range."""
-    sql = f"SELECT timestamp FROM {table} WHERE {KEY_FILTER} ORDER BY timestamp DESC LIMIT 1"
-    found = client.raw_query(sql, parameters, fmt="TabSeparatedRaw").strip()
-    return int(found) if found else None
 
 
 def _counted(lookups: Counter, lookup: Callable[[], int | None]) -> Callable[[], int | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -26,6 +27,16 @@ def newest_versions(columns: str, table: str, where: str, key: str) -> str:
     within a part should the engine ever be given duplicates.
     """
     return f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {key}, _block_number DESC, _part_offset DESC LIMIT 1 BY {key}"
+
+
+def newest_timestamps(client: Client, table: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int | None]:
+    """The newest timestamp `table` holds for each (site_id, id) (None: nothing stored)."""
+    # Keys are our own integers: the tuple list reads the primary key's ranges, as parameters would not.
+    wanted = ",".join(f"({site_id},{record_id})" for site_id, record_id in keys)
+    sql = f"SELECT site_id, id, max(timestamp) FROM {table} WHERE (site_id, id) IN ({wanted}) GROUP BY site_id, id"
+    newest: dict[tuple[int, int], int | None] = dict.fromkeys(keys)
+    newest.update({(int(site_id), int(record_id)): int(stamp) for site_id, record_id, stamp in client.query(sql).result_rows})
+    return newest
 
 
 class KnownIds:

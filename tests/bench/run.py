@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import codings
 import concurrency
 import fleet
 import httpx
@@ -288,6 +289,7 @@ def bench_storecast(workdir: Path, dataset: Dataset, bodies: list[bytes], args: 
                 client, lambda d: body_of(Storecast.get(client, d.site_id, equipment_id, range_params(d))), dataset, args.runs
             )
             result["rss_bytes_after_queries"] = rss_bytes(target.server.pid)
+            result["codings"] = codings.measure(raw.last.content)
             say(f"storecast GET 15m avg {aggregate.median_ms:.1f} ms, raw {raw.median_ms:.1f} ms")
 
             if args.profile is not None:

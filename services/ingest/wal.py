@@ -26,18 +26,21 @@ import os
 import struct
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from zlib_ng import zlib_ng
+
 from services.lib.rpc.metrics import WAL_SYNC_ENTRIES, WAL_SYNC_SECONDS
 
 log = logging.getLogger("storecast.wal")
 
 _FRAME = struct.Struct("<II")  # length, crc32
+# zlib-ng's CRC-32 has zlib's values (logs written before it replay) at about ten times its speed.
+_crc32 = zlib_ng.crc32
 _SUFFIX = ".wal"
 # The log holds production records only: forecasts, commitments and tariffs keep the group commit.
 _SYNC_SECONDS = WAL_SYNC_SECONDS.labels("production")
@@ -56,7 +59,7 @@ def _segment_name(sequence: int) -> str:
 
 
 def frame(entry: bytes) -> bytes:
-    return _FRAME.pack(len(entry), zlib.crc32(entry)) + entry
+    return _FRAME.pack(len(entry), _crc32(entry)) + entry
 
 
 def read_segment(path: Path) -> Iterator[bytes]:
@@ -69,7 +72,7 @@ def read_segment(path: Path) -> Iterator[bytes]:
             return
         length, crc = _FRAME.unpack_from(data, offset)
         start, end = offset + _FRAME.size, offset + _FRAME.size + length
-        if end > len(data) or zlib.crc32(data[start:end]) != crc:
+        if end > len(data) or _crc32(data[start:end]) != crc:
             log.warning("write-ahead log %s: torn or corrupt entry at byte %d; replay stops there", path.name, offset)
             return
         yield data[start:end]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,16 @@ def test_entries_come_back_in_order_across_segments_and_a_restart(tmp_path: Path
     wal.close()
     again = WriteAheadLog(tmp_path, 1 << 20)
     assert list(again.replay()) == [b"a", b"b", b"c"]
+
+
+def test_a_segment_framed_with_zlibs_crc_replays(tmp_path: Path) -> None:
+    """Segments written before the log took zlib-ng's CRC-32 (zlib's, the same values) replay as they were."""
+    entries = [b"first entry", bytes(range(256)) * 300]
+    (tmp_path / "00000000000000000001.wal").write_bytes(
+        b"".join(struct.pack("<II", len(entry), zlib.crc32(entry)) + entry for entry in entries)
+    )
+    assert list(read_segment(tmp_path / "00000000000000000001.wal")) == entries
+    assert [frame(entry) for entry in entries] == [struct.pack("<II", len(e), zlib.crc32(e)) + e for e in entries]
 
 
 def test_release_deletes_only_sealed_segments_up_to_the_one_named(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@
   little memory spent (gateway/bodies.py). A body that does not decode is
   400/1301.
 
-gzip is zlib-ng (`zlib_ng`, zlib's API): the same gzip format, encoded in about
-two fifths and decoded in half the CPU of Python's zlib at the same size. zstd
+gzip is zlib-ng (`zlib_ng`, zlib's API and format): at a level, about half the
+CPU of Python's zlib for about its size, and decoding in about a third. zstd
 is `backports.zstd` (clickhouse-connect's dependency, Python 3.14's
 `compression.zstd`): its decompressor bounds each call's output, as zlib's
 does. A body whose frame needs a window over 8 MiB, the most RFC 9659 lets an

@@ -44,7 +44,14 @@ from services.query.answer_cache import AnswerCache
 from services.query.gathered import GATHERED_SPAN_MS, GatheredReads, WantedRange
 from services.query.promql import service as promql
 from services.query.promql.select import Reader
-from services.query.sql import bucket_cut_sql, cells_json, cells_json_sql, production_members, production_sql
+from services.query.sql import (
+    PYTHON_RENDERED_BUCKETS,
+    bucket_cut_sql,
+    cells_json,
+    cells_json_sql,
+    production_members,
+    production_sql,
+)
 from storecast.aggregations import AGGREGATIONS, spelled
 from storecast.catalog import EQUIPMENT_BY_ENUM, TIMESTAMP_LIMIT_MS, Kind, RecordType
 from storecast.status import ApiFailure, ApiStatus, to_api_error
@@ -406,7 +413,13 @@ class _ProductionRead:
                     parameters["end"] = int(cut) + 1
 
             def answer_of(cells: plan.CellsPlan | None) -> bytes:
-                if cells is not None and fmt == JSON_ARRAY_FORMAT and not columns and self._rollup is not None:
+                if (
+                    cells is not None
+                    and fmt == JSON_ARRAY_FORMAT
+                    and not columns
+                    and self._rollup is not None
+                    and window.bucket_count() <= PYTHON_RENDERED_BUCKETS
+                ):
                     merged = cells_json_sql(table, self._rollup, self.equipment, window, cells, self.limit + 1)
                     return cells_json(client, merged, parameters, self.equipment, window, self.request.id)
                 sql = production_sql(

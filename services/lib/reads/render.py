@@ -131,8 +131,8 @@ class RenderedArray:
 
 def limit_array(array: bytes, limit: int) -> RenderedArray:
     """At most `limit` records of a rendered array (queried with LIMIT limit + 1)."""
-    # A newline only ever comes from _BETWEEN (JSON escapes a string's), and bytes.count of one
-    # byte is memchr's: a third of the time of the two-byte pattern on a 4 MB answer.
+    # A newline only ever comes from _BETWEEN (JSON escapes a string's), and bytes.count of a single
+    # byte runs CPython's one-character loop: a third of the two-byte pattern's time on a 4 MB answer.
     count = array.count(b"\n") + 1 if len(array) > 2 else 0
     if count <= limit:
         return RenderedArray(array, count, None)
